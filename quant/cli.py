@@ -1,0 +1,179 @@
+"""`python flow.py train-quant`: QAT, BN folding + fine-tune, integer and QONNX export, metrics.
+
+Writes under build/<preset>/ (or --out): checkpoint.pt (every epoch), intmodel.zip, model.qonnx.onnx,
+testset.npz, metrics.json. Every artifact is written to a temp file and renamed, and every user error is found
+before anything is written, so a failed run leaves earlier artifacts as they were.
+
+`--eval-model PATH` instead checks an existing integer model (and optionally a --testset file): it loads and
+verifies the file, checks the hardware limits, and compares the torch integer inference with golden.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from golden.errors import FlowError
+
+from . import presets
+
+FIRING_KEYS = ("spikes", "pooled")
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--preset", default="digits", help=f"one of: {', '.join(presets.PRESETS)} (default digits)")
+    parser.add_argument("--epochs", type=int, help="QAT epochs (phase 1)")
+    parser.add_argument("--finetune-epochs", type=int, help="fine-tune epochs with BN folded (phase 2)")
+    parser.add_argument("--weight-bits", type=int, help="weight bit width (8 and 4 are tested)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--resume", action="store_true", help="continue from the last finished epoch's checkpoint")
+    parser.add_argument("--data-dir", help="dataset directory (Fashion-MNIST IDX files or cifar-10-batches-py)")
+    parser.add_argument("--out", help="output directory (default build/<preset>)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a model or training setting, e.g. --set embed_dim=32 (repeatable)")
+    parser.add_argument("--no-qonnx", action="store_true", help="skip the QONNX export")
+    parser.add_argument("--eval-model", metavar="PATH", help="check an existing intmodel.zip instead of training")
+    parser.add_argument("--testset", metavar="PATH", help="with --eval-model: the images/labels .npz to run")
+
+
+def _atomic_text(path: str, text: str) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def check_dataset(model_cfg: dict, images: np.ndarray, what: str) -> None:
+    """The data must match the model's input shape and bit width (fail before any training)."""
+    want = (model_cfg["in_channels"], *model_cfg["image_size"])
+    if tuple(images.shape[1:]) != want:
+        raise FlowError(f"the {what} images are {tuple(images.shape[1:])} but the model expects {want}; set "
+                        "in_channels/image_size to match (e.g. --set image_size=[28,28]) or pick the matching preset.")
+    top = (1 << model_cfg["input_bits"]) - 1
+    lo, hi = int(images.min()), int(images.max())
+    if lo < 0 or hi > top:
+        raise FlowError(f"the {what} pixels span {lo}..{hi} but input_bits={model_cfg['input_bits']} allows 0..{top}; "
+                        f"raise input_bits (e.g. --set input_bits={max(1, hi.bit_length())}).")
+
+
+def firing_rates(trace: dict) -> dict:
+    return {k: float(np.mean(v)) for k, v in trace.items() if k.rsplit(".", 1)[-1].endswith(FIRING_KEYS)}
+
+
+def evaluate_intmodel(model, images, labels, log=None) -> dict:
+    """Torch integer inference vs golden on a test set: accuracy, firing rates, first mismatch (if any)."""
+    from golden import inference
+    from golden.compare import first_mismatch
+
+    from . import int_infer
+
+    log = log or sys.stderr
+    t0 = time.perf_counter()
+    ref = inference.run(model, images, trace=True)
+    t1 = time.perf_counter()
+    logits, trace = int_infer.run(model, images, trace=True)
+    t2 = time.perf_counter()
+    mismatch = first_mismatch(ref.trace, trace, inference.layer_order(model))
+    classes = int_infer.classify(logits)
+    print(f"integer inference on {len(images)} images: golden {t1 - t0:.1f} s, torch {t2 - t1:.1f} s; "
+          f"{'bit-exact' if mismatch is None else 'MISMATCH: ' + mismatch}", file=log)
+    return {
+        "int_test_accuracy": float(np.mean(classes == labels)) if len(labels) else 0.0,
+        "golden_equals_torch": mismatch is None,
+        "first_mismatch": mismatch,
+        "per_layer_firing_rate": firing_rates(ref.trace),
+    }
+
+
+def eval_model(args) -> int:
+    from golden.intmodel import load, load_testset
+    from golden.widths import check_hw_limits
+
+    model = load(args.eval_model)
+    check_hw_limits(model)
+    if args.testset:
+        images, labels = load_testset(args.testset)
+    else:
+        model_cfg, train_cfg = presets.resolve(args.preset, args.set)
+        from . import data
+        _, _, images, labels = data.load(train_cfg["dataset"], args.data_dir)
+    model.check_images(images)
+    result = evaluate_intmodel(model, images, labels)
+    print(json.dumps({k: v for k, v in result.items() if k != "per_layer_firing_rate"}, indent=1))
+    if not result["golden_equals_torch"]:
+        raise FlowError(f"torch integer inference disagrees with golden ({result['first_mismatch']}); "
+                        "report this as a bug in quant/int_infer.py.")
+    return 0
+
+
+def main(args) -> int:
+    if args.eval_model:
+        return eval_model(args)
+    model_cfg, train_cfg = presets.resolve(args.preset, args.set, args.weight_bits, args.epochs, args.finetune_epochs)
+    out = args.out or os.path.join("build", args.preset)
+    if args.device == "cuda":
+        import torch
+        if not torch.cuda.is_available():
+            raise FlowError("--device cuda was given but torch sees no CUDA device; use --device cpu.")
+
+    from . import data
+    t_start = time.perf_counter()
+    xtr, ytr, xte, yte = data.load(train_cfg["dataset"], args.data_dir)
+    check_dataset(model_cfg, xtr, "training")
+    check_dataset(model_cfg, xte, "test")
+
+    import torch
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    from .export import export_qonnx, to_intmodel
+    from .model import Spikingformer, parameter_count, weight_count
+    from .train import train
+
+    params = parameter_count(Spikingformer(model_cfg))
+    print(f"preset {args.preset}: {params:,} parameters, {len(xtr)} training / {len(xte)} test images, "
+          f"output {out}", file=sys.stderr)
+    result = train(model_cfg, train_cfg, (xtr, ytr, xte, yte), out, args.device, args.resume)
+
+    intmodel = to_intmodel(result.model, {"preset": args.preset})
+    ev = evaluate_intmodel(intmodel, xte, yte)
+
+    from golden.intmodel import save, save_testset
+    qonnx_path = os.path.join(out, "model.qonnx.onnx")
+    qonnx_note = None
+    if not args.no_qonnx:
+        qonnx_note = export_qonnx(result.model, qonnx_path)
+    digest = save(intmodel, os.path.join(out, "intmodel.zip"))
+    save_testset(os.path.join(out, "testset.npz"), xte, yte)
+    metrics = {
+        "preset": args.preset,
+        "config": model_cfg,
+        "train_config": train_cfg,
+        "float_test_accuracy": result.qat_test_accuracy,
+        "folded_float_test_accuracy": result.folded_test_accuracy,
+        **ev,
+        "params": params,
+        "weights": weight_count(result.model),
+        "weight_bits": model_cfg["weight_bits"],
+        "train_seconds": round(result.train_seconds, 2),
+        "total_seconds": round(time.perf_counter() - t_start, 2),
+        "intmodel_sha256": digest,
+        "qonnx": qonnx_note and {"path": qonnx_path, "contents": qonnx_note},
+        "history": result.history,
+    }
+    _atomic_text(os.path.join(out, "metrics.json"), json.dumps(metrics, indent=1, sort_keys=True) + "\n")
+    print(f"float QAT {100 * metrics['float_test_accuracy']:.2f}%, folded {100 * result.folded_test_accuracy:.2f}%, "
+          f"integer {100 * ev['int_test_accuracy']:.2f}% on {len(xte)} test images; wrote {out}/", file=sys.stderr)
+    if not ev["golden_equals_torch"]:
+        raise FlowError(f"torch integer inference disagrees with golden ({ev['first_mismatch']}); "
+                        "report this as a bug in quant/int_infer.py.")
+    return 0

@@ -1,0 +1,96 @@
+"""Datasets as unsigned-integer images [N, Cin, H, W] + labels. Nothing is ever downloaded."""
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+
+import numpy as np
+
+from golden.errors import FlowError
+
+FASHION_DIR = "/usr/share/datasets/fashion-mnist"
+# Pixel bit width each dataset's integers need (the model's input_bits must be at least this).
+DATASET_BITS = {"digits": 5, "fashion-mnist": 8, "cifar10": 8}
+
+
+def load(name: str, data_dir: str | None = None):
+    """(train_x, train_y, test_x, test_y): int64 images [N, Cin, H, W] in 0..2^B-1 and int64 labels."""
+    if name == "digits":
+        return load_digits()
+    if name == "fashion-mnist":
+        return load_fashion_mnist(data_dir or FASHION_DIR)
+    if name == "cifar10":
+        return load_cifar10(data_dir)
+    raise FlowError(f"unknown dataset '{name}'; choose digits, fashion-mnist or cifar10.")
+
+
+def load_digits():
+    """sklearn's bundled 8x8 digits (pixels 0..16), split stratified 80/20 with seed 0: 1,437 / 360 images."""
+    from sklearn.datasets import load_digits as sk_load
+    from sklearn.model_selection import train_test_split
+
+    d = sk_load()
+    x = d.images.astype(np.int64)[:, None]
+    y = d.target.astype(np.int64)
+    xtr, xte, ytr, yte = train_test_split(x, y, test_size=0.2, stratify=y, random_state=0)
+    return xtr, ytr, xte, yte
+
+
+def read_idx(path: str) -> np.ndarray:
+    """An IDX file (MNIST format, raw or gzip) as a numpy array."""
+    opener = gzip.open if path.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except OSError as exc:
+        raise FlowError(f"cannot read {path} ({exc.strerror or exc}); check the file or pass another --data-dir.") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise FlowError(f"{path} is not an unsigned-byte IDX file; pass a --data-dir with the original IDX files.")
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    offset = 4 + 4 * ndim
+    count = int(np.prod(dims))
+    if len(raw) - offset != count:
+        raise FlowError(f"{path} is truncated ({len(raw) - offset} of {count} bytes); restore the file.")
+    return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(dims)
+
+
+def _find(directory: str, stem: str) -> str | None:
+    for name in (stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"):
+        path = os.path.join(directory, name)
+        if os.path.exists(path):
+            return path
+    return None
+
+
+def load_fashion_mnist(directory: str):
+    stems = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+    paths = [_find(directory, s) for s in stems]
+    if any(p is None for p in paths):
+        raise FlowError(f"Fashion-MNIST IDX files are not in {directory}; run `apt-get install dataset-fashion-mnist` "
+                        "or pass --data-dir with the four IDX files.")
+    xtr, ytr, xte, yte = (read_idx(p) for p in paths)
+    return (xtr.astype(np.int64)[:, None], ytr.astype(np.int64), xte.astype(np.int64)[:, None], yte.astype(np.int64))
+
+
+def load_cifar10(directory: str | None):
+    if directory and os.path.isdir(os.path.join(directory, "cifar-10-batches-py")):
+        directory = os.path.join(directory, "cifar-10-batches-py")
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    if not directory or any(not os.path.exists(os.path.join(directory, n)) for n in names):
+        raise FlowError("CIFAR-10 python batches (data_batch_1..5, test_batch) were not found; pass --data-dir "
+                        "pointing at the extracted cifar-10-batches-py directory.")
+    parts = []
+    for n in names:
+        try:
+            with open(os.path.join(directory, n), "rb") as f:
+                d = pickle.load(f, encoding="bytes")
+            parts.append((np.asarray(d[b"data"], dtype=np.int64).reshape(-1, 3, 32, 32),
+                          np.asarray(d[b"labels"], dtype=np.int64)))
+        except (OSError, pickle.UnpicklingError, KeyError, ValueError, EOFError) as exc:
+            raise FlowError(f"CIFAR-10 batch {n} is unreadable ({type(exc).__name__}); restore the "
+                            "cifar-10-batches-py files.") from None
+    xtr = np.concatenate([p[0] for p in parts[:5]])
+    ytr = np.concatenate([p[1] for p in parts[:5]])
+    return xtr, ytr, parts[5][0], parts[5][1]
