@@ -14,11 +14,11 @@ from golden.intmodel import CONFIG_KEYS, normalise_config
 # Training recipe defaults (SPEC §1: AdamW, cosine with warm-up, label smoothing 0.1).
 TRAIN_DEFAULTS = {
     "dataset": "digits",
-    "epochs": 60,             # phase 1: QAT with BN
-    "finetune_epochs": 15,    # phase 2: BN folded, weights re-quantised, bias on the accumulator grid
+    "epochs": 40,             # phase 1: QAT with BN
+    "finetune_epochs": 20,    # phase 2: BN folded, weights re-quantised, bias on the accumulator grid
     "batch_size": 64,
     "lr": 2e-3,
-    "finetune_lr": 5e-4,
+    "finetune_lr": 1e-3,
     "weight_decay": 0.06,
     "warmup_epochs": 3,
     "label_smoothing": 0.1,
