@@ -1,0 +1,432 @@
+"""`python flow.py report`: one offline HTML page (PNG plots beside it) under build/<preset>/report/.
+
+Sections: accuracy (float vs integer), per-layer firing rates, the values entering every weight layer (binary
+everywhere but the first conv and the head: the paper's Fig. 3 check), attention maps (Fig. 5), cycles per layer,
+resources and Fmax, energy, and a table against the anchors of SPEC §8. Every input is optional: a missing piece is
+named in the page with the command that produces it. Same inputs give byte-identical files.
+"""
+from __future__ import annotations
+
+import html
+import json
+import os
+import tempfile
+
+import numpy as np
+
+from golden.errors import FlowError
+
+REPORT_IMAGES = 256      # test images run through golden for rates, distributions and energy
+ATTENTION_IMAGES = 3
+
+
+def _read_json(path: str):
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def _missing(what: str, command: str) -> str:
+    return f'<p class="missing">{html.escape(what)} not run yet: run <code>{html.escape(command)}</code>.</p>'
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    def cell(v):
+        if isinstance(v, float):
+            v = f"{v:,.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
+        elif isinstance(v, int):
+            v = f"{v:,}"
+        return f"<td>{html.escape(str(v))}</td>"
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(cell(v) for v in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+class Page:
+    """Collects sections and the PNG files they reference; writes everything atomically."""
+
+    def __init__(self, out_dir: str):
+        self.out_dir = out_dir
+        self.sections: list[str] = []
+        self.images: list[str] = []
+
+    def section(self, title: str, body: str) -> None:
+        anchor = title.lower().replace(" ", "-").replace("/", "")
+        self.sections.append(f'<h2 id="{anchor}">{html.escape(title)}</h2>\n{body}')
+
+    def figure(self, fig, name: str, caption: str) -> str:
+        import matplotlib.pyplot as plt
+        path = os.path.join(self.out_dir, name)
+        fd, tmp = tempfile.mkstemp(dir=self.out_dir, prefix=".tmp-", suffix=".png")
+        os.close(fd)
+        fig.savefig(tmp, dpi=90, bbox_inches="tight", metadata={"Software": None})
+        plt.close(fig)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+        self.images.append(name)
+        return (f'<figure><img src="{html.escape(name)}" alt="{html.escape(caption)}">'
+                f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+    def write(self, title: str, intro: str) -> str:
+        toc = "".join(f'<li><a href="#{s.split(chr(34))[1]}">{s.split(">")[1].split("<")[0]}</a></li>'
+                      for s in self.sections)
+        text = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>
+body {{ font-family: sans-serif; max-width: 1100px; margin: 1em auto; padding: 0 1em; color: #222; }}
+table {{ border-collapse: collapse; margin: 0.5em 0 1em; font-size: 90%; }}
+td, th {{ border: 1px solid #bbb; padding: 2px 8px; text-align: right; }}
+th {{ background: #eee; }} td:first-child {{ text-align: left; }}
+figure {{ margin: 0.5em 0; }} img {{ max-width: 100%; }} figcaption {{ font-size: 85%; color: #555; }}
+.missing {{ color: #a40; }} .ok {{ color: #070; }} .bad {{ color: #b00; }} code {{ background: #f4f4f4; }}
+</style></head><body>
+<h1>{html.escape(title)}</h1>
+{intro}
+<ul>{toc}</ul>
+{chr(10).join(self.sections)}
+</body></html>
+"""
+        path = os.path.join(self.out_dir, "index.html")
+        fd, tmp = tempfile.mkstemp(dir=self.out_dir, prefix=".tmp-", suffix=".html")
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+        return path
+
+
+# ------------------------------------------------------------------------------------------------ sections
+
+def accuracy_section(page: Page, metrics: dict | None, preset: str) -> None:
+    if not metrics:
+        page.section("Accuracy", _missing("Training", f"python flow.py train-quant --preset {preset}"))
+        return
+    import matplotlib.pyplot as plt
+    rows = []
+    for key, label in (("float_test_accuracy", "float QAT (BN, phase 1)"),
+                       ("folded_float_test_accuracy", "float, BN folded (phase 2)"),
+                       ("int_test_accuracy", "integer model (golden)")):
+        if key in metrics and metrics[key] is not None:
+            rows.append([label, f"{100 * metrics[key]:.2f} %"])
+    body = _table(["model", "test accuracy"], rows)
+    if "float_test_accuracy" in metrics and "int_test_accuracy" in metrics:
+        gap = 100 * (metrics["float_test_accuracy"] - metrics["int_test_accuracy"])
+        body += f"<p>Float − integer gap: <b>{gap:+.2f} points</b>. Golden equals torch integer inference: " \
+                f"<b>{metrics.get('golden_equals_torch')}</b>.</p>"
+    history = metrics.get("history") or []
+    accs = [(i, h.get("test_accuracy")) for i, h in enumerate(history) if isinstance(h, dict) and h.get("test_accuracy") is not None]
+    if accs:
+        fig, ax = plt.subplots(figsize=(6, 3))
+        ax.plot([a[0] + 1 for a in accs], [100 * a[1] for a in accs], marker=".")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("test accuracy (%)")
+        ax.grid(alpha=0.3)
+        body += page.figure(fig, "accuracy_history.png", "Test accuracy per training epoch (float model).")
+    page.section("Accuracy", body)
+
+
+def firing_section(page: Page, rates: dict) -> None:
+    import matplotlib.pyplot as plt
+    keys = [k for k in rates if k.endswith("spikes")]
+    fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(keys)), 3.2))
+    ax.bar(range(len(keys)), [100 * rates[k] for k in keys], color="#4a7")
+    ax.set_xticks(range(len(keys)))
+    ax.set_xticklabels(keys, rotation=60, ha="right", fontsize=8)
+    ax.set_ylabel("firing rate (%)")
+    ax.grid(axis="y", alpha=0.3)
+    body = page.figure(fig, "firing_rates.png", "Mean firing rate (spikes per neuron per timestep) of every LIF, "
+                                                "on the test images.")
+    body += _table(["LIF output", "firing rate"], [[k, f"{100 * rates[k]:.2f} %"] for k in keys])
+    page.section("Firing rates", body)
+
+
+def layer_inputs(model, trace: dict, images) -> list[tuple[str, np.ndarray]]:
+    """The values entering every weight layer, in execution order."""
+    out = [("tok0 (pixels)", np.asarray(images))]
+    for i in range(1, len(model.stages)):
+        key = f"tok{i}.pooled" if model.stages[i]["pool"] else f"tok{i-1}.spikes"
+        out.append((f"tok{i}", trace[key]))
+    for j in range(model.blocks):
+        p = f"blk{j}."
+        out += [(p + "q/k/v", trace[p + "ssa_spikes"]), (p + "proj", trace[p + "attn_spikes"]),
+                (p + "fc1", trace[p + "mlp_spikes"]), (p + "fc2", trace[p + "fc1.spikes"])]
+    out.append(("head (Z)", trace["head.z"]))
+    return out
+
+
+def distribution_section(page: Page, model, trace: dict, images) -> None:
+    import matplotlib.pyplot as plt
+    inputs = layer_inputs(model, trace, images)
+    cols = 4
+    rows_n = (len(inputs) + cols - 1) // cols
+    fig, axes = plt.subplots(rows_n, cols, figsize=(3 * cols, 2.2 * rows_n), squeeze=False)
+    rows = []
+    for ax, (name, values) in zip(axes.flat, inputs):
+        v = np.asarray(values).ravel()
+        distinct = np.unique(v)
+        binary = bool(np.isin(distinct, (0, 1)).all())
+        expected_binary = not (name.startswith("tok0") or name.startswith("head"))
+        verdict = "ok" if binary == expected_binary else "UNEXPECTED"
+        rows.append([name, int(distinct.size), f"{int(v.min())} .. {int(v.max())}", "binary" if binary else "multi-valued",
+                     verdict])
+        if distinct.size <= 64:
+            counts = np.array([(v == d).sum() for d in distinct])
+            ax.bar(distinct, counts / v.size, width=0.8 if distinct.size > 2 else 0.4, color="#47a" if binary else "#a74")
+        else:
+            ax.hist(v, bins=50, color="#a74", weights=np.full(v.size, 1 / v.size))
+        ax.set_title(name, fontsize=9)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(inputs):]:
+        ax.axis("off")
+    fig.tight_layout()
+    body = page.figure(fig, "layer_inputs.png", "Distribution of the values entering every weight layer (share of "
+                                                "inputs per value). Spike layers see only 0/1; the first conv sees "
+                                                "pixels and the head the integer sum Z of the stream.")
+    body += _table(["weight layer", "distinct values", "range", "input", "check"], rows)
+    page.section("Values entering each weight layer (Fig. 3 check)", body)
+
+
+def attention_section(page: Page, model, trace: dict, images) -> None:
+    """Per image: the input, then per head of block 0 how much attention each token receives (Σ_t Σ_queries QKᵀ)."""
+    import matplotlib.pyplot as plt
+    if model.blocks == 0:
+        page.section("Attention maps", "<p>The model has no transformer block.</p>")
+        return
+    n_img = min(ATTENTION_IMAGES, len(images))
+    _, _, h, w = model.stage_shapes[-1]
+    heads, d = model.heads, model.d
+    q, k = trace["blk0.q.spikes"][:, :n_img], trace["blk0.k.spikes"][:, :n_img]
+    T, B, C, N = q.shape
+    qh = q.reshape(T, B, heads, d, N).astype(np.int64)
+    kh = k.reshape(T, B, heads, d, N).astype(np.int64)
+    attn = np.einsum("tbhin,tbhim->bhnm", qh, kh)          # [B, heads, query n, key m], summed over time
+    fig, axes = plt.subplots(n_img, heads + 2, figsize=(1.9 * (heads + 2), 2.0 * n_img), squeeze=False)
+    for b in range(n_img):
+        img = np.asarray(images[b]).astype(float)
+        axes[b, 0].imshow(img[0] if img.shape[0] == 1 else np.moveaxis(img[:3], 0, -1) / max(1, img.max()),
+                          cmap="gray")
+        axes[b, 0].set_title("input", fontsize=8)
+        axes[b, 1].imshow(attn[b].sum(axis=0), cmap="viridis")
+        axes[b, 1].set_title("QKᵀ (all heads)", fontsize=8)
+        for hd in range(heads):
+            axes[b, hd + 2].imshow(attn[b, hd].sum(axis=0).reshape(h, w), cmap="magma")
+            axes[b, hd + 2].set_title(f"head {hd}: key tokens", fontsize=8)
+        for ax in axes[b]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.tight_layout()
+    body = page.figure(fig, "attention_maps.png", f"Block 0 attention on {n_img} test images: the N×N map QKᵀ summed "
+                                                  f"over heads and timesteps, and per head the attention each token "
+                                                  f"receives, on the {h}×{w} token grid (Fig. 5).")
+    page.section("Attention maps", body)
+
+
+def cycles_section(page: Page, cycles: dict | None, sim: dict | None, preset: str) -> None:
+    import matplotlib.pyplot as plt
+    if not cycles or not cycles.get("per_layer"):
+        page.section("Cycles per layer", _missing("The cycle model", f"python flow.py gen-rtl --preset {preset}"))
+        return
+    per_layer = cycles["per_layer"]
+    names = list(per_layer)
+    fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(names)), 3.2))
+    ax.bar(range(len(names)), [per_layer[n] for n in names], color="#57a")
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels(names, rotation=60, ha="right", fontsize=8)
+    ax.set_ylabel("cycles per inference")
+    ax.grid(axis="y", alpha=0.3)
+    body = page.figure(fig, "cycles_per_layer.png", "Cycles per layer of one inference (cycle model, mean over the "
+                                                    "test images).")
+    body += _table(["layer", "cycles"], [[n, per_layer[n]] for n in names] + [["total", cycles["total"]]])
+    if sim:
+        body += f"<p>RTL simulation: {html.escape(_sim_summary(sim))}</p>"
+    else:
+        body += _missing("The RTL simulation", f"make sim PRESET={preset}")
+    page.section("Cycles per layer", body)
+
+
+def _sim_summary(sim: dict) -> str:
+    parts = []
+    for key in ("images", "bit_exact", "matches", "mismatches", "cycle_model_exact", "cycles_mean", "first_mismatch"):
+        if key in sim:
+            parts.append(f"{key} = {sim[key]}")
+    return ", ".join(parts) or json.dumps(sim)[:300]
+
+
+def resources_section(page: Page, synth: dict, estimate: dict | None, preset: str) -> None:
+    body = ""
+    rows = []
+    for target, rep in synth.items():
+        if rep and rep.get("status") == "ok":
+            rows.append([rep["device"], rep["lut"], rep["ff"], rep["bram"], rep["dsp"], f"{rep['fmax_mhz']:.1f}",
+                         ", ".join(f"{f:.1f}" for f in rep["fmax_per_seed"]),
+                         f"{rep['critical_path'].get('delay_ns', 0):.2f} ns, {rep['critical_path'].get('logic_levels')} levels"])
+        elif rep:
+            rows.append([rep.get("device", target), "-", "-", "-", "-", "-", "-", rep.get("status", "?") + ": " +
+                         "; ".join(rep.get("fit_problems", []))])
+    if rows:
+        body += _table(["device", "LUT4", "FF", "BRAM", "DSP", "Fmax (MHz, median)", "per seed", "critical path"], rows)
+    if not synth.get("ecp5"):
+        body += _missing("ECP5 synthesis", f"python flow.py synth --preset {preset}")
+    if estimate:
+        body += "<p>Analytic resource model (hls_models/resources.py), per block:</p>"
+        body += _table(["block", "LUT4", "FF", "BRAM"],
+                       [[b["name"], b["lut"], b["ff"], b["bram"]] for b in estimate["blocks"]] +
+                       [["total", estimate["lut"], estimate["ff"], estimate["bram"]]])
+        if synth.get("ecp5") and synth["ecp5"].get("status") == "ok":
+            s = synth["ecp5"]
+            body += "<p>Model vs synthesis: " + ", ".join(
+                f"{k.upper()} {100 * (estimate[k] - s[k]) / max(1, s[k]):+.1f} %" for k in ("lut", "ff", "bram")) + "</p>"
+    page.section("Resources and Fmax", body)
+
+
+def energy_section(page: Page, e: dict, efficiency: dict | None) -> None:
+    import matplotlib.pyplot as plt
+    layers = e["layers"]
+    fig, ax = plt.subplots(figsize=(max(6, 0.4 * len(layers)), 3.2))
+    colors = ["#c63" if r["kind"] == "MAC" else "#36c" for r in layers]
+    ax.bar(range(len(layers)), [r["energy_pj"] / 1e3 for r in layers], color=colors)
+    ax.set_xticks(range(len(layers)))
+    ax.set_xticklabels([r["name"] for r in layers], rotation=60, ha="right", fontsize=8)
+    ax.set_ylabel("energy per inference (nJ)")
+    ax.grid(axis="y", alpha=0.3)
+    body = page.figure(fig, "energy_per_layer.png", "Energy per inference by layer, paper method (E_AC 0.9 pJ, blue; "
+                                                    "E_MAC 4.6 pJ, orange).")
+    body += _table(["layer", "kind", "dense ops", "input rate", "ops (paper)", "executed SOPs (core)", "energy (pJ)"],
+                   [[r["name"], r["kind"], r["dense_ops"], "-" if r["input_rate"] is None else f"{r['input_rate']:.4f}",
+                     r["ops"], r["executed"], r["energy_pj"]] for r in layers])
+    body += (f"<p>Total: <b>{e['energy_uj']:.4f} µJ</b> per inference ({e['ac_ops']:,.0f} AC, {e['mac_ops']:,.0f} MAC), "
+             f"averaged over {e['images']} test images. The core executes {e['executed_sops']:,.0f} synaptic "
+             f"additions per inference ({100 * e['executed_sops'] / max(1, e['dense_sops']):.1f} % of the "
+             f"{e['dense_sops']:,.0f} dense ones).")
+    if efficiency and efficiency.get("cycles"):
+        body += f" At {efficiency['cycles']:,.0f} cycles that is {efficiency['sops_per_cycle']:.2f} SOPs per cycle"
+        if efficiency.get("gsops"):
+            body += f", {efficiency['gsops']:.3f} GSOP/s and {efficiency['latency_us']:.1f} µs per image at Fmax"
+        body += "."
+    body += "</p>"
+    page.section("Energy", body)
+
+
+def anchors_section(page: Page, synth: dict, cycles: dict | None, sim: dict | None, metrics: dict | None,
+                    efficiency: dict | None, bench: dict | None) -> None:
+    ecp5 = synth.get("ecp5") if synth.get("ecp5", {}) and synth["ecp5"].get("status") == "ok" else None
+    nr = "not run yet"
+    rows = []
+    lif = (bench or {}).get("lif_block")
+    rows.append(["16-bit LIF, ECP5-85F speed 6", "~125–131 MHz, ~90 LUT4 + 17 FF per neuron",
+                 f"{lif['fmax_mhz']:.1f} MHz, {lif['lut']} LUT4 + {lif['ff']} FF" if lif else nr])
+    rows.append(["LFE5U-85F capacity", "83,640 LUT4, 208 DP16KD, 156 MULT18X18D",
+                 f"{ecp5['lut']:,} LUT4 ({100 * ecp5['lut'] / 83640:.1f} %), {ecp5['bram']} DP16KD, {ecp5['dsp']} DSP"
+                 if ecp5 else nr])
+    lat = efficiency.get("latency_us") if efficiency else None
+    rows.append(["open Spikformer FPGA (ZU7EV, CIFAR-10)", "~53 ms/image, 2.63 FPS/W",
+                 f"{lat / 1e3:.4f} ms/image at {ecp5['fmax_mhz']:.0f} MHz (this preset's model)" if lat and ecp5 else nr])
+    rows.append(["28 nm spiking-transformer ASIC", "3.456 TSOPS at 500 MHz",
+                 f"{efficiency['gsops']:.3f} GSOPS ({efficiency['sops_per_cycle']:.2f} SOPs/cycle)"
+                 if efficiency and efficiency.get("gsops") else nr])
+    exact = None
+    if sim:
+        exact = sim.get("cycle_model_exact", sim.get("cycles_exact"))
+    rows.append(["FINN cycle model", "within 15 cycles of rtlsim",
+                 ("exact (0 cycles off)" if exact else f"differs: {exact}") if exact is not None else nr])
+    bit = sim.get("bit_exact") if sim else None
+    rows.append(["hls4ml", "bit-accurate C emulation",
+                 f"RTL bit-exact against golden: {bit}" if bit is not None else nr])
+    if metrics:
+        rows.append(["accuracy gap float → integer", "(headline number)",
+                     f"{100 * (metrics.get('float_test_accuracy', 0) - metrics.get('int_test_accuracy', 0)):+.2f} points"])
+    page.section("Against the anchors (SPEC §8)", _table(["what", "anchor", "this design"], rows))
+
+
+# ------------------------------------------------------------------------------------------------ inputs
+
+def _cycle_model(model, images, manifest: dict | None) -> dict | None:
+    """Per-layer cycles from the core's cycle model (hls_models/cycles.py), when it exists."""
+    try:
+        from hls_models import cycles as cycle_model
+    except ImportError:
+        return None
+    for name in ("per_layer_cycles", "layer_cycles", "exp_cycles_per_layer"):
+        fn = getattr(cycle_model, name, None)
+        if fn is None:
+            continue
+        try:
+            per_layer = fn(model, images, manifest) if manifest is not None else fn(model, images)
+        except TypeError:
+            per_layer = fn(model, images)
+        per_layer = {k: float(np.mean(v)) for k, v in dict(per_layer).items()}
+        return {"per_layer": per_layer, "total": float(sum(per_layer.values()))}
+    return None
+
+
+def build_report(preset: str, build: str = "build", images_limit: int = REPORT_IMAGES, progress=print) -> str:
+    from golden import inference
+    from golden.intmodel import load, load_testset
+
+    import matplotlib
+    matplotlib.use("Agg")
+    matplotlib.rcParams["svg.hashsalt"] = "spikingformer"
+
+    from . import energy, resources
+
+    preset_dir = os.path.join(build, preset)
+    out_dir = os.path.join(preset_dir, "report")
+    os.makedirs(out_dir, exist_ok=True)
+    model_path = os.path.join(preset_dir, "intmodel.zip")
+    if not os.path.exists(model_path):
+        raise FlowError(f"{model_path} does not exist; run `python flow.py train-quant --preset {preset}` first.")
+    model = load(model_path)
+    images, labels = load_testset(os.path.join(preset_dir, "testset.npz"))
+    images, labels = images[:images_limit], labels[:images_limit]
+    metrics = _read_json(os.path.join(preset_dir, "metrics.json"))
+    manifest = _read_json(os.path.join(preset_dir, "rtl", "manifest.json"))
+    sim = _read_json(os.path.join(preset_dir, "sim", "results.json"))
+    synth = {t: _read_json(os.path.join(preset_dir, "synth", t, "report.json")) for t in ("ecp5", "ice40")}
+    synth = {k: v for k, v in synth.items() if v}
+    bench = _read_json(os.path.join("docs", "bench", "synth_results.json"))
+
+    progress(f"report: golden inference with traces on {len(images)} test images...")
+    result = inference.run(model, images, trace=True)
+    trace = result.trace
+    page = Page(out_dir)
+    accuracy_section(page, metrics, preset)
+    progress("report: plots...")
+    firing_section(page, energy.firing_rates(trace))
+    distribution_section(page, model, trace, images)
+    attention_section(page, model, trace, images)
+    cycles = _cycle_model(model, images, manifest)
+    cycles_section(page, cycles, sim, preset)
+    estimate = resources.estimate_from_manifest(manifest) if manifest else None
+    resources_section(page, synth, estimate, preset)
+    e = energy.estimate(model, images, trace)
+    fmax = synth["ecp5"]["fmax_mhz"] if synth.get("ecp5", {}).get("status") == "ok" else None
+    efficiency = energy.core_efficiency(e, cycles["total"] if cycles else None, fmax)
+    energy_section(page, e, efficiency)
+    anchors_section(page, synth, cycles, sim, metrics, efficiency, bench)
+    acc_now = float(np.mean(result.classes == labels)) if len(labels) else 0.0
+    cfg = model.config
+    intro = (f"<p>Preset <b>{html.escape(preset)}</b>: T = {cfg['T']}, C = {cfg['embed_dim']}, {cfg['heads']} heads, "
+             f"{cfg['blocks']} block(s), {len(cfg['tokenizer'])} tokenizer stages, N = {model.tokens} tokens, "
+             f"{model.weight_count():,} weights; model sha256 <code>{model.sha256[:16]}</code>. Integer accuracy on "
+             f"the {len(images)} images used here: {100 * acc_now:.2f} %.</p>")
+    path = page.write(f"Spikingformer co-design report — {preset}", intro)
+    return path
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--preset", default="digits", help="model preset; reads build/<preset>/")
+    parser.add_argument("--build", default="build", help="build directory (default: build)")
+    parser.add_argument("--images", type=int, default=REPORT_IMAGES,
+                        help=f"test images used for rates, distributions and energy (default {REPORT_IMAGES})")
+
+
+def main(args) -> int:
+    if args.images < 1:
+        raise FlowError(f"--images {args.images} leaves nothing to analyse; use --images 1 or more.")
+    path = build_report(args.preset, args.build, args.images)
+    print(f"report: {os.path.relpath(path)}")
+    return 0
