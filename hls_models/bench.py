@@ -1,0 +1,80 @@
+"""`python flow.py bench` (`make bench`): synthesise the default core at several lane counts and store the result.
+
+For each lane count P (default 8, 16, 32) the core is generated from build/<preset>/intmodel.zip, synthesised for
+ECP5 (median Fmax over --seeds) and compared with the analytic resource model. The result, with each point's
+manifest (so the model can be re-evaluated without regenerating), goes to docs/bench/synth_results.json, which
+tests/test_resources.py checks the resource model against. Finished points are reused when their inputs did not
+change, so an interrupted bench resumes.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+from golden.errors import FlowError
+
+from . import resources
+from .explore import generate_core
+from .synth import _atomic_json, synthesise
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(ROOT, "docs", "bench", "synth_results.json")
+TOLERANCE = 0.25        # the resource model must be within ±25 % of synthesis (issue 5)
+
+
+def relative_errors(estimate: dict, synth: dict) -> dict:
+    return {k: (estimate[k] - synth[k]) / synth[k] if synth[k] else (0.0 if estimate[k] == 0 else float("inf"))
+            for k in ("lut", "ff", "bram")}
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--preset", default="digits")
+    parser.add_argument("--build", default="build")
+    parser.add_argument("--lanes", type=int, nargs="+", default=[8, 16, 32])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--freq", type=float, default=None, help="nextpnr target frequency (MHz)")
+    parser.add_argument("--out", default=RESULTS, help="where to store the results (default docs/bench/)")
+
+
+def main(args) -> int:
+    from golden.intmodel import load
+    preset_dir = os.path.join(args.build, args.preset)
+    model = load(os.path.join(preset_dir, "intmodel.zip"))
+    points = []
+    started = time.time()
+    for lanes in args.lanes:
+        point_dir = os.path.join(preset_dir, "bench", f"P{lanes}")
+        print(f"bench: P={lanes}: generating the core...", flush=True)
+        manifest = generate_core(args.preset, args.build, lanes, point_dir)
+        rep = synthesise(os.path.join(point_dir, "core.v"), manifest.get("top", "spikingformer_core"), "ecp5",
+                         args.seeds, args.freq, os.path.join(point_dir, "synth"),
+                         params=manifest.get("parameters", {}))
+        est = resources.estimate_from_manifest(manifest)
+        if est is None:
+            raise FlowError("the resource model cannot read the core's manifest; update hls_models/resources.py.")
+        errors = relative_errors(est, rep)
+        points.append({
+            "lanes": lanes,
+            "synth": {k: rep[k] for k in ("lut", "ff", "bram", "dsp", "fmax_mhz", "fmax_per_seed", "critical_path")},
+            "estimate": {k: est[k] for k in ("lut", "ff", "bram")},
+            "estimate_blocks": est["blocks"],
+            "relative_error": {k: round(v, 4) for k, v in errors.items()},
+            "manifest": manifest,
+        })
+        print(f"bench: P={lanes}: synthesis {rep['lut']:,} LUT4 / {rep['ff']:,} FF / {rep['bram']} BRAM, "
+              f"{rep['fmax_mhz']:.1f} MHz; model {est['lut']:,} / {est['ff']:,} / {est['bram']} "
+              f"({', '.join(f'{k} {100 * v:+.1f} %' for k, v in errors.items())})", flush=True)
+    result = {
+        "preset": args.preset,
+        "intmodel_sha256": model.sha256,
+        "device": "LFE5U-85F-6CABGA381",
+        "seeds": args.seeds,
+        "tool_versions": rep["tool_versions"],
+        "tolerance": TOLERANCE,
+        "points": points,
+    }
+    _atomic_json(args.out, result)
+    worst = max(abs(v) for p in points for v in p["relative_error"].values())
+    print(f"bench: wrote {os.path.relpath(args.out)} in {time.time() - started:.0f} s; worst model error "
+          f"{100 * worst:.1f} % (tolerance {100 * TOLERANCE:.0f} %)")
+    return 0 if worst <= TOLERANCE else 1

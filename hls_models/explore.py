@@ -1,0 +1,139 @@
+"""`python flow.py explore`: sweep the core's generics with the analytic models, synthesise the Pareto points.
+
+For every lane count P (and the other generics gen-rtl exposes, through --gen-arg) the core is generated (cheap: no
+synthesis), its cycles per inference come from the cycle model (hls_models/cycles.py, exact) on test images and its
+LUT/FF/BRAM from the resource model (hls_models/resources.py). The points that no other point beats in both cycles
+and LUTs (the Pareto front) are synthesised on ECP5; the plot shows cycles/inference against LUTs for the model and
+for synthesis. Results: build/<preset>/explore/explore.json and pareto.png.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from golden.errors import FlowError
+
+from . import resources
+from .synth import _atomic_json, synthesise
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def generate_core(preset: str, build: str, lanes: int, out_dir: str, extra: list[str] | None = None) -> dict:
+    """Run `flow.py gen-rtl` for one lane count into out_dir; returns its manifest."""
+    manifest_path = os.path.join(out_dir, "manifest.json")
+    cmd = [sys.executable, os.path.join(ROOT, "flow.py"), "gen-rtl", "--preset", preset, "--lanes", str(lanes),
+           "--out", out_dir, *(extra or [])]
+    if build != "build":
+        cmd += ["--build", build]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if proc.returncode != 0 or not os.path.exists(manifest_path):
+        message = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise FlowError(f"gen-rtl failed for {lanes} lanes ({message}); fix that first (try "
+                        f"`python flow.py gen-rtl --preset {preset} --lanes {lanes}`).")
+    with open(manifest_path) as f:
+        return json.load(f)
+
+
+def model_cycles(preset_dir: str, manifest: dict, images) -> float | None:
+    """Mean cycles per inference from the core's cycle model, or None where it is not available."""
+    try:
+        from . import cycles
+    except ImportError:
+        return None
+    from golden.intmodel import load
+    model = load(os.path.join(preset_dir, "intmodel.zip"))
+    for name in ("inference_cycles", "exp_cycles", "total_cycles"):
+        fn = getattr(cycles, name, None)
+        if fn is not None:
+            return float(np.mean(fn(model, images, manifest)))
+    return None
+
+
+def pareto(points: list[dict], x: str = "lut", y: str = "cycles") -> list[dict]:
+    """Points not dominated in (x, y), both minimised, sorted by x."""
+    front = []
+    for p in sorted(points, key=lambda p: (p[x], p[y])):
+        if not front or p[y] < front[-1][y]:
+            front.append(p)
+    return front
+
+
+def plot(points: list[dict], front: list[dict], path: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    ax.scatter([p["lut"] for p in points], [p["cycles"] for p in points], color="#999", label="model")
+    for p in points:
+        ax.annotate(f"P={p['lanes']}", (p["lut"], p["cycles"]), fontsize=8, xytext=(4, 4), textcoords="offset points")
+    ax.plot([p["lut"] for p in front], [p["cycles"] for p in front], color="#36c", label="Pareto front (model)")
+    synth = [p for p in points if p.get("synth_lut")]
+    if synth:
+        ax.scatter([p["synth_lut"] for p in synth], [p["cycles"] for p in synth], marker="x", color="#c30", s=60,
+                   label="synthesised (ECP5)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("LUT4")
+    ax.set_ylabel("cycles per inference")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    tmp = path + ".tmp.png"
+    fig.savefig(tmp, dpi=90, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--preset", default="digits")
+    parser.add_argument("--build", default="build")
+    parser.add_argument("--lanes", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64], help="lane counts to sweep")
+    parser.add_argument("--images", type=int, default=16, help="test images for the cycle model (default 16)")
+    parser.add_argument("--synth", type=int, default=3, help="synthesise at most this many Pareto points (0: none)")
+    parser.add_argument("--seeds", type=int, default=1, help="place-and-route seeds per synthesised point")
+    parser.add_argument("--gen-arg", action="append", default=[], help="extra argument passed to gen-rtl")
+
+
+def main(args) -> int:
+    from golden.intmodel import load_testset
+    preset_dir = os.path.join(args.build, args.preset)
+    out = os.path.join(preset_dir, "explore")
+    images, _ = load_testset(os.path.join(preset_dir, "testset.npz"))
+    images = images[:max(1, args.images)]
+    points = []
+    for lanes in sorted(set(args.lanes)):
+        point_dir = os.path.join(out, f"P{lanes}")
+        print(f"explore: P={lanes}: generating the core...", flush=True)
+        manifest = generate_core(args.preset, args.build, lanes, point_dir, args.gen_arg)
+        est = resources.estimate_from_manifest(manifest)
+        cyc = model_cycles(preset_dir, manifest, images)
+        if est is None or cyc is None:
+            raise FlowError("the resource or cycle model cannot read this core's manifest; regenerate it with the "
+                            "current `python flow.py gen-rtl`.")
+        points.append({"lanes": lanes, "cycles": cyc, "lut": est["lut"], "ff": est["ff"], "bram": est["bram"],
+                       "dir": point_dir})
+        print(f"explore: P={lanes}: {cyc:,.0f} cycles, ~{est['lut']:,} LUT4, {est['ff']:,} FF, {est['bram']} BRAM")
+    front = pareto(points)
+    fits = [p for p in front if p["lut"] <= resources_capacity()]
+    for p in fits[:args.synth]:
+        print(f"explore: synthesising P={p['lanes']} (Pareto point)...", flush=True)
+        rep = synthesise(os.path.join(p["dir"], "core.v"), "spikingformer_core", "ecp5", args.seeds, None,
+                         os.path.join(p["dir"], "synth"))
+        p.update(synth_lut=rep["lut"], synth_ff=rep["ff"], synth_bram=rep["bram"], fmax_mhz=rep["fmax_mhz"],
+                 latency_us=p["cycles"] / rep["fmax_mhz"])
+    os.makedirs(out, exist_ok=True)
+    plot(points, front, os.path.join(out, "pareto.png"))
+    _atomic_json(os.path.join(out, "explore.json"),
+                 {"points": [{k: v for k, v in p.items() if k != "dir"} for p in points],
+                  "pareto_lanes": [p["lanes"] for p in front]})
+    print(f"explore: Pareto lanes {[p['lanes'] for p in front]}; wrote {os.path.relpath(out)}/explore.json and pareto.png")
+    return 0
+
+
+def resources_capacity() -> int:
+    from .synth import TARGETS
+    return TARGETS["ecp5"]["capacity"]["lut"]
