@@ -211,6 +211,9 @@ def _atomic_write(path: str, write) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; the artifact should be as readable as any file
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
