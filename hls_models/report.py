@@ -117,15 +117,25 @@ def accuracy_section(page: Page, metrics: dict | None, preset: str) -> None:
         gap = 100 * (metrics["float_test_accuracy"] - metrics["int_test_accuracy"])
         body += f"<p>Float − integer gap: <b>{gap:+.2f} points</b>. Golden equals torch integer inference: " \
                 f"<b>{metrics.get('golden_equals_torch')}</b>.</p>"
-    history = metrics.get("history") or []
-    accs = [(i, h.get("test_accuracy")) for i, h in enumerate(history) if isinstance(h, dict) and h.get("test_accuracy") is not None]
-    if accs:
-        fig, ax = plt.subplots(figsize=(6, 3))
-        ax.plot([a[0] + 1 for a in accs], [100 * a[1] for a in accs], marker=".")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("test accuracy (%)")
+    history = [h for h in metrics.get("history") or [] if isinstance(h, dict) and "train_accuracy" in h]
+    if history:
+        fig, ax = plt.subplots(figsize=(6.5, 3))
+        x = np.arange(1, len(history) + 1)
+        ax.plot(x, [100 * h["train_accuracy"] for h in history], label="train accuracy (%)")
+        if all("loss" in h for h in history):
+            ax2 = ax.twinx()
+            ax2.plot(x, [h["loss"] for h in history], color="#c63", label="loss")
+            ax2.set_ylabel("training loss")
+        phases = [h.get("phase") for h in history]
+        for i in range(1, len(phases)):
+            if phases[i] != phases[i - 1]:
+                ax.axvline(i + 0.5, color="#888", linestyle="--")
+                ax.annotate(f"{phases[i]}", (i + 1, 50), fontsize=8)
+        ax.set_xlabel("epoch (all phases)")
+        ax.set_ylabel("train accuracy (%)")
         ax.grid(alpha=0.3)
-        body += page.figure(fig, "accuracy_history.png", "Test accuracy per training epoch (float model).")
+        body += page.figure(fig, "accuracy_history.png", "Training accuracy (blue) and loss (orange) per epoch; the "
+                                                         "dashed line marks the switch from QAT to the folded fine-tune.")
     page.section("Accuracy", body)
 
 

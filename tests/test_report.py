@@ -36,7 +36,8 @@ def preset(tmp_path_factory):
     save_testset(str(d / "testset.npz"), rng.integers(0, 17, size=(24, 1, 8, 8)), rng.integers(0, 10, size=24))
     (d / "metrics.json").write_text(json.dumps({
         "float_test_accuracy": 0.9512, "int_test_accuracy": 0.9388, "golden_equals_torch": True,
-        "history": [{"test_accuracy": 0.5}, {"test_accuracy": 0.9}]}))
+        "history": [{"phase": "qat", "train_accuracy": 0.5, "loss": 2.0}, {"phase": "qat", "train_accuracy": 0.8, "loss": 1.0},
+                    {"phase": "fold"}, {"phase": "finetune", "train_accuracy": 0.9, "loss": 0.9}]}))
     return build
 
 
