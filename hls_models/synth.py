@@ -79,17 +79,53 @@ def _announce_compile(tool: str, progress) -> None:
                  f"~/.cache/YoWASP for later runs)...")
 
 
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+HEARTBEAT_S = 30
+
+
 def _run(cmd: list[str], log_path: str, what: str, cwd: str, progress) -> None:
-    """Run a tool with its output in log_path; a failure names the log."""
+    """Run a tool with its output in log_path, reporting progress every HEARTBEAT_S; a failure names the log."""
     _announce_compile(os.path.basename(cmd[0]), progress)
+    started = time.time()
     with open(log_path, "w") as log:
         try:
-            rc = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=cwd)
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=cwd)
         except OSError as exc:
             raise FlowError(f"could not start {what} ({exc}); run `make venv` to reinstall the toolchain.") from None
+        try:
+            while True:
+                try:
+                    rc = proc.wait(timeout=HEARTBEAT_S)
+                    break
+                except subprocess.TimeoutExpired:
+                    progress(f"  {what}: still running after {time.time() - started:.0f} s ({_last_step(cwd)})")
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
     if rc != 0:
         tail = _log_error(log_path)
         raise FlowError(f"{what} failed ({tail}); see {log_path} for the full log.")
+
+
+def _last_step(cwd: str) -> str:
+    """The last 'Info:'/'N. Executing' line of the tool's own log in cwd, to show where it is."""
+    for name in ("nextpnr.log", "yosys.log"):
+        path = os.path.join(cwd, name)
+        if os.path.exists(path):
+            try:
+                with open(path, "rb") as f:
+                    f.seek(max(0, os.path.getsize(path) - 4096))
+                    lines = f.read().decode(errors="replace").splitlines()
+            except OSError:
+                continue
+            steps = [ln.strip() for ln in lines if ln.startswith("Info:") or re.match(r"^\d+(\.\d+)*\. Executing", ln)]
+            if steps:
+                return steps[-1][:100]
+    return "working"
 
 
 def _log_error(log_path: str) -> str:
@@ -222,7 +258,7 @@ def critical_path(pnr_report: dict) -> dict:
 def _fmax(pnr_report: dict, clock: str) -> float:
     fmax = pnr_report.get("fmax") or {}
     if not fmax:
-        return float("nan")
+        return None     # no register-to-register path in the clock domain
     names = [k for k in fmax if re.search(rf"(^|\$){re.escape(clock)}(\$|$)", k)] or list(fmax)
     return min(float(fmax[k]["achieved"]) for k in names)
 
@@ -262,7 +298,7 @@ def _ice40_fit(cells: dict, port_bits: int) -> list[str]:
 
 def synthesise(verilog, top: str, target: str = "ecp5", seeds: int = 3, freq: float | None = None,
                out_dir: str = "build/synth", clock: str = "clk", params: dict | None = None,
-               progress=print, allow_dsp: bool = False) -> dict:
+               progress=_say, allow_dsp: bool = False) -> dict:
     """Synthesise, place and route `top` from the Verilog files; returns (and writes to out_dir/report.json) the
     report. Raises FlowError for a multiplier on data, any DSP, a tool failure, or (iCE40) a design that does not fit.
     """
@@ -347,7 +383,11 @@ def synthesise(verilog, top: str, target: str = "ecp5", seeds: int = 3, freq: fl
             _atomic_json(seed_stamp, {"key": pnr_key, "seconds": round(time.time() - t0, 1)})
         with open(rpt_path) as f:
             pnr = json.load(f)
-        fmax_per_seed.append(round(_fmax(pnr, clock), 2))
+        fmax = _fmax(pnr, clock)
+        if fmax is None:
+            raise FlowError(f"nextpnr found no register-to-register path on clock '{clock}', so there is no Fmax; "
+                            "check --clock names the design's clock port.")
+        fmax_per_seed.append(round(fmax, 2))
         paths.append(critical_path(pnr))
         util = utilisation(pnr, target)
         progress(f"synth: seed {seed}: Fmax {fmax_per_seed[-1]:.1f} MHz")
