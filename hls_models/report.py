@@ -282,6 +282,17 @@ def resources_section(page: Page, synth: dict, estimate: dict | None, preset: st
         body += _table(["device", "LUT4", "FF", "BRAM", "DSP", "Fmax (MHz, median)", "per seed", "critical path"], rows)
     if not synth.get("ecp5"):
         body += _missing("ECP5 synthesis", f"python flow.py synth --preset {preset}")
+    explore = _read_json(os.path.join(os.path.dirname(page.out_dir), "explore", "explore.json"))
+    pareto_png = os.path.join(os.path.dirname(page.out_dir), "explore", "pareto.png")
+    if explore and os.path.exists(pareto_png):
+        import shutil
+        shutil.copyfile(pareto_png, os.path.join(page.out_dir, "pareto.png"))
+        page.images.append("pareto.png")
+        body += ('<figure><img src="pareto.png" alt="design space"><figcaption>Design-space exploration: cycles per '
+                 'inference against LUT4 over the lane count (python flow.py explore); Pareto lanes '
+                 f'{html.escape(str(explore.get("pareto_lanes")))}.</figcaption></figure>')
+    else:
+        body += _missing("Design-space exploration", f"python flow.py explore --preset {preset}")
     if estimate:
         body += "<p>Analytic resource model (hls_models/resources.py), per block:</p>"
         body += _table(["block", "LUT4", "FF", "BRAM"],
