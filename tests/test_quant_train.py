@@ -48,6 +48,7 @@ def test_train_quant_artifacts_determinism_and_resume(tmp_path, monkeypatch, cap
 
     assert (second / "intmodel.zip").read_bytes() == (first / "intmodel.zip").read_bytes()
     assert (second / "testset.npz").read_bytes() == (first / "testset.npz").read_bytes()
+    assert (second / "model.qonnx.onnx").read_bytes() == (first / "model.qonnx.onnx").read_bytes()
     m2 = json.loads((second / "metrics.json").read_text())
     assert m2["history"] == metrics["history"]
     for key in ("float_test_accuracy", "int_test_accuracy", "per_layer_firing_rate"):

@@ -1,0 +1,68 @@
+"""Dataset readers (on small synthetic files in the real formats) and the non-default presets' shapes."""
+import gzip
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from golden.errors import FlowError
+from quant import data, presets
+from quant.export import to_intmodel
+from quant.model import Spikingformer, fold
+
+
+def write_idx(path, array, compress):
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    raw = header + array.astype(np.uint8).tobytes()
+    if compress:
+        path = path.with_name(path.name + ".gz")
+        raw = gzip.compress(raw)
+    path.write_bytes(raw)
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_fashion_mnist_idx_reader(tmp_path, compress):
+    rng = np.random.default_rng(0)
+    arrays = {"train-images-idx3-ubyte": rng.integers(0, 256, (6, 28, 28)), "train-labels-idx1-ubyte": np.arange(6),
+              "t10k-images-idx3-ubyte": rng.integers(0, 256, (3, 28, 28)), "t10k-labels-idx1-ubyte": np.arange(3)}
+    for name, a in arrays.items():
+        write_idx(tmp_path / name, a, compress)
+    xtr, ytr, xte, yte = data.load("fashion-mnist", str(tmp_path))
+    assert xtr.shape == (6, 1, 28, 28) and np.array_equal(xtr[:, 0], arrays["train-images-idx3-ubyte"])
+    assert np.array_equal(yte, [0, 1, 2]) and xte.dtype == np.int64
+
+
+def test_truncated_idx_file_is_refused(tmp_path):
+    write_idx(tmp_path / "x", np.zeros((4, 5, 5)), False)
+    (tmp_path / "x").write_bytes((tmp_path / "x").read_bytes()[:-7])
+    with pytest.raises(FlowError, match="truncated"):
+        data.read_idx(str(tmp_path / "x"))
+
+
+def test_cifar10_pickle_reader(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"data": rng.integers(0, 256, (4, 3072)).astype(np.uint8), b"labels": [1, 2, 3, 4]}
+        with open(folder / name, "wb") as f:
+            pickle.dump(batch, f)
+    xtr, ytr, xte, yte = data.load("cifar10", str(tmp_path))
+    assert xtr.shape == (20, 3, 32, 32) and xte.shape == (4, 3, 32, 32) and list(yte) == [1, 2, 3, 4]
+    with open(folder / "test_batch", "rb") as f:
+        raw = pickle.load(f, encoding="bytes")[b"data"]
+    assert np.array_equal(xte[2, 1].ravel(), raw[2, 1024:2048])  # channel-major rows, as CIFAR stores them
+
+
+@pytest.mark.parametrize("preset, tokens", [("fashion-mnist", 16), ("cifar10-4-384", 64)])
+def test_other_presets_build_run_and_export(preset, tokens):
+    cfg, _ = presets.resolve(preset, ["blocks=1"] if preset == "cifar10-4-384" else None)
+    torch.manual_seed(0)
+    model = fold(Spikingformer(cfg).eval()).eval()
+    assert model.tokens() == tokens
+    u = torch.randint(0, 256, (1, cfg["in_channels"], *cfg["image_size"])).float()
+    with torch.no_grad():
+        assert model(u).shape == (1, 10)
+    im = to_intmodel(model)
+    assert im.tokens == tokens and im.input_bits == 8
