@@ -202,3 +202,13 @@ def test_resume_refuses_a_damaged_or_foreign_checkpoint(capsys, outdir):
     assert rc == 2
     assert "was trained with different settings" in err.splitlines()[-1]
     assert snapshot(outdir) == before
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_requested_without_a_gpu(capsys, outdir):
+    before = snapshot(outdir)
+    rc, err = run_cli(capsys, "--device", "cuda", "--out", str(outdir))
+    assert rc == 2
+    one_sentence(err)
+    assert "--device cuda" in err and "--device cpu" in err
+    assert snapshot(outdir) == before
