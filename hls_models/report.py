@@ -101,11 +101,20 @@ figure {{ margin: 0.5em 0; }} img {{ max-width: 100%; }} figcaption {{ font-size
 
 # ------------------------------------------------------------------------------------------------ sections
 
+def _bars(names: list[str], values: list[float], ylabel: str, color):
+    fig, ax = plt.subplots(figsize=(max(6, 0.38 * len(names)), 3.2))
+    ax.bar(range(len(names)), values, color=color)
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels(names, rotation=60, ha="right", fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
 def accuracy_section(page: Page, metrics: dict | None, preset: str) -> None:
     if not metrics:
         page.section("Accuracy", _missing("Training", f"python flow.py train-quant --preset {preset}"))
         return
-    import matplotlib.pyplot as plt
     rows = []
     for key, label in (("float_test_accuracy", "float QAT (BN, phase 1)"),
                        ("folded_float_test_accuracy", "float, BN folded (phase 2)"),
@@ -140,14 +149,8 @@ def accuracy_section(page: Page, metrics: dict | None, preset: str) -> None:
 
 
 def firing_section(page: Page, rates: dict) -> None:
-    import matplotlib.pyplot as plt
     keys = [k for k in rates if k.endswith("spikes")]
-    fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(keys)), 3.2))
-    ax.bar(range(len(keys)), [100 * rates[k] for k in keys], color="#4a7")
-    ax.set_xticks(range(len(keys)))
-    ax.set_xticklabels(keys, rotation=60, ha="right", fontsize=8)
-    ax.set_ylabel("firing rate (%)")
-    ax.grid(axis="y", alpha=0.3)
+    fig = _bars(keys, [100 * rates[k] for k in keys], "firing rate (%)", "#4a7")
     body = page.figure(fig, "firing_rates.png", "Mean firing rate (spikes per neuron per timestep) of every LIF, "
                                                 "on the test images.")
     body += _table(["LIF output", "firing rate"], [[k, f"{100 * rates[k]:.2f} %"] for k in keys])
@@ -169,7 +172,6 @@ def layer_inputs(model, trace: dict, images) -> list[tuple[str, np.ndarray]]:
 
 
 def distribution_section(page: Page, model, trace: dict, images) -> None:
-    import matplotlib.pyplot as plt
     inputs = layer_inputs(model, trace, images)
     cols = 4
     rows_n = (len(inputs) + cols - 1) // cols
@@ -202,7 +204,6 @@ def distribution_section(page: Page, model, trace: dict, images) -> None:
 
 def attention_section(page: Page, model, trace: dict, images) -> None:
     """Per image: the input, then per head of block 0 how much attention each token receives (Σ_t Σ_queries QKᵀ)."""
-    import matplotlib.pyplot as plt
     if model.blocks == 0:
         page.section("Attention maps", "<p>The model has no transformer block.</p>")
         return
@@ -236,18 +237,12 @@ def attention_section(page: Page, model, trace: dict, images) -> None:
 
 
 def cycles_section(page: Page, cycles: dict | None, sim: dict | None, preset: str) -> None:
-    import matplotlib.pyplot as plt
     if not cycles or not cycles.get("per_layer"):
         page.section("Cycles per layer", _missing("The cycle model", f"python flow.py gen-rtl --preset {preset}"))
         return
     per_layer = cycles["per_layer"]
     names = list(per_layer)
-    fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(names)), 3.2))
-    ax.bar(range(len(names)), [per_layer[n] for n in names], color="#57a")
-    ax.set_xticks(range(len(names)))
-    ax.set_xticklabels(names, rotation=60, ha="right", fontsize=8)
-    ax.set_ylabel("cycles per inference")
-    ax.grid(axis="y", alpha=0.3)
+    fig = _bars(names, [per_layer[n] for n in names], "cycles per inference", "#57a")
     body = page.figure(fig, "cycles_per_layer.png", "Cycles per layer of one inference (cycle model, mean over the "
                                                     "test images).")
     body += _table(["layer", "cycles"], [[n, per_layer[n]] for n in names] + [["total", cycles["total"]]])
@@ -306,15 +301,9 @@ def resources_section(page: Page, synth: dict, estimate: dict | None, preset: st
 
 
 def energy_section(page: Page, e: dict, efficiency: dict | None) -> None:
-    import matplotlib.pyplot as plt
     layers = e["layers"]
-    fig, ax = plt.subplots(figsize=(max(6, 0.4 * len(layers)), 3.2))
-    colors = ["#c63" if r["kind"] == "MAC" else "#36c" for r in layers]
-    ax.bar(range(len(layers)), [r["energy_pj"] / 1e3 for r in layers], color=colors)
-    ax.set_xticks(range(len(layers)))
-    ax.set_xticklabels([r["name"] for r in layers], rotation=60, ha="right", fontsize=8)
-    ax.set_ylabel("energy per inference (nJ)")
-    ax.grid(axis="y", alpha=0.3)
+    fig = _bars([r["name"] for r in layers], [r["energy_pj"] / 1e3 for r in layers], "energy per inference (nJ)",
+                ["#c63" if r["kind"] == "MAC" else "#36c" for r in layers])
     body = page.figure(fig, "energy_per_layer.png", "Energy per inference by layer, paper method (E_AC 0.9 pJ, blue; "
                                                     "E_MAC 4.6 pJ, orange).")
     body += _table(["layer", "kind", "dense ops", "input rate", "ops (paper)", "executed SOPs (core)", "energy (pJ)"],
