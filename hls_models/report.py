@@ -102,6 +102,7 @@ figure {{ margin: 0.5em 0; }} img {{ max-width: 100%; }} figcaption {{ font-size
 # ------------------------------------------------------------------------------------------------ sections
 
 def _bars(names: list[str], values: list[float], ylabel: str, color):
+    import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(max(6, 0.38 * len(names)), 3.2))
     ax.bar(range(len(names)), values, color=color)
     ax.set_xticks(range(len(names)))
@@ -112,6 +113,7 @@ def _bars(names: list[str], values: list[float], ylabel: str, color):
 
 
 def accuracy_section(page: Page, metrics: dict | None, preset: str) -> None:
+    import matplotlib.pyplot as plt
     if not metrics:
         page.section("Accuracy", _missing("Training", f"python flow.py train-quant --preset {preset}"))
         return
@@ -172,6 +174,7 @@ def layer_inputs(model, trace: dict, images) -> list[tuple[str, np.ndarray]]:
 
 
 def distribution_section(page: Page, model, trace: dict, images) -> None:
+    import matplotlib.pyplot as plt
     inputs = layer_inputs(model, trace, images)
     cols = 4
     rows_n = (len(inputs) + cols - 1) // cols
@@ -204,6 +207,7 @@ def distribution_section(page: Page, model, trace: dict, images) -> None:
 
 def attention_section(page: Page, model, trace: dict, images) -> None:
     """Per image: the input, then per head of block 0 how much attention each token receives (Σ_t Σ_queries QKᵀ)."""
+    import matplotlib.pyplot as plt
     if model.blocks == 0:
         page.section("Attention maps", "<p>The model has no transformer block.</p>")
         return
