@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -23,14 +24,40 @@ from .synth import _atomic_json, synthesise
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def _gen_rtl_options(preset: str) -> str:
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "flow.py"), "gen-rtl", "--help"], capture_output=True,
+                          text=True, cwd=ROOT)
+    return proc.stdout
+
+
 def generate_core(preset: str, build: str, lanes: int, out_dir: str, extra: list[str] | None = None) -> dict:
-    """Run `flow.py gen-rtl` for one lane count into out_dir; returns its manifest."""
+    """Run `flow.py gen-rtl` for one lane count and leave its output in out_dir; returns its manifest.
+
+    gen-rtl writes build/<preset>/rtl/ unless it offers --out; then the default core is generated into a copy and
+    build/<preset>/rtl/ is left as it was.
+    """
     manifest_path = os.path.join(out_dir, "manifest.json")
+    options = _gen_rtl_options(preset)
+    model = os.path.join(build, preset, "intmodel.zip")
     cmd = [sys.executable, os.path.join(ROOT, "flow.py"), "gen-rtl", "--preset", preset, "--lanes", str(lanes),
-           "--out", out_dir, *(extra or [])]
-    if build != "build":
-        cmd += ["--build", build]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+           *(["--model", os.path.abspath(model)] if "--model" in options else []), *(extra or [])]
+    default_dir = os.path.join(build, preset, "rtl")
+    saved = None
+    if "--out" in options:
+        cmd += ["--out", os.path.abspath(out_dir)]
+    elif os.path.isdir(default_dir):
+        saved = default_dir + ".explore-saved"
+        shutil.rmtree(saved, ignore_errors=True)
+        shutil.copytree(default_dir, saved)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        if proc.returncode == 0 and "--out" not in options:
+            shutil.rmtree(out_dir, ignore_errors=True)
+            shutil.copytree(default_dir, out_dir)
+    finally:
+        if saved:
+            shutil.rmtree(default_dir, ignore_errors=True)
+            os.replace(saved, default_dir)
     if proc.returncode != 0 or not os.path.exists(manifest_path):
         message = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise FlowError(f"gen-rtl failed for {lanes} lanes ({message}); fix that first (try "
