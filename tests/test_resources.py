@@ -65,3 +65,51 @@ def test_popcount_and_adders_scale_with_bits():
     assert resources.adder(20) == {"lut": 20, "ff": 0, "bram": 0}
     small, big = resources.popcount(16), resources.popcount(64)
     assert 3.5 <= big["lut"] / small["lut"] <= 4.5 and big["ff"] > small["ff"]
+
+
+class LaneArray(wiring.Component):
+    """P lanes × T accumulators adding a P-wide ROM row where the spike word's bit is set, then a threshold compare:
+    the shape of the core's time-inner datapath (SPEC §4), written here independently of rtl/."""
+
+    def __init__(self, lanes, T=4, acc_bits=20, weight_bits=8, depth=512):
+        self.P, self.T, self.A, self.wb, self.depth = lanes, T, acc_bits, weight_bits, depth
+        super().__init__({"word": In(T), "addr": In((depth - 1).bit_length()), "valid": In(1), "clear": In(1),
+                          "spikes": Out(lanes * T)})
+
+    def elaborate(self, platform):
+        from amaranth import Cat, Signal, signed
+        m = Module()
+        rng = random.Random(1)
+        m.submodules.rom = rom = Memory(shape=self.P * self.wb, depth=self.depth,
+                                        init=[rng.getrandbits(self.P * self.wb) for _ in range(self.depth)])
+        port = rom.read_port()
+        word, valid = Signal(self.T), Signal()
+        m.d.comb += port.addr.eq(self.addr)
+        m.d.sync += [word.eq(self.word), valid.eq(self.valid)]
+        spikes = []
+        for p in range(self.P):
+            w = port.data[p * self.wb:(p + 1) * self.wb].as_signed()
+            for t in range(self.T):
+                acc, s = Signal(signed(self.A)), Signal()
+                with m.If(self.clear):
+                    m.d.sync += acc.eq(0)
+                with m.Elif(valid & word[t]):
+                    m.d.sync += acc.eq(acc + w)
+                m.d.sync += s.eq(acc >= 100 + p)
+                spikes.append(s)
+        m.d.comb += self.spikes.eq(Cat(*spikes))
+        return m
+
+
+def test_lane_datapath_estimate_within_25_percent_of_place_and_route(tmp_path):
+    from hls_models import synth
+    lanes, T, A, wb, depth = 8, 4, 20, 8, 512
+    v = tmp_path / "lanes.v"
+    v.write_text(verilog.convert(LaneArray(lanes, T, A, wb, depth), name="lanes"))
+    rep = synth.synthesise(str(v), "lanes", "ecp5", seeds=1, out_dir=str(tmp_path / "out"), progress=lambda m: None)
+    r = resources
+    per_acc = r.add(r.adder(A), r.register(A), r.comparator(A), r.register(1))
+    est = r.placed(r.add(r.scale(per_acc, lanes * T), r.register(T + 1), r.memory_cost(depth, lanes * wb)))
+    assert est["bram"] == rep["bram"] == 2
+    for key in ("lut", "ff"):
+        assert abs(est[key] - rep[key]) <= 0.25 * rep[key], (key, est[key], rep[key])
