@@ -1,0 +1,209 @@
+"""The engine's plan: layer table, memory map, ROM images and widths, derived from an IntModel.
+
+Pure Python over golden/ (numpy). `rtl/engine.py` turns a plan into hardware; gen-rtl writes it as the manifest.
+Every address in the layer table is a row index of one memory; rows hold P lanes (P = `lanes`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from golden import primitives as P
+from golden.errors import FlowError
+from golden.intmodel import IntModel
+from golden.widths import analyze, check_hw_limits, signed_bits
+
+# Layer opcodes. The controller's loop nest is shared; the opcode picks the row source, the event target and the
+# epilogue (see docs/engine.md).
+OP_CONV_IN, OP_ACC, OP_POOL, OP_STREAM_LIF, OP_KV, OP_ATTN, OP_HEAD_Z, OP_HEAD = range(8)
+OP_NAMES = ["conv_in", "acc", "pool", "stream_lif", "kv", "attn", "head_z", "head"]
+
+# Field names of a layer-table entry, in packing order. All are unsigned except a0 (see engine.py).
+FIELDS = ["op", "to_stream", "stream_init", "Ho", "Wo", "Hi", "Wi", "k3", "s2", "Gin", "Gout",
+          "a0", "PS", "RS", "GS", "XSTEP", "YSTEP", "hoff", "out_base", "w_base", "R", "WTS", "WGS", "p_base",
+          "k_base", "v_base", "N", "heads", "d", "DP"]
+
+
+def _ceil_div(a, b):
+    return -(-a // b)
+
+
+@dataclass
+class Plan:
+    lanes: int
+    T: int
+    layers: list = field(default_factory=list)      # dicts with FIELDS + "name"
+    regions: dict = field(default_factory=dict)     # trace key -> {"base", "channels", "positions", "groups", "shape"}
+    act_rows: int = 0
+    weight_rows: list = field(default_factory=list)  # list of P-lists of ints
+    param_rows: list = field(default_factory=list)   # list of (bias P-list, theta P-list)
+    widths: dict = field(default_factory=dict)
+    dims: dict = field(default_factory=dict)
+
+
+def build_plan(model: IntModel, lanes: int) -> Plan:
+    """Lay out the model for an engine with `lanes` output-channel lanes."""
+    if lanes < 1 or lanes & (lanes - 1):
+        raise FlowError(f"--lanes {lanes} is not a power of two; use 1, 2, 4, 8, 16, 32 or 64.")
+    if model.d % lanes:
+        raise FlowError(f"--lanes {lanes} does not divide the head dimension {model.d}; the attention unit keeps one "
+                        f"head per lane group, so use lanes that divide {model.d}.")
+    ranges = check_hw_limits(model)
+    Pl, T, a = lanes, model.T, model.arrays
+    plan = Plan(lanes=Pl, T=T)
+    C, N, d, heads = model.C, model.tokens, model.d, model.heads
+    G = _ceil_div(C, Pl)
+
+    def region(key, channels, h, w):
+        g = _ceil_div(channels, Pl)
+        plan.regions[key] = {"base": plan.act_rows, "channels": channels, "positions": h * w, "groups": g,
+                             "shape": [h, w]}
+        plan.act_rows += h * w * g
+        return plan.regions[key]["base"]
+
+    def weights_rows(w2d_by_group):
+        base = len(plan.weight_rows)
+        plan.weight_rows.extend(w2d_by_group)
+        return base
+
+    def conv_weight_rows(w):
+        # row index = g·R + tap·Cin + cin, lanes are output channels g·P .. g·P+P-1
+        cout, cin = w.shape[:2]
+        rows = []
+        for g in range(_ceil_div(cout, Pl)):
+            for tap in range(w.shape[2] * w.shape[3] if w.ndim == 4 else 1):
+                for ci in range(cin):
+                    row = []
+                    for lane in range(Pl):
+                        co = g * Pl + lane
+                        if co >= cout:
+                            row.append(0)
+                        elif w.ndim == 4:
+                            row.append(int(w[co, ci, tap // 3, tap % 3]))
+                        else:
+                            row.append(int(w[co, ci]))
+                    rows.append(row)
+        return rows
+
+    def param_rows(bias, theta, count):
+        base = len(plan.param_rows)
+        for g in range(_ceil_div(count, Pl)):
+            bs, ts = [], []
+            for lane in range(Pl):
+                c = g * Pl + lane
+                # padding lanes: zero weights and bias, threshold 1, so they never fire and never disturb the stream
+                bs.append(int(bias[c]) if bias is not None and c < count else 0)
+                ts.append(int(theta[c]) if theta is not None and c < count else 1)
+            plan.param_rows.append((bs, ts))
+        return base
+
+    def entry(name, op, **kw):
+        e = {f: 0 for f in FIELDS}
+        e.update(op=op, name=name, **kw)
+        plan.layers.append(e)
+        return e
+
+    def conv_fields(hi, wi, ho, wo, k3, s2, gin, ps, gs, in_base):
+        pad = 1 if k3 else 0
+        rs = wi * ps
+        return dict(Hi=hi, Wi=wi, Ho=ho, Wo=wo, k3=k3, s2=s2, Gin=gin, PS=ps, RS=rs, GS=gs,
+                    XSTEP=(2 if s2 else 1) * ps, YSTEP=(2 if s2 else 1) * rs, a0=in_base - pad * rs - pad * ps)
+
+    shapes = model.stage_shapes
+    S = len(shapes)
+    cin0, c0, h0, w0 = shapes[0]
+    prev_key = None
+    for i, (cin, cout, h, w) in enumerate(shapes):
+        last = i == S - 1
+        theta = None if last else a[f"tok{i}.theta"]
+        out_key = None if last else f"tok{i}.spikes"
+        if i == 0:
+            fields = conv_fields(h, w, h, w, 1, 0, cin, 1, h * w, 0)
+            wts = cin
+            op = OP_CONV_IN
+        else:
+            src = plan.regions[prev_key]
+            hi, wi = src["shape"]
+            if model.stages[i]["pool"]:
+                pbase = region(f"tok{i}.pooled", cin, h, w)
+                entry(f"tok{i}.pool", OP_POOL, out_base=pbase, Gout=src["groups"], hoff=1,
+                      **conv_fields(hi, wi, h, w, 1, 1, 1, src["groups"], 1, src["base"]))
+                src = plan.regions[f"tok{i}.pooled"]
+            fields = conv_fields(h, w, h, w, 1, 0, src["groups"], src["groups"], 1, src["base"])
+            wts = cin
+            op = OP_ACC
+        out_base = 0 if last else region(out_key, cout, h, w)
+        entry(f"tok{i}", op, to_stream=int(last), stream_init=int(last), out_base=out_base,
+              Gout=_ceil_div(cout, Pl), w_base=weights_rows(conv_weight_rows(a[f"tok{i}.w"])), R=9 * cin, WTS=wts,
+              WGS=1 if i == 0 else Pl, p_base=param_rows(a[f"tok{i}.b"], theta, cout), **fields)
+        prev_key = out_key
+
+    def tok_fields(src_key):
+        src = plan.regions[src_key]
+        return conv_fields(N, 1, N, 1, 0, 0, src["groups"], src["groups"], 1, src["base"])
+
+    def linear(name, src_key, w, b, theta, out_key=None, to_stream=False):
+        cout, cin = w.shape
+        out_base = region(out_key, cout, N, 1) if out_key else 0
+        entry(name, OP_ACC, to_stream=int(to_stream), out_base=out_base, Gout=_ceil_div(cout, Pl),
+              w_base=weights_rows(conv_weight_rows(w)), R=cin, WTS=cin, WGS=Pl,
+              p_base=param_rows(b, theta, cout), **tok_fields(src_key))
+
+    for j in range(model.blocks):
+        p = f"blk{j}."
+        base = region(p + "ssa_spikes", C, N, 1)
+        entry(p + "ssa_lif", OP_STREAM_LIF, out_base=base, Gout=G, Ho=N, Wo=1,
+              p_base=param_rows(None, a[p + "ssa_theta"], C))
+        for name in ("q", "k", "v"):
+            linear(p + name, p + "ssa_spikes", a[p + name + ".w"], a[p + name + ".b"], a[p + name + ".theta"],
+                   out_key=p + name + ".spikes")
+        dp = d // Pl
+        entry(p + "kv", OP_KV, k_base=plan.regions[p + "k.spikes"]["base"],
+              v_base=plan.regions[p + "v.spikes"]["base"], N=N, heads=heads, d=d, DP=dp, Gout=G)
+        base = region(p + "attn_spikes", C, N, 1)
+        entry(p + "attn", OP_ATTN, out_base=base, Gout=G, w_base=0, R=d, WTS=0, WGS=Pl, hoff=2, DP=dp,
+              p_base=param_rows(None, np.full(C, P.attn_theta(T)), C), **{**tok_fields(p + "q.spikes"), "Gin": dp})
+        linear(p + "proj", p + "attn_spikes", a[p + "proj.w"], a[p + "proj.b"], None, to_stream=True)
+        base = region(p + "mlp_spikes", C, N, 1)
+        entry(p + "mlp_lif", OP_STREAM_LIF, out_base=base, Gout=G, Ho=N, Wo=1,
+              p_base=param_rows(None, a[p + "mlp_theta"], C))
+        linear(p + "fc1", p + "mlp_spikes", a[p + "fc1.w"], a[p + "fc1.b"], a[p + "fc1.theta"],
+               out_key=p + "fc1.spikes")
+        linear(p + "fc2", p + "fc1.spikes", a[p + "fc2.w"], a[p + "fc2.b"], None, to_stream=True)
+
+    entry("head.z", OP_HEAD_Z, Gout=G, N=N, RS=G * T)
+    K = model.num_classes
+    hw = a["head.w"]
+    entry("head", OP_HEAD, Gout=_ceil_div(K, Pl), Ho=1, Wo=1, Hi=1, Wi=1, k3=0, Gin=C, PS=0, RS=0, GS=1,
+          a0=0, w_base=weights_rows(conv_weight_rows(hw)), R=C, WTS=C, WGS=1,
+          p_base=param_rows(a["head.b"], None, K))
+
+    # ----- widths (all from golden's interval analysis; nothing can overflow)
+    acc_keys = [k for k in ranges if k.endswith(".acc") or k.endswith(".y") or k.endswith(".kv")]
+    zr = ranges["head.z"]
+    zw = zr.bits
+    head_bound = int(np.abs(a["head.b"]).max()) + int(np.abs(hw).sum(1).max()) * (1 << zw)
+    stream_keys = [k for k in ranges if k.startswith("stream") or "stream_" in k]
+    bias_all = [v for bs, _ in plan.param_rows for v in bs]
+    theta_all = [v for _, ts in plan.param_rows for v in ts]
+    wall = [v for row in plan.weight_rows for v in row] or [0]
+    widths = {
+        "weight": signed_bits(min(wall), max(wall)),
+        "acc": max([ranges[k].bits for k in acc_keys + stream_keys + ["head.z"]] +
+                   [signed_bits(-head_bound, head_bound), signed_bits(min(bias_all), max(bias_all))]),
+        "membrane": max(r.bits for k, r in ranges.items() if k.endswith(".membrane")) + 1,
+        "stream": max(ranges[k].bits for k in stream_keys),
+        "z": zw,
+        "kv": signed_bits(0, N),
+        "bias": signed_bits(min(bias_all), max(bias_all)),
+        "theta": signed_bits(0, max(theta_all)),
+        "pixel": model.input_bits,
+        "logit": ranges["logits"].bits,
+    }
+    plan.widths = widths
+    plan.dims = {"C": C, "N": N, "G": G, "d": d, "heads": heads, "K": K, "T": T, "lanes": Pl,
+                 "pixels": int(np.prod(model.input_shape)), "act_rows": plan.act_rows,
+                 "weight_rows": len(plan.weight_rows), "param_rows": len(plan.param_rows),
+                 "stream_rows": N * G * T, "kv_rows": G * d, "z_rows": G, "layers": len(plan.layers)}
+    return plan
