@@ -46,6 +46,8 @@ def build(verilog_path: str, build_root: str, waves: bool = False):
 def run_images(verilog_path: str, manifest: dict, images: np.ndarray, work_dir: str, waves: bool = False,
                junit: str | None = None) -> list[dict]:
     """Simulate every image (one Verilator run, one cocotb test looping over them); returns the records."""
+    work_dir = os.path.abspath(work_dir)
+    verilog_path = os.path.abspath(verilog_path)
     os.makedirs(work_dir, exist_ok=True)
     runner, build_dir = build(verilog_path, os.path.join(work_dir, ".."), waves)
     img_path = os.path.join(work_dir, "images.npy")
