@@ -11,7 +11,7 @@ simulated image. Cost per piece (P lanes, T timesteps):
   stream LIF output                   2 + 2T (stream reads) + T (LIF) + 1
   Kᵀ·V, per (lane group, K channel)   2N + 3
   head Z, per lane group              N·T + 3
-  argmax                              K
+  argmax                              K + 1
 nnz(row) counts the non-zero T-bit words of the row's P channels (spike layers), the set bits of the pixel
 (first conv), or the set bits of Z_c in two's complement (head): the event-driven part.
 """
@@ -117,7 +117,7 @@ def layer_cycles(model: IntModel, trace: dict, image: int, lanes: int) -> dict[s
         pop += (z >> b) & 1
     K = model.num_classes
     cyc["head"] = 2 + _ceil_div(K, P) * (2 + int((3 + pop).sum()) + 1)
-    cyc["argmax"] = K
+    cyc["argmax"] = K + 1
     return cyc
 
 

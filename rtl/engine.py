@@ -12,7 +12,7 @@ Cycle cost (exact; `hls_models/engine_cycles.py` is the formula, the tests compa
   per layer: 2 (fetch) ; per output (position, group): 2 + Σ_taps [1 if out of bounds else Σ_rows (2 + nnz(row) + 1)]
   + epilogue (T for LIF + 1 write | 2T stream add | 1 pool write | 1 head write).
   pooling rows cost 2 (no scan). stream LIF outputs: 2 + 2T + T + 1. KV: (2N + 3) per (group, K channel).
-  head Z: (N·T + 3) per group. argmax: K cycles, then 1 to return to idle.
+  head Z: (N·T + 3) per group. argmax: K + 1 cycles.
 There is no multiplier: the bit-serial layers (first conv over pixel bits, head over the bits of Z) shift-add.
 """
 from __future__ import annotations
@@ -262,7 +262,7 @@ class SpikeEngine(wiring.Component):
 
         def next_layer():
             with m.If(layer + 1 == len(plan.layers)):
-                m.d.sync += [kidx.eq(1), best.eq(0), bestval.eq(logits[0])]
+                m.d.sync += kidx.eq(0)  # logits are written this very cycle: start comparing next cycle
                 m.next = "ARGMAX"
             with m.Else():
                 m.d.sync += layer.eq(layer + 1)
@@ -536,7 +536,7 @@ class SpikeEngine(wiring.Component):
             with m.State("ARGMAX"):
                 with m.If(kidx < self.K):
                     cur = Array(logits)[kidx]
-                    with m.If(cur > bestval):
+                    with m.If((kidx == 0) | (cur > bestval)):
                         m.d.sync += [best.eq(kidx), bestval.eq(cur)]
                     m.d.sync += kidx.eq(kidx + 1)
                 with m.Else():
