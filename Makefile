@@ -22,12 +22,14 @@ venv: $(VENV)/.installed
 demo: venv
 	$(VPY) flow.py train-quant --preset $(PRESET)
 	$(VPY) flow.py gen-rtl --preset $(PRESET)
-	$(MAKE) sim PRESET=$(PRESET)
+	$(VPY) flow.py sim --preset $(PRESET)
 	$(VPY) flow.py synth --preset $(PRESET)
 	$(VPY) flow.py report --preset $(PRESET)
 
+# The unit tests, then the CI-sized simulation regression (the whole-core checks train the default model first
+# when build/digits/intmodel.zip is absent).
 test: venv
-	$(VPY) -m pytest -q tests
+	$(VPY) -m pytest -q tests sim --junitxml=build/test-junit.xml
 
 sim: venv
 	$(VPY) -m pytest -q sim $(if $(FULL),--full,) --junitxml=build/sim/junit.xml
