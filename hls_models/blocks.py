@@ -1,0 +1,62 @@
+"""Exact cycle counts of the RTL building blocks (rtl/lif.py, accumulator.py, scanner.py, maxpool.py,
+attention.py, bitserial.py, residual.py). The cocotb benches (sim/tb_*.py) measure the same quantities and
+compare them with these formulas exactly.
+
+Convention: a stream of n transactions presented back to back (no stalls) starting at cycle 0; the count is the
+number of cycles until the last result is visible (pipelined blocks: n - 1 + latency + 1 = n + latency).
+"""
+from __future__ import annotations
+
+
+def tree_depth(n: int) -> int:
+    return max(0, (int(n) - 1).bit_length())
+
+
+def lif_cycles(n: int, T: int) -> int:
+    """LifLanes: T-stage pipeline, one set of P neurons per cycle."""
+    return n + T
+
+
+def accumulator_cycles(n_events: int) -> int:
+    """AccumulatorLanes: one event per cycle, 1 cycle latency (load cycles carry an event too)."""
+    return n_events + 1
+
+
+def scanner_cycles(nnz_per_row: list[int]) -> int:
+    """SpikeScanner busy cycles for rows sent back to back with out_ready high."""
+    if not nnz_per_row:
+        return 0
+    return sum(max(1, k) for k in nnz_per_row) + (1 if nnz_per_row[-1] else 0)
+
+
+def maxpool_cycles(rows: int) -> int:
+    """OrPool: one input row per cycle; each output row leaves 1 cycle after its last input row."""
+    return rows + 1
+
+
+def kv_latency(tokens: int) -> int:
+    """AttentionUnit K·V path: AND register, then a registered popcount tree over the tokens."""
+    return 1 + tree_depth(tokens)
+
+
+def y_latency(d: int) -> int:
+    """AttentionUnit Y path: masked-row register, then a registered adder tree over the d KV rows."""
+    return 1 + tree_depth(d)
+
+
+def attention_kv_cycles(pairs: int, tokens: int) -> int:
+    return pairs + kv_latency(tokens)
+
+
+def attention_y_cycles(rows: int, d: int) -> int:
+    return rows + y_latency(d)
+
+
+def bitserial_cycles(values: int, bits: int) -> int:
+    """BitSerialMac: one value bit per cycle, values back to back; +1 for the final register."""
+    return values * bits + 1
+
+
+def residual_cycles(n: int) -> int:
+    """ResidualAdder: one set of P channels per cycle, 1 cycle latency."""
+    return n + 1
