@@ -30,7 +30,8 @@ def relative_errors(estimate: dict, synth: dict) -> dict:
 def add_arguments(parser) -> None:
     parser.add_argument("--preset", default="digits")
     parser.add_argument("--build", default="build")
-    parser.add_argument("--lanes", type=int, nargs="+", default=[8, 16, 32])
+    # The engine needs lanes dividing the head dimension (16 for digits), so the digits sweep is 4, 8, 16.
+    parser.add_argument("--lanes", type=int, nargs="+", default=[4, 8, 16])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--freq", type=float, default=None, help="nextpnr target frequency (MHz)")
     parser.add_argument("--out", default=RESULTS, help="where to store the results (default docs/bench/)")
@@ -42,6 +43,13 @@ def main(args) -> int:
     model = load(os.path.join(preset_dir, "intmodel.zip"))
     points = []
     started = time.time()
+
+    def store():
+        # after every point, so an interrupted bench keeps what it finished
+        _atomic_json(args.out, {"preset": args.preset, "intmodel_sha256": model.sha256,
+                                "device": "LFE5U-85F-6CABGA381", "seeds": args.seeds, "tolerance": TOLERANCE,
+                                "tool_versions": points[-1]["tool_versions"] if points else {}, "points": points})
+
     for lanes in args.lanes:
         point_dir = os.path.join(preset_dir, "bench", f"P{lanes}")
         print(f"bench: P={lanes}: generating the core...", flush=True)
@@ -60,20 +68,12 @@ def main(args) -> int:
             "estimate_blocks": est["blocks"],
             "relative_error": {k: round(v, 4) for k, v in errors.items()},
             "manifest": manifest,
+            "tool_versions": rep["tool_versions"],
         })
+        store()
         print(f"bench: P={lanes}: synthesis {rep['lut']:,} LUT4 / {rep['ff']:,} FF / {rep['bram']} BRAM, "
               f"{rep['fmax_mhz']:.1f} MHz; model {est['lut']:,} / {est['ff']:,} / {est['bram']} "
               f"({', '.join(f'{k} {100 * v:+.1f} %' for k, v in errors.items())})", flush=True)
-    result = {
-        "preset": args.preset,
-        "intmodel_sha256": model.sha256,
-        "device": "LFE5U-85F-6CABGA381",
-        "seeds": args.seeds,
-        "tool_versions": rep["tool_versions"],
-        "tolerance": TOLERANCE,
-        "points": points,
-    }
-    _atomic_json(args.out, result)
     worst = max(abs(v) for p in points for v in p["relative_error"].values())
     print(f"bench: wrote {os.path.relpath(args.out)} in {time.time() - started:.0f} s; worst model error "
           f"{100 * worst:.1f} % (tolerance {100 * TOLERANCE:.0f} %)")

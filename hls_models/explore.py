@@ -66,19 +66,11 @@ def generate_core(preset: str, build: str, lanes: int, out_dir: str, extra: list
         return json.load(f)
 
 
-def model_cycles(preset_dir: str, manifest: dict, images) -> float | None:
-    """Mean cycles per inference from the core's cycle model, or None where it is not available."""
-    try:
-        from . import cycles
-    except ImportError:
-        return None
-    from golden.intmodel import load
-    model = load(os.path.join(preset_dir, "intmodel.zip"))
-    for name in ("inference_cycles", "exp_cycles", "total_cycles"):
-        fn = getattr(cycles, name, None)
-        if fn is not None:
-            return float(np.mean(fn(model, images, manifest)))
-    return None
+def model_cycles(model, trace: dict, images, lanes: int) -> float:
+    """Mean cycles per inference from the core's exact cycle model (hls_models/engine_cycles.py)."""
+    from . import engine_cycles
+    trace = {**trace, "_pixels": model.check_images(images)}
+    return float(np.mean([engine_cycles.exp_cycles(model, trace, i, lanes) for i in range(len(images))]))
 
 
 def pareto(points: list[dict], x: str = "lut", y: str = "cycles") -> list[dict]:
@@ -118,7 +110,8 @@ def plot(points: list[dict], front: list[dict], path: str) -> None:
 def add_arguments(parser) -> None:
     parser.add_argument("--preset", default="digits")
     parser.add_argument("--build", default="build")
-    parser.add_argument("--lanes", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64], help="lane counts to sweep")
+    parser.add_argument("--lanes", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64],
+                        help="lane counts to sweep; those gen-rtl rejects for this model are skipped")
     parser.add_argument("--images", type=int, default=16, help="test images for the cycle model (default 16)")
     parser.add_argument("--synth", type=int, default=3, help="synthesise at most this many Pareto points (0: none)")
     parser.add_argument("--seeds", type=int, default=1, help="place-and-route seeds per synthesised point")
@@ -126,20 +119,27 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
-    from golden.intmodel import load_testset
+    from golden import inference
+    from golden.intmodel import load, load_testset
     preset_dir = os.path.join(args.build, args.preset)
     out = os.path.join(preset_dir, "explore")
+    model = load(os.path.join(preset_dir, "intmodel.zip"))
     images, _ = load_testset(os.path.join(preset_dir, "testset.npz"))
     images = images[:max(1, args.images)]
+    trace = inference.run(model, images, trace=True).trace
     points = []
     for lanes in sorted(set(args.lanes)):
         point_dir = os.path.join(out, f"P{lanes}")
         print(f"explore: P={lanes}: generating the core...", flush=True)
-        manifest = generate_core(args.preset, args.build, lanes, point_dir, args.gen_arg)
+        try:
+            manifest = generate_core(args.preset, args.build, lanes, point_dir, args.gen_arg)
+        except FlowError as exc:
+            print(f"explore: P={lanes}: skipped: {exc}", flush=True)
+            continue
         est = resources.estimate_from_manifest(manifest)
-        cyc = model_cycles(preset_dir, manifest, images)
-        if est is None or cyc is None:
-            raise FlowError("the resource or cycle model cannot read this core's manifest; regenerate it with the "
+        cyc = model_cycles(model, trace, images, lanes)
+        if est is None:
+            raise FlowError("the resource model cannot read this core's manifest; regenerate it with the "
                             "current `python flow.py gen-rtl`.")
         points.append({"lanes": lanes, "cycles": cyc, "lut": est["lut"], "ff": est["ff"], "bram": est["bram"],
                        "dir": point_dir})

@@ -16,6 +16,8 @@ BRAM_SHAPES = {
 }
 # Up to this many bits Yosys keeps a ROM in LUT logic (measured: 64x16 and 128x8 go to LUTs, 96x24 to a BRAM).
 LUT_ROM_MAX_BITS = {"ecp5": 1024, "ice40": 1024}
+# Memories this shallow never go to block RAM (the digits core's 16-entry layer table and 8 x 176 Z buffer).
+SHALLOW_DEPTH = 16
 # LUT4 per 16 ROM bits: ECP5 builds wider muxes from PFUMX/L6MUX21 for free, iCE40 spends LUTs on them.
 LUT_ROM_LUTS_PER_16_BITS = {"ecp5": 1.0, "ice40": 2.3}
 
@@ -30,8 +32,15 @@ def bram_blocks(depth: int, width: int, target: str = "ecp5") -> int:
 def memory_cost(depth: int, width: int, target: str = "ecp5", read_only: bool = True) -> dict:
     """A memory either in block RAM, or (small ROMs) as LUT logic with its registered read data."""
     bits = depth * width
-    if read_only and bits <= LUT_ROM_MAX_BITS[target]:
+    if read_only and (bits <= LUT_ROM_MAX_BITS[target] or depth <= SHALLOW_DEPTH):
         return {"lut": math.ceil(LUT_ROM_LUTS_PER_16_BITS[target] * bits / 16), "ff": width, "bram": 0}
+    if not read_only and (depth <= SHALLOW_DEPTH or bits <= LUT_ROM_MAX_BITS[target]):
+        # distributed RAM: a TRELLIS_DPR16X4 (16 x 4) takes two LUT slots, deeper ones add a read mux;
+        # iCE40 has none, so flip-flops
+        if target == "ecp5":
+            cells = math.ceil(depth / 16) * math.ceil(width / 4)
+            return {"lut": 2 * cells + width * (math.ceil(depth / 16) - 1), "ff": width, "bram": 0}
+        return {"lut": width * math.ceil(depth / 4), "ff": depth * width + width, "bram": 0}
     return {"lut": 0, "ff": 0, "bram": bram_blocks(depth, width, target)}
 
 
@@ -52,6 +61,11 @@ def register(bits: int) -> dict:
 def mux(bits: int, inputs: int) -> dict:
     """An inputs:1 multiplexer of `bits`: a LUT4 is a 2:1 mux with a spare input, PFUMX/L6MUX merge the rest."""
     return {"lut": bits * max(0, inputs - 1), "ff": 0, "bram": 0}
+
+
+def shifter(bits: int, positions: int) -> dict:
+    """A barrel shifter over `positions` shift amounts: one 2:1 mux level per shift bit."""
+    return {"lut": bits * max(1, math.ceil(math.log2(max(2, positions)))), "ff": 0, "bram": 0}
 
 
 def popcount(bits: int, registered: bool = True) -> dict:
@@ -98,6 +112,87 @@ def estimate_from_manifest(manifest: dict | None, target: str = "ecp5") -> dict 
     return {"blocks": blocks, **total, "target": target}
 
 
+def _bits(n: int) -> int:
+    return max(1, int(n).bit_length())
+
+
+def _clog2(n: int) -> int:
+    return max(1, math.ceil(math.log2(max(2, n))))
+
+
+def _overflow_check(bits: int) -> dict:
+    """`fits(v, w)`: two comparisons of v against the width's bounds."""
+    return scale(comparator(bits), 2)
+
+
+# LUT4 per accumulator bit for the accumulator's next-value selection (bias/0 at the output start, the event sum,
+# the stream load, the KV increment, the head-Z sum): fitted on the ECP5 synthesis of the digits core at P = 4 and 8
+# (Yosys 0.70), checked at P = 16. Everything else below is counted from the engine's structure.
+ACC_SELECT_LUTS_PER_BIT = 4.4
+
+
+def engine_blocks(manifest: dict, target: str = "ecp5") -> list[dict]:
+    """Blocks of the SpikeEngine (rtl/engine.py) from its manifest: widths, dims and memory map."""
+    P, T = manifest["parameters"]["lanes"], manifest["parameters"]["T"]
+    w, dm, mem = manifest["widths"], manifest["dims"], manifest["memory_map"]
+    AW, MW, SW, ZW, TW, LW = w["acc"], w["membrane"], w["stream"], w["z"], w["theta"], w["logit"]
+    K = dm["K"]
+    maskw = max(P, w["pixel"], ZW)
+    lif_w = max(MW, AW + T) + 1
+
+    per_acc = add(adder(AW),                                  # acc + addend (event)
+                  mux(AW, 2),                                 # addend: shifted weight or KV value
+                  adder(AW),                                  # KV: +1 where K and V spike together
+                  _overflow_check(AW + 2),
+                  {"lut": round(ACC_SELECT_LUTS_PER_BIT * AW), "ff": 0, "bram": 0},
+                  register(AW))
+    lane = add(scale(per_acc, T),
+               shifter(AW + 1, maskw),                      # bit-serial layers: weight << bit index
+               adder(AW + 1),                              # weight negation (head's sign bit)
+               mux(AW, T), adder(lif_w), comparator(lif_w), mux(MW, 2), _overflow_check(lif_w),
+               register(MW + T + TW),                      # membrane, spike word, threshold
+               mux(AW, T), adder(max(SW, AW) + 1), _overflow_check(max(SW, AW) + 1),   # stream add
+               adder(AW),                                  # head Z sum
+               mux(2 * T + ZW, 2))                         # per-lane slices of the scan/KV/Z selections
+    lanes = scale(lane, P)
+
+    memories = []
+    ram_ports = {"act": 2, "stream": 1, "kv": 1, "z": 1, "image": 1}   # read ports beside a write port
+    for name, m in sorted(mem.items()):
+        depth, width = max(1, m["depth"]), m["width"]
+        copies = ram_ports.get(name, 1)
+        cost = memory_cost(depth, width, target, read_only=name not in ram_ports)
+        if name in ram_ports and cost["bram"]:
+            cost = add(scale(cost, copies), register(width))   # read-during-write bypass register
+        memories.append({"name": f"{name} memory ({depth} x {width})", **cost})
+
+    fields = manifest.get("layer_table") or []
+    lt_bits = 0
+    if fields:
+        keys = [k for k in fields[0] if k not in ("name", "op")]
+        lt_bits = sum(_bits(max(abs(int(e[k])) for e in fields)) + (1 if k == "a0" else 0) for k in keys) + 3
+    addr = _bits(max(dm["act_rows"], dm["weight_rows"], dm["pixels"], dm["stream_rows"], 2)) + 2
+    controller = add(memory_cost(max(1, dm["layers"]), lt_bits, target), register(lt_bits),
+                     scale(add(adder(16), register(16)), 12),          # loop counters
+                     scale(add(adder(addr), register(addr)), 14),      # address accumulators
+                     scale(adder(addr), 9),                             # row / event address sums
+                     scale(comparator(18), 4),                          # in-bounds checks
+                     add(scale(mux(1, 2), maskw * 3), register(maskw)),  # scan mask and priority encoder
+                     add(adder(32), register(32)),                      # cycle counter
+                     {"lut": 150, "ff": 40, "bram": 0})                 # FSM state and glue
+    logits = add(register(K * LW), mux(LW * K, 2), mux(LW, K), mux(LW, K), comparator(LW), register(LW))
+
+    blocks = [{"name": f"lanes ({P} x {T} accumulators of {AW} bits, LIF, stream add)", **lanes},
+              {"name": "controller (layer table, loop nest, scanner)", **controller},
+              {"name": f"logits and argmax ({K} x {LW} bits)", **logits}, *memories]
+    out = []
+    for b in blocks:
+        c = placed({k: b[k] for k in ("lut", "ff", "bram")}, target)
+        out.append({"name": b["name"], **{k: int(round(v)) for k, v in c.items()}})
+    return out
+
+
 def core_blocks(manifest: dict, target: str) -> list[dict]:
-    """The core's blocks with their costs (filled in once the core's structure is known)."""
+    if {"parameters", "widths", "dims", "memory_map"} <= set(manifest):
+        return engine_blocks(manifest, target)
     return []
