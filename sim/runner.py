@@ -10,6 +10,7 @@ keeps an FST (Verilator) / FST (Icarus) per test in the test's directory.
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 import os
 import shutil
 import sys
@@ -94,6 +95,6 @@ def run_cocotb(component_or_verilog, toplevel: str, test_module: str, build_dir:
     except SystemExit as exc:
         raise AssertionError(f"cocotb run of {test_module} on {toplevel} failed (exit {exc.code}); "
                              f"see {results} and the log above") from None
-    total, failed = get_results(results)
+    total, failed = get_results(Path(results))
     assert failed == 0, f"{failed} of {total} cocotb tests of {test_module} failed; see {results}"
     return results
