@@ -40,3 +40,20 @@ GENERICS["test_lif"] = ([dict(lanes=4, T=4, acc_width=10, theta_width=14)],
 def test_lif(g, full):
     from rtl.lif import LifLanes
     run_block(LifLanes(g["lanes"], g["T"], g["acc_width"], g["theta_width"]), "lif", g, full)
+
+
+GENERICS["test_accumulator"] = ([dict(lanes=4, T=4, weight_width=8, acc_width=13, max_events=12)],
+                                [dict(lanes=2, T=8, weight_width=4, acc_width=9, max_events=20)])
+
+
+def test_accumulator(g, full):
+    from rtl.accumulator import AccumulatorLanes
+    run_block(AccumulatorLanes(g["lanes"], g["T"], g["weight_width"], g["acc_width"]), "accumulator", g, full)
+
+
+GENERICS["test_scanner"] = ([dict(words=8, T=4)], [dict(words=16, T=2), dict(words=3, T=8)])
+
+
+def test_scanner(g, full):
+    from rtl.scanner import SpikeScanner
+    run_block(SpikeScanner(g["words"], g["T"]), "scanner", g, full)
