@@ -146,6 +146,10 @@ def main(args) -> int:
         print(f"explore: P={lanes}: {cyc:,.0f} cycles, ~{est['lut']:,} LUT4, {est['ff']:,} FF, {est['bram']} BRAM")
     front = pareto(points)
     fits = [p for p in front if p["lut"] <= resources_capacity()]
+    if args.synth and len(fits) > args.synth:
+        # spread the synthesised points over the front: its two ends and evenly between
+        picks = sorted({round(i * (len(fits) - 1) / max(1, args.synth - 1)) for i in range(args.synth)})
+        fits = [fits[i] for i in picks]
     for p in fits[:args.synth]:
         print(f"explore: synthesising P={p['lanes']} (Pareto point)...", flush=True)
         rep = synthesise(os.path.join(p["dir"], "core.v"), "spikingformer_core", "ecp5", args.seeds, None,

@@ -273,7 +273,8 @@ def _sim_summary(sim: dict) -> str:
     for key in ("images", "mismatches", "cycles_mean", "cycles_max", "sim_seconds", "cycle_model_exact",
                 "first_mismatch"):
         if key in sim:
-            parts.append(f"{key} = {sim[key]}")
+            value = sim[key]
+            parts.append(f"{key} = {value:.4g}" if isinstance(value, float) else f"{key} = {value}")
     exact = _cycle_model_exact(sim)
     if isinstance(exact, tuple):
         parts.append(f"cycle model vs RTL counter: {'equal' if exact[0] else 'DIFFERENT'} on {exact[2]} images "
