@@ -447,6 +447,18 @@ def build_report(preset: str, build: str = "build", images_limit: int = REPORT_I
              f"{model.weight_count():,} weights; model sha256 <code>{model.sha256[:16]}</code>. Integer accuracy on "
              f"the {len(images)} images used here: {100 * acc_now:.2f} %.</p>")
     path = page.write(f"Spikingformer co-design report — {preset}", intro)
+    from .synth import _atomic_json
+    _atomic_json(os.path.join(out_dir, "summary.json"), {
+        "preset": preset, "model_sha256": model.sha256, "images": int(len(images)),
+        "int_accuracy_on_images": acc_now,
+        "float_test_accuracy": (metrics or {}).get("float_test_accuracy"),
+        "int_test_accuracy": (metrics or {}).get("int_test_accuracy"),
+        "energy_uj": e["energy_uj"], "ac_ops": e["ac_ops"], "mac_ops": e["mac_ops"],
+        "executed_sops": e["executed_sops"], "cycles_mean": cycles["total"] if cycles else None,
+        "lanes": cycles["lanes"] if cycles else None, "efficiency": efficiency,
+        "synth": {t: {k: r.get(k) for k in ("lut", "ff", "bram", "dsp", "fmax_mhz", "status")} for t, r in synth.items()},
+        "resource_estimate": {k: estimate[k] for k in ("lut", "ff", "bram")} if estimate else None,
+    })
     return path
 
 
