@@ -53,8 +53,8 @@ def attention_y_cycles(rows: int, d: int) -> int:
 
 
 def bitserial_cycles(values: int, bits: int) -> int:
-    """BitSerialMac: one value bit per cycle, values back to back; +1 for the final register."""
-    return values * bits + 1
+    """BitSerialMac: transfer cycle, one value bit per cycle for values back to back, the final register."""
+    return values * bits + 2
 
 
 def residual_cycles(n: int) -> int:

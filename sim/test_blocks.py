@@ -57,3 +57,38 @@ GENERICS["test_scanner"] = ([dict(words=8, T=4)], [dict(words=16, T=2), dict(wor
 def test_scanner(g, full):
     from rtl.scanner import SpikeScanner
     run_block(SpikeScanner(g["words"], g["T"]), "scanner", g, full)
+
+
+GENERICS["test_maxpool"] = ([dict(height=7, width=6, T=4)], [dict(height=8, width=8, T=2), dict(height=4, width=5, T=8)])
+
+
+def test_maxpool(g, full):
+    from rtl.maxpool import OrPool
+    run_block(OrPool(g["height"], g["width"], g["T"]), "maxpool", g, full)
+
+
+GENERICS["test_attention"] = ([dict(tokens=16, d=4)], [dict(tokens=64, d=8), dict(tokens=9, d=3)])
+
+
+def test_attention(g, full):
+    from rtl.attention import AttentionUnit
+    run_block(AttentionUnit(g["tokens"], g["d"]), "attention", g, full)
+
+
+GENERICS["test_bitserial"] = ([dict(lanes=3, bits=10, signed=1, weight_width=6, acc_width=20, max_values=8)],
+                              [dict(lanes=4, bits=8, signed=0, weight_width=8, acc_width=22, max_values=27)])
+
+
+def test_bitserial(g, full):
+    from rtl.bitserial import BitSerialMac
+    run_block(BitSerialMac(g["lanes"], g["bits"], g["weight_width"], g["acc_width"], bool(g["signed"])),
+              "bitserial", g, full)
+
+
+GENERICS["test_residual"] = ([dict(lanes=4, stream_width=12, branch_width=10)],
+                             [dict(lanes=2, stream_width=16, branch_width=16)])
+
+
+def test_residual(g, full):
+    from rtl.residual import ResidualAdder
+    run_block(ResidualAdder(g["lanes"], g["stream_width"], g["branch_width"]), "residual", g, full)
