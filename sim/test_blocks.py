@@ -92,3 +92,13 @@ GENERICS["test_residual"] = ([dict(lanes=4, stream_width=12, branch_width=10)],
 def test_residual(g, full):
     from rtl.residual import ResidualAdder
     run_block(ResidualAdder(g["lanes"], g["stream_width"], g["branch_width"]), "residual", g, full)
+
+
+def test_lif_icarus_cross_check():
+    """The LIF bench again under Icarus: a second simulator must agree (fails with the install hint if absent)."""
+    import shutil
+    from sim.runner import ICARUS_HINT
+    assert shutil.which("iverilog"), ICARUS_HINT
+    from rtl.lif import LifLanes
+    g = dict(lanes=4, T=4, acc_width=10, theta_width=14)
+    run_block(LifLanes(g["lanes"], g["T"], g["acc_width"], g["theta_width"]), "lif", g, False, simulator="icarus")
