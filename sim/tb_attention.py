@@ -23,7 +23,7 @@ async def one_head(bench, q, k, v, name):
     pairs = [(i, j) for i in range(d) for j in range(d)]
     got, first, last, sent = {}, None, None, 0
     while len(got) < len(pairs):
-        assert sent < len(pairs) + 100 or len(got) > 0, "AttentionUnit produced no KV"
+        assert sent < len(pairs) + 100, "AttentionUnit stopped producing KV counts"
         if sent < len(pairs):
             i, j = pairs[sent]
             await bench.cycle(kv_valid=1, kv_index=i * d + j, k_bits=bits(k[i]), v_bits=bits(v[j]), q_valid=0)
