@@ -1,28 +1,104 @@
-"""pytest entry of the block regression (issue 3): each rtl/blocks component, built once per parametrisation,
-streams its seeded random transactions and named edge cases through one simulation (sim/blocks/tb_<bench>.py)
-and checks golden results and exp_cycles. JUnit XML per block under build/sim/blocks/; WAVES=1 keeps FSTs.
-`--full` (make sim FULL=1) raises the transaction count."""
+"""pytest entry of the block regression: builds each rtl/ block with a few generics, runs its cocotb bench
+(sim/tb_<block>.py) under Verilator, JUnit XML under build/sim/<block>-<generics>/. `--full` adds
+parametrisations and transactions."""
 from __future__ import annotations
+
+import json
+import os
 
 import pytest
 
-from sim.blocks.runner import run_block
+from sim.runner import BUILD_SIM, run_cocotb
 
-TRANSACTIONS, FULL_TRANSACTIONS = 1000, 10000
-
-
-def ids(cases):
-    return ["-".join(f"{k}{v}" for k, v in g.items()) for g in cases]
+TRANSACTIONS = 1000
+FULL_TRANSACTIONS = 5000
 
 
-def count(full):
-    return FULL_TRANSACTIONS if full else TRANSACTIONS
+def run_block(component, bench: str, generics: dict, full: bool, seed: int = 1, simulator: str = "verilator"):
+    tag = "-".join(f"{k}{v}" for k, v in generics.items())
+    build_dir = os.path.join(BUILD_SIM, f"{bench}-{tag}")
+    env = {"BLOCK_PARAMS": json.dumps(generics), "BLOCK_SEED": seed,
+           "BLOCK_TRANSACTIONS": FULL_TRANSACTIONS if full else TRANSACTIONS}
+    return run_cocotb(component, f"{bench}_top", f"tb_{bench}", build_dir, env=env, simulator=simulator)
 
 
-LIF = [dict(lanes=4, T=4, acc_width=10, theta_width=14), dict(lanes=2, T=8, acc_width=16, theta_width=24)]
+GENERICS = {}   # test function name -> (fast generics, extra generics under --full)
 
 
-@pytest.mark.parametrize("g", LIF, ids=ids(LIF))
-def test_lif_array(g, full):
-    from rtl.blocks import LifArray
-    run_block(LifArray(g["lanes"], g["T"], g["acc_width"], g["theta_width"]), "lif", g, count(full))
+def pytest_generate_tests(metafunc):
+    """The fast parametrisations always; the extra ones only with --full (make sim FULL=1)."""
+    if metafunc.function.__name__ in GENERICS:
+        fast, extra = GENERICS[metafunc.function.__name__]
+        chosen = fast + (extra if metafunc.config.getoption("--full") else [])
+        metafunc.parametrize("g", chosen, ids=["-".join(f"{k}{v}" for k, v in g.items()) for g in chosen])
+
+
+GENERICS["test_lif"] = ([dict(lanes=4, T=4, acc_width=10, theta_width=14)],
+                        [dict(lanes=2, T=2, acc_width=6, theta_width=8), dict(lanes=3, T=8, acc_width=16, theta_width=24)])
+
+
+def test_lif(g, full):
+    from rtl.lif import LifLanes
+    run_block(LifLanes(g["lanes"], g["T"], g["acc_width"], g["theta_width"]), "lif", g, full)
+
+
+GENERICS["test_accumulator"] = ([dict(lanes=4, T=4, weight_width=8, acc_width=13, max_events=12)],
+                                [dict(lanes=2, T=8, weight_width=4, acc_width=9, max_events=20)])
+
+
+def test_accumulator(g, full):
+    from rtl.accumulator import AccumulatorLanes
+    run_block(AccumulatorLanes(g["lanes"], g["T"], g["weight_width"], g["acc_width"]), "accumulator", g, full)
+
+
+GENERICS["test_scanner"] = ([dict(words=8, T=4)], [dict(words=16, T=2), dict(words=3, T=8)])
+
+
+def test_scanner(g, full):
+    from rtl.scanner import SpikeScanner
+    run_block(SpikeScanner(g["words"], g["T"]), "scanner", g, full)
+
+
+GENERICS["test_maxpool"] = ([dict(height=7, width=6, T=4)], [dict(height=8, width=8, T=2), dict(height=4, width=5, T=8)])
+
+
+def test_maxpool(g, full):
+    from rtl.maxpool import OrPool
+    run_block(OrPool(g["height"], g["width"], g["T"]), "maxpool", g, full)
+
+
+GENERICS["test_attention"] = ([dict(tokens=16, d=4)], [dict(tokens=64, d=8), dict(tokens=9, d=3)])
+
+
+def test_attention(g, full):
+    from rtl.attention import AttentionUnit
+    run_block(AttentionUnit(g["tokens"], g["d"]), "attention", g, full)
+
+
+GENERICS["test_bitserial"] = ([dict(lanes=3, bits=10, signed=1, weight_width=6, acc_width=20, max_values=8)],
+                              [dict(lanes=4, bits=8, signed=0, weight_width=8, acc_width=22, max_values=27)])
+
+
+def test_bitserial(g, full):
+    from rtl.bitserial import BitSerialMac
+    run_block(BitSerialMac(g["lanes"], g["bits"], g["weight_width"], g["acc_width"], bool(g["signed"])),
+              "bitserial", g, full)
+
+
+GENERICS["test_residual"] = ([dict(lanes=4, stream_width=12, branch_width=10)],
+                             [dict(lanes=2, stream_width=16, branch_width=16)])
+
+
+def test_residual(g, full):
+    from rtl.residual import ResidualAdder
+    run_block(ResidualAdder(g["lanes"], g["stream_width"], g["branch_width"]), "residual", g, full)
+
+
+def test_lif_icarus_cross_check():
+    """The LIF bench again under Icarus: a second simulator must agree (fails with the install hint if absent)."""
+    import shutil
+    from sim.runner import ICARUS_HINT
+    assert shutil.which("iverilog"), ICARUS_HINT
+    from rtl.lif import LifLanes
+    g = dict(lanes=4, T=4, acc_width=10, theta_width=14)
+    run_block(LifLanes(g["lanes"], g["T"], g["acc_width"], g["theta_width"]), "lif", g, False, simulator="icarus")
