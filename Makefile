@@ -51,7 +51,3 @@ report: venv
 
 clean:
 	rm -rf build
-
-# System packages the regression needs beyond the venv: Icarus Verilog for the cross-simulator check.
-sysdeps:
-	@command -v iverilog >/dev/null || apt-get install -y iverilog
