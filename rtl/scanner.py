@@ -1,7 +1,7 @@
 """Spike scanner: the event-driven skip over a row of T-bit spike words."""
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import Array, Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -45,7 +45,7 @@ class SpikeScanner(wiring.Component):
         m.d.comb += [
             self.out_valid.eq(pending.any()),
             self.out_index.eq(index),
-            self.out_word.eq(row.word_select(index, T)),
+            self.out_word.eq(Array(row[r * T:(r + 1) * T] for r in range(R))[index]),  # mux, no index·T
             self.out_last.eq((pending & ~lowbit) == 0),
             self.in_ready.eq(~pending.any() | (take & self.out_last)),
         ]
