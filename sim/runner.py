@@ -5,7 +5,8 @@ build -> one cocotb test module, JUnit XML next to it.
 
 Builds are cached by the Verilog's hash (the Verilator compile is the slow part on 2 cores), so the same
 component reuses one build across many transactions and test runs. WAVES=1 in the environment (or waves=True)
-keeps an FST (Verilator) / FST (Icarus) per test in the test's directory.
+keeps an FST per run, build/sim/<name>/<test module>-<simulator>.fst (Verilator's FST writer needs the
+system's lz4 header, liblz4-dev).
 """
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ ROOT = os.path.dirname(SIM_DIR)
 BUILD_SIM = os.path.join(ROOT, "build", "sim")
 
 ICARUS_HINT = "Icarus Verilog is not installed; run `make sysdeps` (apt-get install -y iverilog) and retry."
+LZ4_HINT = ("Verilator's FST tracing (WAVES=1) needs the lz4 header; run `apt-get install -y liblz4-dev` "
+            "or run without WAVES=1.")
 
 
 def tools_on_path() -> None:
@@ -66,6 +69,8 @@ def run_cocotb(component_or_verilog, toplevel: str, test_module: str, build_dir:
     if simulator == "icarus" and shutil.which("iverilog") is None:
         raise FlowError(ICARUS_HINT)
     waves = waves_requested() if waves is None else waves
+    if waves and simulator == "verilator" and not os.path.exists("/usr/include/lz4.h"):
+        raise FlowError(LZ4_HINT)
     build_dir = os.path.abspath(build_dir)
     vpath = write_verilog(component_or_verilog, toplevel, build_dir)
     digest = hashlib.sha256(open(vpath, "rb").read()).hexdigest()[:12]
@@ -95,6 +100,8 @@ def run_cocotb(component_or_verilog, toplevel: str, test_module: str, build_dir:
     except SystemExit as exc:
         raise AssertionError(f"cocotb run of {test_module} on {toplevel} failed (exit {exc.code}); "
                              f"see {results} and the log above") from None
+    if waves and os.path.exists(os.path.join(build_dir, "dump.fst")):
+        os.replace(os.path.join(build_dir, "dump.fst"), os.path.join(build_dir, f"{test_module}-{simulator}.fst"))
     total, failed = get_results(Path(results))
     assert failed == 0, f"{failed} of {total} cocotb tests of {test_module} failed; see {results}"
     return results

