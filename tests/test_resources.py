@@ -113,3 +113,16 @@ def test_lane_datapath_estimate_within_25_percent_of_place_and_route(tmp_path):
     assert est["bram"] == rep["bram"] == 2
     for key in ("lut", "ff"):
         assert abs(est[key] - rep[key]) <= 0.25 * rep[key], (key, est[key], rep[key])
+
+
+def test_core_estimate_within_25_percent_of_stored_synthesis():
+    """The whole-core model against `make bench`'s stored ECP5 result (refreshed by `python flow.py bench`)."""
+    with open(BENCH) as f:
+        bench = json.load(f)
+    assert bench["points"], "run `python flow.py bench` to store a synthesis result"
+    for point in bench["points"]:
+        est = resources.estimate_from_manifest(point["manifest"])
+        assert est["blocks"] and point["synth"]["dsp"] == 0
+        for key in ("lut", "ff", "bram"):
+            measured = point["synth"][key]
+            assert abs(est[key] - measured) <= bench["tolerance"] * measured, (point["lanes"], key, est[key], measured)
