@@ -91,7 +91,8 @@ def synth_block_cells(verilog_text: str, top: str, work_dir: str) -> dict:
 
 
 def reference_blocks():
-    """The parametrisations used for the synthesis figures in docs/blocks.md (the fast sim generics)."""
+    """name -> (factory, label): the parametrisations of the synthesis figures in docs/blocks.md (the fast sim
+    generics); factories, so that only the blocks actually synthesised get built."""
     from rtl.accumulator import AccumulatorLanes
     from rtl.attention import AttentionUnit
     from rtl.bitserial import BitSerialMac
@@ -100,13 +101,13 @@ def reference_blocks():
     from rtl.residual import ResidualAdder
     from rtl.scanner import SpikeScanner
     return {
-        "lif": (LifLanes(4, 4, 10, 14), "LifLanes(P=4, T=4, acc 10, theta 14)"),
-        "accumulator": (AccumulatorLanes(4, 4, 8, 13), "AccumulatorLanes(P=4, T=4, w 8, acc 13)"),
-        "scanner": (SpikeScanner(8, 4), "SpikeScanner(R=8, T=4)"),
-        "maxpool": (OrPool(7, 6, 4), "OrPool(H=7, W=6, B=4)"),
-        "attention": (AttentionUnit(16, 4), "AttentionUnit(N=16, d=4)"),
-        "bitserial": (BitSerialMac(3, 10, 6, 20, True), "BitSerialMac(P=3, B=10 signed, w 6, acc 20)"),
-        "residual": (ResidualAdder(4, 12, 10), "ResidualAdder(P=4, stream 12, branch 10)"),
+        "lif": (lambda: LifLanes(4, 4, 10, 14), "LifLanes(P=4, T=4, acc 10, theta 14)"),
+        "accumulator": (lambda: AccumulatorLanes(4, 4, 8, 13), "AccumulatorLanes(P=4, T=4, w 8, acc 13)"),
+        "scanner": (lambda: SpikeScanner(8, 4), "SpikeScanner(R=8, T=4)"),
+        "maxpool": (lambda: OrPool(7, 6, 4), "OrPool(H=7, W=6, B=4)"),
+        "attention": (lambda: AttentionUnit(16, 4), "AttentionUnit(N=16, d=4)"),
+        "bitserial": (lambda: BitSerialMac(3, 10, 6, 20, True), "BitSerialMac(P=3, B=10 signed, w 6, acc 20)"),
+        "residual": (lambda: ResidualAdder(4, 12, 10), "ResidualAdder(P=4, stream 12, branch 10)"),
     }
 
 
@@ -115,8 +116,8 @@ if __name__ == "__main__":
     import os
 
     from amaranth.back import verilog
-    for name, (component, label) in reference_blocks().items():
-        cells = synth_block_cells(verilog.convert(component, name=f"{name}_top"), f"{name}_top",
+    for name, (make, label) in reference_blocks().items():
+        cells = synth_block_cells(verilog.convert(make(), name=f"{name}_top"), f"{name}_top",
                                   os.path.join("build", "synth_blocks", name))
         e = cells["ecp5"]
         print(f"| {label} | {e.get('LUT4', 0)} | {e.get('TRELLIS_FF', 0)} | {e.get('CCU2C', 0)} | "

@@ -10,7 +10,7 @@ from hls_models.blocks import reference_blocks, synth_block_cells
 @pytest.mark.parametrize("name", list(reference_blocks()))
 def test_block_has_no_multiplier(name, tmp_path):
     top = f"{name}_top"
-    component = reference_blocks()[name][0]
+    component = reference_blocks()[name][0]()
     cells = synth_block_cells(verilog.convert(component, name=top), top, str(tmp_path))
     assert cells["coarse"].get("$mul", 0) == 0, f"{name}: word-level $mul cells {cells['coarse']}"
     ecp5 = cells["ecp5"]
