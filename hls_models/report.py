@@ -282,8 +282,16 @@ def _sim_summary(sim: dict) -> str:
     return ", ".join(parts) or json.dumps(sim)[:300]
 
 
-def resources_section(page: Page, synth: dict, estimate: dict | None, preset: str) -> None:
+def resources_section(page: Page, synth: dict, estimate: dict | None, preset: str, bench: dict | None = None) -> None:
     body = ""
+    if bench and bench.get("points"):
+        body += f"<p>Stored benchmark (<code>make bench</code>, {html.escape(bench.get('device', ''))}): synthesis " \
+                "against the resource model per lane count.</p>"
+        body += _table(["lanes", "LUT4", "model", "FF", "model", "BRAM", "model", "DSP", "Fmax (MHz)"],
+                       [[p["lanes"], p["synth"]["lut"], f"{p['estimate']['lut']:,} ({100 * p['relative_error']['lut']:+.1f} %)",
+                         p["synth"]["ff"], f"{p['estimate']['ff']:,} ({100 * p['relative_error']['ff']:+.1f} %)",
+                         p["synth"]["bram"], f"{p['estimate']['bram']} ({100 * p['relative_error']['bram']:+.1f} %)",
+                         p["synth"]["dsp"], f"{p['synth']['fmax_mhz']:.1f}"] for p in bench["points"]])
     rows = []
     for target, rep in synth.items():
         if rep and rep.get("status") == "ok":
@@ -434,7 +442,7 @@ def build_report(preset: str, build: str = "build", images_limit: int = REPORT_I
     cycles = _cycle_model(model, images, trace, manifest)
     cycles_section(page, cycles, sim, preset)
     estimate = resources.estimate_from_manifest(manifest) if manifest else None
-    resources_section(page, synth, estimate, preset)
+    resources_section(page, synth, estimate, preset, bench if bench and bench.get("preset") == preset else None)
     e = energy.estimate(model, images, trace)
     fmax = synth["ecp5"]["fmax_mhz"] if synth.get("ecp5", {}).get("status") == "ok" else None
     efficiency = energy.core_efficiency(e, cycles["total"] if cycles else None, fmax)
