@@ -357,7 +357,8 @@ def anchors_section(page: Page, synth: dict, cycles: dict | None, sim: dict | No
     rows = []
     lif = (bench or {}).get("lif_block")
     rows.append(["16-bit LIF, ECP5-85F speed 6", "~125–131 MHz, ~90 LUT4 + 17 FF per neuron",
-                 f"{lif['fmax_mhz']:.1f} MHz, {lif['lut']} LUT4 + {lif['ff']} FF" if lif else nr])
+                 f"{lif['fmax_mhz']:.1f} MHz, {lif['lut']} LUT4 + {lif['ff']} FF" if lif else
+                 "not measured here; block synthesis in docs/blocks.md"])
     rows.append(["LFE5U-85F capacity", "83,640 LUT4, 208 DP16KD, 156 MULT18X18D",
                  f"{ecp5['lut']:,} LUT4 ({100 * ecp5['lut'] / 83640:.1f} %), {ecp5['bram']} DP16KD, {ecp5['dsp']} DSP"
                  if ecp5 else nr])
