@@ -11,7 +11,7 @@ import tempfile
 
 from golden.intmodel import IntModel
 
-from .engine import SpikeEngine
+from .engine import SpikeEngine, _pack
 from .engine_plan import FIELDS, OP_NAMES, build_plan
 
 TOP = "spikingformer_core"
@@ -78,16 +78,9 @@ def generate(model: IntModel, lanes: int, out_dir: str) -> dict:
     text = verilog_of(plan)
     manifest = manifest_of(model, plan, text)
     _write(os.path.join(out_dir, "core.v"), text)
-    hexw = (plan.lanes * plan.widths["weight"] + 3) // 4
-    mask = (1 << (plan.lanes * plan.widths["weight"])) - 1
-
-    def packed(row, width):
-        word = 0
-        for i, v in enumerate(row):
-            word |= (int(v) & ((1 << width) - 1)) << (i * width)
-        return word & mask if width == plan.widths["weight"] else word
-
+    width = plan.widths["weight"]
+    digits = (plan.lanes * width + 3) // 4
     _write(os.path.join(out_dir, "weights.hex"),
-           "".join(f"{packed(r, plan.widths['weight']):0{hexw}x}\n" for r in plan.weight_rows))
+           "".join(f"{_pack(row, width):0{digits}x}\n" for row in plan.weight_rows))
     _write(os.path.join(out_dir, "manifest.json"), json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return manifest
