@@ -1,17 +1,17 @@
 """Exact cycle model of the generated core (rtl/engine.py), from the IntModel and the image's golden trace.
 
 Written from the engine's schedule, not from its code: the tests compare it with the RTL's cycle counter on every
-simulated image. Cost per piece (P lanes, T timesteps):
+simulated image. Cost per piece (P lanes, T timesteps, DRAIN = 4 cycles for the accumulate pipeline to empty):
 
   layer fetch                         2
   output (position, lane group)       2 + Σ_taps cost(tap) + epilogue
     tap out of the image              1
-    tap in the image                  Σ_rows (2 + scan),  scan = nnz(row) + 1  (pooling: scan = 0)
-    epilogue                          LIF T + write 1 | stream add 2T | pool write 1 | head write 1
-  stream LIF output                   2 + 2T (stream reads) + T (LIF) + 1
-  Kᵀ·V, per (lane group, K channel)   2N + 3
-  head Z, per lane group              N·T + 3
-  argmax                              K + 1
+    tap in the image                  Σ_rows (3 + scan),  scan = nnz(row) + 1  (pooling: 2 per row, no scan)
+    epilogue                          LIF DRAIN + T + 2 | stream add DRAIN + T + 3 | pool write 1 | head DRAIN + 1
+  stream LIF output                   2 + (T + 3) + 1
+  Kᵀ·V, per (lane group, K channel)   2N + DRAIN + 2
+  head Z, per lane group              N·T + DRAIN + 2
+  argmax                              K + 2
 nnz(row) counts the non-zero T-bit words of the row's P channels (spike layers), the set bits of the pixel
 (first conv), or the set bits of Z_c in two's complement (head): the event-driven part.
 """
@@ -22,6 +22,10 @@ import numpy as np
 from golden.intmodel import IntModel
 from golden.primitives import pack_words
 from golden.widths import analyze
+
+
+DRAIN = 4  # the engine's accumulate pipeline: SCAN → accumulators visible in 6 cycles
+ROW_FIXED = 4  # read, latch, mask, final scan cycle
 
 
 def _ceil_div(a, b):
@@ -64,14 +68,14 @@ def layer_cycles(model: IntModel, trace: dict, image: int, lanes: int) -> dict[s
     S = len(stages)
     for i, (cin, cout, h, w) in enumerate(stages):
         gout = _ceil_div(cout, P)
-        epilogue = 2 * T if i == S - 1 else T + 1
+        epilogue = DRAIN + T + 3 if i == S - 1 else DRAIN + T + 2
         if i == 0:
             # rows are pixels: one per input channel; scan = popcount(pixel) + 1
             px = trace["_pixels"][image]                                  # [Cin, H, W]
             pop = np.zeros(px.shape, dtype=np.int64)
             for b in range(model.input_bits):
                 pop += (px >> b) & 1
-            row_cost = (3 + pop).sum(axis=0)
+            row_cost = (ROW_FIXED + pop).sum(axis=0)
         else:
             src = f"tok{i}.pooled" if model.stages[i]["pool"] else f"tok{i-1}.spikes"
             if model.stages[i]["pool"]:
@@ -81,43 +85,43 @@ def layer_cycles(model: IntModel, trace: dict, image: int, lanes: int) -> dict[s
                 gin = _ceil_div(cin, P)
                 cyc[f"tok{i}.pool"] = 2 + gin * int((2 + pool_cost + 1).sum())
             nnz = _nnz_rows(words(src), P)                               # [Gin, H, W]
-            row_cost = (3 + nnz).sum(axis=0)
+            row_cost = (ROW_FIXED + nnz).sum(axis=0)
         per_pos = _conv_cost(row_cost, 1, (h, w))
         cyc[f"tok{i}"] = 2 + gout * int((2 + per_pos + epilogue).sum())
 
     def linear(key, src, cout, to_stream):
         nnz = _nnz_rows(words(src), P)                                    # [Gin, N]
-        per_pos = (3 + nnz).sum(axis=0)
-        epilogue = 2 * T if to_stream else T + 1
+        per_pos = (ROW_FIXED + nnz).sum(axis=0)
+        epilogue = DRAIN + T + 3 if to_stream else DRAIN + T + 2
         cyc[key] = 2 + _ceil_div(cout, P) * int((2 + per_pos + epilogue).sum())
 
-    stream_lif = 2 + N * G * (2 + 2 * T + T + 1)
+    stream_lif = 2 + N * G * (2 + T + 3 + 1)
     for j in range(model.blocks):
         p = f"blk{j}."
         cyc[p + "ssa_lif"] = stream_lif
         for name in ("q", "k", "v"):
             linear(p + name, p + "ssa_spikes", C, False)
-        cyc[p + "kv"] = 2 + G * d * (2 * N + 3)
+        cyc[p + "kv"] = 2 + G * d * (2 * N + DRAIN + 2)
         q = _nnz_rows(words(p + "q.spikes"), P)                           # [G, N]
         dp = d // P
         total = 0
         for g in range(G):
             h = g // dp
-            total += int((2 + (3 + q[h * dp:(h + 1) * dp]).sum(axis=0) + T + 1).sum())
+            total += int((2 + (ROW_FIXED + q[h * dp:(h + 1) * dp]).sum(axis=0) + DRAIN + T + 2).sum())
         cyc[p + "attn"] = 2 + total
         linear(p + "proj", p + "attn_spikes", C, True)
         cyc[p + "mlp_lif"] = stream_lif
         linear(p + "fc1", p + "mlp_spikes", model.mlp_hidden, False)
         linear(p + "fc2", p + "fc1.spikes", C, True)
-    cyc["head.z"] = 2 + G * (N * T + 3)
+    cyc["head.z"] = 2 + G * (N * T + DRAIN + 2)
     zw = analyze(model)["head.z"].bits
     z = trace["head.z"][image] & ((1 << zw) - 1)
     pop = np.zeros_like(z)
     for b in range(zw):
         pop += (z >> b) & 1
     K = model.num_classes
-    cyc["head"] = 2 + _ceil_div(K, P) * (2 + int((3 + pop).sum()) + 1)
-    cyc["argmax"] = K + 1
+    cyc["head"] = 2 + _ceil_div(K, P) * (2 + int((ROW_FIXED + pop).sum()) + DRAIN + 1)
+    cyc["argmax"] = K + 2
     return cyc
 
 

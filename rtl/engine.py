@@ -3,16 +3,22 @@
 A controller walks the layer table (a ROM written by gen-rtl, see rtl/engine_plan.py and docs/engine.md) with
 one shared loop nest: output position → output lane group → kernel tap → input row. Each input row (P T-bit
 spike words, one pixel, or one Z value) is scanned by a priority encoder that emits one event per cycle for every
-non-zero word (or set bit, in the bit-serial layers), so silent neurons cost nothing but the row's scan cycle.
+non-zero word (or set bit, in the bit-serial layers), so silent neurons cost nothing but the row's fixed cycles.
 An event reads one weight row (P weights) and adds it into the T accumulators of every lane where the word's bit
 t is set (time-inner dataflow). The epilogue then runs the LIF over the T accumulators (no membrane memory),
 or adds them into the residual-stream RAM.
 
+Timing discipline (for Fmax): every block-RAM address comes from a register and every block-RAM output is
+registered before any logic that is more than one LUT deep; the event path is a pipeline SCAN → address →
+weight-RAM read → weight register → shift → addend (negate / KV select) → accumulate, so an event issued by
+SCAN in cycle c is visible in the accumulators from cycle c + 6. Before an epilogue reads the accumulators the
+controller waits DRAIN = ACC_LATENCY - 2 cycles. Overflow checks use a guard bit and run a cycle behind.
+
 Cycle cost (exact; `hls_models/engine_cycles.py` is the formula, the tests compare it with the RTL):
-  per layer: 2 (fetch) ; per output (position, group): 2 + Σ_taps [1 if out of bounds else Σ_rows (2 + nnz(row) + 1)]
-  + epilogue (T for LIF + 1 write | 2T stream add | 1 pool write | 1 head write).
-  pooling rows cost 2 (no scan). stream LIF outputs: 2 + 2T + T + 1. KV: (2N + 3) per (group, K channel).
-  head Z: (N·T + 3) per group. argmax: K + 1 cycles.
+  per layer: 2 (fetch) ; per output (position, group): 2 + Σ_taps [1 if out of bounds else Σ_rows (4 + nnz(row))]
+  + epilogue (DRAIN + T + 2 for LIF and write | DRAIN + T + 3 stream add | 1 pool write | DRAIN + 1 head write).
+  pooling rows cost 2 (no scan). stream LIF outputs: 2 + (T + 3) + 1. KV: (2N + DRAIN + 2) per (group, K channel).
+  head Z: (N·T + DRAIN + 2) per group. argmax: K + 2 cycles.
 There is no multiplier: the bit-serial layers (first conv over pixel bits, head over the bits of Z) shift-add.
 """
 from __future__ import annotations
@@ -24,6 +30,12 @@ from amaranth.lib.wiring import In, Out
 from .engine_plan import (FIELDS, OP_ACC, OP_ATTN, OP_CONV_IN, OP_HEAD, OP_HEAD_Z, OP_KV, OP_POOL, OP_STREAM_LIF,
                           Plan)
 
+# Cycles from the SCAN cycle that issues an event to the first cycle its addend is visible in the accumulators
+# (address register, RAM read, weight register, shift, addend, accumulate).
+ACC_LATENCY = 6
+# Cycles the controller waits between the cycle after the last SCAN of an output and its epilogue.
+DRAIN = ACC_LATENCY - 2
+
 
 def _pack(values, width):
     word = 0
@@ -34,6 +46,12 @@ def _pack(values, width):
 
 def _bits(n):
     return max(1, int(n).bit_length())
+
+
+def _fits(value, width):
+    """value fits a signed `width`-bit field: all bits from width-1 up are copies of the sign (no comparator)."""
+    top = value[width - 1:]
+    return (top == 0) | (top == (1 << len(top)) - 1)
 
 
 class SpikeEngine(wiring.Component):
@@ -118,10 +136,8 @@ class SpikeEngine(wiring.Component):
 
         # ---------------------------------------------------------------- layer registers
         L = {}
-        off = 0
         for f in FIELDS:
             L[f] = Signal(signed(fw[f]) if f == "a0" else unsigned(fw[f]), name=f"L_{f}")
-            off += fw[f]
         lt_fields = {}
         off = 0
         for f in FIELDS:
@@ -129,22 +145,27 @@ class SpikeEngine(wiring.Component):
             lt_fields[f] = raw.as_signed() if f == "a0" else raw
             off += fw[f]
 
-        AW = W["acc"]
+        AW = W["acc"] + 1          # one guard bit: overflow is the guard differing from the sign
         MW = W["membrane"]
+        LA = max(MW + 2 - T, 2)    # LIF input width: a wider input cannot give a membrane that fits MW bits
         ADW = _bits(max(D["act_rows"], D["weight_rows"], D["pixels"], D["stream_rows"], D["kv_rows"],
                         D["param_rows"], 2)) + 2  # signed address arithmetic with headroom
         lp = _bits(P) - 1  # log2(P)
+        MASKW = max(P, W["pixel"], ZW)
+        SHW = _bits(MASKW - 1)
 
         acc = [[Signal(signed(AW), name=f"acc_{l}_{t}") for t in range(T)] for l in range(P)]
+        addend = [[Signal(signed(AW), name=f"add_{l}_{t}") for t in range(T)] for l in range(P)]
+        add_en = [[Signal(name=f"add_en_{l}_{t}") for t in range(T)] for l in range(P)]
+        acc_init = Signal()
+        bias_q = [Signal(signed(BW), name=f"bias_{l}") for l in range(P)]
         theta = [Signal(unsigned(TW), name=f"theta_{l}") for l in range(P)]
         U = [Signal(signed(MW), name=f"u_{l}") for l in range(P)]
         spk = [Signal(T, name=f"spk_{l}") for l in range(P)]
         logits = [Signal(signed(W["logit"]), name=f"logit_{k}") for k in range(self.K)]
         overflow = Signal()
         m.d.comb += self.overflow.eq(overflow)
-
-        def fits(value, width):
-            return (value >= -(1 << (width - 1))) & (value <= (1 << (width - 1)) - 1)
+        bad = []   # registered overflow detectors, OR-ed into the sticky flag a cycle later
 
         # counters
         layer = Signal(range(len(plan.layers) + 1))
@@ -157,31 +178,60 @@ class SpikeEngine(wiring.Component):
         grow = Signal(ADW)
         gdp = Signal(16)
         wg = Signal(ADW)
+        p_addr = Signal(ADW)
         ky, kx = Signal(2), Signal(2)
-        tap_yoff, tap_xoff = Signal(ADW), Signal(ADW)
-        wtap = Signal(ADW)
+        iy, ix = Signal(signed(18)), Signal(signed(18))
+        pb1, pb2 = Signal(signed(ADW + 2)), Signal(signed(ADW + 2))
+        row_addr = Signal(signed(ADW + 2))      # the current input row
+        tap_addr = Signal(signed(ADW + 2))      # row of gi = 0 in the current tap
+        tap_row = Signal(signed(ADW + 2))       # row of gi = 0, kx = 0 in the current kernel row
+        wrow = Signal(ADW)                      # weight row of the current input row
+        wtap = Signal(ADW)                      # weight row of gi = 0 in the current tap
         gi = Signal(16)
-        gi_off, wgi = Signal(ADW), Signal(ADW)
-        MASKW = max(P, W["pixel"], ZW)
         mask = Signal(MASKW)
+        mask_nz = Signal()
         rowdata = Signal(P * T)
-        t = Signal(range(T + 1))
-        ev_valid = Signal()
-        ev_word = Signal(T)
-        ev_shift = Signal(range(MASKW))
-        ev_neg = Signal()
-        ev_attn = Signal()
-        # KV / head-Z counters
+        imgq = Signal(W["pixel"])
+        zq = Signal(ZW)
+        t = Signal(range(T + 4))
+        drain = Signal(range(DRAIN + 1))
+        # event pipeline: stage 0 (after SCAN: RAM address), 1 (RAM read), 2 (weight register), 3 (shifted)
+        ev_v = [Signal(name=f"ev{i}_v") for i in range(4)]
+        ev_word = [Signal(T, name=f"ev{i}_word") for i in range(4)]
+        ev_shift = [Signal(SHW, name=f"ev{i}_shift") for i in range(3)]
+        ev_neg = [Signal(name=f"ev{i}_neg") for i in range(4)]
+        ev_attn = [Signal(name=f"ev{i}_attn") for i in range(4)]
+        ev_addr = Signal(ADW)
+        wq = Signal(P * WB)
+        kvq = Signal(P * T * KW)
+        kvq2 = Signal(P * T * KW)
+        sh = [Signal(signed(AW), name=f"sh_{l}") for l in range(P)]
+        # LIF unit
+        lif_a = [Signal(signed(LA), name=f"lif_a_{l}") for l in range(P)]
+        lif_ok = Signal(P)
+        lif_v = Signal()
+        lif_t = Signal(range(T))
+        # stream and activation read registers
+        s_addr, s_waddr = Signal(ADW), Signal(ADW)
+        s_q = Signal(P * SW)
+        v_q = [Signal(signed(max(SW, AW) + 1), name=f"stream_new_{l}") for l in range(P)]
+        act_q = Signal(P * T)
+        # KV / head-Z
         kv_i = Signal(16)
-        hdp = Signal(16)
+        khead = Signal(ADW)
         n = Signal(16)
-        nG = Signal(ADW)
+        k_addr, v_addr = Signal(ADW), Signal(ADW)
+        kv_ph = Signal()
         kv_row = Signal(ADW)
-        kv_pend = Signal()
+        kk = [Signal(name=f"kv_k{i}") for i in range(2)]
+        vv = [Signal(name=f"kv_v{i}") for i in range(2)]
         kword = Signal(T)
-        hz_addr, hz_nbase = Signal(ADW), Signal(ADW)
-        hz_pend = Signal()
+        hz_nbase = Signal(ADW)
+        hz = [Signal(name=f"hz_{i}") for i in range(2)]
         kidx = Signal(range(self.K + 1))
+        cur_v = Signal()
+        cur_k = Signal(range(max(2, self.K)))
+        cur = Signal(signed(W["logit"]))
         best = Signal(range(max(2, self.K)))
         bestval = Signal(signed(W["logit"]))
         cycles = Signal(32)
@@ -200,69 +250,116 @@ class SpikeEngine(wiring.Component):
         with m.If(busy):
             m.d.sync += cycles.eq(cycles + 1)
 
-        # ---------------------------------------------------------------- event accumulate (one stage after SCAN)
-        m.d.sync += ev_valid.eq(0)
-        with m.If(ev_valid):
-            for l in range(P):
-                wv = w_rd.data[l * WB:(l + 1) * WB].as_signed()
-                shifted = Signal(signed(AW + 1), name=f"wsh_{l}")
-                m.d.comb += shifted.eq(Mux(ev_neg, -(wv << ev_shift), wv << ev_shift))
+        # ---------------------------------------------------------------- RAM ports: registered addresses and data
+        row_addr_u = row_addr[:ADW]
+        m.d.comb += [w_rd.addr.eq(ev_addr), kv_rd.addr.eq(ev_addr), p_rd.addr.eq(p_addr), s_rd.addr.eq(s_addr),
+                     img_rd.addr.eq(row_addr_u), z_rd.addr.eq(gi >> lp), lt_rd.addr.eq(layer)]
+        m.d.sync += [wq.eq(w_rd.data), kvq.eq(kv_rd.data), kvq2.eq(kvq), s_q.eq(s_rd.data)]
+        m.d.sync += act_q.eq(act_rd.data)
+        s_vals = [s_q[l * SW:(l + 1) * SW].as_signed() for l in range(P)]
+        act_words = [act_q[l * T:(l + 1) * T] for l in range(P)]
+
+        # ---------------------------------------------------------------- event pipeline and accumulators
+        for i in range(1, 4):
+            m.d.sync += [ev_v[i].eq(ev_v[i - 1]), ev_word[i].eq(ev_word[i - 1]), ev_neg[i].eq(ev_neg[i - 1]),
+                         ev_attn[i].eq(ev_attn[i - 1])]
+            if i < 3:
+                m.d.sync += ev_shift[i].eq(ev_shift[i - 1])
+        m.d.sync += ev_v[0].eq(0)
+        for l in range(P):
+            m.d.sync += sh[l].eq(wq[l * WB:(l + 1) * WB].as_signed() << ev_shift[2])
+        m.d.sync += [kk[1].eq(kk[0]), vv[1].eq(vv[0]), kk[0].eq(0), vv[0].eq(0), hz[1].eq(hz[0]), hz[0].eq(0)]
+        with m.If(kk[1]):
+            m.d.sync += kword.eq(Array(act_words)[kv_i[:lp] if lp else 0])
+        for l in range(P):
+            neg_sh = Signal(signed(AW), name=f"negsh_{l}")
+            m.d.comb += neg_sh.eq(-sh[l])
+            for tt in range(T):
+                kvv = kvq2[(tt * P + l) * KW:(tt * P + l + 1) * KW]
+                with m.If(ev_v[3]):
+                    m.d.sync += [add_en[l][tt].eq(ev_word[3][tt]),
+                                 addend[l][tt].eq(Mux(ev_attn[3], kvv.as_unsigned(), Mux(ev_neg[3], neg_sh, sh[l])))]
+                with m.Elif(vv[1]):
+                    m.d.sync += [add_en[l][tt].eq(kword[tt] & act_words[l][tt]), addend[l][tt].eq(1)]
+                with m.Elif(hz[1] & (tt == 0)):
+                    m.d.sync += [add_en[l][tt].eq(1), addend[l][tt].eq(s_vals[l])]
+                with m.Else():
+                    m.d.sync += add_en[l][tt].eq(0)
+                with m.If(acc_init):
+                    m.d.sync += acc[l][tt].eq(bias_q[l])
+                with m.Elif(add_en[l][tt]):
+                    m.d.sync += acc[l][tt].eq(acc[l][tt] + addend[l][tt])
+            lane_bad = Signal(name=f"acc_bad_{l}")
+            m.d.sync += lane_bad.eq(Cat(acc[l][tt][AW - 1] ^ acc[l][tt][AW - 2] for tt in range(T)).any())
+            bad.append(lane_bad)
+        m.d.sync += acc_init.eq(0)
+
+        # ---------------------------------------------------------------- LIF unit: one timestep per cycle
+        lif_bad = Signal(P)
+        for l in range(P):
+            total = Signal(signed(MW + 3), name=f"lifsum_{l}")
+            m.d.comb += total.eq(U[l] + (lif_a[l] << T))
+            fire = total >= (theta[l] << 1)       # floor(total / 2) >= θ
+            with m.If(lif_v):
+                m.d.sync += [U[l].eq(Mux(fire, 0, total >> 1)), lif_bad[l].eq(~_fits(total, MW) | ~lif_ok[l])]
                 for tt in range(T):
-                    kvv = kv_rd.data[(tt * P + l) * KW:(tt * P + l + 1) * KW]
-                    addend = Mux(ev_attn, kvv.as_unsigned(), shifted)
-                    total = acc[l][tt] + addend
-                    with m.If(ev_word[tt]):
-                        m.d.sync += acc[l][tt].eq(total)
-                        with m.If(~fits(total, AW)):
-                            m.d.sync += overflow.eq(1)
+                    with m.If(lif_t == tt):
+                        m.d.sync += spk[l][tt].eq(fire)
+            with m.Else():
+                m.d.sync += lif_bad[l].eq(0)
+        bad.append(lif_bad.any())
+        m.d.sync += lif_v.eq(0)
+
+        def lif_issue(values, step):
+            m.d.sync += [lif_v.eq(1), lif_t.eq(step)]
+            for l, v in enumerate(values):
+                m.d.sync += [lif_a[l].eq(v), lif_ok[l].eq(_fits(v, LA) if len(v) > LA else 1)]
+
+        with m.If(busy):
+            m.d.sync += overflow.eq(overflow | Cat(*bad).any())
 
         # ---------------------------------------------------------------- helpers for the loop nest
         pad = Mux(L["k3"], 1, 0)
-        iy = Signal(signed(18))
-        ix = Signal(signed(18))
-        m.d.comb += [iy.eq(ys + ky - pad), ix.eq(xs + kx - pad)]
         in_bounds = (iy >= 0) & (iy < L["Hi"]) & (ix >= 0) & (ix < L["Wi"])
-        row_addr = Signal(signed(ADW + 2))
-        m.d.comb += row_addr.eq(L["a0"] + ybase + xbase + tap_yoff + tap_xoff + gi_off + grow)
         kmax = Mux(L["k3"], 2, 0)
 
         op = L["op"]
         is_bitserial = (op == OP_CONV_IN) | (op == OP_HEAD)
 
+        def start_drain():
+            m.d.sync += drain.eq(0)
+            m.next = "DRAIN"
+
         def goto_epilogue():
             with m.If(op == OP_POOL):
                 m.next = "WRITE"
-            with m.Elif(op == OP_HEAD):
-                m.next = "HEAD_WR"
-            with m.Elif(L["to_stream"]):
-                m.d.sync += t.eq(0)
-                m.next = "SW_RD"
             with m.Else():
-                m.d.sync += [t.eq(0)] + [u.eq(0) for u in U]
-                m.next = "LIF"
+                start_drain()
 
         def next_tap():
             with m.If(kx < kmax):
-                m.d.sync += [kx.eq(kx + 1), tap_xoff.eq(tap_xoff + L["PS"]), wtap.eq(wtap + L["WTS"])]
+                m.d.sync += [kx.eq(kx + 1), ix.eq(ix + 1), tap_addr.eq(tap_addr + L["PS"]),
+                             row_addr.eq(tap_addr + L["PS"]), wtap.eq(wtap + L["WTS"]), wrow.eq(wtap + L["WTS"])]
                 m.next = "ROW_RD"
             with m.Elif(ky < kmax):
-                m.d.sync += [ky.eq(ky + 1), kx.eq(0), tap_yoff.eq(tap_yoff + L["RS"]), tap_xoff.eq(0),
-                             wtap.eq(wtap + L["WTS"])]
+                m.d.sync += [ky.eq(ky + 1), kx.eq(0), iy.eq(iy + 1), ix.eq(xs - pad),
+                             tap_row.eq(tap_row + L["RS"]), tap_addr.eq(tap_row + L["RS"]),
+                             row_addr.eq(tap_row + L["RS"]), wtap.eq(wtap + L["WTS"]), wrow.eq(wtap + L["WTS"])]
                 m.next = "ROW_RD"
             with m.Else():
                 goto_epilogue()
 
         def next_row():
             with m.If(gi + 1 < L["Gin"]):
-                m.d.sync += [gi.eq(gi + 1), gi_off.eq(gi_off + L["GS"]), wgi.eq(wgi + L["WGS"])]
+                m.d.sync += [gi.eq(gi + 1), row_addr.eq(row_addr + L["GS"]), wrow.eq(wrow + L["WGS"])]
                 m.next = "ROW_RD"
             with m.Else():
-                m.d.sync += [gi.eq(0), gi_off.eq(0), wgi.eq(0)]
+                m.d.sync += gi.eq(0)
                 next_tap()
 
         def next_layer():
             with m.If(layer + 1 == len(plan.layers)):
-                m.d.sync += kidx.eq(0)  # logits are written this very cycle: start comparing next cycle
+                m.d.sync += kidx.eq(0)  # logits were written in this very cycle: read them from the next
                 m.next = "ARGMAX"
             with m.Else():
                 m.d.sync += layer.eq(layer + 1)
@@ -271,7 +368,7 @@ class SpikeEngine(wiring.Component):
         def next_output():
             m.d.sync += [out_row.eq(out_row + 1), srow.eq(srow + T)]
             with m.If(g + 1 < L["Gout"]):
-                m.d.sync += [g.eq(g + 1), wg.eq(wg + L["R"])]
+                m.d.sync += [g.eq(g + 1), wg.eq(wg + L["R"]), p_addr.eq(p_addr + 1)]
                 with m.If(L["hoff"] == 1):
                     m.d.sync += grow.eq(grow + 1)
                 with m.Elif(L["hoff"] == 2):
@@ -281,7 +378,7 @@ class SpikeEngine(wiring.Component):
                         m.d.sync += gdp.eq(gdp + 1)
                 m.next = "OUT_START"
             with m.Else():
-                m.d.sync += [g.eq(0), wg.eq(L["w_base"]), grow.eq(0), gdp.eq(0)]
+                m.d.sync += [g.eq(0), wg.eq(L["w_base"]), p_addr.eq(L["p_base"]), grow.eq(0), gdp.eq(0)]
                 with m.If(x + 1 < L["Wo"]):
                     m.d.sync += [x.eq(x + 1), xs.eq(xs + Mux(L["s2"], 2, 1)), xbase.eq(xbase + L["XSTEP"])]
                     m.next = "OUT_START"
@@ -292,17 +389,24 @@ class SpikeEngine(wiring.Component):
                 with m.Else():
                     next_layer()
 
-        # priority encoder over the scan mask
-        lowest = Signal(range(MASKW))
-        for b in reversed(range(MASKW)):
-            with m.If(mask[b]):
-                m.d.comb += lowest.eq(b)
+        # scanner: the lowest set bit of the mask as one-hot and as index, without a priority chain
+        below = Signal(MASKW)
+        m.d.comb += below.eq(mask - 1)
+        onehot = Signal(MASKW)
+        m.d.comb += onehot.eq(mask & ~below)
+        lowest = Signal(SHW)
+        m.d.comb += lowest.eq(Cat(Cat(onehot[b] for b in range(MASKW) if (b >> k) & 1).any()
+                                  for k in range(SHW)))
 
         words = [rowdata[l * T:(l + 1) * T] for l in range(P)]
+        sel_word = Signal(T)
+        m.d.comb += sel_word.eq(Cat(*[Cat(onehot[l] & words[l][tt] for l in range(P)).any() for tt in range(T)]))
         p_bias = [p_rd.data[l * BW:(l + 1) * BW].as_signed() for l in range(P)]
         p_theta = [p_rd.data[P * BW + l * TW:P * BW + (l + 1) * TW] for l in range(P)]
-        s_vals = [s_rd.data[l * SW:(l + 1) * SW].as_signed() for l in range(P)]
-        act_words = [act_rd.data[l * T:(l + 1) * T] for l in range(P)]
+        sw_bad = Signal()
+        hz_bad = Signal()
+        m.d.sync += [sw_bad.eq(0), hz_bad.eq(0)]
+        bad += [sw_bad, hz_bad]
 
         with m.FSM(init="IDLE"):
             with m.State("IDLE"):
@@ -312,15 +416,14 @@ class SpikeEngine(wiring.Component):
                     m.next = "FETCH"
 
             with m.State("FETCH"):
-                m.d.comb += lt_rd.addr.eq(layer)
                 m.next = "LOAD"
 
             with m.State("LOAD"):
                 m.d.sync += [L[f].eq(lt_fields[f]) for f in FIELDS]
                 m.d.sync += [y.eq(0), x.eq(0), ys.eq(0), xs.eq(0), ybase.eq(0), xbase.eq(0), g.eq(0),
                              out_row.eq(lt_fields["out_base"]), srow.eq(0), grow.eq(0), gdp.eq(0),
-                             wg.eq(lt_fields["w_base"]), kv_i.eq(0), hdp.eq(0), kv_row.eq(0),
-                             hz_nbase.eq(0)]
+                             wg.eq(lt_fields["w_base"]), p_addr.eq(lt_fields["p_base"]), kv_i.eq(0),
+                             khead.eq(lt_fields["k_base"]), kv_row.eq(0), hz_nbase.eq(0)]
                 with m.If(lt_fields["op"] == OP_KV):
                     m.next = "KV_INIT"
                 with m.Elif(lt_fields["op"] == OP_HEAD_Z):
@@ -330,24 +433,24 @@ class SpikeEngine(wiring.Component):
 
             # ------------------------------------------------------------ shared loop nest
             with m.State("OUT_START"):
-                m.d.comb += p_rd.addr.eq(L["p_base"] + g)
+                m.d.sync += [pb1.eq(L["a0"] + ybase), pb2.eq(xbase + grow), iy.eq(ys - pad), ix.eq(xs - pad)]
                 m.next = "OUT_INIT"
 
             with m.State("OUT_INIT"):
+                gate = (op == OP_ACC) | is_bitserial
                 for l in range(P):
-                    m.d.sync += theta[l].eq(p_theta[l])
-                    for tt in range(T):
-                        m.d.sync += acc[l][tt].eq(Mux((op == OP_ACC) | is_bitserial, p_bias[l], 0))
-                m.d.sync += [ky.eq(0), kx.eq(0), tap_yoff.eq(0), tap_xoff.eq(0), wtap.eq(0), gi.eq(0),
-                             gi_off.eq(0), wgi.eq(0), rowdata.eq(0), t.eq(0)]
+                    m.d.sync += [theta[l].eq(p_theta[l]), bias_q[l].eq(Mux(gate, p_bias[l], 0)), U[l].eq(0)]
+                pos = pb1 + pb2
+                m.d.sync += [acc_init.eq(1), ky.eq(0), kx.eq(0), gi.eq(0), row_addr.eq(pos), tap_addr.eq(pos),
+                             tap_row.eq(pos), wrow.eq(wg), wtap.eq(wg), rowdata.eq(0), t.eq(0), s_addr.eq(srow)]
                 with m.If(op == OP_STREAM_LIF):
-                    m.next = "SL_RD"
+                    m.next = "SL"
                 with m.Else():
                     m.next = "ROW_RD"
 
             with m.State("ROW_RD"):
                 with m.If(in_bounds):
-                    m.d.comb += [act_rd.addr.eq(row_addr), img_rd.addr.eq(row_addr), z_rd.addr.eq(gi >> lp)]
+                    m.d.comb += act_rd.addr.eq(row_addr_u)
                     m.next = "LATCH"
                 with m.Else():
                     next_tap()
@@ -357,41 +460,48 @@ class SpikeEngine(wiring.Component):
                     m.d.sync += rowdata.eq(rowdata | act_rd.data)
                     next_row()
                 with m.Else():
-                    with m.If(op == OP_CONV_IN):
-                        m.d.sync += mask.eq(img_rd.data)
-                    with m.Elif(op == OP_HEAD):
-                        zvals = Array(z_rd.data[l * ZW:(l + 1) * ZW] for l in range(P))
-                        m.d.sync += mask.eq(zvals[gi[:lp] if lp else 0])
-                    with m.Else():
-                        m.d.sync += [rowdata.eq(act_rd.data), mask.eq(Cat(w != 0 for w in act_words))]
-                    m.next = "SCAN"
+                    zvals = Array(z_rd.data[l * ZW:(l + 1) * ZW] for l in range(P))
+                    m.d.sync += [rowdata.eq(act_rd.data), imgq.eq(img_rd.data),
+                                 zq.eq(zvals[gi[:lp] if lp else 0])]
+                    m.next = "MASK"
+
+            with m.State("MASK"):
+                new_mask = Mux(op == OP_CONV_IN, imgq, Mux(op == OP_HEAD, zq, Cat(w != 0 for w in words)))
+                m.d.sync += [mask.eq(new_mask), mask_nz.eq(new_mask != 0)]
+                m.next = "SCAN"
 
             with m.State("SCAN"):
-                with m.If(mask != 0):
-                    m.d.sync += [mask.eq(mask & ~(1 << lowest)), ev_valid.eq(1), ev_attn.eq(op == OP_ATTN),
-                                 ev_neg.eq((op == OP_HEAD) & (lowest == ZW - 1)),
-                                 ev_shift.eq(Mux(is_bitserial, lowest, 0)),
-                                 ev_word.eq(Mux(op == OP_CONV_IN, (1 << T) - 1,
-                                                Mux(op == OP_HEAD, 1, Array(words)[lowest[:max(1, lp)]
-                                                                                    if P > 1 else 0])))]
-                    ev_addr = wg + wtap + wgi + Mux(is_bitserial, 0, lowest)
-                    m.d.comb += [w_rd.addr.eq(ev_addr), kv_rd.addr.eq(ev_addr)]
+                with m.If(mask_nz):
+                    rest = mask & below
+                    m.d.sync += [mask.eq(rest), mask_nz.eq(rest != 0), ev_v[0].eq(1),
+                                 ev_attn[0].eq(op == OP_ATTN), ev_neg[0].eq((op == OP_HEAD) & onehot[ZW - 1]),
+                                 ev_shift[0].eq(Mux(is_bitserial, lowest, 0)),
+                                 ev_word[0].eq(Mux(op == OP_CONV_IN, (1 << T) - 1, Mux(op == OP_HEAD, 1, sel_word))),
+                                 ev_addr.eq(wrow + Mux(is_bitserial, 0, lowest))]
                 with m.Else():
                     next_row()
 
+            with m.State("DRAIN"):
+                m.d.sync += drain.eq(drain + 1)
+                with m.If(drain == DRAIN - 1):
+                    m.d.sync += [t.eq(0), s_addr.eq(srow), s_waddr.eq(srow)]
+                    with m.If(op == OP_KV):
+                        m.next = "KV_WR"
+                    with m.Elif(op == OP_HEAD_Z):
+                        m.next = "HZ_WR"
+                    with m.Elif(op == OP_HEAD):
+                        m.next = "HEAD_WR"
+                    with m.Elif(L["to_stream"]):
+                        m.next = "SW"
+                    with m.Else():
+                        m.next = "LIF"
+
             # ------------------------------------------------------------ epilogues
             with m.State("LIF"):
-                for l in range(P):
-                    acc_t = Array(acc[l])[t]
-                    total = Signal(signed(max(MW, AW + T) + 1), name=f"lifsum_{l}")
-                    m.d.comb += total.eq(U[l] + (acc_t << T))
-                    u_h = total >> 1
-                    fire = u_h >= theta[l]
-                    m.d.sync += [U[l].eq(Mux(fire, 0, u_h)), spk[l].eq(Mux(t == 0, 0, spk[l]) | (fire << t))]
-                    with m.If(~fits(total, MW)):
-                        m.d.sync += overflow.eq(1)
+                with m.If(t < T):
+                    lif_issue([Array(acc[l])[t[:max(1, _bits(T - 1))]] for l in range(P)], t)
                 m.d.sync += t.eq(t + 1)
-                with m.If(t == T - 1):
+                with m.If(t == T):
                     m.next = "WRITE"
 
             with m.State("WRITE"):
@@ -399,41 +509,30 @@ class SpikeEngine(wiring.Component):
                              act_wr.data.eq(Mux(op == OP_POOL, rowdata, Cat(*spk)))]
                 next_output()
 
-            with m.State("SW_RD"):
-                m.d.comb += s_rd.addr.eq(srow + t)
-                m.next = "SW_WR"
-
-            with m.State("SW_WR"):
-                newvals = []
-                for l in range(P):
-                    acc_t = Array(acc[l])[t]
-                    v = Signal(signed(max(SW, AW) + 1), name=f"stream_new_{l}")
-                    m.d.comb += v.eq(Mux(L["stream_init"], 0, s_vals[l]) + acc_t)
-                    with m.If(~fits(v, SW)):
-                        m.d.sync += overflow.eq(1)
-                    newvals.append(v[:SW])
-                m.d.comb += [s_wr.addr.eq(srow + t), s_wr.en.eq(1), s_wr.data.eq(Cat(*newvals))]
+            # stream add, pipelined over t: read (t), RAM, s_q (t + 2), sum (t + 3), write
+            with m.State("SW"):
+                with m.If(t < T):
+                    m.d.sync += s_addr.eq(s_addr + 1)
+                with m.If((t >= 2) & (t < T + 2)):
+                    ti = (t - 2)[:max(1, _bits(T - 1))]
+                    for l in range(P):
+                        m.d.sync += v_q[l].eq(Mux(L["stream_init"], 0, s_vals[l]) + Array(acc[l])[ti])
+                with m.If(t >= 3):
+                    m.d.comb += [s_wr.addr.eq(s_waddr), s_wr.en.eq(1), s_wr.data.eq(Cat(*[v[:SW] for v in v_q]))]
+                    m.d.sync += [s_waddr.eq(s_waddr + 1), sw_bad.eq(Cat(~_fits(v, SW) for v in v_q).any())]
                 m.d.sync += t.eq(t + 1)
-                with m.If(t == T - 1):
+                with m.If(t == T + 2):
                     next_output()
-                with m.Else():
-                    m.next = "SW_RD"
 
-            with m.State("SL_RD"):
-                m.d.comb += s_rd.addr.eq(srow + t)
-                m.next = "SL_LD"
-
-            with m.State("SL_LD"):
-                for l in range(P):
-                    for tt in range(T):
-                        with m.If(t == tt):
-                            m.d.sync += acc[l][tt].eq(s_vals[l])
+            # stream LIF: read the T stream rows and run the LIF on them as they arrive
+            with m.State("SL"):
+                with m.If(t < T):
+                    m.d.sync += s_addr.eq(s_addr + 1)
+                with m.If((t >= 2) & (t < T + 2)):
+                    lif_issue(s_vals, t - 2)
                 m.d.sync += t.eq(t + 1)
-                with m.If(t == T - 1):
-                    m.d.sync += [t.eq(0)] + [u.eq(0) for u in U]
-                    m.next = "LIF"
-                with m.Else():
-                    m.next = "SL_RD"
+                with m.If(t == T + 2):
+                    m.next = "WRITE"
 
             with m.State("HEAD_WR"):
                 for k in range(self.K):
@@ -442,38 +541,25 @@ class SpikeEngine(wiring.Component):
                 next_output()
 
             # ------------------------------------------------------------ Kᵀ·V by AND-accumulate over tokens
-            kc = hdp + (kv_i >> lp)
             with m.State("KV_INIT"):
                 for l in range(P):
-                    for tt in range(T):
-                        m.d.sync += acc[l][tt].eq(0)
-                m.d.sync += [n.eq(0), nG.eq(0), kv_pend.eq(0)]
-                m.next = "KV_RK"
+                    m.d.sync += bias_q[l].eq(0)
+                m.d.sync += [acc_init.eq(1), n.eq(0), kv_ph.eq(0), k_addr.eq(khead + (kv_i >> lp)),
+                             v_addr.eq(L["v_base"] + g)]
+                m.next = "KV_RD"
 
-            def kv_accumulate():
-                for l in range(P):
-                    for tt in range(T):
-                        with m.If(kword[tt] & act_words[l][tt]):
-                            m.d.sync += acc[l][tt].eq(acc[l][tt] + 1)
-
-            with m.State("KV_RK"):
-                m.d.comb += act_rd.addr.eq(L["k_base"] + nG + kc)
-                with m.If(kv_pend):
-                    kv_accumulate()
-                m.next = "KV_RV"
-
-            with m.State("KV_RV"):
-                m.d.sync += [kword.eq(Array(act_words)[kv_i[:lp] if lp else 0]), kv_pend.eq(1),
-                             n.eq(n + 1), nG.eq(nG + L["Gout"])]
-                m.d.comb += act_rd.addr.eq(L["v_base"] + nG + g)
-                with m.If(n + 1 == L["N"]):
-                    m.next = "KV_LAST"
+            with m.State("KV_RD"):
+                # K row then V row of token n; kword and the AND happen two cycles later on the registered rows
+                m.d.sync += kv_ph.eq(~kv_ph)
+                with m.If(~kv_ph):
+                    m.d.comb += act_rd.addr.eq(k_addr)
+                    m.d.sync += kk[0].eq(1)
                 with m.Else():
-                    m.next = "KV_RK"
-
-            with m.State("KV_LAST"):
-                kv_accumulate()
-                m.next = "KV_WR"
+                    m.d.comb += act_rd.addr.eq(v_addr)
+                    m.d.sync += [vv[0].eq(1), n.eq(n + 1), k_addr.eq(k_addr + L["Gout"]),
+                                 v_addr.eq(v_addr + L["Gout"])]
+                    with m.If(n + 1 == L["N"]):
+                        start_drain()
 
             with m.State("KV_WR"):
                 m.d.comb += [kv_wr.addr.eq(kv_row), kv_wr.en.eq(1),
@@ -485,7 +571,7 @@ class SpikeEngine(wiring.Component):
                 with m.Else():
                     m.d.sync += [kv_i.eq(0), g.eq(g + 1)]
                     with m.If(gdp + 1 == L["DP"]):
-                        m.d.sync += [gdp.eq(0), hdp.eq(hdp + L["DP"])]
+                        m.d.sync += [gdp.eq(0), khead.eq(khead + L["DP"])]
                     with m.Else():
                         m.d.sync += gdp.eq(gdp + 1)
                     with m.If(g + 1 == L["Gout"]):
@@ -496,37 +582,24 @@ class SpikeEngine(wiring.Component):
             # ------------------------------------------------------------ head: Z_c = Σ_t Σ_n X[t, n, c]
             with m.State("HZ_INIT"):
                 for l in range(P):
-                    m.d.sync += acc[l][0].eq(0)
-                m.d.sync += [n.eq(0), t.eq(0), hz_pend.eq(0), hz_addr.eq(hz_nbase)]
+                    m.d.sync += bias_q[l].eq(0)
+                m.d.sync += [acc_init.eq(1), n.eq(0), t.eq(0), s_addr.eq(hz_nbase)]
                 m.next = "HZ_RD"
 
-            def hz_accumulate():
-                for l in range(P):
-                    m.d.sync += acc[l][0].eq(acc[l][0] + s_vals[l])
-
             with m.State("HZ_RD"):
-                m.d.comb += s_rd.addr.eq(hz_addr)
-                with m.If(hz_pend):
-                    hz_accumulate()
-                m.d.sync += hz_pend.eq(1)
+                m.d.sync += hz[0].eq(1)
                 with m.If(t + 1 < T):
-                    m.d.sync += [t.eq(t + 1), hz_addr.eq(hz_addr + 1)]
+                    m.d.sync += [t.eq(t + 1), s_addr.eq(s_addr + 1)]
                 with m.Else():
-                    m.d.sync += [t.eq(0), n.eq(n + 1), hz_addr.eq(hz_addr + L["RS"] - (T - 1))]
+                    m.d.sync += [t.eq(0), n.eq(n + 1), s_addr.eq(s_addr + L["RS"] - (T - 1))]
                     with m.If(n + 1 == L["N"]):
-                        m.next = "HZ_LAST"
-
-            with m.State("HZ_LAST"):
-                hz_accumulate()
-                m.next = "HZ_WR"
+                        start_drain()
 
             with m.State("HZ_WR"):
                 m.d.comb += [z_wr.addr.eq(g), z_wr.en.eq(1),
                              z_wr.data.eq(Cat(*[acc[l][0][:ZW] for l in range(P)]))]
-                for l in range(P):
-                    with m.If(~fits(acc[l][0], ZW)):
-                        m.d.sync += overflow.eq(1)
-                m.d.sync += [g.eq(g + 1), hz_nbase.eq(hz_nbase + T)]
+                m.d.sync += [hz_bad.eq(Cat(~_fits(acc[l][0], ZW) for l in range(P)).any()),
+                             g.eq(g + 1), hz_nbase.eq(hz_nbase + T)]
                 with m.If(g + 1 == L["Gout"]):
                     next_layer()
                 with m.Else():
@@ -535,11 +608,15 @@ class SpikeEngine(wiring.Component):
             # ------------------------------------------------------------ argmax, ties to the lowest index
             with m.State("ARGMAX"):
                 with m.If(kidx < self.K):
-                    cur = Array(logits)[kidx]
-                    with m.If((kidx == 0) | (cur > bestval)):
-                        m.d.sync += [best.eq(kidx), bestval.eq(cur)]
-                    m.d.sync += kidx.eq(kidx + 1)
+                    m.d.sync += [cur.eq(Array(logits)[kidx]), cur_k.eq(kidx), cur_v.eq(1), kidx.eq(kidx + 1)]
                 with m.Else():
-                    m.d.sync += [busy.eq(0), done.eq(1)]
-                    m.next = "IDLE"
+                    m.d.sync += cur_v.eq(0)
+                    m.next = "ARGMAX_DONE"
+
+            with m.State("ARGMAX_DONE"):
+                m.d.sync += [busy.eq(0), done.eq(1)]
+                m.next = "IDLE"
+
+        with m.If(cur_v & ((cur_k == 0) | (cur > bestval))):
+            m.d.sync += [best.eq(cur_k), bestval.eq(cur)]
         return m
