@@ -9,9 +9,10 @@ t is set (time-inner dataflow). The epilogue then runs the LIF over the T accumu
 or adds them into the residual-stream RAM.
 
 Timing discipline (for Fmax): every block-RAM address comes from a register and every block-RAM output is
-registered before any logic that is more than one LUT deep; the event path is a pipeline SCAN → address →
-weight-RAM read → weight register → shift → addend (negate / KV select) → accumulate, so an event issued by
-SCAN in cycle c is visible in the accumulators from cycle c + 6. Before an epilogue reads the accumulators the
+registered before any logic; memories deeper than one block RAM are sliced (or, the weight ROM, banked) so no
+multiplexer sits behind a RAM. The event path is a pipeline SCAN → address → weight-RAM read → bank registers →
+bank select → negate + shift → addend (or KV value) → accumulate, so an event issued by SCAN in cycle c is
+visible in the accumulators from cycle c + ACC_LATENCY. Before an epilogue reads the accumulators the
 controller waits DRAIN = ACC_LATENCY - 2 cycles. Overflow checks use a guard bit and run a cycle behind.
 
 Cycle cost (exact; `hls_models/engine_cycles.py` is the formula, the tests compare it with the RTL):
@@ -31,8 +32,8 @@ from .engine_plan import (FIELDS, OP_ACC, OP_ATTN, OP_CONV_IN, OP_HEAD, OP_HEAD_
                           Plan)
 
 # Cycles from the SCAN cycle that issues an event to the first cycle its addend is visible in the accumulators
-# (address register, RAM read, weight register, shift, addend, accumulate).
-ACC_LATENCY = 6
+# (address register, RAM read, bank registers, bank select, negate + shift, addend, accumulate).
+ACC_LATENCY = 7
 # Cycles the controller waits between the cycle after the last SCAN of an output and its epilogue.
 DRAIN = ACC_LATENCY - 2
 
@@ -46,6 +47,50 @@ def _pack(values, width):
 
 def _bits(n):
     return max(1, int(n).bit_length())
+
+
+# ECP5 block RAM (DP16KD) aspects, deepest first is narrowest. A memory deeper than 512 rows is split into column
+# slices narrow enough that each slice is one block deep: Yosys then needs no LUT multiplexer behind the RAM, whose
+# clock-to-output (5.6-5.8 ns, measured) leaves no room for one at 100 MHz.
+BRAM_ASPECTS = [(512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)]
+# The weight ROM is split into banks of BANK_ROWS rows instead (slicing it would cost twice the blocks); every
+# bank's output is registered, and a registered one-hot bank select picks the row a cycle later.
+BANK_ROWS = 512
+
+
+class _Port:
+    def __init__(self, addr, data, en=None):
+        self.addr, self.data, self.en = addr, data, en
+
+
+def _sliced_memory(m, name, width, depth):
+    """A RAM of `depth` x `width` as column slices one block RAM deep. Returns a factory of read/write ports."""
+    depth = max(1, depth)
+    sw = width
+    if depth > BRAM_ASPECTS[0][0]:
+        sw = next((w for rows, w in BRAM_ASPECTS if depth <= rows), 1)
+    mems = []
+    for i, lo in enumerate(range(0, width, sw)):
+        hi = min(width, lo + sw)
+        mem = memory.Memory(shape=unsigned(hi - lo), depth=depth, init=[])
+        m.submodules[f"{name}_{i}" if width > sw else name] = mem
+        mems.append((lo, hi, mem))
+    aw = _bits(depth - 1)
+
+    def read_port():
+        addr, data = Signal(aw, name=f"{name}_raddr"), Signal(width, name=f"{name}_rdata")
+        for lo, hi, mem in mems:
+            rp = mem.read_port()
+            m.d.comb += [rp.addr.eq(addr), data[lo:hi].eq(rp.data)]
+        return _Port(addr, data)
+
+    def write_port():
+        addr, data, en = Signal(aw, name=f"{name}_waddr"), Signal(width, name=f"{name}_wdata"), Signal(name=f"{name}_we")
+        for lo, hi, mem in mems:
+            wp = mem.write_port()
+            m.d.comb += [wp.addr.eq(addr), wp.data.eq(data[lo:hi]), wp.en.eq(en)]
+        return _Port(addr, data, en)
+    return read_port, write_port
 
 
 def _fits(value, width):
@@ -108,28 +153,32 @@ class SpikeEngine(wiring.Component):
         lt_mem = memory.Memory(shape=unsigned(lt_width), depth=len(plan.layers),
                                init=[pack_entry(e) for e in plan.layers])
         img_mem = memory.Memory(shape=unsigned(W["pixel"]), depth=D["pixels"], init=[])
-        act_mem = memory.Memory(shape=unsigned(P * T), depth=max(1, D["act_rows"]), init=[])
         WB = W["weight"]
-        w_mem = memory.Memory(shape=unsigned(P * WB), depth=max(1, D["weight_rows"]),
-                              init=[_pack(r, WB) for r in plan.weight_rows])
+        w_rows = [_pack(r, WB) for r in plan.weight_rows] or [0]
+        w_banks = []
+        for b, lo in enumerate(range(0, len(w_rows), BANK_ROWS)):
+            bank = memory.Memory(shape=unsigned(P * WB), depth=len(w_rows[lo:lo + BANK_ROWS]),
+                                 init=w_rows[lo:lo + BANK_ROWS])
+            m.submodules[f"weights_{b}"] = bank
+            w_banks.append(bank)
         BW, TW = W["bias"], W["theta"]
         p_mem = memory.Memory(shape=unsigned(P * (BW + TW)), depth=max(1, D["param_rows"]),
                               init=[_pack(b, BW) | (_pack(t, TW) << (P * BW)) for b, t in plan.param_rows])
         SW = W["stream"]
-        s_mem = memory.Memory(shape=unsigned(P * SW), depth=max(1, D["stream_rows"]), init=[])
         KW = W["kv"]
-        kv_mem = memory.Memory(shape=unsigned(P * T * KW), depth=max(1, D["kv_rows"]), init=[])
         ZW = W["z"]
         z_mem = memory.Memory(shape=unsigned(P * ZW), depth=max(1, D["z_rows"]), init=[])
-        for name, mem in [("layer_table", lt_mem), ("image", img_mem), ("act", act_mem), ("weights", w_mem),
-                          ("params", p_mem), ("stream", s_mem), ("kv", kv_mem), ("z", z_mem)]:
+        for name, mem in [("layer_table", lt_mem), ("image", img_mem), ("params", p_mem), ("z", z_mem)]:
             m.submodules[name] = mem
+        act_read, act_write = _sliced_memory(m, "act", P * T, D["act_rows"])
+        s_read, s_write = _sliced_memory(m, "stream", P * SW, D["stream_rows"])
+        kv_read, kv_write = _sliced_memory(m, "kv", P * T * KW, D["kv_rows"])
         lt_rd = lt_mem.read_port()
         img_rd, img_wr = img_mem.read_port(), img_mem.write_port()
-        act_rd, act_wr, act_dbg = act_mem.read_port(), act_mem.write_port(), act_mem.read_port()
-        w_rd, p_rd = w_mem.read_port(), p_mem.read_port()
-        s_rd, s_wr = s_mem.read_port(), s_mem.write_port()
-        kv_rd, kv_wr = kv_mem.read_port(), kv_mem.write_port()
+        act_rd, act_wr, act_dbg = act_read(), act_write(), act_read()
+        w_rds, p_rd = [bank.read_port() for bank in w_banks], p_mem.read_port()
+        s_rd, s_wr = s_read(), s_write()
+        kv_rd, kv_wr = kv_read(), kv_write()
         z_rd, z_wr = z_mem.read_port(), z_mem.write_port()
 
         m.d.comb += [act_dbg.addr.eq(self.dbg_addr), self.dbg_data.eq(act_dbg.data)]
@@ -158,6 +207,7 @@ class SpikeEngine(wiring.Component):
         addend = [[Signal(signed(AW), name=f"add_{l}_{t}") for t in range(T)] for l in range(P)]
         add_en = [[Signal(name=f"add_en_{l}_{t}") for t in range(T)] for l in range(P)]
         acc_init = Signal()
+        bias_gate = Signal()
         bias_q = [Signal(signed(BW), name=f"bias_{l}") for l in range(P)]
         theta = [Signal(unsigned(TW), name=f"theta_{l}") for l in range(P)]
         U = [Signal(signed(MW), name=f"u_{l}") for l in range(P)]
@@ -190,18 +240,24 @@ class SpikeEngine(wiring.Component):
         gi = Signal(16)
         mask = Signal(MASKW)
         mask_nz = Signal()
+        pool_pend = Signal()   # act_q holds a pooled row still to be OR-ed into rowdata
         rowdata = Signal(P * T)
         imgq = Signal(W["pixel"])
         zq = Signal(ZW)
         t = Signal(range(T + 4))
         drain = Signal(range(DRAIN + 1))
         # event pipeline: stage 0 (after SCAN: RAM address), 1 (RAM read), 2 (weight register), 3 (shifted)
-        ev_v = [Signal(name=f"ev{i}_v") for i in range(4)]
-        ev_word = [Signal(T, name=f"ev{i}_word") for i in range(4)]
-        ev_shift = [Signal(SHW, name=f"ev{i}_shift") for i in range(3)]
+        # ev*[i] is valid in cycle c + 1 + i for an event issued by SCAN in cycle c
+        ev_v = [Signal(name=f"ev{i}_v") for i in range(5)]
+        ev_word = [Signal(T, name=f"ev{i}_word") for i in range(5)]
+        ev_shift = [Signal(SHW, name=f"ev{i}_shift") for i in range(4)]
         ev_neg = [Signal(name=f"ev{i}_neg") for i in range(4)]
-        ev_attn = [Signal(name=f"ev{i}_attn") for i in range(4)]
+        ev_attn = [Signal(name=f"ev{i}_attn") for i in range(5)]
         ev_addr = Signal(ADW)
+        ev_addr1 = Signal(ADW)
+        NB = len(w_banks)
+        bank_oh = [Signal(NB, name=f"bank_oh{i}") for i in range(2)]
+        bank_q = [Signal(P * WB, name=f"bank_q_{b}") for b in range(NB)]
         wq = Signal(P * WB)
         kvq = Signal(P * T * KW)
         kvq2 = Signal(P * T * KW)
@@ -252,33 +308,42 @@ class SpikeEngine(wiring.Component):
 
         # ---------------------------------------------------------------- RAM ports: registered addresses and data
         row_addr_u = row_addr[:ADW]
-        m.d.comb += [w_rd.addr.eq(ev_addr), kv_rd.addr.eq(ev_addr), p_rd.addr.eq(p_addr), s_rd.addr.eq(s_addr),
+        bank_bits = _bits(BANK_ROWS - 1)
+        m.d.comb += [kv_rd.addr.eq(ev_addr1), p_rd.addr.eq(p_addr), s_rd.addr.eq(s_addr),
                      img_rd.addr.eq(row_addr_u), z_rd.addr.eq(gi >> lp), lt_rd.addr.eq(layer)]
-        m.d.sync += [wq.eq(w_rd.data), kvq.eq(kv_rd.data), kvq2.eq(kvq), s_q.eq(s_rd.data)]
+        m.d.comb += [rd.addr.eq(ev_addr[:bank_bits]) for rd in w_rds]
+        m.d.sync += [ev_addr1.eq(ev_addr), bank_oh[0].eq(Cat(ev_addr[bank_bits:] == b for b in range(NB))),
+                     bank_oh[1].eq(bank_oh[0])]
+        m.d.sync += [q.eq(rd.data) for q, rd in zip(bank_q, w_rds)]
+        m.d.sync += wq.eq(Cat(*[Cat(q[i] & bank_oh[1][b] for b, q in enumerate(bank_q)).any()
+                                for i in range(P * WB)]))
+        m.d.sync += [kvq.eq(kv_rd.data), kvq2.eq(kvq), s_q.eq(s_rd.data)]
         m.d.sync += act_q.eq(act_rd.data)
+        m.d.sync += pool_pend.eq(0)
+        with m.If(pool_pend):
+            m.d.sync += rowdata.eq(rowdata | act_q)
         s_vals = [s_q[l * SW:(l + 1) * SW].as_signed() for l in range(P)]
         act_words = [act_q[l * T:(l + 1) * T] for l in range(P)]
 
         # ---------------------------------------------------------------- event pipeline and accumulators
-        for i in range(1, 4):
-            m.d.sync += [ev_v[i].eq(ev_v[i - 1]), ev_word[i].eq(ev_word[i - 1]), ev_neg[i].eq(ev_neg[i - 1]),
-                         ev_attn[i].eq(ev_attn[i - 1])]
-            if i < 3:
-                m.d.sync += ev_shift[i].eq(ev_shift[i - 1])
+        for i in range(1, 5):
+            m.d.sync += [ev_v[i].eq(ev_v[i - 1]), ev_word[i].eq(ev_word[i - 1]), ev_attn[i].eq(ev_attn[i - 1])]
+            if i < 4:
+                m.d.sync += [ev_shift[i].eq(ev_shift[i - 1]), ev_neg[i].eq(ev_neg[i - 1])]
         m.d.sync += ev_v[0].eq(0)
         for l in range(P):
-            m.d.sync += sh[l].eq(wq[l * WB:(l + 1) * WB].as_signed() << ev_shift[2])
+            # negate the narrow weight, then shift: a short carry chain instead of one as wide as the accumulator
+            wv = wq[l * WB:(l + 1) * WB].as_signed()
+            m.d.sync += sh[l].eq(Mux(ev_neg[3], -wv, wv) << ev_shift[3])
         m.d.sync += [kk[1].eq(kk[0]), vv[1].eq(vv[0]), kk[0].eq(0), vv[0].eq(0), hz[1].eq(hz[0]), hz[0].eq(0)]
         with m.If(kk[1]):
             m.d.sync += kword.eq(Array(act_words)[kv_i[:lp] if lp else 0])
         for l in range(P):
-            neg_sh = Signal(signed(AW), name=f"negsh_{l}")
-            m.d.comb += neg_sh.eq(-sh[l])
             for tt in range(T):
                 kvv = kvq2[(tt * P + l) * KW:(tt * P + l + 1) * KW]
-                with m.If(ev_v[3]):
-                    m.d.sync += [add_en[l][tt].eq(ev_word[3][tt]),
-                                 addend[l][tt].eq(Mux(ev_attn[3], kvv.as_unsigned(), Mux(ev_neg[3], neg_sh, sh[l])))]
+                with m.If(ev_v[4]):
+                    m.d.sync += [add_en[l][tt].eq(ev_word[4][tt]),
+                                 addend[l][tt].eq(Mux(ev_attn[4], kvv.as_unsigned(), sh[l]))]
                 with m.Elif(vv[1]):
                     m.d.sync += [add_en[l][tt].eq(kword[tt] & act_words[l][tt]), addend[l][tt].eq(1)]
                 with m.Elif(hz[1] & (tt == 0)):
@@ -286,7 +351,7 @@ class SpikeEngine(wiring.Component):
                 with m.Else():
                     m.d.sync += add_en[l][tt].eq(0)
                 with m.If(acc_init):
-                    m.d.sync += acc[l][tt].eq(bias_q[l])
+                    m.d.sync += acc[l][tt].eq(Mux(bias_gate, bias_q[l], 0))
                 with m.Elif(add_en[l][tt]):
                     m.d.sync += acc[l][tt].eq(acc[l][tt] + addend[l][tt])
             lane_bad = Signal(name=f"acc_bad_{l}")
@@ -439,7 +504,8 @@ class SpikeEngine(wiring.Component):
             with m.State("OUT_INIT"):
                 gate = (op == OP_ACC) | is_bitserial
                 for l in range(P):
-                    m.d.sync += [theta[l].eq(p_theta[l]), bias_q[l].eq(Mux(gate, p_bias[l], 0)), U[l].eq(0)]
+                    m.d.sync += [theta[l].eq(p_theta[l]), bias_q[l].eq(p_bias[l]), U[l].eq(0)]
+                m.d.sync += bias_gate.eq(gate)
                 pos = pb1 + pb2
                 m.d.sync += [acc_init.eq(1), ky.eq(0), kx.eq(0), gi.eq(0), row_addr.eq(pos), tap_addr.eq(pos),
                              tap_row.eq(pos), wrow.eq(wg), wtap.eq(wg), rowdata.eq(0), t.eq(0), s_addr.eq(srow)]
@@ -455,19 +521,19 @@ class SpikeEngine(wiring.Component):
                 with m.Else():
                     next_tap()
 
+            # the row is in act_q from the cycle after LATCH (RAM output registered before any logic)
             with m.State("LATCH"):
                 with m.If(op == OP_POOL):
-                    m.d.sync += rowdata.eq(rowdata | act_rd.data)
+                    m.d.sync += pool_pend.eq(1)
                     next_row()
                 with m.Else():
                     zvals = Array(z_rd.data[l * ZW:(l + 1) * ZW] for l in range(P))
-                    m.d.sync += [rowdata.eq(act_rd.data), imgq.eq(img_rd.data),
-                                 zq.eq(zvals[gi[:lp] if lp else 0])]
+                    m.d.sync += [imgq.eq(img_rd.data), zq.eq(zvals[gi[:lp] if lp else 0])]
                     m.next = "MASK"
 
             with m.State("MASK"):
-                new_mask = Mux(op == OP_CONV_IN, imgq, Mux(op == OP_HEAD, zq, Cat(w != 0 for w in words)))
-                m.d.sync += [mask.eq(new_mask), mask_nz.eq(new_mask != 0)]
+                new_mask = Mux(op == OP_CONV_IN, imgq, Mux(op == OP_HEAD, zq, Cat(w != 0 for w in act_words)))
+                m.d.sync += [rowdata.eq(act_q), mask.eq(new_mask), mask_nz.eq(new_mask != 0)]
                 m.next = "SCAN"
 
             with m.State("SCAN"):
@@ -506,7 +572,7 @@ class SpikeEngine(wiring.Component):
 
             with m.State("WRITE"):
                 m.d.comb += [act_wr.addr.eq(out_row), act_wr.en.eq(1),
-                             act_wr.data.eq(Mux(op == OP_POOL, rowdata, Cat(*spk)))]
+                             act_wr.data.eq(Mux(op == OP_POOL, rowdata | Mux(pool_pend, act_q, 0), Cat(*spk)))]
                 next_output()
 
             # stream add, pipelined over t: read (t), RAM, s_q (t + 2), sum (t + 3), write
@@ -542,8 +608,7 @@ class SpikeEngine(wiring.Component):
 
             # ------------------------------------------------------------ Kᵀ·V by AND-accumulate over tokens
             with m.State("KV_INIT"):
-                for l in range(P):
-                    m.d.sync += bias_q[l].eq(0)
+                m.d.sync += bias_gate.eq(0)
                 m.d.sync += [acc_init.eq(1), n.eq(0), kv_ph.eq(0), k_addr.eq(khead + (kv_i >> lp)),
                              v_addr.eq(L["v_base"] + g)]
                 m.next = "KV_RD"
@@ -581,8 +646,7 @@ class SpikeEngine(wiring.Component):
 
             # ------------------------------------------------------------ head: Z_c = Σ_t Σ_n X[t, n, c]
             with m.State("HZ_INIT"):
-                for l in range(P):
-                    m.d.sync += bias_q[l].eq(0)
+                m.d.sync += bias_gate.eq(0)
                 m.d.sync += [acc_init.eq(1), n.eq(0), t.eq(0), s_addr.eq(hz_nbase)]
                 m.next = "HZ_RD"
 
