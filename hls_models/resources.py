@@ -121,49 +121,65 @@ def _clog2(n: int) -> int:
 
 
 def _overflow_check(bits: int) -> dict:
-    """`fits(v, w)`: two comparisons of v against the width's bounds."""
-    return scale(comparator(bits), 2)
+    """`fits(v, w)` as the engine builds it: the bits above the width all equal the sign (an AND and an OR tree)."""
+    return {"lut": 2 * math.ceil(bits / 3), "ff": 0, "bram": 0}
 
 
-# LUT4 per accumulator bit for the accumulator's next-value selection (bias/0 at the output start, the event sum,
-# the stream load, the KV increment, the head-Z sum): fitted on the ECP5 synthesis of the digits core at P = 4 and 8
-# (Yosys 0.70), checked at P = 16. Everything else below is counted from the engine's structure.
-ACC_SELECT_LUTS_PER_BIT = 4.4
+# LUT4 per accumulator bit for the addend's source selection and the accumulator's next-value selection (addend:
+# shifted weight, KV value, +1, head-Z stream value; next value: bias/0 at the output start, or the sum). Fitted on
+# the ECP5 synthesis of the digits core (Yosys 0.70, nextpnr 0.11); everything else is counted from the structure.
+ACC_SELECT_LUTS_PER_BIT = 2.0
+# Mirrors rtl/engine.py: block-RAM aspects a RAM deeper than one block is sliced by, and the weight ROM's bank size.
+ENGINE_BRAM_ASPECTS = [(512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)]
+ENGINE_BANK_ROWS = 512
+
+
+def _engine_memory(name: str, depth: int, width: int, target: str) -> dict:
+    """One memory of the engine as the generator splits it: weight ROM in banks, deep RAMs in column slices."""
+    rams = {"act", "stream", "kv", "z", "image"}
+    if name == "params":
+        return {"lut": 0, "ff": 0, "bram": bram_blocks(depth, width, target)}   # ram_style "block" in the RTL
+    if name == "weights" and depth > ENGINE_BANK_ROWS:
+        banks = [min(ENGINE_BANK_ROWS, depth - lo) for lo in range(0, depth, ENGINE_BANK_ROWS)]
+        return {"lut": 0, "ff": 0, "bram": sum(bram_blocks(rows, width, target) for rows in banks)}
+    if name in rams and target == "ecp5" and depth > ENGINE_BRAM_ASPECTS[0][0] and depth > SHALLOW_DEPTH:
+        sw = next((w for rows, w in ENGINE_BRAM_ASPECTS if depth <= rows), 1)
+        copies = 2 if name == "act" else 1      # the debug read port is a third port: Yosys duplicates the RAM
+        return {"lut": 0, "ff": 0, "bram": copies * math.ceil(width / sw)}
+    return memory_cost(depth, width, target, read_only=name not in rams)
 
 
 def engine_blocks(manifest: dict, target: str = "ecp5") -> list[dict]:
     """Blocks of the SpikeEngine (rtl/engine.py) from its manifest: widths, dims and memory map."""
     P, T = manifest["parameters"]["lanes"], manifest["parameters"]["T"]
     w, dm, mem = manifest["widths"], manifest["dims"], manifest["memory_map"]
-    AW, MW, SW, ZW, TW, LW = w["acc"], w["membrane"], w["stream"], w["z"], w["theta"], w["logit"]
+    AW, MW, SW, ZW, TW, LW = w["acc"] + 1, w["membrane"], w["stream"], w["z"], w["theta"], w["logit"]
+    WB, BW, KW = w["weight"], w["bias"], w["kv"]
     K = dm["K"]
     maskw = max(P, w["pixel"], ZW)
-    lif_w = max(MW, AW + T) + 1
+    la = max(MW + 2 - T, 2)
+    banks = max(1, math.ceil(dm["weight_rows"] / ENGINE_BANK_ROWS))
 
-    per_acc = add(adder(AW),                                  # acc + addend (event)
-                  mux(AW, 2),                                 # addend: shifted weight or KV value
-                  adder(AW),                                  # KV: +1 where K and V spike together
-                  _overflow_check(AW + 2),
+    per_acc = add(adder(AW),                                  # acc + addend
                   {"lut": round(ACC_SELECT_LUTS_PER_BIT * AW), "ff": 0, "bram": 0},
-                  register(AW))
+                  register(AW), register(AW), register(1),    # accumulator, addend, enable
+                  {"lut": 1, "ff": 0, "bram": 0})             # guard-bit check
     lane = add(scale(per_acc, T),
-               shifter(AW + 1, maskw),                      # bit-serial layers: weight << bit index
-               adder(AW + 1),                              # weight negation (head's sign bit)
-               mux(AW, T), adder(lif_w), comparator(lif_w), mux(MW, 2), _overflow_check(lif_w),
-               register(MW + T + TW),                      # membrane, spike word, threshold
-               mux(AW, T), adder(max(SW, AW) + 1), _overflow_check(max(SW, AW) + 1),   # stream add
-               adder(AW),                                  # head Z sum
-               mux(2 * T + ZW, 2))                         # per-lane slices of the scan/KV/Z selections
+               register(banks * WB), mux(WB, banks), register(WB),          # weight bank registers and select
+               adder(WB + 1), shifter(AW, maskw), register(AW),             # negate, then shift (bit-serial)
+               register(2 * T * KW),                                        # KV values, two stages
+               mux(la, T + 1), register(la + 2),                           # LIF input (acc[t] or stream value)
+               adder(MW + 3), comparator(MW + 3), mux(MW, 2), _overflow_check(MW + 3),
+               register(MW + T + TW + BW),                                  # membrane, spikes, threshold, bias
+               mux(AW, T), adder(max(SW, AW) + 1), register(max(SW, AW) + 1),
+               _overflow_check(max(SW, AW) + 1),                            # stream add
+               register(SW + 3 * T))                                        # stream, activation and row registers
     lanes = scale(lane, P)
 
     memories = []
-    ram_ports = {"act": 2, "stream": 1, "kv": 1, "z": 1, "image": 1}   # read ports beside a write port
     for name, m in sorted(mem.items()):
         depth, width = max(1, m["depth"]), m["width"]
-        copies = ram_ports.get(name, 1)
-        cost = memory_cost(depth, width, target, read_only=name not in ram_ports)
-        if name in ram_ports and cost["bram"]:
-            cost = add(scale(cost, copies), register(width))   # read-during-write bypass register
+        cost = _engine_memory(name, depth, width, target)
         memories.append({"name": f"{name} memory ({depth} x {width})", **cost})
 
     fields = manifest.get("layer_table") or []
@@ -172,15 +188,16 @@ def engine_blocks(manifest: dict, target: str = "ecp5") -> list[dict]:
         keys = [k for k in fields[0] if k not in ("name", "op")]
         lt_bits = sum(_bits(max(abs(int(e[k])) for e in fields)) + (1 if k == "a0" else 0) for k in keys) + 3
     addr = _bits(max(dm["act_rows"], dm["weight_rows"], dm["pixels"], dm["stream_rows"], 2)) + 2
+    shw = _bits(maskw - 1)
     controller = add(memory_cost(max(1, dm["layers"]), lt_bits, target), register(lt_bits),
                      scale(add(adder(16), register(16)), 12),          # loop counters
-                     scale(add(adder(addr), register(addr)), 14),      # address accumulators
-                     scale(adder(addr), 9),                             # row / event address sums
+                     scale(add(adder(addr), register(addr)), 20),      # address registers and their updates
                      scale(comparator(18), 4),                          # in-bounds checks
-                     add(scale(mux(1, 2), maskw * 3), register(maskw)),  # scan mask and priority encoder
+                     add(adder(maskw), scale(mux(1, 2), maskw * 2), register(maskw)),  # scan mask, lowest set bit
+                     register(5 * (T + shw + 3) + 2 * banks),           # event pipeline
                      add(adder(32), register(32)),                      # cycle counter
                      {"lut": 150, "ff": 40, "bram": 0})                 # FSM state and glue
-    logits = add(register(K * LW), mux(LW * K, 2), mux(LW, K), mux(LW, K), comparator(LW), register(LW))
+    logits = add(register(K * LW), mux(LW * K, 2), mux(LW, K), mux(LW, K), comparator(LW), register(2 * LW))
 
     blocks = [{"name": f"lanes ({P} x {T} accumulators of {AW} bits, LIF, stream add)", **lanes},
               {"name": "controller (layer table, loop nest, scanner)", **controller},

@@ -158,12 +158,14 @@ class SpikeEngine(wiring.Component):
         w_banks = []
         for b, lo in enumerate(range(0, len(w_rows), BANK_ROWS)):
             bank = memory.Memory(shape=unsigned(P * WB), depth=len(w_rows[lo:lo + BANK_ROWS]),
-                                 init=w_rows[lo:lo + BANK_ROWS])
+                                 init=w_rows[lo:lo + BANK_ROWS], attrs={"ram_style": "block"})
             m.submodules[f"weights_{b}"] = bank
             w_banks.append(bank)
         BW, TW = W["bias"], W["theta"]
+        # ram_style: left alone, Yosys builds this ROM from LUTs, whose depth then limits Fmax (measured)
         p_mem = memory.Memory(shape=unsigned(P * (BW + TW)), depth=max(1, D["param_rows"]),
-                              init=[_pack(b, BW) | (_pack(t, TW) << (P * BW)) for b, t in plan.param_rows])
+                              init=[_pack(b, BW) | (_pack(t, TW) << (P * BW)) for b, t in plan.param_rows],
+                              attrs={"ram_style": "block"})
         SW = W["stream"]
         KW = W["kv"]
         ZW = W["z"]
@@ -230,7 +232,9 @@ class SpikeEngine(wiring.Component):
         wg = Signal(ADW)
         p_addr = Signal(ADW)
         ky, kx = Signal(2), Signal(2)
-        iy, ix = Signal(signed(18)), Signal(signed(18))
+        iy, ix = Signal(signed(18)), Signal(signed(18))   # input row / column of tap (0, 0)
+        xok = [Signal(name=f"xok_{k}") for k in range(3)]  # tap column k lies inside the input map
+        yok = [Signal(name=f"yok_{k}") for k in range(3)]
         pb1, pb2 = Signal(signed(ADW + 2)), Signal(signed(ADW + 2))
         row_addr = Signal(signed(ADW + 2))      # the current input row
         tap_addr = Signal(signed(ADW + 2))      # row of gi = 0 in the current tap
@@ -385,7 +389,7 @@ class SpikeEngine(wiring.Component):
 
         # ---------------------------------------------------------------- helpers for the loop nest
         pad = Mux(L["k3"], 1, 0)
-        in_bounds = (iy >= 0) & (iy < L["Hi"]) & (ix >= 0) & (ix < L["Wi"])
+        in_bounds = Array(xok)[kx] & Array(yok)[ky]
         kmax = Mux(L["k3"], 2, 0)
 
         op = L["op"]
@@ -403,11 +407,11 @@ class SpikeEngine(wiring.Component):
 
         def next_tap():
             with m.If(kx < kmax):
-                m.d.sync += [kx.eq(kx + 1), ix.eq(ix + 1), tap_addr.eq(tap_addr + L["PS"]),
+                m.d.sync += [kx.eq(kx + 1), tap_addr.eq(tap_addr + L["PS"]),
                              row_addr.eq(tap_addr + L["PS"]), wtap.eq(wtap + L["WTS"]), wrow.eq(wtap + L["WTS"])]
                 m.next = "ROW_RD"
             with m.Elif(ky < kmax):
-                m.d.sync += [ky.eq(ky + 1), kx.eq(0), iy.eq(iy + 1), ix.eq(xs - pad),
+                m.d.sync += [ky.eq(ky + 1), kx.eq(0),
                              tap_row.eq(tap_row + L["RS"]), tap_addr.eq(tap_row + L["RS"]),
                              row_addr.eq(tap_row + L["RS"]), wtap.eq(wtap + L["WTS"]), wrow.eq(wtap + L["WTS"])]
                 m.next = "ROW_RD"
@@ -506,6 +510,8 @@ class SpikeEngine(wiring.Component):
                 for l in range(P):
                     m.d.sync += [theta[l].eq(p_theta[l]), bias_q[l].eq(p_bias[l]), U[l].eq(0)]
                 m.d.sync += bias_gate.eq(gate)
+                for k in range(3):
+                    m.d.sync += [xok[k].eq((ix + k >= 0) & (ix + k < L["Wi"])), yok[k].eq((iy + k >= 0) & (iy + k < L["Hi"]))]
                 pos = pb1 + pb2
                 m.d.sync += [acc_init.eq(1), ky.eq(0), kx.eq(0), gi.eq(0), row_addr.eq(pos), tap_addr.eq(pos),
                              tap_row.eq(pos), wrow.eq(wg), wtap.eq(wg), rowdata.eq(0), t.eq(0), s_addr.eq(srow)]
