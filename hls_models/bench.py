@@ -33,6 +33,7 @@ def add_arguments(parser) -> None:
     # The engine needs lanes dividing the head dimension (16 for digits), so the digits sweep is 4, 8, 16.
     parser.add_argument("--lanes", type=int, nargs="+", default=[4, 8, 16])
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--jobs", type=int, default=1, help="place-and-route seeds run side by side")
     parser.add_argument("--freq", type=float, default=None, help="nextpnr target frequency (MHz)")
     parser.add_argument("--out", default=RESULTS, help="where to store the results (default docs/bench/)")
 
@@ -54,9 +55,13 @@ def main(args) -> int:
         point_dir = os.path.join(preset_dir, "bench", f"P{lanes}")
         print(f"bench: P={lanes}: generating the core...", flush=True)
         manifest = generate_core(args.preset, args.build, lanes, point_dir)
-        rep = synthesise(os.path.join(point_dir, "core.v"), manifest.get("top", "spikingformer_core"), "ecp5",
-                         args.seeds, args.freq, os.path.join(point_dir, "synth"),
-                         params=manifest.get("parameters", {}))
+        verilog, synth_dir = os.path.join(point_dir, "core.v"), os.path.join(point_dir, "synth")
+        default_core = os.path.join(preset_dir, "rtl", "core.v")
+        if os.path.exists(default_core) and open(default_core, "rb").read() == open(verilog, "rb").read():
+            # the preset's own core: share `flow.py synth`'s netlist and seeds instead of running them again
+            verilog, synth_dir = default_core, os.path.join(preset_dir, "synth", "ecp5")
+        rep = synthesise(verilog, manifest.get("top", "spikingformer_core"), "ecp5", args.seeds, args.freq,
+                         synth_dir, params=manifest.get("parameters", {}), jobs=args.jobs)
         est = resources.estimate_from_manifest(manifest)
         if est is None:
             raise FlowError("the resource model cannot read the core's manifest; update hls_models/resources.py.")

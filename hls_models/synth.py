@@ -298,7 +298,7 @@ def _ice40_fit(cells: dict, port_bits: int) -> list[str]:
 
 def synthesise(verilog, top: str, target: str = "ecp5", seeds: int = 3, freq: float | None = None,
                out_dir: str = "build/synth", clock: str = "clk", params: dict | None = None,
-               progress=_say, allow_dsp: bool = False) -> dict:
+               progress=_say, allow_dsp: bool = False, jobs: int = 1) -> dict:
     """Synthesise, place and route `top` from the Verilog files; returns (and writes to out_dir/report.json) the
     report. Raises FlowError for a multiplier on data, any DSP, a tool failure, or (iCE40) a design that does not fit.
     """
@@ -364,8 +364,7 @@ def synthesise(verilog, top: str, target: str = "ecp5", seeds: int = 3, freq: fl
             raise FlowError(f"the design does not fit the iCE40 UP5K-SG48: it needs {' and '.join(problems)}; "
                             "use --target ecp5 or generate a smaller core (fewer lanes).")
 
-    fmax_per_seed, paths, util = [], [], {}
-    for seed in range(1, seeds + 1):
+    def place_and_route(seed):
         seed_dir = os.path.join(out_dir, f"seed{seed}")
         os.makedirs(seed_dir, exist_ok=True)
         pnr_key = _hash(synth_key, t["pnr_args"], freq, seed, versions.get("nextpnr"))
@@ -381,6 +380,18 @@ def synthesise(verilog, top: str, target: str = "ecp5", seeds: int = 3, freq: fl
                    "-l", "nextpnr.log", "-q"]
             _run(cmd, os.path.join(seed_dir, "nextpnr.out"), f"nextpnr ({target}, seed {seed})", seed_dir, progress)
             _atomic_json(seed_stamp, {"key": pnr_key, "seconds": round(time.time() - t0, 1)})
+        return rpt_path
+
+    # each seed is one single-threaded nextpnr: with --jobs > 1 several run side by side
+    if jobs > 1 and seeds > 1:
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(max_workers=min(jobs, seeds)) as pool:
+            rpt_paths = list(pool.map(place_and_route, range(1, seeds + 1)))
+    else:
+        rpt_paths = [place_and_route(seed) for seed in range(1, seeds + 1)]
+
+    fmax_per_seed, paths, util = [], [], {}
+    for seed, rpt_path in zip(range(1, seeds + 1), rpt_paths):
         with open(rpt_path) as f:
             pnr = json.load(f)
         fmax = _fmax(pnr, clock)
@@ -432,6 +443,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--top", default=None, help="top module (default: the manifest's, else spikingformer_core)")
     parser.add_argument("--clock", default="clk", help="clock port name (default clk)")
     parser.add_argument("--out", default=None, help="output directory (default build/<preset>/synth/<target>)")
+    parser.add_argument("--jobs", type=int, default=1, help="place-and-route seeds run side by side (default 1; "
+                        "each nextpnr uses one core and a few GB)")
 
 
 def main(args) -> int:
@@ -442,8 +455,10 @@ def main(args) -> int:
         raise FlowError(f"{verilog[0]} does not exist; run `python flow.py gen-rtl --preset {args.preset}` first.")
     top = args.top or manifest.get("top") or "spikingformer_core"
     out = args.out or os.path.join(preset_dir, "synth", args.target)
+    if args.jobs < 1:
+        raise FlowError(f"--jobs {args.jobs} runs nothing; use --jobs 1 or more.")
     report = synthesise(verilog, top, args.target, args.seeds, args.freq, out, args.clock,
-                        params=manifest.get("parameters") or manifest.get("params") or {})
+                        params=manifest.get("parameters") or manifest.get("params") or {}, jobs=args.jobs)
     cap = report["capacity"]
     print(f"synth: {report['device']}: {report['lut']:,} LUT4 ({100 * report['lut'] / cap['lut']:.1f} %), "
           f"{report['ff']:,} FF, {report['bram']} BRAM, {report['dsp']} DSP; Fmax {report['fmax_mhz']:.1f} MHz "

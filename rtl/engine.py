@@ -11,7 +11,7 @@ or adds them into the residual-stream RAM.
 Timing discipline (for Fmax): every block-RAM address comes from a register and every block-RAM output is
 registered before any logic; memories deeper than one block RAM are sliced (or, the weight ROM, banked) so no
 multiplexer sits behind a RAM. The event path is a pipeline SCAN → address → weight-RAM read → bank registers →
-bank select → negate + shift → addend (or KV value) → accumulate, so an event issued by SCAN in cycle c is
+bank select → negate → shift → addend (or KV value) → accumulate, so an event issued by SCAN in cycle c is
 visible in the accumulators from cycle c + ACC_LATENCY. Before an epilogue reads the accumulators the
 controller waits DRAIN = ACC_LATENCY - 2 cycles. Overflow checks use a guard bit and run a cycle behind.
 
@@ -32,8 +32,8 @@ from .engine_plan import (FIELDS, OP_ACC, OP_ATTN, OP_CONV_IN, OP_HEAD, OP_HEAD_
                           Plan)
 
 # Cycles from the SCAN cycle that issues an event to the first cycle its addend is visible in the accumulators
-# (address register, RAM read, bank registers, bank select, negate + shift, addend, accumulate).
-ACC_LATENCY = 7
+# (address register, RAM read, bank registers, bank select, negate, shift, addend, accumulate).
+ACC_LATENCY = 8
 # Cycles the controller waits between the cycle after the last SCAN of an output and its epilogue.
 DRAIN = ACC_LATENCY - 2
 
@@ -242,6 +242,9 @@ class SpikeEngine(wiring.Component):
         wrow = Signal(ADW)                      # weight row of the current input row
         wtap = Signal(ADW)                      # weight row of gi = 0 in the current tap
         gi = Signal(16)
+        # "this is the loop's last iteration" flags, kept beside their counters so that a loop decision is one
+        # flip-flop, not an increment and a comparison in front of every register the decision steers
+        gi_last, g_last, x_last, y_last = Signal(), Signal(), Signal(), Signal()
         mask = Signal(MASKW)
         mask_nz = Signal()
         pool_pend = Signal()   # act_q holds a pooled row still to be OR-ed into rowdata
@@ -252,22 +255,24 @@ class SpikeEngine(wiring.Component):
         drain = Signal(range(DRAIN + 1))
         # event pipeline: stage 0 (after SCAN: RAM address), 1 (RAM read), 2 (weight register), 3 (shifted)
         # ev*[i] is valid in cycle c + 1 + i for an event issued by SCAN in cycle c
-        ev_v = [Signal(name=f"ev{i}_v") for i in range(5)]
-        ev_word = [Signal(T, name=f"ev{i}_word") for i in range(5)]
-        ev_shift = [Signal(SHW, name=f"ev{i}_shift") for i in range(4)]
+        ev_v = [Signal(name=f"ev{i}_v") for i in range(6)]
+        ev_word = [Signal(T, name=f"ev{i}_word") for i in range(6)]
+        ev_shift = [Signal(SHW, name=f"ev{i}_shift") for i in range(5)]
         ev_neg = [Signal(name=f"ev{i}_neg") for i in range(4)]
-        ev_attn = [Signal(name=f"ev{i}_attn") for i in range(5)]
+        ev_attn = [Signal(name=f"ev{i}_attn") for i in range(6)]
         ev_addr = Signal(ADW)
-        ev_addr1 = Signal(ADW)
+        ev_addr1, ev_addr2 = Signal(ADW), Signal(ADW)
         NB = len(w_banks)
         bank_oh = [Signal(NB, name=f"bank_oh{i}") for i in range(2)]
         bank_q = [Signal(P * WB, name=f"bank_q_{b}") for b in range(NB)]
         wq = Signal(P * WB)
         kvq = Signal(P * T * KW)
         kvq2 = Signal(P * T * KW)
+        wn = [Signal(signed(WB + 1), name=f"wn_{l}") for l in range(P)]
         sh = [Signal(signed(AW), name=f"sh_{l}") for l in range(P)]
         # LIF unit
         lif_a = [Signal(signed(LA), name=f"lif_a_{l}") for l in range(P)]
+        lif_b = [Signal(signed(max(TW + 2, LA + T + 1) + 1), name=f"lif_b_{l}") for l in range(P)]   # 2θ - a·2^T
         lif_ok = Signal(P)
         lif_v = Signal()
         lif_t = Signal(range(T))
@@ -313,10 +318,10 @@ class SpikeEngine(wiring.Component):
         # ---------------------------------------------------------------- RAM ports: registered addresses and data
         row_addr_u = row_addr[:ADW]
         bank_bits = _bits(BANK_ROWS - 1)
-        m.d.comb += [kv_rd.addr.eq(ev_addr1), p_rd.addr.eq(p_addr), s_rd.addr.eq(s_addr),
+        m.d.comb += [kv_rd.addr.eq(ev_addr2), p_rd.addr.eq(p_addr), s_rd.addr.eq(s_addr),
                      img_rd.addr.eq(row_addr_u), z_rd.addr.eq(gi >> lp), lt_rd.addr.eq(layer)]
         m.d.comb += [rd.addr.eq(ev_addr[:bank_bits]) for rd in w_rds]
-        m.d.sync += [ev_addr1.eq(ev_addr), bank_oh[0].eq(Cat(ev_addr[bank_bits:] == b for b in range(NB))),
+        m.d.sync += [ev_addr1.eq(ev_addr), ev_addr2.eq(ev_addr1), bank_oh[0].eq(Cat(ev_addr[bank_bits:] == b for b in range(NB))),
                      bank_oh[1].eq(bank_oh[0])]
         m.d.sync += [q.eq(rd.data) for q, rd in zip(bank_q, w_rds)]
         m.d.sync += wq.eq(Cat(*[Cat(q[i] & bank_oh[1][b] for b, q in enumerate(bank_q)).any()
@@ -330,24 +335,26 @@ class SpikeEngine(wiring.Component):
         act_words = [act_q[l * T:(l + 1) * T] for l in range(P)]
 
         # ---------------------------------------------------------------- event pipeline and accumulators
-        for i in range(1, 5):
+        for i in range(1, 6):
             m.d.sync += [ev_v[i].eq(ev_v[i - 1]), ev_word[i].eq(ev_word[i - 1]), ev_attn[i].eq(ev_attn[i - 1])]
+            if i < 5:
+                m.d.sync += ev_shift[i].eq(ev_shift[i - 1])
             if i < 4:
-                m.d.sync += [ev_shift[i].eq(ev_shift[i - 1]), ev_neg[i].eq(ev_neg[i - 1])]
+                m.d.sync += ev_neg[i].eq(ev_neg[i - 1])
         m.d.sync += ev_v[0].eq(0)
         for l in range(P):
             # negate the narrow weight, then shift: a short carry chain instead of one as wide as the accumulator
             wv = wq[l * WB:(l + 1) * WB].as_signed()
-            m.d.sync += sh[l].eq(Mux(ev_neg[3], -wv, wv) << ev_shift[3])
+            m.d.sync += [wn[l].eq(Mux(ev_neg[3], -wv, wv)), sh[l].eq(wn[l] << ev_shift[4])]
         m.d.sync += [kk[1].eq(kk[0]), vv[1].eq(vv[0]), kk[0].eq(0), vv[0].eq(0), hz[1].eq(hz[0]), hz[0].eq(0)]
         with m.If(kk[1]):
             m.d.sync += kword.eq(Array(act_words)[kv_i[:lp] if lp else 0])
         for l in range(P):
             for tt in range(T):
                 kvv = kvq2[(tt * P + l) * KW:(tt * P + l + 1) * KW]
-                with m.If(ev_v[4]):
-                    m.d.sync += [add_en[l][tt].eq(ev_word[4][tt]),
-                                 addend[l][tt].eq(Mux(ev_attn[4], kvv.as_unsigned(), sh[l]))]
+                with m.If(ev_v[5]):
+                    m.d.sync += [add_en[l][tt].eq(ev_word[5][tt]),
+                                 addend[l][tt].eq(Mux(ev_attn[5], kvv.as_unsigned(), sh[l]))]
                 with m.Elif(vv[1]):
                     m.d.sync += [add_en[l][tt].eq(kword[tt] & act_words[l][tt]), addend[l][tt].eq(1)]
                 with m.Elif(hz[1] & (tt == 0)):
@@ -368,7 +375,7 @@ class SpikeEngine(wiring.Component):
         for l in range(P):
             total = Signal(signed(MW + 3), name=f"lifsum_{l}")
             m.d.comb += total.eq(U[l] + (lif_a[l] << T))
-            fire = total >= (theta[l] << 1)       # floor(total / 2) >= θ
+            fire = U[l] >= lif_b[l]       # floor(total / 2) >= θ  ⟺  U >= 2θ - a·2^T: no add before the compare
             with m.If(lif_v):
                 m.d.sync += [U[l].eq(Mux(fire, 0, total >> 1)), lif_bad[l].eq(~_fits(total, MW) | ~lif_ok[l])]
                 for tt in range(T):
@@ -382,7 +389,9 @@ class SpikeEngine(wiring.Component):
         def lif_issue(values, step):
             m.d.sync += [lif_v.eq(1), lif_t.eq(step)]
             for l, v in enumerate(values):
-                m.d.sync += [lif_a[l].eq(v), lif_ok[l].eq(_fits(v, LA) if len(v) > LA else 1)]
+                a = v[:LA].as_signed() if len(v) > LA else v
+                m.d.sync += [lif_a[l].eq(a), lif_b[l].eq((theta[l] << 1) - (a << T)),
+                             lif_ok[l].eq(_fits(v, LA) if len(v) > LA else 1)]
 
         with m.If(busy):
             m.d.sync += overflow.eq(overflow | Cat(*bad).any())
@@ -419,11 +428,12 @@ class SpikeEngine(wiring.Component):
                 goto_epilogue()
 
         def next_row():
-            with m.If(gi + 1 < L["Gin"]):
-                m.d.sync += [gi.eq(gi + 1), row_addr.eq(row_addr + L["GS"]), wrow.eq(wrow + L["WGS"])]
+            with m.If(~gi_last):
+                m.d.sync += [gi.eq(gi + 1), gi_last.eq(gi + 2 >= L["Gin"]), row_addr.eq(row_addr + L["GS"]),
+                             wrow.eq(wrow + L["WGS"])]
                 m.next = "ROW_RD"
             with m.Else():
-                m.d.sync += gi.eq(0)
+                m.d.sync += [gi.eq(0), gi_last.eq(L["Gin"] <= 1)]
                 next_tap()
 
         def next_layer():
@@ -436,8 +446,8 @@ class SpikeEngine(wiring.Component):
 
         def next_output():
             m.d.sync += [out_row.eq(out_row + 1), srow.eq(srow + T)]
-            with m.If(g + 1 < L["Gout"]):
-                m.d.sync += [g.eq(g + 1), wg.eq(wg + L["R"]), p_addr.eq(p_addr + 1)]
+            with m.If(~g_last):
+                m.d.sync += [g.eq(g + 1), g_last.eq(g + 2 >= L["Gout"]), wg.eq(wg + L["R"]), p_addr.eq(p_addr + 1)]
                 with m.If(L["hoff"] == 1):
                     m.d.sync += grow.eq(grow + 1)
                 with m.Elif(L["hoff"] == 2):
@@ -447,12 +457,14 @@ class SpikeEngine(wiring.Component):
                         m.d.sync += gdp.eq(gdp + 1)
                 m.next = "OUT_START"
             with m.Else():
-                m.d.sync += [g.eq(0), wg.eq(L["w_base"]), p_addr.eq(L["p_base"]), grow.eq(0), gdp.eq(0)]
-                with m.If(x + 1 < L["Wo"]):
-                    m.d.sync += [x.eq(x + 1), xs.eq(xs + Mux(L["s2"], 2, 1)), xbase.eq(xbase + L["XSTEP"])]
+                m.d.sync += [g.eq(0), g_last.eq(L["Gout"] <= 1), wg.eq(L["w_base"]), p_addr.eq(L["p_base"]),
+                             grow.eq(0), gdp.eq(0)]
+                with m.If(~x_last):
+                    m.d.sync += [x.eq(x + 1), x_last.eq(x + 2 >= L["Wo"]), xs.eq(xs + Mux(L["s2"], 2, 1)), xbase.eq(xbase + L["XSTEP"])]
                     m.next = "OUT_START"
-                with m.Elif(y + 1 < L["Ho"]):
-                    m.d.sync += [y.eq(y + 1), x.eq(0), xs.eq(0), xbase.eq(0),
+                with m.Elif(~y_last):
+                    m.d.sync += [y.eq(y + 1), y_last.eq(y + 2 >= L["Ho"]), x.eq(0), x_last.eq(L["Wo"] <= 1),
+                                 xs.eq(0), xbase.eq(0),
                                  ys.eq(ys + Mux(L["s2"], 2, 1)), ybase.eq(ybase + L["YSTEP"])]
                     m.next = "OUT_START"
                 with m.Else():
@@ -489,6 +501,8 @@ class SpikeEngine(wiring.Component):
 
             with m.State("LOAD"):
                 m.d.sync += [L[f].eq(lt_fields[f]) for f in FIELDS]
+                m.d.sync += [g_last.eq(lt_fields["Gout"] <= 1), x_last.eq(lt_fields["Wo"] <= 1),
+                             y_last.eq(lt_fields["Ho"] <= 1)]
                 m.d.sync += [y.eq(0), x.eq(0), ys.eq(0), xs.eq(0), ybase.eq(0), xbase.eq(0), g.eq(0),
                              out_row.eq(lt_fields["out_base"]), srow.eq(0), grow.eq(0), gdp.eq(0),
                              wg.eq(lt_fields["w_base"]), p_addr.eq(lt_fields["p_base"]), kv_i.eq(0),
@@ -513,7 +527,7 @@ class SpikeEngine(wiring.Component):
                 for k in range(3):
                     m.d.sync += [xok[k].eq((ix + k >= 0) & (ix + k < L["Wi"])), yok[k].eq((iy + k >= 0) & (iy + k < L["Hi"]))]
                 pos = pb1 + pb2
-                m.d.sync += [acc_init.eq(1), ky.eq(0), kx.eq(0), gi.eq(0), row_addr.eq(pos), tap_addr.eq(pos),
+                m.d.sync += [acc_init.eq(1), ky.eq(0), kx.eq(0), gi.eq(0), gi_last.eq(L["Gin"] <= 1), row_addr.eq(pos), tap_addr.eq(pos),
                              tap_row.eq(pos), wrow.eq(wg), wtap.eq(wg), rowdata.eq(0), t.eq(0), s_addr.eq(srow)]
                 with m.If(op == OP_STREAM_LIF):
                     m.next = "SL"
