@@ -8,6 +8,7 @@ change, so an interrupted bench resumes.
 """
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -44,12 +45,20 @@ def main(args) -> int:
     model = load(os.path.join(preset_dir, "intmodel.zip"))
     points = []
     started = time.time()
+    kept = []
+    if os.path.exists(args.out):
+        # points of other lane counts from an earlier bench of the same model stay (a bench can be run in parts)
+        with open(args.out) as f:
+            old = json.load(f)
+        if old.get("intmodel_sha256") == model.sha256:
+            kept = [p for p in old.get("points", []) if p["lanes"] not in args.lanes]
 
     def store():
         # after every point, so an interrupted bench keeps what it finished
         _atomic_json(args.out, {"preset": args.preset, "intmodel_sha256": model.sha256,
-                                "device": "LFE5U-85F-6CABGA381", "seeds": args.seeds, "tolerance": TOLERANCE,
-                                "tool_versions": points[-1]["tool_versions"] if points else {}, "points": points})
+                                "device": "LFE5U-85F-6CABGA381", "tolerance": TOLERANCE,
+                                "tool_versions": points[-1]["tool_versions"] if points else {},
+                                "points": sorted(kept + points, key=lambda p: p["lanes"])})
 
     for lanes in args.lanes:
         point_dir = os.path.join(preset_dir, "bench", f"P{lanes}")
@@ -68,6 +77,7 @@ def main(args) -> int:
         errors = relative_errors(est, rep)
         points.append({
             "lanes": lanes,
+            "seeds": args.seeds,
             "synth": {k: rep[k] for k in ("lut", "ff", "bram", "dsp", "fmax_mhz", "fmax_per_seed", "critical_path")},
             "estimate": {k: est[k] for k in ("lut", "ff", "bram")},
             "estimate_blocks": est["blocks"],
@@ -79,7 +89,7 @@ def main(args) -> int:
         print(f"bench: P={lanes}: synthesis {rep['lut']:,} LUT4 / {rep['ff']:,} FF / {rep['bram']} BRAM, "
               f"{rep['fmax_mhz']:.1f} MHz; model {est['lut']:,} / {est['ff']:,} / {est['bram']} "
               f"({', '.join(f'{k} {100 * v:+.1f} %' for k, v in errors.items())})", flush=True)
-    worst = max(abs(v) for p in points for v in p["relative_error"].values())
+    worst = max(abs(v) for p in kept + points for v in p["relative_error"].values())
     print(f"bench: wrote {os.path.relpath(args.out)} in {time.time() - started:.0f} s; worst model error "
           f"{100 * worst:.1f} % (tolerance {100 * TOLERANCE:.0f} %)")
     return 0 if worst <= TOLERANCE else 1

@@ -131,7 +131,12 @@ def _overflow_check(bits: int) -> dict:
 ACC_SELECT_LUTS_PER_BIT = 2.0
 # Mirrors rtl/engine.py: block-RAM aspects a RAM deeper than one block is sliced by, and the weight ROM's bank size.
 ENGINE_BRAM_ASPECTS = [(512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)]
-ENGINE_BANK_ROWS = 512
+
+
+def engine_weight_banking(depth: int, width: int) -> tuple[int, int]:
+    """(rows per bank, slice width) the generator uses for the weight ROM: fewest blocks, then fewest banks."""
+    return min(ENGINE_BRAM_ASPECTS, key=lambda a: (math.ceil(depth / a[0]) * math.ceil(width / a[1]),
+                                                   math.ceil(depth / a[0])))
 
 
 def _engine_memory(name: str, depth: int, width: int, target: str) -> dict:
@@ -139,9 +144,10 @@ def _engine_memory(name: str, depth: int, width: int, target: str) -> dict:
     rams = {"act", "stream", "kv", "z", "image"}
     if name == "params":
         return {"lut": 0, "ff": 0, "bram": bram_blocks(depth, width, target)}   # ram_style "block" in the RTL
-    if name == "weights" and depth > ENGINE_BANK_ROWS:
-        banks = [min(ENGINE_BANK_ROWS, depth - lo) for lo in range(0, depth, ENGINE_BANK_ROWS)]
-        return {"lut": 0, "ff": 0, "bram": sum(bram_blocks(rows, width, target) for rows in banks)}
+    if name == "weights":
+        rows, sw = engine_weight_banking(depth, width)
+        banks = [min(rows, depth - lo) for lo in range(0, depth, rows)]
+        return {"lut": 0, "ff": 0, "bram": sum(math.ceil(width / (sw if r > 512 else 36)) for r in banks)}
     if name in rams and target == "ecp5" and depth > ENGINE_BRAM_ASPECTS[0][0] and depth > SHALLOW_DEPTH:
         sw = next((w for rows, w in ENGINE_BRAM_ASPECTS if depth <= rows), 1)
         copies = 2 if name == "act" else 1      # the debug read port is a third port: Yosys duplicates the RAM
@@ -158,7 +164,7 @@ def engine_blocks(manifest: dict, target: str = "ecp5") -> list[dict]:
     K = dm["K"]
     maskw = max(P, w["pixel"], ZW)
     la = max(MW + 2 - T, 2)
-    banks = max(1, math.ceil(dm["weight_rows"] / ENGINE_BANK_ROWS))
+    banks = max(1, math.ceil(dm["weight_rows"] / engine_weight_banking(dm["weight_rows"], P * WB)[0]))
 
     per_acc = add(adder(AW),                                  # acc + addend
                   {"lut": round(ACC_SELECT_LUTS_PER_BIT * AW), "ff": 0, "bram": 0},
@@ -166,10 +172,11 @@ def engine_blocks(manifest: dict, target: str = "ecp5") -> list[dict]:
                   {"lut": 1, "ff": 0, "bram": 0})             # guard-bit check
     lane = add(scale(per_acc, T),
                register(banks * WB), mux(WB, banks), register(WB),          # weight bank registers and select
-               adder(WB + 1), shifter(AW, maskw), register(AW),             # negate, then shift (bit-serial)
+               adder(WB + 1), register(WB + 1), shifter(AW, maskw), register(AW),  # negate, then shift
                register(2 * T * KW),                                        # KV values, two stages
                mux(la, T + 1), register(la + 2),                           # LIF input (acc[t] or stream value)
-               adder(MW + 3), comparator(MW + 3), mux(MW, 2), _overflow_check(MW + 3),
+               adder(la + T + 2), register(la + T + 2),                    # 2θ - a·2^T, prepared with the input
+               adder(MW + 3), comparator(MW), mux(MW, 2), _overflow_check(MW + 3),
                register(MW + T + TW + BW),                                  # membrane, spikes, threshold, bias
                mux(AW, T), adder(max(SW, AW) + 1), register(max(SW, AW) + 1),
                _overflow_check(max(SW, AW) + 1),                            # stream add

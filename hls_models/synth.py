@@ -384,7 +384,13 @@ def synthesise(verilog, top: str, target: str = "ecp5", seeds: int = 3, freq: fl
 
     # each seed is one single-threaded nextpnr: with --jobs > 1 several run side by side
     if jobs > 1 and seeds > 1:
+        import threading
         from concurrent.futures import ThreadPoolExecutor
+        lock, say = threading.Lock(), progress
+
+        def progress(message):   # noqa: F811 (one line at a time from the parallel runs)
+            with lock:
+                say(message)
         with ThreadPoolExecutor(max_workers=min(jobs, seeds)) as pool:
             rpt_paths = list(pool.map(place_and_route, range(1, seeds + 1)))
     else:

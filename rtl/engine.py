@@ -53,9 +53,14 @@ def _bits(n):
 # slices narrow enough that each slice is one block deep: Yosys then needs no LUT multiplexer behind the RAM, whose
 # clock-to-output (5.6-5.8 ns, measured) leaves no room for one at 100 MHz.
 BRAM_ASPECTS = [(512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)]
-# The weight ROM is split into banks of BANK_ROWS rows instead (slicing it would cost twice the blocks); every
-# bank's output is registered, and a registered one-hot bank select picks the row a cycle later.
-BANK_ROWS = 512
+# The weight ROM is split into banks one block RAM deep (the aspect with the fewest blocks, then the fewest banks:
+# 1024 x 18 for the digits core); every bank's output is registered, and a registered one-hot bank select picks
+# the row a cycle later.
+
+
+def weight_banking(depth, width):
+    """(rows per bank, slice width) of the weight ROM."""
+    return min(BRAM_ASPECTS, key=lambda a: (-(-depth // a[0]) * -(-width // a[1]), -(-depth // a[0])))
 
 
 class _Port:
@@ -155,12 +160,20 @@ class SpikeEngine(wiring.Component):
         img_mem = memory.Memory(shape=unsigned(W["pixel"]), depth=D["pixels"], init=[])
         WB = W["weight"]
         w_rows = [_pack(r, WB) for r in plan.weight_rows] or [0]
-        w_banks = []
+        BANK_ROWS, bank_sw = weight_banking(len(w_rows), P * WB)
+        w_banks = []    # per bank: its column slices (lo, hi, memory)
         for b, lo in enumerate(range(0, len(w_rows), BANK_ROWS)):
-            bank = memory.Memory(shape=unsigned(P * WB), depth=len(w_rows[lo:lo + BANK_ROWS]),
-                                 init=w_rows[lo:lo + BANK_ROWS], attrs={"ram_style": "block"})
-            m.submodules[f"weights_{b}"] = bank
-            w_banks.append(bank)
+            rows = w_rows[lo:lo + BANK_ROWS]
+            sw = P * WB if len(rows) <= BRAM_ASPECTS[0][0] else bank_sw
+            slices = []
+            for c, clo in enumerate(range(0, P * WB, sw)):
+                chi = min(P * WB, clo + sw)
+                mem = memory.Memory(shape=unsigned(chi - clo), depth=len(rows),
+                                    init=[(r >> clo) & ((1 << (chi - clo)) - 1) for r in rows],
+                                    attrs={"ram_style": "block"})
+                m.submodules[f"weights_{b}_{c}"] = mem
+                slices.append((clo, chi, mem))
+            w_banks.append(slices)
         BW, TW = W["bias"], W["theta"]
         # ram_style: left alone, Yosys builds this ROM from LUTs, whose depth then limits Fmax (measured)
         p_mem = memory.Memory(shape=unsigned(P * (BW + TW)), depth=max(1, D["param_rows"]),
@@ -178,7 +191,14 @@ class SpikeEngine(wiring.Component):
         lt_rd = lt_mem.read_port()
         img_rd, img_wr = img_mem.read_port(), img_mem.write_port()
         act_rd, act_wr, act_dbg = act_read(), act_write(), act_read()
-        w_rds, p_rd = [bank.read_port() for bank in w_banks], p_mem.read_port()
+        w_rds = []
+        for b, slices in enumerate(w_banks):
+            port = _Port(Signal(_bits(BANK_ROWS - 1), name=f"weights_{b}_addr"), Signal(P * WB, name=f"weights_{b}_data"))
+            for clo, chi, mem in slices:
+                rp = mem.read_port()
+                m.d.comb += [rp.addr.eq(port.addr), port.data[clo:chi].eq(rp.data)]
+            w_rds.append(port)
+        p_rd = p_mem.read_port()
         s_rd, s_wr = s_read(), s_write()
         kv_rd, kv_wr = kv_read(), kv_write()
         z_rd, z_wr = z_mem.read_port(), z_mem.write_port()
@@ -292,6 +312,7 @@ class SpikeEngine(wiring.Component):
         vv = [Signal(name=f"kv_v{i}") for i in range(2)]
         kword = Signal(T)
         hz_nbase = Signal(ADW)
+        hz_step = Signal(ADW)   # RS - (T - 1): from the last timestep of token n to the first of token n + 1
         hz = [Signal(name=f"hz_{i}") for i in range(2)]
         kidx = Signal(range(self.K + 1))
         cur_v = Signal()
@@ -506,7 +527,8 @@ class SpikeEngine(wiring.Component):
                 m.d.sync += [y.eq(0), x.eq(0), ys.eq(0), xs.eq(0), ybase.eq(0), xbase.eq(0), g.eq(0),
                              out_row.eq(lt_fields["out_base"]), srow.eq(0), grow.eq(0), gdp.eq(0),
                              wg.eq(lt_fields["w_base"]), p_addr.eq(lt_fields["p_base"]), kv_i.eq(0),
-                             khead.eq(lt_fields["k_base"]), kv_row.eq(0), hz_nbase.eq(0)]
+                             khead.eq(lt_fields["k_base"]), kv_row.eq(0), hz_nbase.eq(0),
+                             hz_step.eq(lt_fields["RS"] - (T - 1))]
                 with m.If(lt_fields["op"] == OP_KV):
                     m.next = "KV_INIT"
                 with m.Elif(lt_fields["op"] == OP_HEAD_Z):
@@ -675,7 +697,7 @@ class SpikeEngine(wiring.Component):
                 with m.If(t + 1 < T):
                     m.d.sync += [t.eq(t + 1), s_addr.eq(s_addr + 1)]
                 with m.Else():
-                    m.d.sync += [t.eq(0), n.eq(n + 1), s_addr.eq(s_addr + L["RS"] - (T - 1))]
+                    m.d.sync += [t.eq(0), n.eq(n + 1), s_addr.eq(s_addr + hz_step)]
                     with m.If(n + 1 == L["N"]):
                         start_drain()
 

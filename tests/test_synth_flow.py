@@ -106,6 +106,11 @@ def test_ecp5_reports_resources_fmax_and_keeps_logs(tmp_path):
     assert sum("reusing" in m for m in messages) == 3
     assert (out / "report.json").read_bytes() == first
 
+    # Seeds run side by side (--jobs 2) give the same per-seed results as one after the other.
+    parallel = synth.synthesise(v, "rom_acc", "ecp5", seeds=2, out_dir=str(tmp_path / "jobs2"),
+                                progress=lambda m: None, jobs=2)
+    assert parallel["fmax_per_seed"] == report["fmax_per_seed"]
+
 
 def test_multiplier_on_data_fails_naming_its_source(tmp_path):
     v = write_design(tmp_path, RomAccumulator(multiply="data"), "mul_acc")
