@@ -34,7 +34,8 @@ def add_arguments(parser) -> None:
     # The engine needs lanes dividing the head dimension (16 for digits), so the digits sweep is 4, 8, 16.
     parser.add_argument("--lanes", type=int, nargs="+", default=[4, 8, 16])
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--jobs", type=int, default=1, help="place-and-route seeds run side by side")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="place-and-route seeds run side by side (default: the CPU count)")
     parser.add_argument("--freq", type=float, default=None, help="nextpnr target frequency (MHz)")
     parser.add_argument("--out", default=RESULTS, help="where to store the results (default docs/bench/)")
 

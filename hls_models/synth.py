@@ -449,8 +449,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--top", default=None, help="top module (default: the manifest's, else spikingformer_core)")
     parser.add_argument("--clock", default="clk", help="clock port name (default clk)")
     parser.add_argument("--out", default=None, help="output directory (default build/<preset>/synth/<target>)")
-    parser.add_argument("--jobs", type=int, default=1, help="place-and-route seeds run side by side (default 1; "
-                        "each nextpnr uses one core and a few GB)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="place-and-route seeds run side by side (default: the CPU count; each nextpnr uses one "
+                        "core and 2-3 GB)")
 
 
 def main(args) -> int:

@@ -229,6 +229,9 @@ class SpikeEngine(wiring.Component):
         addend = [[Signal(signed(AW), name=f"add_{l}_{t}") for t in range(T)] for l in range(P)]
         add_en = [[Signal(name=f"add_en_{l}_{t}") for t in range(T)] for l in range(P)]
         acc_init = Signal()
+        # the epilogues read timestep t from acc[l][0] and rotate the T accumulators by one: no t-indexed
+        # multiplexer (its select fans out to every lane) in front of the LIF and the stream adder
+        acc_rotate = Signal()
         bias_gate = Signal()
         bias_q = [Signal(signed(BW), name=f"bias_{l}") for l in range(P)]
         theta = [Signal(unsigned(TW), name=f"theta_{l}") for l in range(P)]
@@ -386,6 +389,8 @@ class SpikeEngine(wiring.Component):
                     m.d.sync += acc[l][tt].eq(Mux(bias_gate, bias_q[l], 0))
                 with m.Elif(add_en[l][tt]):
                     m.d.sync += acc[l][tt].eq(acc[l][tt] + addend[l][tt])
+                with m.Elif(acc_rotate):
+                    m.d.sync += acc[l][tt].eq(acc[l][(tt + 1) % T])
             lane_bad = Signal(name=f"acc_bad_{l}")
             m.d.sync += lane_bad.eq(Cat(acc[l][tt][AW - 1] ^ acc[l][tt][AW - 2] for tt in range(T)).any())
             bad.append(lane_bad)
@@ -510,7 +515,7 @@ class SpikeEngine(wiring.Component):
         m.d.sync += [sw_bad.eq(0), hz_bad.eq(0)]
         bad += [sw_bad, hz_bad]
 
-        with m.FSM(init="IDLE"):
+        with m.FSM(init="IDLE") as fsm:
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.sync += [layer.eq(0), cycles.eq(0), busy.eq(1), done.eq(0), overflow.eq(0),
@@ -607,7 +612,8 @@ class SpikeEngine(wiring.Component):
             # ------------------------------------------------------------ epilogues
             with m.State("LIF"):
                 with m.If(t < T):
-                    lif_issue([Array(acc[l])[t[:max(1, _bits(T - 1))]] for l in range(P)], t)
+                    lif_issue([acc[l][0] for l in range(P)], t)
+                    m.d.comb += acc_rotate.eq(1)
                 m.d.sync += t.eq(t + 1)
                 with m.If(t == T):
                     m.next = "WRITE"
@@ -622,9 +628,9 @@ class SpikeEngine(wiring.Component):
                 with m.If(t < T):
                     m.d.sync += s_addr.eq(s_addr + 1)
                 with m.If((t >= 2) & (t < T + 2)):
-                    ti = (t - 2)[:max(1, _bits(T - 1))]
+                    m.d.comb += acc_rotate.eq(1)
                     for l in range(P):
-                        m.d.sync += v_q[l].eq(Mux(L["stream_init"], 0, s_vals[l]) + Array(acc[l])[ti])
+                        m.d.sync += v_q[l].eq(Mux(L["stream_init"], 0, s_vals[l]) + acc[l][0])
                 with m.If(t >= 3):
                     m.d.comb += [s_wr.addr.eq(s_waddr), s_wr.en.eq(1), s_wr.data.eq(Cat(*[v[:SW] for v in v_q]))]
                     m.d.sync += [s_waddr.eq(s_waddr + 1), sw_bad.eq(Cat(~_fits(v, SW) for v in v_q).any())]
@@ -722,6 +728,10 @@ class SpikeEngine(wiring.Component):
             with m.State("ARGMAX_DONE"):
                 m.d.sync += [busy.eq(0), done.eq(1)]
                 m.next = "IDLE"
+
+        # Yosys re-encodes the state one-hot: every state test is then one flip-flop instead of a 5-bit compare in
+        # front of wide fan-outs (left alone, Yosys keeps Amaranth's binary encoding)
+        fsm.state.attrs["fsm_encoding"] = "one-hot"
 
         with m.If(cur_v & ((cur_k == 0) | (cur > bestval))):
             m.d.sync += [best.eq(cur_k), bestval.eq(cur)]
