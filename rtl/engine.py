@@ -90,7 +90,8 @@ def _sliced_memory(m, name, width, depth):
         return _Port(addr, data)
 
     def write_port():
-        addr, data, en = Signal(aw, name=f"{name}_waddr"), Signal(width, name=f"{name}_wdata"), Signal(name=f"{name}_we")
+        addr, data = Signal(aw, name=f"{name}_waddr"), Signal(width, name=f"{name}_wdata")
+        en = Signal(name=f"{name}_we")
         for lo, hi, mem in mems:
             wp = mem.write_port()
             m.d.comb += [wp.addr.eq(addr), wp.data.eq(data[lo:hi]), wp.en.eq(en)]
@@ -193,7 +194,8 @@ class SpikeEngine(wiring.Component):
         act_rd, act_wr, act_dbg = act_read(), act_write(), act_read()
         w_rds = []
         for b, slices in enumerate(w_banks):
-            port = _Port(Signal(_bits(BANK_ROWS - 1), name=f"weights_{b}_addr"), Signal(P * WB, name=f"weights_{b}_data"))
+            port = _Port(Signal(_bits(BANK_ROWS - 1), name=f"weights_{b}_addr"),
+                         Signal(P * WB, name=f"weights_{b}_data"))
             for clo, chi, mem in slices:
                 rp = mem.read_port()
                 m.d.comb += [rp.addr.eq(port.addr), port.data[clo:chi].eq(rp.data)]
@@ -345,7 +347,8 @@ class SpikeEngine(wiring.Component):
         m.d.comb += [kv_rd.addr.eq(ev_addr2), p_rd.addr.eq(p_addr), s_rd.addr.eq(s_addr),
                      img_rd.addr.eq(row_addr_u), z_rd.addr.eq(gi >> lp), lt_rd.addr.eq(layer)]
         m.d.comb += [rd.addr.eq(ev_addr[:bank_bits]) for rd in w_rds]
-        m.d.sync += [ev_addr1.eq(ev_addr), ev_addr2.eq(ev_addr1), bank_oh[0].eq(Cat(ev_addr[bank_bits:] == b for b in range(NB))),
+        m.d.sync += [ev_addr1.eq(ev_addr), ev_addr2.eq(ev_addr1),
+                     bank_oh[0].eq(Cat(ev_addr[bank_bits:] == b for b in range(NB))),
                      bank_oh[1].eq(bank_oh[0])]
         m.d.sync += [q.eq(rd.data) for q, rd in zip(bank_q, w_rds)]
         m.d.sync += wq.eq(Cat(*[Cat(q[i] & bank_oh[1][b] for b, q in enumerate(bank_q)).any()
@@ -486,7 +489,8 @@ class SpikeEngine(wiring.Component):
                 m.d.sync += [g.eq(0), g_last.eq(L["Gout"] <= 1), wg.eq(L["w_base"]), p_addr.eq(L["p_base"]),
                              grow.eq(0), gdp.eq(0)]
                 with m.If(~x_last):
-                    m.d.sync += [x.eq(x + 1), x_last.eq(x + 2 >= L["Wo"]), xs.eq(xs + Mux(L["s2"], 2, 1)), xbase.eq(xbase + L["XSTEP"])]
+                    m.d.sync += [x.eq(x + 1), x_last.eq(x + 2 >= L["Wo"]), xs.eq(xs + Mux(L["s2"], 2, 1)),
+                                 xbase.eq(xbase + L["XSTEP"])]
                     m.next = "OUT_START"
                 with m.Elif(~y_last):
                     m.d.sync += [y.eq(y + 1), y_last.eq(y + 2 >= L["Ho"]), x.eq(0), x_last.eq(L["Wo"] <= 1),
@@ -552,9 +556,11 @@ class SpikeEngine(wiring.Component):
                     m.d.sync += [theta[l].eq(p_theta[l]), bias_q[l].eq(p_bias[l]), U[l].eq(0)]
                 m.d.sync += bias_gate.eq(gate)
                 for k in range(3):
-                    m.d.sync += [xok[k].eq((ix + k >= 0) & (ix + k < L["Wi"])), yok[k].eq((iy + k >= 0) & (iy + k < L["Hi"]))]
+                    m.d.sync += [xok[k].eq((ix + k >= 0) & (ix + k < L["Wi"])),
+                                 yok[k].eq((iy + k >= 0) & (iy + k < L["Hi"]))]
                 pos = pb1 + pb2
-                m.d.sync += [acc_init.eq(1), ky.eq(0), kx.eq(0), gi.eq(0), gi_last.eq(L["Gin"] <= 1), row_addr.eq(pos), tap_addr.eq(pos),
+                m.d.sync += [acc_init.eq(1), ky.eq(0), kx.eq(0), gi.eq(0), gi_last.eq(L["Gin"] <= 1),
+                             row_addr.eq(pos), tap_addr.eq(pos),
                              tap_row.eq(pos), wrow.eq(wg), wtap.eq(wg), rowdata.eq(0), t.eq(0), s_addr.eq(srow)]
                 with m.If(op == OP_STREAM_LIF):
                     m.next = "SL"
