@@ -1,7 +1,7 @@
 """Exact cycle model of the generated core (rtl/engine.py), from the IntModel and the image's golden trace.
 
 Written from the engine's schedule, not from its code: the tests compare it with the RTL's cycle counter on every
-simulated image. Cost per piece (P lanes, T timesteps, DRAIN = 6 cycles for the accumulate pipeline to empty):
+simulated image. Cost per piece (P lanes, T timesteps, DRAIN = 7 cycles for the accumulate pipeline to empty):
 
   layer fetch                         2
   output (position, lane group)       2 + Σ_taps cost(tap) + epilogue
@@ -24,7 +24,7 @@ from golden.primitives import pack_words
 from golden.widths import analyze
 
 
-DRAIN = 6  # the engine's accumulate pipeline: SCAN → accumulators visible in 8 cycles
+DRAIN = 7  # the engine's accumulate pipeline: SCAN → accumulators visible in 9 cycles
 ROW_FIXED = 4  # read, latch, mask, final scan cycle
 
 

@@ -128,7 +128,7 @@ def _overflow_check(bits: int) -> dict:
 # LUT4 per accumulator bit for the addend's source selection and the accumulator's next-value selection (addend:
 # shifted weight, KV value, +1, head-Z stream value; next value: bias/0 at the output start, or the sum). Fitted on
 # the ECP5 synthesis of the digits core (Yosys 0.70, nextpnr 0.11); everything else is counted from the structure.
-ACC_SELECT_LUTS_PER_BIT = 2.0
+ACC_SELECT_LUTS_PER_BIT = 1.0
 # Mirrors rtl/engine.py: block-RAM aspects a RAM deeper than one block is sliced by, and the weight ROM's bank size.
 ENGINE_BRAM_ASPECTS = [(512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)]
 

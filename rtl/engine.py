@@ -10,7 +10,7 @@ or adds them into the residual-stream RAM.
 
 Timing discipline (for Fmax): every block-RAM address comes from a register and every block-RAM output is
 registered before any logic; memories deeper than one block RAM are sliced (or, the weight ROM, banked) so no
-multiplexer sits behind a RAM. The event path is a pipeline SCAN → address → weight-RAM read → bank registers →
+multiplexer sits behind a RAM. The event path is a pipeline SCAN → row + index → address → weight-RAM read → bank registers →
 bank select → negate → shift → addend (or KV value) → accumulate, so an event issued by SCAN in cycle c is
 visible in the accumulators from cycle c + ACC_LATENCY. Before an epilogue reads the accumulators the
 controller waits DRAIN = ACC_LATENCY - 2 cycles. Overflow checks use a guard bit and run a cycle behind.
@@ -32,8 +32,8 @@ from .engine_plan import (FIELDS, OP_ACC, OP_ATTN, OP_CONV_IN, OP_HEAD, OP_HEAD_
                           Plan)
 
 # Cycles from the SCAN cycle that issues an event to the first cycle its addend is visible in the accumulators
-# (address register, RAM read, bank registers, bank select, negate, shift, addend, accumulate).
-ACC_LATENCY = 8
+# (row + index add, address register, RAM read, bank registers, bank select, negate, shift, addend, accumulate).
+ACC_LATENCY = 9
 # Cycles the controller waits between the cycle after the last SCAN of an output and its epilogue.
 DRAIN = ACC_LATENCY - 2
 
@@ -233,7 +233,7 @@ class SpikeEngine(wiring.Component):
         acc_init = Signal()
         # the epilogues read timestep t from acc[l][0] and rotate the T accumulators by one: no t-indexed
         # multiplexer (its select fans out to every lane) in front of the LIF and the stream adder
-        acc_rotate = Signal()
+        acc_rotate = Signal()   # registered: its fan-out reaches every accumulator
         bias_gate = Signal()
         bias_q = [Signal(signed(BW), name=f"bias_{l}") for l in range(P)]
         theta = [Signal(unsigned(TW), name=f"theta_{l}") for l in range(P)]
@@ -270,6 +270,7 @@ class SpikeEngine(wiring.Component):
         # "this is the loop's last iteration" flags, kept beside their counters so that a loop decision is one
         # flip-flop, not an increment and a comparison in front of every register the decision steers
         gi_last, g_last, x_last, y_last = Signal(), Signal(), Signal(), Signal()
+        n_last, kv_last, layer_last = Signal(), Signal(), Signal()
         mask = Signal(MASKW)
         mask_nz = Signal()
         pool_pend = Signal()   # act_q holds a pooled row still to be OR-ed into rowdata
@@ -286,6 +287,9 @@ class SpikeEngine(wiring.Component):
         ev_neg = [Signal(name=f"ev{i}_neg") for i in range(4)]
         ev_attn = [Signal(name=f"ev{i}_attn") for i in range(6)]
         ev_addr = Signal(ADW)
+        # SCAN's own registers: the event before its row + index add
+        evp_v, evp_word, evp_shift, evp_neg, evp_attn = Signal(), Signal(T), Signal(SHW), Signal(), Signal()
+        evp_base, evp_off = Signal(ADW), Signal(SHW)
         ev_addr1, ev_addr2 = Signal(ADW), Signal(ADW)
         NB = len(w_banks)
         bank_oh = [Signal(NB, name=f"bank_oh{i}") for i in range(2)]
@@ -368,7 +372,8 @@ class SpikeEngine(wiring.Component):
                 m.d.sync += ev_shift[i].eq(ev_shift[i - 1])
             if i < 4:
                 m.d.sync += ev_neg[i].eq(ev_neg[i - 1])
-        m.d.sync += ev_v[0].eq(0)
+        m.d.sync += [ev_v[0].eq(evp_v), ev_word[0].eq(evp_word), ev_shift[0].eq(evp_shift), ev_neg[0].eq(evp_neg),
+                     ev_attn[0].eq(evp_attn), ev_addr.eq(evp_base + evp_off), evp_v.eq(0)]
         for l in range(P):
             # negate the narrow weight, then shift: a short carry chain instead of one as wide as the accumulator
             wv = wq[l * WB:(l + 1) * WB].as_signed()
@@ -397,7 +402,7 @@ class SpikeEngine(wiring.Component):
             lane_bad = Signal(name=f"acc_bad_{l}")
             m.d.sync += lane_bad.eq(Cat(acc[l][tt][AW - 1] ^ acc[l][tt][AW - 2] for tt in range(T)).any())
             bad.append(lane_bad)
-        m.d.sync += acc_init.eq(0)
+        m.d.sync += [acc_init.eq(0), acc_rotate.eq(0)]
 
         # ---------------------------------------------------------------- LIF unit: one timestep per cycle
         lif_bad = Signal(P)
@@ -466,7 +471,7 @@ class SpikeEngine(wiring.Component):
                 next_tap()
 
         def next_layer():
-            with m.If(layer + 1 == len(plan.layers)):
+            with m.If(layer_last):
                 m.d.sync += kidx.eq(0)  # logits were written in this very cycle: read them from the next
                 m.next = "ARGMAX"
             with m.Else():
@@ -527,11 +532,13 @@ class SpikeEngine(wiring.Component):
                     m.next = "FETCH"
 
             with m.State("FETCH"):
+                m.d.sync += layer_last.eq(layer == len(plan.layers) - 1)
                 m.next = "LOAD"
 
             with m.State("LOAD"):
                 m.d.sync += [L[f].eq(lt_fields[f]) for f in FIELDS]
                 m.d.sync += [g_last.eq(lt_fields["Gout"] <= 1), x_last.eq(lt_fields["Wo"] <= 1),
+                             kv_last.eq(lt_fields["d"] <= 1),
                              y_last.eq(lt_fields["Ho"] <= 1)]
                 m.d.sync += [y.eq(0), x.eq(0), ys.eq(0), xs.eq(0), ybase.eq(0), xbase.eq(0), g.eq(0),
                              out_row.eq(lt_fields["out_base"]), srow.eq(0), grow.eq(0), gdp.eq(0),
@@ -592,11 +599,11 @@ class SpikeEngine(wiring.Component):
             with m.State("SCAN"):
                 with m.If(mask_nz):
                     rest = mask & below
-                    m.d.sync += [mask.eq(rest), mask_nz.eq(rest != 0), ev_v[0].eq(1),
-                                 ev_attn[0].eq(op == OP_ATTN), ev_neg[0].eq((op == OP_HEAD) & onehot[ZW - 1]),
-                                 ev_shift[0].eq(Mux(is_bitserial, lowest, 0)),
-                                 ev_word[0].eq(Mux(op == OP_CONV_IN, (1 << T) - 1, Mux(op == OP_HEAD, 1, sel_word))),
-                                 ev_addr.eq(wrow + Mux(is_bitserial, 0, lowest))]
+                    m.d.sync += [mask.eq(rest), mask_nz.eq(rest != 0), evp_v.eq(1),
+                                 evp_attn.eq(op == OP_ATTN), evp_neg.eq((op == OP_HEAD) & onehot[ZW - 1]),
+                                 evp_shift.eq(Mux(is_bitserial, lowest, 0)),
+                                 evp_word.eq(Mux(op == OP_CONV_IN, (1 << T) - 1, Mux(op == OP_HEAD, 1, sel_word))),
+                                 evp_base.eq(wrow), evp_off.eq(Mux(is_bitserial, 0, lowest))]
                 with m.Else():
                     next_row()
 
@@ -613,13 +620,15 @@ class SpikeEngine(wiring.Component):
                     with m.Elif(L["to_stream"]):
                         m.next = "SW"
                     with m.Else():
+                        m.d.sync += acc_rotate.eq(1)
                         m.next = "LIF"
 
             # ------------------------------------------------------------ epilogues
             with m.State("LIF"):
                 with m.If(t < T):
                     lif_issue([acc[l][0] for l in range(P)], t)
-                    m.d.comb += acc_rotate.eq(1)
+                with m.If(t < T - 1):
+                    m.d.sync += acc_rotate.eq(1)
                 m.d.sync += t.eq(t + 1)
                 with m.If(t == T):
                     m.next = "WRITE"
@@ -633,8 +642,9 @@ class SpikeEngine(wiring.Component):
             with m.State("SW"):
                 with m.If(t < T):
                     m.d.sync += s_addr.eq(s_addr + 1)
+                with m.If((t >= 1) & (t < T + 1)):
+                    m.d.sync += acc_rotate.eq(1)
                 with m.If((t >= 2) & (t < T + 2)):
-                    m.d.comb += acc_rotate.eq(1)
                     for l in range(P):
                         m.d.sync += v_q[l].eq(Mux(L["stream_init"], 0, s_vals[l]) + acc[l][0])
                 with m.If(t >= 3):
@@ -663,7 +673,7 @@ class SpikeEngine(wiring.Component):
             # ------------------------------------------------------------ Kᵀ·V by AND-accumulate over tokens
             with m.State("KV_INIT"):
                 m.d.sync += bias_gate.eq(0)
-                m.d.sync += [acc_init.eq(1), n.eq(0), kv_ph.eq(0), k_addr.eq(khead + (kv_i >> lp)),
+                m.d.sync += [acc_init.eq(1), n.eq(0), n_last.eq(L["N"] <= 1), kv_ph.eq(0), k_addr.eq(khead + (kv_i >> lp)),
                              v_addr.eq(L["v_base"] + g)]
                 m.next = "KV_RD"
 
@@ -675,25 +685,25 @@ class SpikeEngine(wiring.Component):
                     m.d.sync += kk[0].eq(1)
                 with m.Else():
                     m.d.comb += act_rd.addr.eq(v_addr)
-                    m.d.sync += [vv[0].eq(1), n.eq(n + 1), k_addr.eq(k_addr + L["Gout"]),
+                    m.d.sync += [vv[0].eq(1), n.eq(n + 1), n_last.eq(n + 2 >= L["N"]), k_addr.eq(k_addr + L["Gout"]),
                                  v_addr.eq(v_addr + L["Gout"])]
-                    with m.If(n + 1 == L["N"]):
+                    with m.If(n_last):
                         start_drain()
 
             with m.State("KV_WR"):
                 m.d.comb += [kv_wr.addr.eq(kv_row), kv_wr.en.eq(1),
                              kv_wr.data.eq(Cat(*[acc[l][tt][:KW] for tt in range(T) for l in range(P)]))]
                 m.d.sync += kv_row.eq(kv_row + 1)
-                with m.If(kv_i + 1 < L["d"]):
-                    m.d.sync += kv_i.eq(kv_i + 1)
+                with m.If(~kv_last):
+                    m.d.sync += [kv_i.eq(kv_i + 1), kv_last.eq(kv_i + 2 >= L["d"])]
                     m.next = "KV_INIT"
                 with m.Else():
-                    m.d.sync += [kv_i.eq(0), g.eq(g + 1)]
+                    m.d.sync += [kv_i.eq(0), kv_last.eq(L["d"] <= 1), g.eq(g + 1), g_last.eq(g + 2 >= L["Gout"])]
                     with m.If(gdp + 1 == L["DP"]):
                         m.d.sync += [gdp.eq(0), khead.eq(khead + L["DP"])]
                     with m.Else():
                         m.d.sync += gdp.eq(gdp + 1)
-                    with m.If(g + 1 == L["Gout"]):
+                    with m.If(g_last):
                         next_layer()
                     with m.Else():
                         m.next = "KV_INIT"
@@ -701,7 +711,7 @@ class SpikeEngine(wiring.Component):
             # ------------------------------------------------------------ head: Z_c = Σ_t Σ_n X[t, n, c]
             with m.State("HZ_INIT"):
                 m.d.sync += bias_gate.eq(0)
-                m.d.sync += [acc_init.eq(1), n.eq(0), t.eq(0), s_addr.eq(hz_nbase)]
+                m.d.sync += [acc_init.eq(1), n.eq(0), n_last.eq(L["N"] <= 1), t.eq(0), s_addr.eq(hz_nbase)]
                 m.next = "HZ_RD"
 
             with m.State("HZ_RD"):
@@ -709,16 +719,16 @@ class SpikeEngine(wiring.Component):
                 with m.If(t + 1 < T):
                     m.d.sync += [t.eq(t + 1), s_addr.eq(s_addr + 1)]
                 with m.Else():
-                    m.d.sync += [t.eq(0), n.eq(n + 1), s_addr.eq(s_addr + hz_step)]
-                    with m.If(n + 1 == L["N"]):
+                    m.d.sync += [t.eq(0), n.eq(n + 1), n_last.eq(n + 2 >= L["N"]), s_addr.eq(s_addr + hz_step)]
+                    with m.If(n_last):
                         start_drain()
 
             with m.State("HZ_WR"):
                 m.d.comb += [z_wr.addr.eq(g), z_wr.en.eq(1),
                              z_wr.data.eq(Cat(*[acc[l][0][:ZW] for l in range(P)]))]
                 m.d.sync += [hz_bad.eq(Cat(~_fits(acc[l][0], ZW) for l in range(P)).any()),
-                             g.eq(g + 1), hz_nbase.eq(hz_nbase + T)]
-                with m.If(g + 1 == L["Gout"]):
+                             g.eq(g + 1), g_last.eq(g + 2 >= L["Gout"]), hz_nbase.eq(hz_nbase + T)]
+                with m.If(g_last):
                     next_layer()
                 with m.Else():
                     m.next = "HZ_INIT"
