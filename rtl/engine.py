@@ -68,16 +68,18 @@ class _Port:
         self.addr, self.data, self.en = addr, data, en
 
 
-def _sliced_memory(m, name, width, depth):
-    """A RAM of `depth` x `width` as column slices one block RAM deep. Returns a factory of read/write ports."""
+def _sliced_memory(m, name, width, depth, init=None, slice_width=None, attrs=None):
+    """A memory of `depth` x `width` as column slices one block RAM deep (`slice_width` wide, by default the widest
+    aspect that holds `depth` rows). Returns a factory of read/write ports."""
     depth = max(1, depth)
     sw = width
     if depth > BRAM_ASPECTS[0][0]:
-        sw = next((w for rows, w in BRAM_ASPECTS if depth <= rows), 1)
+        sw = slice_width or next((w for rows, w in BRAM_ASPECTS if depth <= rows), 1)
     mems = []
     for i, lo in enumerate(range(0, width, sw)):
         hi = min(width, lo + sw)
-        mem = memory.Memory(shape=unsigned(hi - lo), depth=depth, init=[])
+        mem = memory.Memory(shape=unsigned(hi - lo), depth=depth,
+                            init=[(v >> lo) & ((1 << (hi - lo)) - 1) for v in init] if init else [], attrs=attrs)
         m.submodules[f"{name}_{i}" if width > sw else name] = mem
         mems.append((lo, hi, mem))
     aw = _bits(depth - 1)
@@ -162,19 +164,12 @@ class SpikeEngine(wiring.Component):
         WB = W["weight"]
         w_rows = [_pack(r, WB) for r in plan.weight_rows] or [0]
         BANK_ROWS, bank_sw = weight_banking(len(w_rows), P * WB)
-        w_banks = []    # per bank: its column slices (lo, hi, memory)
+        w_banks = []    # per bank: its read-port factory
         for b, lo in enumerate(range(0, len(w_rows), BANK_ROWS)):
             rows = w_rows[lo:lo + BANK_ROWS]
-            sw = P * WB if len(rows) <= BRAM_ASPECTS[0][0] else bank_sw
-            slices = []
-            for c, clo in enumerate(range(0, P * WB, sw)):
-                chi = min(P * WB, clo + sw)
-                mem = memory.Memory(shape=unsigned(chi - clo), depth=len(rows),
-                                    init=[(r >> clo) & ((1 << (chi - clo)) - 1) for r in rows],
-                                    attrs={"ram_style": "block"})
-                m.submodules[f"weights_{b}_{c}"] = mem
-                slices.append((clo, chi, mem))
-            w_banks.append(slices)
+            read, _ = _sliced_memory(m, f"weights_{b}", P * WB, len(rows), init=rows, slice_width=bank_sw,
+                                     attrs={"ram_style": "block"})
+            w_banks.append(read)
         BW, TW = W["bias"], W["theta"]
         # ram_style: left alone, Yosys builds this ROM from LUTs, whose depth then limits Fmax (measured)
         p_mem = memory.Memory(shape=unsigned(P * (BW + TW)), depth=max(1, D["param_rows"]),
@@ -192,15 +187,7 @@ class SpikeEngine(wiring.Component):
         lt_rd = lt_mem.read_port()
         img_rd, img_wr = img_mem.read_port(), img_mem.write_port()
         act_rd, act_wr, act_dbg = act_read(), act_write(), act_read()
-        w_rds = []
-        for b, slices in enumerate(w_banks):
-            port = _Port(Signal(_bits(BANK_ROWS - 1), name=f"weights_{b}_addr"),
-                         Signal(P * WB, name=f"weights_{b}_data"))
-            for clo, chi, mem in slices:
-                rp = mem.read_port()
-                m.d.comb += [rp.addr.eq(port.addr), port.data[clo:chi].eq(rp.data)]
-            w_rds.append(port)
-        p_rd = p_mem.read_port()
+        w_rds, p_rd = [read() for read in w_banks], p_mem.read_port()
         s_rd, s_wr = s_read(), s_write()
         kv_rd, kv_wr = kv_read(), kv_write()
         z_rd, z_wr = z_mem.read_port(), z_mem.write_port()
