@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 from golden.errors import FlowError
 
@@ -320,7 +321,7 @@ def synthesise(verilog, top: str, target: str = "ecp5", seeds: int = 3, freq: fl
     script = _yosys_script(verilog, top, target, "netlist.json", out_dir)
     synth_key = _hash(source, script, versions.get("yosys"))
     stamp_path = os.path.join(out_dir, "synth_stamp.json")
-    stamp = json.load(open(stamp_path)) if os.path.exists(stamp_path) else {}
+    stamp = json.loads(Path(stamp_path).read_text()) if os.path.exists(stamp_path) else {}
     if stamp.get("key") == synth_key and os.path.exists(netlist) and os.path.exists(os.path.join(out_dir, "stat.json")):
         progress(f"synth: reusing the {target} netlist in {out_dir} (inputs unchanged)")
     else:
@@ -370,7 +371,7 @@ def synthesise(verilog, top: str, target: str = "ecp5", seeds: int = 3, freq: fl
         pnr_key = _hash(synth_key, t["pnr_args"], freq, seed, versions.get("nextpnr"))
         rpt_path = os.path.join(seed_dir, "nextpnr_report.json")
         seed_stamp = os.path.join(seed_dir, "stamp.json")
-        if os.path.exists(seed_stamp) and json.load(open(seed_stamp)).get("key") == pnr_key and os.path.exists(rpt_path):
+        if os.path.exists(seed_stamp) and json.loads(Path(seed_stamp).read_text()).get("key") == pnr_key and os.path.exists(rpt_path):
             progress(f"synth: reusing nextpnr seed {seed}")
         else:
             progress(f"synth: nextpnr {target} seed {seed}/{seeds} at a {freq:g} MHz target...")

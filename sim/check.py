@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -18,7 +19,7 @@ def check_images(model, rtl_dir: str, images, work_dir: str, labels=None, waves:
                  results_name: str = "results.json") -> dict:
     """Simulate `images` on the core in rtl_dir; compare logits, class, every layer's spike words and the cycle
     count with golden and the cycle model. Writes work_dir/results_name and returns the summary."""
-    manifest = json.load(open(os.path.join(rtl_dir, "manifest.json")))
+    manifest = json.loads(Path(os.path.join(rtl_dir, "manifest.json")).read_text())
     images = model.check_images(images)
     start = time.time()
     records = run_images(os.path.join(rtl_dir, "core.v"), manifest, images, os.path.join(work_dir, "run"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 from golden.errors import FlowError
 from golden.intmodel import load, load_testset
@@ -27,7 +28,7 @@ def main(args) -> int:
     rtl_dir = args.rtl or os.path.join(base, "rtl")
     if not os.path.exists(os.path.join(rtl_dir, "manifest.json")):
         raise FlowError(f"no generated core in {rtl_dir}; run `python flow.py gen-rtl --preset {args.preset}` first.")
-    manifest = json.load(open(os.path.join(rtl_dir, "manifest.json")))
+    manifest = json.loads(Path(os.path.join(rtl_dir, "manifest.json")).read_text())
     if manifest["model_sha256"] != model.sha256:
         raise FlowError(f"the core in {rtl_dir} was generated from another model; rerun `python flow.py gen-rtl`.")
     images, labels = load_testset(os.path.join(base, "testset.npz"))

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -66,7 +67,7 @@ def run_images(verilog_path: str, manifest: dict, images: np.ndarray, work_dir: 
                 waves=waves, results_xml=junit or os.path.join(work_dir, "results.xml"))
     if not os.path.exists(results):
         raise RuntimeError(f"the simulation wrote no results; see the log under {work_dir}")
-    return json.load(open(results))
+    return json.loads(Path(results).read_text())
 
 
 def decode_rows(rows: list[int], manifest: dict) -> dict[str, np.ndarray]:

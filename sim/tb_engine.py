@@ -8,6 +8,7 @@ The job (image file, rows to dump, result file) comes from the ENGINE_JOB enviro
 """
 import json
 import os
+from pathlib import Path
 
 import cocotb
 import numpy as np
@@ -46,7 +47,7 @@ async def read_outputs(dut, job):
 
 @cocotb.test()
 async def run_images(dut):
-    job = json.load(open(os.environ["ENGINE_JOB"]))
+    job = json.loads(Path(os.environ["ENGINE_JOB"]).read_text())
     images = np.load(job["images"])
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     dut.rst.value = 1
