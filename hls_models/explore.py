@@ -19,7 +19,7 @@ import numpy as np
 from golden.errors import FlowError
 
 from . import resources
-from .synth import _atomic_json, synthesise
+from .synth import _atomic_json, add_seed_timeout_argument, seed_timeout_seconds, synthesise
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -115,6 +115,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--images", type=int, default=16, help="test images for the cycle model (default 16)")
     parser.add_argument("--synth", type=int, default=3, help="synthesise at most this many Pareto points (0: none)")
     parser.add_argument("--seeds", type=int, default=1, help="place-and-route seeds per synthesised point")
+    add_seed_timeout_argument(parser)
     parser.add_argument("--gen-arg", action="append", default=[], help="extra argument passed to gen-rtl")
 
 
@@ -153,7 +154,7 @@ def main(args) -> int:
     for p in fits[:args.synth]:
         print(f"explore: synthesising P={p['lanes']} (Pareto point)...", flush=True)
         rep = synthesise(os.path.join(p["dir"], "core.v"), "spikingformer_core", "ecp5", args.seeds, None,
-                         os.path.join(p["dir"], "synth"))
+                         os.path.join(p["dir"], "synth"), seed_timeout_s=seed_timeout_seconds(args))
         p.update(synth_lut=rep["lut"], synth_ff=rep["ff"], synth_bram=rep["bram"], fmax_mhz=rep["fmax_mhz"],
                  latency_us=p["cycles"] / rep["fmax_mhz"])
     os.makedirs(out, exist_ok=True)

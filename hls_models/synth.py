@@ -87,8 +87,13 @@ def _say(message: str) -> None:
 HEARTBEAT_S = 30
 
 
-def _run(cmd: list[str], log_path: str, what: str, cwd: str, progress) -> None:
-    """Run a tool with its output in log_path, reporting progress every HEARTBEAT_S; a failure names the log."""
+class ToolTimeout(FlowError):
+    """A tool ran past its time limit and was stopped."""
+
+
+def _run(cmd: list[str], log_path: str, what: str, cwd: str, progress, limit_s: float | None = None) -> None:
+    """Run a tool with its output in log_path, reporting progress every HEARTBEAT_S; a failure names the log.
+    With limit_s the tool is stopped after that many seconds and ToolTimeout is raised."""
     _announce_compile(os.path.basename(cmd[0]), progress)
     started = time.time()
     with open(log_path, "w") as log:
@@ -98,11 +103,16 @@ def _run(cmd: list[str], log_path: str, what: str, cwd: str, progress) -> None:
             raise FlowError(f"could not start {what} ({exc}); run `make venv` to reinstall the toolchain.") from None
         try:
             while True:
+                elapsed = time.time() - started
+                if limit_s is not None and elapsed >= limit_s:
+                    raise ToolTimeout(f"{what} was stopped after {elapsed:.0f} s (limit {limit_s:.0f} s)")
+                wait = HEARTBEAT_S if limit_s is None else max(0.05, min(HEARTBEAT_S, limit_s - elapsed))
                 try:
-                    rc = proc.wait(timeout=HEARTBEAT_S)
+                    rc = proc.wait(timeout=wait)
                     break
                 except subprocess.TimeoutExpired:
-                    progress(f"  {what}: still running after {time.time() - started:.0f} s ({_last_step(cwd)})")
+                    if limit_s is None or time.time() - started < limit_s:
+                        progress(f"  {what}: still running after {time.time() - started:.0f} s ({_last_step(cwd)})")
         except BaseException:
             proc.kill()
             proc.wait()
@@ -299,7 +309,8 @@ def _ice40_fit(cells: dict, port_bits: int) -> list[str]:
 
 def synthesise(verilog, top: str, target: str = "ecp5", seeds: int = 3, freq: float | None = None,
                out_dir: str = "build/synth", clock: str = "clk", params: dict | None = None,
-               progress=_say, allow_dsp: bool = False, jobs: int = 1) -> dict:
+               progress=_say, allow_dsp: bool = False, jobs: int = 1,
+               seed_timeout_s: float | None = None) -> dict:
     """Synthesise, place and route `top` from the Verilog files; returns (and writes to out_dir/report.json) the
     report. Raises FlowError for a multiplier on data, any DSP, a tool failure, or (iCE40) a design that does not fit.
     """
@@ -307,6 +318,8 @@ def synthesise(verilog, top: str, target: str = "ecp5", seeds: int = 3, freq: fl
         raise FlowError(f"unknown target '{target}'; choose one of {', '.join(TARGETS)}.")
     if seeds < 1:
         raise FlowError(f"--seeds {seeds} asks for no place-and-route run; use --seeds 1 or more.")
+    if seed_timeout_s is not None and seed_timeout_s <= 0:
+        raise FlowError(f"--seed-timeout must be positive (got {seed_timeout_s / 60:g} min); leave it out for no limit.")
     verilog = [verilog] if isinstance(verilog, str) else list(verilog)
     for v in verilog:
         if not os.path.exists(v):
@@ -366,40 +379,79 @@ def synthesise(verilog, top: str, target: str = "ecp5", seeds: int = 3, freq: fl
                             "use --target ecp5 or generate a smaller core (fewer lanes).")
 
     def place_and_route(seed):
+        """The seed's nextpnr report path, or None when the seed ran past seed_timeout_s (recorded, so a rerun
+        with the same or a shorter limit does not try it again)."""
         seed_dir = os.path.join(out_dir, f"seed{seed}")
         os.makedirs(seed_dir, exist_ok=True)
         pnr_key = _hash(synth_key, t["pnr_args"], freq, seed, versions.get("nextpnr"))
         rpt_path = os.path.join(seed_dir, "nextpnr_report.json")
         seed_stamp = os.path.join(seed_dir, "stamp.json")
-        if os.path.exists(seed_stamp) and json.loads(Path(seed_stamp).read_text()).get("key") == pnr_key and os.path.exists(rpt_path):
+        stamp = json.loads(Path(seed_stamp).read_text()) if os.path.exists(seed_stamp) else {}
+        if stamp.get("key") == pnr_key and stamp.get("timed_out") and seed_timeout_s is not None \
+                and seed_timeout_s <= stamp["seconds"]:
+            progress(f"synth: nextpnr seed {seed} ran past {stamp['seconds']:.0f} s before; skipping it "
+                     "(a longer --seed-timeout retries it)")
+            return None
+        if stamp.get("key") == pnr_key and not stamp.get("timed_out") and os.path.exists(rpt_path):
             progress(f"synth: reusing nextpnr seed {seed}")
-        else:
-            progress(f"synth: nextpnr {target} seed {seed}/{seeds} at a {freq:g} MHz target...")
-            t0 = time.time()
-            cmd = [_tool(t["pnr"]), *t["pnr_args"], "--json", "../netlist.json", "--freq", f"{freq:g}",
-                   "--seed", str(seed), "--timing-allow-fail", "--report", "nextpnr_report.json",
-                   "-l", "nextpnr.log", "-q"]
-            _run(cmd, os.path.join(seed_dir, "nextpnr.out"), f"nextpnr ({target}, seed {seed})", seed_dir, progress)
-            _atomic_json(seed_stamp, {"key": pnr_key, "seconds": round(time.time() - t0, 1)})
+            return rpt_path
+        progress(f"synth: nextpnr {target} seed {seed} at a {freq:g} MHz target...")
+        t0 = time.time()
+        cmd = [_tool(t["pnr"]), *t["pnr_args"], "--json", "../netlist.json", "--freq", f"{freq:g}",
+               "--seed", str(seed), "--timing-allow-fail", "--report", "nextpnr_report.json",
+               "-l", "nextpnr.log", "-q"]
+        if os.path.exists(rpt_path):
+            os.remove(rpt_path)
+        try:
+            _run(cmd, os.path.join(seed_dir, "nextpnr.out"), f"nextpnr ({target}, seed {seed})", seed_dir, progress,
+                 limit_s=seed_timeout_s)
+        except ToolTimeout as exc:
+            progress(f"synth: {exc}; the router did not converge in time, so another seed takes its place")
+            _atomic_json(seed_stamp, {"key": pnr_key, "timed_out": True, "seconds": round(time.time() - t0, 1)})
+            return None
+        _atomic_json(seed_stamp, {"key": pnr_key, "seconds": round(time.time() - t0, 1)})
         return rpt_path
 
-    # each seed is one single-threaded nextpnr: with --jobs > 1 several run side by side
-    if jobs > 1 and seeds > 1:
-        import threading
-        from concurrent.futures import ThreadPoolExecutor
-        lock, say = threading.Lock(), progress
+    def run_seeds(numbers):
+        # each seed is one single-threaded nextpnr: with --jobs > 1 several run side by side
+        if jobs > 1 and len(numbers) > 1:
+            import threading
+            from concurrent.futures import ThreadPoolExecutor
+            lock = threading.Lock()
 
-        def progress(message):   # noqa: F811 (one line at a time from the parallel runs)
-            with lock:
-                say(message)
-        with ThreadPoolExecutor(max_workers=min(jobs, seeds)) as pool:
-            rpt_paths = list(pool.map(place_and_route, range(1, seeds + 1)))
-    else:
-        rpt_paths = [place_and_route(seed) for seed in range(1, seeds + 1)]
+            def locked(message):   # one line at a time from the parallel runs
+                with lock:
+                    say(message)
+            nonlocal progress
+            progress = locked
+            try:
+                with ThreadPoolExecutor(max_workers=min(jobs, len(numbers))) as pool:
+                    return list(pool.map(place_and_route, numbers))
+            finally:
+                progress = say
+        return [place_and_route(seed) for seed in numbers]
 
+    # A seed whose router does not converge within the limit is replaced by the next seed number, so the median is
+    # still over `seeds` finished runs; at most `seeds` replacements are tried.
+    say = progress
+    finished, timed_out, next_seed = {}, [], 1
+    while len(finished) < seeds and next_seed <= 2 * seeds:
+        numbers = list(range(next_seed, min(next_seed + seeds - len(finished), 2 * seeds + 1)))
+        next_seed = numbers[-1] + 1
+        for seed, rpt in zip(numbers, run_seeds(numbers)):
+            if rpt is None:
+                timed_out.append(seed)
+            else:
+                finished[seed] = rpt
+    if len(finished) < seeds:
+        raise FlowError(f"only {len(finished)} of {seeds} place-and-route seeds finished within --seed-timeout "
+                        f"({seed_timeout_s / 60:g} min; seeds {', '.join(map(str, timed_out))} ran past it); "
+                        "raise --seed-timeout or lower --freq.")
+
+    seeds_used = sorted(finished)
     fmax_per_seed, paths, util = [], [], {}
-    for seed, rpt_path in zip(range(1, seeds + 1), rpt_paths):
-        with open(rpt_path) as f:
+    for seed in seeds_used:
+        with open(finished[seed]) as f:
             pnr = json.load(f)
         fmax = _fmax(pnr, clock)
         if fmax is None:
@@ -411,7 +463,7 @@ def synthesise(verilog, top: str, target: str = "ecp5", seeds: int = 3, freq: fl
         progress(f"synth: seed {seed}: Fmax {fmax_per_seed[-1]:.1f} MHz")
 
     median = statistics.median(fmax_per_seed)
-    worst_seed = min(range(seeds), key=lambda i: fmax_per_seed[i])
+    worst = min(range(seeds), key=lambda i: fmax_per_seed[i])
     report.update(util)
     if "ff" not in report:
         report["ff"] = _ff_count(cells)
@@ -419,7 +471,10 @@ def synthesise(verilog, top: str, target: str = "ecp5", seeds: int = 3, freq: fl
         "status": "ok",
         "fmax_mhz": round(median, 2),
         "fmax_per_seed": fmax_per_seed,
-        "critical_path": {**paths[worst_seed], "seed": worst_seed + 1},
+        "seeds_used": seeds_used,
+        "seeds_timed_out": timed_out,
+        "seed_timeout_s": seed_timeout_s,
+        "critical_path": {**paths[worst], "seed": seeds_used[worst]},
     })
     if report["dsp"] and not allow_dsp:
         report["status"] = "failed: dsp"
@@ -438,6 +493,22 @@ def _manifest(preset_dir: str) -> dict:
     return {}
 
 
+DEFAULT_SEED_TIMEOUT_MIN = 45.0
+
+
+def add_seed_timeout_argument(parser) -> None:
+    # nextpnr's router1 sometimes stops converging on the 16-lane core: of six seeds on 2 cores, four finished in
+    # 7-24 min and two were still routing, overuse not falling, after 30-40 min. A bounded seed is replaced by the
+    # next seed number rather than left to hang the flow.
+    parser.add_argument("--seed-timeout", type=float, default=DEFAULT_SEED_TIMEOUT_MIN, metavar="MIN",
+                        help="stop a place-and-route seed after MIN minutes and run the next seed number in its place "
+                        f"(at most --seeds replacements; default {DEFAULT_SEED_TIMEOUT_MIN:g}; 0 = no limit)")
+
+
+def seed_timeout_seconds(args) -> float | None:
+    return args.seed_timeout * 60 if args.seed_timeout else None
+
+
 def add_arguments(parser) -> None:
     parser.add_argument("--preset", default="digits", help="model preset; reads build/<preset>/rtl/core.v")
     parser.add_argument("--build", default="build", help="build directory (default: build)")
@@ -453,6 +524,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                         help="place-and-route seeds run side by side (default: the CPU count; each nextpnr uses one "
                         "core and 2-3 GB)")
+    add_seed_timeout_argument(parser)
 
 
 def main(args) -> int:
@@ -466,10 +538,12 @@ def main(args) -> int:
     if args.jobs < 1:
         raise FlowError(f"--jobs {args.jobs} runs nothing; use --jobs 1 or more.")
     report = synthesise(verilog, top, args.target, args.seeds, args.freq, out, args.clock,
-                        params=manifest.get("parameters") or manifest.get("params") or {}, jobs=args.jobs)
+                        params=manifest.get("parameters") or manifest.get("params") or {}, jobs=args.jobs,
+                        seed_timeout_s=seed_timeout_seconds(args))
     cap = report["capacity"]
     print(f"synth: {report['device']}: {report['lut']:,} LUT4 ({100 * report['lut'] / cap['lut']:.1f} %), "
           f"{report['ff']:,} FF, {report['bram']} BRAM, {report['dsp']} DSP; Fmax {report['fmax_mhz']:.1f} MHz "
-          f"(median of {args.seeds}: {', '.join(f'{f:.1f}' for f in report['fmax_per_seed'])})")
+          f"(median of {args.seeds}: {', '.join(f'{f:.1f}' for f in report['fmax_per_seed'])}"
+          f"{'; seeds ' + ', '.join(map(str, report['seeds_timed_out'])) + ' timed out and were replaced' if report['seeds_timed_out'] else ''})")
     print(f"synth: report {os.path.relpath(os.path.join(out, 'report.json'))}")
     return 0

@@ -2,6 +2,7 @@
 import json
 import os
 import statistics
+import sys
 
 import pytest
 from amaranth import Module, Signal
@@ -110,6 +111,49 @@ def test_ecp5_reports_resources_fmax_and_keeps_logs(tmp_path):
     parallel = synth.synthesise(v, "rom_acc", "ecp5", seeds=2, out_dir=str(tmp_path / "jobs2"),
                                 progress=lambda m: None, jobs=2)
     assert parallel["fmax_per_seed"] == report["fmax_per_seed"]
+
+
+def _stall_seeds(monkeypatch, stalled):
+    """Make nextpnr's run for the given seeds a process that never finishes in time (a router that does not
+    converge); the real _run, with its time limit, still runs it. Returns the seeds actually started."""
+    real_run, started = synth._run, []
+
+    def run(cmd, log_path, what, cwd, progress, limit_s=None):
+        if "--seed" in cmd:
+            seed = int(cmd[cmd.index("--seed") + 1])
+            started.append(seed)
+            if seed in stalled:
+                cmd = [sys.executable, "-c", "import time; time.sleep(120)"]
+        return real_run(cmd, log_path, what, cwd, progress, limit_s)
+    monkeypatch.setattr(synth, "_run", run)
+    return started
+
+
+def test_a_seed_past_the_timeout_is_replaced_by_the_next_seed(tmp_path, monkeypatch):
+    v = write_design(tmp_path, RomAccumulator(), "rom_acc")
+    started = _stall_seeds(monkeypatch, stalled={2})
+    messages = []
+    report = synth.synthesise(v, "rom_acc", "ecp5", seeds=2, out_dir=str(tmp_path / "out"),
+                              progress=messages.append, seed_timeout_s=20)
+    assert started == [1, 2, 3]
+    assert report["seeds_used"] == [1, 3] and report["seeds_timed_out"] == [2]
+    assert len(report["fmax_per_seed"]) == 2 and all(f > 30 for f in report["fmax_per_seed"])
+    assert any("seed 2) was stopped after" in m for m in messages)
+
+    # A rerun under the same limit neither retries the stalled seed nor reruns the finished ones.
+    started.clear()
+    again = synth.synthesise(v, "rom_acc", "ecp5", seeds=2, out_dir=str(tmp_path / "out"),
+                             progress=lambda m: None, seed_timeout_s=20)
+    assert started == [] and again == report
+
+
+def test_no_seed_finishing_in_time_fails_with_the_fix(tmp_path, monkeypatch):
+    v = write_design(tmp_path, RomAccumulator(), "rom_acc")
+    started = _stall_seeds(monkeypatch, stalled={1, 2, 3, 4})
+    with pytest.raises(FlowError, match=r"only 0 of 2 place-and-route seeds finished.*raise --seed-timeout"):
+        synth.synthesise(v, "rom_acc", "ecp5", seeds=2, out_dir=str(tmp_path / "out"), progress=lambda m: None,
+                         seed_timeout_s=1)
+    assert started == [1, 2, 3, 4]      # the two seeds and at most two replacements
 
 
 def test_multiplier_on_data_fails_naming_its_source(tmp_path):
