@@ -83,6 +83,7 @@ def main(args) -> int:
             "lanes": lanes,
             "seeds": args.seeds,
             "synth": {k: rep[k] for k in ("lut", "ff", "bram", "dsp", "fmax_mhz", "fmax_per_seed", "critical_path")},
+            "seeds_used": rep.get("seeds_used"), "seeds_timed_out": rep.get("seeds_timed_out", []),
             "estimate": {k: est[k] for k in ("lut", "ff", "bram")},
             "estimate_blocks": est["blocks"],
             "relative_error": {k: round(v, 4) for k, v in errors.items()},

@@ -282,6 +282,15 @@ def _sim_summary(sim: dict) -> str:
     return ", ".join(parts) or json.dumps(sim)[:300]
 
 
+def _per_seed(rep: dict) -> str:
+    """'seed: MHz' per finished seed, and the seeds stopped by --seed-timeout."""
+    seeds = rep.get("seeds_used") or range(1, len(rep["fmax_per_seed"]) + 1)
+    text = ", ".join(f"{s}: {f:.1f}" for s, f in zip(seeds, rep["fmax_per_seed"]))
+    if rep.get("seeds_timed_out"):
+        text += f" (seeds {', '.join(map(str, rep['seeds_timed_out']))} timed out, replaced)"
+    return text
+
+
 def resources_section(page: Page, synth: dict, estimate: dict | None, preset: str, bench: dict | None = None) -> None:
     body = ""
     if bench and bench.get("points"):
@@ -296,7 +305,7 @@ def resources_section(page: Page, synth: dict, estimate: dict | None, preset: st
     for target, rep in synth.items():
         if rep and rep.get("status") == "ok":
             rows.append([rep["device"], rep["lut"], rep["ff"], rep["bram"], rep["dsp"], f"{rep['fmax_mhz']:.1f}",
-                         ", ".join(f"{f:.1f}" for f in rep["fmax_per_seed"]),
+                         _per_seed(rep),
                          f"{rep['critical_path'].get('delay_ns', 0):.2f} ns, {rep['critical_path'].get('logic_levels')} levels"])
         elif rep:
             rows.append([rep.get("device", target), "-", "-", "-", "-", "-", "-", rep.get("status", "?") + ": " +
