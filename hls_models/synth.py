@@ -493,7 +493,7 @@ def _manifest(preset_dir: str) -> dict:
     return {}
 
 
-DEFAULT_SEED_TIMEOUT_MIN = 45.0
+DEFAULT_SEED_TIMEOUT_MIN = 30.0
 
 
 def add_seed_timeout_argument(parser) -> None:
