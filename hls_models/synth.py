@@ -243,8 +243,15 @@ def _port_bits(netlist_path: str, top: str) -> int:
 
 
 def critical_path(pnr_report: dict) -> dict:
-    """The worst register-to-register path of a nextpnr report: endpoints, delay split and logic levels."""
+    """The worst register-to-register path of a nextpnr report: endpoints, delay split and logic levels.
+
+    nextpnr also lists `<async>` paths (pin to pin, pin to register); they do not set Fmax, and on the core the
+    combinational logit-select read-out from pins to pins is longer than any clocked path, so they are skipped
+    unless the report has nothing else.
+    """
     paths = pnr_report.get("critical_paths") or []
+    clocked = [p for p in paths if "<async>" not in (p.get("from"), p.get("to"))]
+    paths = clocked or paths
     if not paths:
         return {}
     worst = max(paths, key=lambda p: sum(step.get("delay", 0.0) for step in p.get("path", [])))

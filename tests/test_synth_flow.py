@@ -81,6 +81,29 @@ def test_parse_data_ops_tells_data_from_constant_operands():
     assert [(c["src"], c["on_data"]) for c in cells] == [("rtl/x.py:10", False), ("rtl/x.py:20", True)]
 
 
+def _step(kind, delay, frm, to):
+    return {"type": kind, "delay": delay, "from": {"cell": frm, "port": "Q"}, "to": {"cell": to, "port": "D"}}
+
+
+def test_critical_path_is_the_worst_clocked_path_not_a_pin_to_pin_path():
+    clk = "posedge $glbnet$clk"
+    report = {"critical_paths": [
+        {"from": clk, "to": clk, "path": [_step("clk-to-q", 5.0, "ram", "ram"), _step("routing", 3.0, "ram", "lut"),
+                                          _step("logic", 0.5, "lut", "lut"), _step("routing", 0.25, "lut", "ff"),
+                                          _step("setup", 0.0, "ff", "ff")]},
+        {"from": "<async>", "to": "<async>", "path": [_step("source", 0.0, "pin_a", "pin_a"),
+                                                      _step("routing", 17.0, "pin_a", "pin_b")]},
+        {"from": clk, "to": clk, "path": [_step("clk-to-q", 0.5, "r1", "r1"), _step("routing", 2.0, "r1", "r2")]},
+    ]}
+    path = synth.critical_path(report)
+    assert (path["from"], path["to"]) == ("ram", "ff")
+    assert path["delay_ns"] == pytest.approx(8.75)
+    assert path["routing_ns"] == pytest.approx(3.25) and path["logic_ns"] == pytest.approx(5.5)
+    assert path["logic_levels"] == 1
+    only_async = {"critical_paths": report["critical_paths"][1:2]}
+    assert synth.critical_path(only_async)["from"] == "pin_a"
+
+
 def test_ecp5_reports_resources_fmax_and_keeps_logs(tmp_path):
     v = write_design(tmp_path, RomAccumulator(), "rom_acc")
     out = tmp_path / "ecp5"
