@@ -548,9 +548,12 @@ def main(args) -> int:
                         params=manifest.get("parameters") or manifest.get("params") or {}, jobs=args.jobs,
                         seed_timeout_s=seed_timeout_seconds(args))
     cap = report["capacity"]
+    per_seed = ", ".join(f"{f:.1f} (seed {s})" for f, s in zip(report["fmax_per_seed"], report["seeds_used"]))
+    late = report["seeds_timed_out"]
+    replaced = (f"; seed{'s' if len(late) > 1 else ''} {', '.join(map(str, late))} timed out and "
+                f"{'were' if len(late) > 1 else 'was'} replaced") if late else ""
     print(f"synth: {report['device']}: {report['lut']:,} LUT4 ({100 * report['lut'] / cap['lut']:.1f} %), "
           f"{report['ff']:,} FF, {report['bram']} BRAM, {report['dsp']} DSP; Fmax {report['fmax_mhz']:.1f} MHz "
-          f"(median of {args.seeds}: {', '.join(f'{f:.1f}' for f in report['fmax_per_seed'])}"
-          f"{'; seeds ' + ', '.join(map(str, report['seeds_timed_out'])) + ' timed out and were replaced' if report['seeds_timed_out'] else ''})")
+          f"(median of {args.seeds}: {per_seed}{replaced})")
     print(f"synth: report {os.path.relpath(os.path.join(out, 'report.json'))}")
     return 0
