@@ -334,9 +334,17 @@ def resources_section(page: Page, synth: dict, estimate: dict | None, preset: st
         import shutil
         shutil.copyfile(pareto_png, os.path.join(page.out_dir, "pareto.png"))
         page.images.append("pareto.png")
-        body += ('<figure><img src="pareto.png" alt="design space"><figcaption>Design-space exploration: cycles per '
-                 'inference against LUT4 over the lane count (python flow.py explore); Pareto lanes '
+        body += ('<figure><img src="pareto.png" alt="Cycles per inference against LUT4 for each lane count, model and '
+                 'synthesised points"><figcaption>Design-space exploration: cycles per inference against LUT4 over the '
+                 'lane count (python flow.py explore); Pareto lanes '
                  f'{html.escape(str(explore.get("pareto_lanes")))}.</figcaption></figure>')
+        body += _table(["lanes", "cycles / inference", "LUT4 model", "LUT4 synth", "FF model", "FF synth",
+                        "BRAM model", "BRAM synth", "Fmax (MHz)", "latency (µs)"],
+                       [[p["lanes"], f"{p['cycles']:,.0f}", p["lut"], p.get("synth_lut", "-"), p["ff"],
+                         p.get("synth_ff", "-"), p["bram"], p.get("synth_bram", "-"),
+                         f"{p['fmax_mhz']:.1f}" if "fmax_mhz" in p else "-",
+                         f"{p['latency_us']:,.0f}" if "latency_us" in p else "-"]
+                        for p in explore.get("points", [])])
     else:
         body += _missing("Design-space exploration", f"python flow.py explore --preset {preset}")
     if estimate:

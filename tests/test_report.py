@@ -99,6 +99,30 @@ def test_synth_results_appear_in_the_page(preset):
     assert "<td>12,345</td>" in text and "111.5" in text and "not run yet: run <code>python flow.py synth" not in text
 
 
+def test_exploration_plot_and_table_appear_in_the_page(preset):
+    import shutil
+    from hls_models.explore import pareto, plot
+    explore_dir = preset / "p" / "explore"
+    explore_dir.mkdir(parents=True, exist_ok=True)
+    points = [{"lanes": 2, "cycles": 900_000.0, "lut": 5000, "ff": 2800, "bram": 60},
+              {"lanes": 4, "cycles": 300_000.0, "lut": 7400, "ff": 4200, "bram": 64, "synth_lut": 7654,
+               "synth_ff": 4100, "synth_bram": 63, "fmax_mhz": 101.25, "latency_us": 2963.0},
+              {"lanes": 8, "cycles": 400_000.0, "lut": 9000, "ff": 6000, "bram": 70}]
+    front = pareto(points)
+    plot(points, front, str(explore_dir / "pareto.png"))
+    (explore_dir / "explore.json").write_text(json.dumps({"points": points, "pareto_lanes": [q["lanes"] for q in front]}))
+    try:
+        out, text = run_report(preset)
+    finally:
+        shutil.rmtree(explore_dir)
+    links = Links()
+    links.feed(text)
+    assert "pareto.png" in links.refs and (out / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+    assert "Pareto lanes [2, 4]" in text                 # 8 lanes: more LUTs and more cycles than 4
+    assert "<td>7,654</td>" in text and "<td>101.2</td>" in text and "<td>2,963</td>" in text
+    (out / "pareto.png").unlink()
+
+
 def test_missing_model_is_a_one_line_error(tmp_path, capsys):
     assert flow.main(["report", "--build", str(tmp_path), "--preset", "none"]) == 2
     err = capsys.readouterr().err
