@@ -16,6 +16,8 @@ import numpy as np
 
 from golden.errors import FlowError
 
+from .synth import seed_summary
+
 REPORT_IMAGES = 256      # test images run through golden for rates, distributions and energy
 ATTENTION_IMAGES = 3
 
@@ -282,16 +284,6 @@ def _sim_summary(sim: dict) -> str:
     return ", ".join(parts) or json.dumps(sim)[:300]
 
 
-def _per_seed(rep: dict) -> str:
-    """'seed: MHz' per finished seed, and the seeds stopped by --seed-timeout."""
-    seeds = rep.get("seeds_used") or range(1, len(rep["fmax_per_seed"]) + 1)
-    text = ", ".join(f"{s}: {f:.1f}" for s, f in zip(seeds, rep["fmax_per_seed"]))
-    if rep.get("seeds_timed_out"):
-        late = rep["seeds_timed_out"]
-        text += f" (seed{'s' if len(late) > 1 else ''} {', '.join(map(str, late))} timed out, replaced)"
-    return text
-
-
 def _critical_path(path: dict) -> str:
     """'9.78 ns (4.17 routing, 0 LUT levels), seed 3: weights_0_0.0.0 -> bank_q_0_...'"""
     if not path:
@@ -319,7 +311,7 @@ def resources_section(page: Page, synth: dict, estimate: dict | None, preset: st
     for target, rep in synth.items():
         if rep and rep.get("status") == "ok":
             rows.append([rep["device"], rep["lut"], rep["ff"], rep["bram"], rep["dsp"], f"{rep['fmax_mhz']:.1f}",
-                         _per_seed(rep),
+                         seed_summary(rep),
                          _critical_path(rep.get("critical_path") or {})])
         elif rep:
             rows.append([rep.get("device", target), "-", "-", "-", "-", "-", "-", rep.get("status", "?") + ": " +

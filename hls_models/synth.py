@@ -273,6 +273,18 @@ def critical_path(pnr_report: dict) -> dict:
     }
 
 
+def seed_summary(report: dict) -> str:
+    """'106.7 (seed 1), 102.3 (seed 3); seed 2 timed out and was replaced' for a report.json (older ones lack
+    seeds_used: their seeds were 1..N)."""
+    seeds = report.get("seeds_used") or range(1, len(report["fmax_per_seed"]) + 1)
+    text = ", ".join(f"{f:.1f} (seed {s})" for f, s in zip(report["fmax_per_seed"], seeds))
+    late = report.get("seeds_timed_out") or []
+    if late:
+        many = len(late) > 1
+        text += f"; seed{'s' if many else ''} {', '.join(map(str, late))} timed out and {'were' if many else 'was'} replaced"
+    return text
+
+
 def _fmax(pnr_report: dict, clock: str) -> float:
     fmax = pnr_report.get("fmax") or {}
     if not fmax:
@@ -548,12 +560,8 @@ def main(args) -> int:
                         params=manifest.get("parameters") or manifest.get("params") or {}, jobs=args.jobs,
                         seed_timeout_s=seed_timeout_seconds(args))
     cap = report["capacity"]
-    per_seed = ", ".join(f"{f:.1f} (seed {s})" for f, s in zip(report["fmax_per_seed"], report["seeds_used"]))
-    late = report["seeds_timed_out"]
-    replaced = (f"; seed{'s' if len(late) > 1 else ''} {', '.join(map(str, late))} timed out and "
-                f"{'were' if len(late) > 1 else 'was'} replaced") if late else ""
     print(f"synth: {report['device']}: {report['lut']:,} LUT4 ({100 * report['lut'] / cap['lut']:.1f} %), "
           f"{report['ff']:,} FF, {report['bram']} BRAM, {report['dsp']} DSP; Fmax {report['fmax_mhz']:.1f} MHz "
-          f"(median of {args.seeds}: {per_seed}{replaced})")
+          f"(median of {args.seeds}: {seed_summary(report)})")
     print(f"synth: report {os.path.relpath(os.path.join(out, 'report.json'))}")
     return 0

@@ -162,6 +162,7 @@ def test_a_seed_past_the_timeout_is_replaced_by_the_next_seed(tmp_path, monkeypa
     assert report["seeds_used"] == [1, 3] and report["seeds_timed_out"] == [2]
     assert len(report["fmax_per_seed"]) == 2 and all(f > 30 for f in report["fmax_per_seed"])
     assert any("seed 2) was stopped after" in m for m in messages)
+    assert synth.seed_summary(report).endswith("(seed 3); seed 2 timed out and was replaced")
 
     # A rerun under the same limit neither retries the stalled seed nor reruns the finished ones.
     started.clear()
