@@ -4,9 +4,10 @@
     python flow.py train-quant   Brevitas QAT, BN folding, integer export        (quant/)
     python flow.py gen-rtl       Amaranth core generated from the integer model   (rtl/)
     python flow.py sim           cocotb + Verilator regression against golden     (sim/)
-    python flow.py synth         Yosys + nextpnr (ECP5 / iCE40) reports           (hls_models/synth)
-    python flow.py explore       design-space sweep with the analytic models      (hls_models/)
-    python flow.py report        one offline HTML report                          (hls_models/report)
+    python flow.py synth         Yosys + nextpnr (ECP5 / iCE40) reports           (tools/synth.py)
+    python flow.py explore       design-space sweep with the analytic models      (tools/explore.py, hwmodels/)
+    python flow.py report        one offline HTML report                          (tools/report.py)
+    python flow.py bench         synthesis benchmark, refreshes docs/bench/       (tools/bench.py)
 
 Each stage module exposes `add_arguments(parser)` and `main(args) -> int`. User errors are raised as
 `golden.errors.FlowError` and printed as one sentence, without a traceback.
@@ -20,10 +21,10 @@ STAGES = {
     "train-quant": ("quant.cli", "quantisation-aware training and integer export"),
     "gen-rtl": ("rtl.cli", "generate the core's Verilog from the integer model"),
     "sim": ("sim.cli", "run the cocotb/Verilator regression against the golden model"),
-    "synth": ("hls_models.synth", "synthesise with Yosys + nextpnr and write report.json"),
-    "explore": ("hls_models.explore", "sweep generics with the analytic models, synthesise Pareto points"),
-    "report": ("hls_models.report", "write the HTML report"),
-    "bench": ("hls_models.bench", "run the benchmarks and refresh stored results"),
+    "synth": ("tools.synth", "synthesise with Yosys + nextpnr and write report.json"),
+    "explore": ("tools.explore", "sweep generics with the analytic models, synthesise Pareto points"),
+    "report": ("tools.report", "write the HTML report"),
+    "bench": ("tools.bench", "run the benchmarks and refresh stored results"),
 }
 
 

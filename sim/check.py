@@ -10,7 +10,7 @@ import numpy as np
 
 from golden import compare
 from golden.inference import run
-from hls_models.engine_cycles import exp_cycles
+from hwmodels.engine_cycles import exp_cycles
 
 from .engine_sim import decode_rows, run_images
 

@@ -4,7 +4,7 @@ import pytest
 
 from golden import inference
 from golden.intmodel import IntModel, make_config, random_intmodel
-from hls_models import energy
+from hwmodels import energy
 
 # Default digits shape: 1x8x8 input, tokenizer 16 (8x8) -> pool 32 (4x4) -> 64 (4x4), N = 16, C = 64, 4 heads,
 # 1 block, MLP 256, 10 classes, T = 4.

@@ -101,7 +101,7 @@ def test_synth_results_appear_in_the_page(preset):
 
 def test_exploration_plot_and_table_appear_in_the_page(preset):
     import shutil
-    from hls_models.explore import pareto, plot
+    from tools.explore import pareto, plot
     explore_dir = preset / "p" / "explore"
     explore_dir.mkdir(parents=True, exist_ok=True)
     points = [{"lanes": 2, "cycles": 900_000.0, "lut": 5000, "ff": 2800, "bram": 60},

@@ -12,7 +12,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hls_models import resources
+from hwmodels import resources
 
 BENCH = os.path.join(os.path.dirname(__file__), "..", "docs", "bench", "synth_results.json")
 
@@ -102,7 +102,7 @@ class LaneArray(wiring.Component):
 
 
 def test_lane_datapath_estimate_within_25_percent_of_place_and_route(tmp_path):
-    from hls_models import synth
+    from tools import synth
     lanes, T, A, wb, depth = 8, 4, 20, 8, 512
     v = tmp_path / "lanes.v"
     v.write_text(verilog.convert(LaneArray(lanes, T, A, wb, depth), name="lanes"))

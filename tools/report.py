@@ -250,7 +250,7 @@ def cycles_section(page: Page, cycles: dict | None, sim: dict | None, preset: st
     names = list(per_layer)
     fig = _bars(names, [per_layer[n] for n in names], "cycles per inference", "#57a")
     body = page.figure(fig, "cycles_per_layer.png", f"Cycles per layer of one inference with {cycles['lanes']} lanes "
-                                                    "(exact cycle model hls_models/engine_cycles.py, mean over the "
+                                                    "(exact cycle model hwmodels/engine_cycles.py, mean over the "
                                                     "test images).")
     body += _table(["layer", "cycles (mean)"], [[n, per_layer[n]] for n in names] +
                    [["total (mean)", cycles["total"]], ["total (max)", cycles["max"]]])
@@ -340,7 +340,7 @@ def resources_section(page: Page, synth: dict, estimate: dict | None, preset: st
     else:
         body += _missing("Design-space exploration", f"python flow.py explore --preset {preset}")
     if estimate:
-        body += "<p>Analytic resource model (hls_models/resources.py), per block:</p>"
+        body += "<p>Analytic resource model (hwmodels/resources.py), per block:</p>"
         body += _table(["block", "LUT4", "FF", "BRAM"],
                        [[b["name"], b["lut"], b["ff"], b["bram"]] for b in estimate["blocks"]] +
                        [["total", estimate["lut"], estimate["ff"], estimate["bram"]]])
@@ -416,7 +416,7 @@ def _cycle_model(model, images, trace: dict, manifest: dict | None) -> dict | No
     if not manifest:
         return None
     try:
-        from hls_models import engine_cycles
+        from hwmodels import engine_cycles
     except ImportError:
         return None
     lanes = int(manifest["parameters"]["lanes"])
@@ -436,7 +436,7 @@ def build_report(preset: str, build: str = "build", images_limit: int = REPORT_I
     matplotlib.use("Agg")
     matplotlib.rcParams["svg.hashsalt"] = "spikingformer"
 
-    from . import energy, resources
+    from hwmodels import energy, resources
 
     preset_dir = os.path.join(build, preset)
     out_dir = os.path.join(preset_dir, "report")

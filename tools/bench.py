@@ -15,7 +15,7 @@ from pathlib import Path
 
 from golden.errors import FlowError
 
-from . import resources
+from hwmodels import resources
 from .explore import generate_core
 from .synth import _atomic_json, add_seed_timeout_argument, seed_timeout_seconds, synthesise
 
@@ -77,7 +77,7 @@ def main(args) -> int:
                          seed_timeout_s=seed_timeout_seconds(args))
         est = resources.estimate_from_manifest(manifest)
         if est is None:
-            raise FlowError("the resource model cannot read the core's manifest; update hls_models/resources.py.")
+            raise FlowError("the resource model cannot read the core's manifest; update hwmodels/resources.py.")
         errors = relative_errors(est, rep)
         points.append({
             "lanes": lanes,
