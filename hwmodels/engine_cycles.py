@@ -1,17 +1,19 @@
-"""Exact cycle model of the generated core (rtl/engine.py), from the IntModel and the image's golden trace.
+"""Exact cycle model of the generated core (rtl/engine.py), from the IntModel, the image's golden trace and the core's
+manifest (build/<preset>/rtl/manifest.json).
 
 Written from the engine's schedule, not from its code: the tests compare it with the RTL's cycle counter on every
-simulated image. Cost per piece (P lanes, T timesteps, DRAIN = 7 cycles for the accumulate pipeline to empty):
+simulated image. Every fixed cost is read from the manifest's `timing` section, which the generator writes next to
+the hardware it describes (one source of truth); this module only knows how the schedule composes them:
 
-  layer fetch                         2
-  output (position, lane group)       2 + Σ_taps cost(tap) + epilogue
-    tap out of the image              1
-    tap in the image                  Σ_rows (3 + scan),  scan = nnz(row) + 1  (pooling: 2 per row, no scan)
-    epilogue                          LIF DRAIN + T + 2 | stream add DRAIN + T + 3 | pool write 1 | head DRAIN + 1
-  stream LIF output                   2 + (T + 3) + 1
-  Kᵀ·V, per (lane group, K channel)   2N + DRAIN + 2
-  head Z, per lane group              N·T + DRAIN + 2
-  argmax                              K + 2
+  layer fetch                         layer_fetch
+  output (position, lane group)       output_start + Σ_taps cost(tap) + epilogue
+    tap out of the image              tap_outside
+    tap in the image                  Σ_rows (row_fixed + nnz(row))   (pooling: pool_row per row, no scan)
+    epilogue                          epilogue[lif | stream_add | pool_write | head_write]
+  stream LIF output                   stream_lif_output
+  Kᵀ·V, per (lane group, K channel)   kv_token·N + kv_channel_fixed
+  head Z, per lane group              head_z_value·N·T + head_z_group_fixed
+  argmax                              argmax_class·K + argmax_fixed
 nnz(row) counts the non-zero T-bit words of the row's P channels (spike layers), the set bits of the pixel
 (first conv), or the set bits of Z_c in two's complement (head): the event-driven part.
 """
@@ -22,10 +24,6 @@ import numpy as np
 from golden.intmodel import IntModel
 from golden.primitives import pack_words
 from golden.widths import analyze
-
-
-DRAIN = 7  # the engine's accumulate pipeline: SCAN → accumulators visible in 9 cycles
-ROW_FIXED = 4  # read, latch, mask, final scan cycle
 
 
 def _ceil_div(a, b):
@@ -54,81 +52,134 @@ def _conv_cost(row_cost: np.ndarray, stride: int, out_hw) -> np.ndarray:
     return total
 
 
-def layer_cycles(model: IntModel, trace: dict, image: int, lanes: int) -> dict[str, int]:
-    """Cycles per engine layer for one image of a golden trace (keys as in the layer table)."""
-    T, P = model.T, lanes
-    C, N, d, heads = model.C, model.tokens, model.d, model.heads
+def _layer_work(model: IntModel, trace: dict, image: int, P: int) -> list[dict]:
+    """The work of every engine layer for one image, in layer-table order: for the loop-nest layers the per-output
+    arrays of per-row event counts; for the fixed-schedule layers their sizes."""
+    T = model.T
+    C, N, d = model.C, model.tokens, model.d
     G = _ceil_div(C, P)
-    cyc: dict[str, int] = {}
+    layers = []
 
     def words(key):  # [C, ...] T-bit words of one image
         return pack_words(trace[key][:, image])
+
+    def conv_rows(nnz, stride, out_hw):
+        """nnz [Gin, H, W] -> per output position the event count of each of its 9·Gin rows, or -1 for a tap
+        outside the map: [Ho, Wo, 9, Gin]."""
+        gin, h, w = nnz.shape
+        padded = np.full((gin, h + 2, w + 2), -1, dtype=np.int64)
+        padded[:, 1:-1, 1:-1] = nnz
+        ho, wo = out_hw
+        taps = [padded[:, ky:ky + stride * ho:stride, kx:kx + stride * wo:stride] for ky in range(3) for kx in range(3)]
+        return np.stack(taps).transpose(2, 3, 0, 1)
 
     stages = model.stage_shapes
     S = len(stages)
     for i, (cin, cout, h, w) in enumerate(stages):
         gout = _ceil_div(cout, P)
-        epilogue = DRAIN + T + 3 if i == S - 1 else DRAIN + T + 2
         if i == 0:
-            # rows are pixels: one per input channel; scan = popcount(pixel) + 1
+            # rows are pixels, one per input channel; the events are the pixel's set bits
             px = trace["_pixels"][image]                                  # [Cin, H, W]
-            pop = np.zeros(px.shape, dtype=np.int64)
+            nnz = np.zeros(px.shape, dtype=np.int64)
             for b in range(model.input_bits):
-                pop += (px >> b) & 1
-            row_cost = (ROW_FIXED + pop).sum(axis=0)
+                nnz += (px >> b) & 1
         else:
             src = f"tok{i}.pooled" if model.stages[i]["pool"] else f"tok{i-1}.spikes"
             if model.stages[i]["pool"]:
-                prev = trace[f"tok{i-1}.spikes"]
-                hi, wi = prev.shape[-2:]
-                pool_cost = _conv_cost(np.full((hi, wi), 2, dtype=np.int64), 2, (h, w))
-                gin = _ceil_div(cin, P)
-                cyc[f"tok{i}.pool"] = 2 + gin * int((2 + pool_cost + 1).sum())
+                hi, wi = trace[f"tok{i-1}.spikes"].shape[-2:]
+                rows = conv_rows(np.zeros((1, hi, wi), dtype=np.int64), 2, (h, w))
+                layers.append({"name": f"tok{i}.pool", "kind": "pool", "groups": _ceil_div(cin, P), "rows": rows})
             nnz = _nnz_rows(words(src), P)                               # [Gin, H, W]
-            row_cost = (ROW_FIXED + nnz).sum(axis=0)
-        per_pos = _conv_cost(row_cost, 1, (h, w))
-        cyc[f"tok{i}"] = 2 + gout * int((2 + per_pos + epilogue).sum())
+        layers.append({"name": f"tok{i}", "kind": "stream_add" if i == S - 1 else "lif", "groups": gout,
+                       "rows": conv_rows(nnz, 1, (h, w))})
 
     def linear(key, src, cout, to_stream):
         nnz = _nnz_rows(words(src), P)                                    # [Gin, N]
-        per_pos = (ROW_FIXED + nnz).sum(axis=0)
-        epilogue = DRAIN + T + 3 if to_stream else DRAIN + T + 2
-        cyc[key] = 2 + _ceil_div(cout, P) * int((2 + per_pos + epilogue).sum())
+        layers.append({"name": key, "kind": "stream_add" if to_stream else "lif", "groups": _ceil_div(cout, P),
+                       "rows": nnz.T[:, None, :]})                         # [N, 1 tap, Gin]
 
-    stream_lif = 2 + N * G * (2 + T + 3 + 1)
     for j in range(model.blocks):
         p = f"blk{j}."
-        cyc[p + "ssa_lif"] = stream_lif
+        layers.append({"name": p + "ssa_lif", "kind": "stream_lif", "outputs": N * G})
         for name in ("q", "k", "v"):
             linear(p + name, p + "ssa_spikes", C, False)
-        cyc[p + "kv"] = 2 + G * d * (2 * N + DRAIN + 2)
+        k_nz = _nnz_rows(words(p + "k.spikes"), 1)                        # [C, N]: K word non-zero
+        layers.append({"name": p + "kv", "kind": "kv", "channels": G * d,
+                       "events": int(sum(k_nz[(g * P // d) * d:(g * P // d + 1) * d].sum() for g in range(G)))
+                       if P <= d else 0})
         q = _nnz_rows(words(p + "q.spikes"), P)                           # [G, N]
-        dp = d // P
-        total = 0
-        for g in range(G):
-            h = g // dp
-            total += int((2 + (ROW_FIXED + q[h * dp:(h + 1) * dp]).sum(axis=0) + DRAIN + T + 2).sum())
-        cyc[p + "attn"] = 2 + total
+        dp = max(1, d // P)
+        # lane group g reads the Q rows of its head: per token the dp rows of head g // dp
+        layers.append({"name": p + "attn", "kind": "lif", "groups": 1,
+                       "rows": np.stack([q[(g // dp) * dp:(g // dp + 1) * dp].T[:, None, :] for g in range(G)])
+                       .reshape(G * N, 1, dp)})
         linear(p + "proj", p + "attn_spikes", C, True)
-        cyc[p + "mlp_lif"] = stream_lif
+        layers.append({"name": p + "mlp_lif", "kind": "stream_lif", "outputs": N * G})
         linear(p + "fc1", p + "mlp_spikes", model.mlp_hidden, False)
         linear(p + "fc2", p + "fc1.spikes", C, True)
-    cyc["head.z"] = 2 + G * (N * T + DRAIN + 2)
+    layers.append({"name": "head.z", "kind": "head_z", "groups": G, "values": N * T})
     zw = analyze(model)["head.z"].bits
     z = trace["head.z"][image] & ((1 << zw) - 1)
     pop = np.zeros_like(z)
     for b in range(zw):
         pop += (z >> b) & 1
     K = model.num_classes
-    cyc["head"] = 2 + _ceil_div(K, P) * (2 + int((ROW_FIXED + pop).sum()) + DRAIN + 1)
-    cyc["argmax"] = K + 2
+    layers.append({"name": "head", "kind": "head_write", "groups": _ceil_div(K, P),
+                   "rows": pop.reshape(1, 1, -1)})                          # one output, one tap, C rows
+    layers.append({"name": "argmax", "kind": "argmax", "classes": K})
+    return layers
+
+
+def layer_cycles(model: IntModel, trace: dict, image: int, manifest: dict) -> dict[str, int]:
+    """Cycles per engine layer for one image of a golden trace (keys as in the layer table), for the core that
+    `manifest` (gen-rtl's manifest.json, as a dict) describes."""
+    tm = manifest["timing"]
+    P = int(manifest["parameters"]["lanes"])
+    cyc: dict[str, int] = {}
+    for layer in _layer_work(model, trace, image, P):
+        kind, name = layer["kind"], layer["name"]
+        if kind == "argmax":
+            cyc[name] = tm["argmax_class"] * layer["classes"] + tm["argmax_fixed"]
+            continue
+        total = tm["layer_fetch"]
+        if kind == "stream_lif":
+            total += layer["outputs"] * tm["stream_lif_output"]
+        elif kind == "kv":
+            total += layer["channels"] * (tm["kv_token"] * model.tokens + tm["kv_channel_fixed"])
+        elif kind == "head_z":
+            total += layer["groups"] * (tm["head_z_value"] * layer["values"] + tm["head_z_group_fixed"])
+        else:
+            rows = layer["rows"]                                         # [outputs..., taps, rows per tap]
+            if kind == "pool":
+                tap = np.where(rows[..., 0] < 0, tm["tap_outside"], rows.shape[-1] * tm["pool_row"])
+                epilogue = tm["epilogue"]["pool_write"]
+            else:
+                tap = np.where(rows[..., 0] < 0, tm["tap_outside"], (tm["row_fixed"] + rows).sum(axis=-1))
+                epilogue = tm["epilogue"][kind]
+            per_output = tm["output_start"] + tap.sum(axis=-1) + epilogue
+            total += layer["groups"] * int(per_output.sum())
+        cyc[name] = total
     return cyc
 
 
-def exp_cycles(model: IntModel, trace: dict, image: int, lanes: int) -> int:
-    """Whole-inference cycles of one image; `trace` is golden.inference.run(..., trace=True).trace with the
-    pixels added under "_pixels" (see `trace_for`)."""
-    return sum(layer_cycles(model, trace, image, lanes).values())
+def layer_events(model: IntModel, trace: dict, image: int, lanes: int) -> dict[str, int]:
+    """Events per engine layer for one image: the event bound in cycles (one cycle per event entering the lanes,
+    every fixed cost zero; docs/engine.md). An event is a non-zero input word (or a set pixel / Z bit in the
+    bit-serial layers) times the output lane groups that read it, and in Kᵀ·V a token whose K word is non-zero
+    (its V row then enters the lanes)."""
+    ev: dict[str, int] = {}
+    for layer in _layer_work(model, trace, image, lanes):
+        if "rows" in layer and layer["kind"] != "pool":
+            ev[layer["name"]] = layer["groups"] * int(np.clip(layer["rows"], 0, None).sum())
+        else:
+            ev[layer["name"]] = layer.get("events", 0)
+    return ev
+
+
+def exp_cycles(model: IntModel, trace: dict, image: int, manifest: dict) -> int:
+    """Whole-inference cycles of one image on the core of `manifest`; `trace` is
+    golden.inference.run(..., trace=True).trace with the pixels added under "_pixels" (see `trace_for`)."""
+    return sum(layer_cycles(model, trace, image, manifest).values())
 
 
 def trace_for(model: IntModel, images) -> dict:

@@ -129,30 +129,20 @@ def _overflow_check(bits: int) -> dict:
 # shifted weight, KV value, +1, head-Z stream value; next value: bias/0 at the output start, or the sum). Fitted on
 # the ECP5 synthesis of the digits core (Yosys 0.70, nextpnr 0.11); everything else is counted from the structure.
 ACC_SELECT_LUTS_PER_BIT = 1.0
-# Mirrors rtl/engine.py: block-RAM aspects a RAM deeper than one block is sliced by, and the weight ROM's bank size.
-ENGINE_BRAM_ASPECTS = [(512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)]
-
-
-def engine_weight_banking(depth: int, width: int) -> tuple[int, int]:
-    """(rows per bank, slice width) the generator uses for the weight ROM: fewest blocks, then fewest banks."""
-    return min(ENGINE_BRAM_ASPECTS, key=lambda a: (math.ceil(depth / a[0]) * math.ceil(width / a[1]),
-                                                   math.ceil(depth / a[0])))
-
-
-def _engine_memory(name: str, depth: int, width: int, target: str) -> dict:
-    """One memory of the engine as the generator splits it: weight ROM in banks, deep RAMs in column slices."""
-    rams = {"act", "stream", "kv", "z", "image"}
-    if name == "params":
-        return {"lut": 0, "ff": 0, "bram": bram_blocks(depth, width, target)}   # ram_style "block" in the RTL
-    if name == "weights":
-        rows, sw = engine_weight_banking(depth, width)
-        banks = [min(rows, depth - lo) for lo in range(0, depth, rows)]
-        return {"lut": 0, "ff": 0, "bram": sum(math.ceil(width / (sw if r > 512 else 36)) for r in banks)}
-    if name in rams and target == "ecp5" and depth > ENGINE_BRAM_ASPECTS[0][0] and depth > SHALLOW_DEPTH:
-        sw = next((w for rows, w in ENGINE_BRAM_ASPECTS if depth <= rows), 1)
-        copies = 2 if name == "act" else 1      # the debug read port is a third port: Yosys duplicates the RAM
-        return {"lut": 0, "ff": 0, "bram": copies * math.ceil(width / sw)}
-    return memory_cost(depth, width, target, read_only=name not in rams)
+def _engine_memory(mem: dict, target: str) -> dict:
+    """One memory of the engine as gen-rtl describes it (manifest.json -> memories: kind, ram_style, ports and the
+    physical parts the generator cut it into). A part in block RAM takes its cheapest tiling; a written memory with
+    more read ports than a block RAM offers besides its write port is duplicated by Yosys, once per read port."""
+    total = {"lut": 0, "ff": 0, "bram": 0}
+    rom = mem["kind"] == "rom"
+    copies = mem["read_ports"] if mem["write_ports"] else 1
+    for depth, width in mem["parts"]:
+        if mem.get("style") == "block":
+            cost = {"lut": 0, "ff": 0, "bram": bram_blocks(depth, width, target)}
+        else:
+            cost = memory_cost(depth, width, target, read_only=rom)
+        total = add(total, scale(cost, copies) if cost["bram"] else cost)
+    return total
 
 
 def engine_blocks(manifest: dict, target: str = "ecp5") -> list[dict]:
@@ -164,7 +154,8 @@ def engine_blocks(manifest: dict, target: str = "ecp5") -> list[dict]:
     K = dm["K"]
     maskw = max(P, w["pixel"], ZW)
     la = max(MW + 2 - T, 2)
-    banks = max(1, math.ceil(dm["weight_rows"] / engine_weight_banking(dm["weight_rows"], P * WB)[0]))
+    mems = manifest["memories"]
+    banks = max(1, math.ceil(dm["weight_rows"] / mems["weights"]["bank_rows"]))
 
     per_acc = add(adder(AW),                                  # acc + addend
                   {"lut": round(ACC_SELECT_LUTS_PER_BIT * AW), "ff": 0, "bram": 0},
@@ -184,19 +175,15 @@ def engine_blocks(manifest: dict, target: str = "ecp5") -> list[dict]:
     lanes = scale(lane, P)
 
     memories = []
-    for name, m in sorted(mem.items()):
-        depth, width = max(1, m["depth"]), m["width"]
-        cost = _engine_memory(name, depth, width, target)
-        memories.append({"name": f"{name} memory ({depth} x {width})", **cost})
-
-    fields = manifest.get("layer_table") or []
-    lt_bits = 0
-    if fields:
-        keys = [k for k in fields[0] if k not in ("name", "op")]
-        lt_bits = sum(_bits(max(abs(int(e[k])) for e in fields)) + (1 if k == "a0" else 0) for k in keys) + 3
+    for name, m in sorted(mems.items()):
+        if name == "layer_table":
+            continue            # counted with the controller
+        depth, width = max(1, mem[name]["depth"]), mem[name]["width"]
+        memories.append({"name": f"{name} memory ({depth} x {width})", **_engine_memory(m, target)})
+    lt_depth, lt_bits = mems["layer_table"]["parts"][0]
     addr = _bits(max(dm["act_rows"], dm["weight_rows"], dm["pixels"], dm["stream_rows"], 2)) + 2
     shw = _bits(maskw - 1)
-    controller = add(memory_cost(max(1, dm["layers"]), lt_bits, target), register(lt_bits),
+    controller = add(_engine_memory(mems["layer_table"], target), register(lt_bits),
                      scale(add(adder(16), register(16)), 12),          # loop counters
                      scale(add(adder(addr), register(addr)), 20),      # address registers and their updates
                      scale(comparator(18), 4),                          # in-bounds checks
@@ -217,6 +204,6 @@ def engine_blocks(manifest: dict, target: str = "ecp5") -> list[dict]:
 
 
 def core_blocks(manifest: dict, target: str) -> list[dict]:
-    if {"parameters", "widths", "dims", "memory_map"} <= set(manifest):
+    if {"parameters", "widths", "dims", "memory_map", "memories"} <= set(manifest):
         return engine_blocks(manifest, target)
     return []

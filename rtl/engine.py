@@ -15,7 +15,7 @@ bank select → negate → shift → addend (or KV value) → accumulate, so an 
 visible in the accumulators from cycle c + ACC_LATENCY. Before an epilogue reads the accumulators the
 controller waits DRAIN = ACC_LATENCY - 2 cycles. Overflow checks use a guard bit and run a cycle behind.
 
-Cycle cost (exact; `hls_models/engine_cycles.py` is the formula, the tests compare it with the RTL):
+Cycle cost (exact; `hwmodels/engine_cycles.py` is the formula, the tests compare it with the RTL):
   per layer: 2 (fetch) ; per output (position, group): 2 + Σ_taps [1 if out of bounds else Σ_rows (4 + nnz(row))]
   + epilogue (DRAIN + T + 2 for LIF and write | DRAIN + T + 3 stream add | 1 pool write | DRAIN + 1 head write).
   pooling rows cost 2 (no scan). stream LIF outputs: 2 + (T + 3) + 1. KV: (2N + DRAIN + 2) per (group, K channel).
@@ -63,18 +63,95 @@ def weight_banking(depth, width):
     return min(BRAM_ASPECTS, key=lambda a: (-(-depth // a[0]) * -(-width // a[1]), -(-depth // a[0])))
 
 
+def slice_width(depth, width, wanted=None):
+    """Column-slice width of a memory of depth x width: a memory one block deep keeps its width; a deeper one is
+    cut into slices of the widest aspect that holds `depth` rows (or `wanted`)."""
+    depth = max(1, depth)
+    if depth <= BRAM_ASPECTS[0][0]:
+        return width
+    return wanted or next((w for rows, w in BRAM_ASPECTS if depth <= rows), 1)
+
+
+def _parts(depth, width, sw):
+    """The physical memories [depth, width] of one memory cut into column slices of sw bits."""
+    return [[max(1, depth), min(width, lo + sw) - lo] for lo in range(0, width, sw)]
+
+
+def memory_layout(plan, layer_table_width):
+    """Every memory of the core as the generator builds it: kind (rom/ram), ram_style, read and write ports, and
+    its physical parts [depth, width] (column slices, weight-ROM banks). gen-rtl writes it into manifest.json
+    (`memories`); the resource model reads it from there."""
+    P, T, W, D = plan.lanes, plan.T, plan.widths, plan.dims
+    w_depth, w_width = max(1, D["weight_rows"]), P * W["weight"]
+    bank_rows, bank_sw = weight_banking(w_depth, w_width)
+    weight_parts = []
+    for lo in range(0, w_depth, bank_rows):
+        rows = min(bank_rows, w_depth - lo)
+        weight_parts += _parts(rows, w_width, slice_width(rows, w_width, bank_sw))
+
+    def sliced(depth, width):
+        return _parts(depth, width, slice_width(depth, width))
+
+    def entry(kind, parts, read_ports=1, write_ports=0, style=None):
+        return {"kind": kind, "style": style, "read_ports": read_ports, "write_ports": write_ports, "parts": parts}
+    return {
+        "layer_table": entry("rom", [[len(plan.layers), layer_table_width]]),
+        "image": entry("ram", [[D["pixels"], W["pixel"]]], write_ports=1),
+        "weights": {**entry("rom", weight_parts, style="block"), "bank_rows": bank_rows, "bank_slice": bank_sw},
+        # ram_style: left alone, Yosys builds this ROM from LUTs, whose depth then limits Fmax (measured)
+        "params": entry("rom", [[max(1, D["param_rows"]), P * (W["bias"] + W["theta"])]], style="block"),
+        "z": entry("ram", [[max(1, D["z_rows"]), P * W["z"]]], write_ports=1),
+        # the second read port is the debug read-out (dbg_addr -> dbg_data)
+        "act": entry("ram", sliced(D["act_rows"], P * T), read_ports=2, write_ports=1),
+        "stream": entry("ram", sliced(D["stream_rows"], P * W["stream"]), write_ports=1),
+        "kv": entry("ram", sliced(D["kv_rows"], P * T * W["kv"]), write_ports=1),
+    }
+
+
+def timing(T):
+    """The schedule's cycle costs (manifest.json -> `timing`; hwmodels/engine_cycles.py builds the exact cycle
+    count of an inference from these and the image's events, and the tests compare it with the RTL's counter).
+    Each number is the length of a fixed sequence of controller states below."""
+    return {
+        "acc_latency": ACC_LATENCY,            # SCAN cycle of an event -> first cycle its addend is in the acc
+        "drain": DRAIN,                        # wait between the cycle after an output's last SCAN and its epilogue
+        "layer_fetch": 2,                      # FETCH, LOAD
+        "output_start": 2,                     # OUT_START, OUT_INIT
+        "tap_outside": 1,                      # a kernel tap outside the input map: ROW_RD only
+        "row_fixed": 4,                        # a row costs row_fixed + events: ROW_RD, LATCH, MASK, final SCAN
+        "pool_row": 2,                         # ROW_RD, LATCH (the OR needs no scan)
+        "epilogue": {"lif": DRAIN + T + 2,     # DRAIN, LIF (T + 1), WRITE
+                     "stream_add": DRAIN + T + 3,   # DRAIN, SW (T + 3)
+                     "pool_write": 1,          # WRITE
+                     "head_write": DRAIN + 1},  # DRAIN, HEAD_WR
+        "stream_lif_output": 2 + (T + 3) + 1,  # OUT_START, OUT_INIT, SL (T + 3), WRITE
+        "kv_token": 2,                         # KV_RD: K row, V row
+        "kv_channel_fixed": DRAIN + 2,         # KV_INIT, DRAIN, KV_WR per (lane group, K channel)
+        "head_z_value": 1,                     # HZ_RD per (token, timestep)
+        "head_z_group_fixed": DRAIN + 2,       # HZ_INIT, DRAIN, HZ_WR per lane group
+        "argmax_class": 1, "argmax_fixed": 2,  # ARGMAX per class, ARGMAX's last cycle, ARGMAX_DONE
+    }
+
+
+def layer_field_widths(plan):
+    """Bits of each layer-table field (a0 is signed, the others unsigned), in FIELDS order."""
+    widths = {}
+    for f in FIELDS:
+        vals = [e[f] for e in plan.layers]
+        widths[f] = max(_bits(abs(v)) for v in vals) + 1 if f == "a0" else _bits(max(vals))
+    return widths
+
+
 class _Port:
     def __init__(self, addr, data, en=None):
         self.addr, self.data, self.en = addr, data, en
 
 
-def _sliced_memory(m, name, width, depth, init=None, slice_width=None, attrs=None):
-    """A memory of `depth` x `width` as column slices one block RAM deep (`slice_width` wide, by default the widest
-    aspect that holds `depth` rows). Returns a factory of read/write ports."""
+def _sliced_memory(m, name, width, depth, init=None, wanted_slice=None, attrs=None):
+    """A memory of `depth` x `width` as column slices one block RAM deep (`wanted_slice` wide, by default the
+    widest aspect that holds `depth` rows; see slice_width). Returns a factory of read/write ports."""
     depth = max(1, depth)
-    sw = width
-    if depth > BRAM_ASPECTS[0][0]:
-        sw = slice_width or next((w for rows, w in BRAM_ASPECTS if depth <= rows), 1)
+    sw = slice_width(depth, width, wanted_slice)
     mems = []
     for i, lo in enumerate(range(0, width, sw)):
         hi = min(width, lo + sw)
@@ -132,16 +209,8 @@ class SpikeEngine(wiring.Component):
             "dbg_addr": In(_bits(max(1, dm["act_rows"] - 1))), "dbg_data": Out(self.act_width),
         })
 
-    # ---------------------------------------------------------------- layer table packing
     def field_widths(self):
-        widths = {}
-        for f in FIELDS:
-            vals = [e[f] for e in self.plan.layers]
-            if f == "a0":
-                widths[f] = max(_bits(abs(v)) for v in vals) + 1
-            else:
-                widths[f] = _bits(max(vals))
-        return widths
+        return layer_field_widths(self.plan)
 
     def elaborate(self, platform):
         m = Module()
@@ -163,11 +232,13 @@ class SpikeEngine(wiring.Component):
         img_mem = memory.Memory(shape=unsigned(W["pixel"]), depth=D["pixels"], init=[])
         WB = W["weight"]
         w_rows = [_pack(r, WB) for r in plan.weight_rows] or [0]
-        BANK_ROWS, bank_sw = weight_banking(len(w_rows), P * WB)
+        layout = memory_layout(plan, lt_width)
+        BANK_ROWS = layout["weights"]["bank_rows"]
+        bank_sw = layout["weights"]["bank_slice"]
         w_banks = []    # per bank: its read-port factory
         for b, lo in enumerate(range(0, len(w_rows), BANK_ROWS)):
             rows = w_rows[lo:lo + BANK_ROWS]
-            read, _ = _sliced_memory(m, f"weights_{b}", P * WB, len(rows), init=rows, slice_width=bank_sw,
+            read, _ = _sliced_memory(m, f"weights_{b}", P * WB, len(rows), init=rows, wanted_slice=bank_sw,
                                      attrs={"ram_style": "block"})
             w_banks.append(read)
         BW, TW = W["bias"], W["theta"]

@@ -11,7 +11,7 @@ import tempfile
 
 from golden.intmodel import IntModel
 
-from .engine import SpikeEngine, _pack
+from .engine import SpikeEngine, _pack, layer_field_widths, memory_layout, timing
 from .engine_plan import FIELDS, OP_NAMES, build_plan
 
 TOP = "spikingformer_core"
@@ -60,6 +60,10 @@ def manifest_of(model: IntModel, plan, verilog_text: str) -> dict:
             "image": {"width": plan.widths["pixel"], "depth": plan.dims["pixels"]},
         },
         "layer_table": layers,
+        # physical memories as built (column slices, weight-ROM banks, ports) and the schedule's cycle costs: the
+        # resource model (hwmodels/resources.py) and the cycle model (hwmodels/engine_cycles.py) read these
+        "memories": memory_layout(plan, sum(layer_field_widths(plan).values())),
+        "timing": timing(plan.T),
         "ports": {
             "in_valid/in_ready/in_data": "pixel load while idle, channel-row-column order",
             "start": "pulse to run one inference", "busy": "high while running",

@@ -39,7 +39,7 @@ def check_images(model, rtl_dir: str, images, work_dir: str, labels=None, waves:
             problem = f"class: expected {int(ref.classes[i])}, got {rec['class']}"
         if problem is None and rec["overflow"]:
             problem = "the core's overflow flag is set: a value left its analysed width"
-        expected = exp_cycles(model, trace, i, lanes)
+        expected = exp_cycles(model, trace, i, manifest)
         if problem is None and rec["cycles"] != expected:
             problem = f"cycles: the model predicts {expected}, the RTL took {rec['cycles']}"
         mismatches += problem is not None

@@ -71,3 +71,45 @@ def test_gen_rtl_cli_errors_are_one_sentence(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "does not exist" in err and "train-quant" in err
     assert not os.path.exists(tmp_path / "o")
+
+
+def test_manifest_memories_are_the_memories_in_the_verilog(tmp_path):
+    """One source of truth: the resource model reads the memory parts from the manifest, so they must be exactly
+    the memories the generated Verilog declares (depth x width, each part once per read-port copy it needs)."""
+    manifest = generate(im.random_intmodel(seed=21), 8, str(tmp_path))
+    text = (tmp_path / "core.v").read_text()
+    declared = sorted((int(d) + 1, int(w) + 1) for w, d in
+                      re.findall(r"^\s*reg \[(\d+):0\] \w+ \[(\d+):0\];", text, flags=re.M))
+    listed = sorted((d, w) for mem in manifest["memories"].values() for d, w in mem["parts"])
+    assert declared == listed
+
+
+def _timing_leaves(timing, prefix=()):
+    for key, value in timing.items():
+        if isinstance(value, dict):
+            yield from _timing_leaves(value, prefix + (key,))
+        else:
+            yield prefix + (key,)
+
+
+def test_cycle_model_reads_every_timing_figure_from_the_manifest(tmp_path):
+    """The cycle model restates no latency: raising any one of the manifest's timing figures by one cycle changes
+    its prediction (acc_latency is documentation: the schedule uses drain, which is derived from it)."""
+    import copy
+    from hwmodels import engine_cycles
+    model = im.random_intmodel(im.make_config(tokenizer=[{"out": 8, "pool": False}, {"out": 16, "pool": True}],
+                                              embed_dim=16, heads=1, blocks=1, mlp_hidden=32, num_classes=4),
+                               seed=3, firing=0.3)
+    manifest = generate(model, 8, str(tmp_path))
+    images = np.random.default_rng(1).integers(0, 1 << model.input_bits, size=(1, *model.input_shape))
+    trace = engine_cycles.trace_for(model, images)
+    base = engine_cycles.exp_cycles(model, trace, 0, manifest)
+    for path in _timing_leaves(manifest["timing"]):
+        if path in {("acc_latency",), ("drain",)}:
+            continue
+        altered = copy.deepcopy(manifest)
+        node = altered["timing"]
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] += 1
+        assert engine_cycles.exp_cycles(model, trace, 0, altered) > base, path

@@ -66,11 +66,12 @@ def generate_core(preset: str, build: str, lanes: int, out_dir: str, extra: list
         return json.load(f)
 
 
-def model_cycles(model, trace: dict, images, lanes: int) -> float:
-    """Mean cycles per inference from the core's exact cycle model (hwmodels/engine_cycles.py)."""
+def model_cycles(model, trace: dict, images, manifest: dict) -> float:
+    """Mean cycles per inference from the core's exact cycle model (hwmodels/engine_cycles.py) for the core that
+    gen-rtl's `manifest` describes."""
     from hwmodels import engine_cycles
     trace = {**trace, "_pixels": model.check_images(images)}
-    return float(np.mean([engine_cycles.exp_cycles(model, trace, i, lanes) for i in range(len(images))]))
+    return float(np.mean([engine_cycles.exp_cycles(model, trace, i, manifest) for i in range(len(images))]))
 
 
 def pareto(points: list[dict], x: str = "lut", y: str = "cycles") -> list[dict]:
@@ -138,7 +139,7 @@ def main(args) -> int:
             print(f"explore: P={lanes}: skipped: {exc}", flush=True)
             continue
         est = resources.estimate_from_manifest(manifest)
-        cyc = model_cycles(model, trace, images, lanes)
+        cyc = model_cycles(model, trace, images, manifest)
         if est is None:
             raise FlowError("the resource model cannot read this core's manifest; regenerate it with the "
                             "current `python flow.py gen-rtl`.")
