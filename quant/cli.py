@@ -9,6 +9,7 @@ verifies the file, checks the hardware limits, and compares the torch integer in
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -30,7 +31,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--finetune-epochs", type=int, help="fine-tune epochs with BN folded (phase 2)")
     parser.add_argument("--weight-bits", type=int, help="weight bit width (8 and 4 are tested)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--resume", action="store_true", help="continue from the last finished epoch's checkpoint")
+    parser.add_argument("--restart", action="store_true",
+                        help="start over even when a checkpoint of the same settings exists (by default a rerun "
+                             "continues from it); the old checkpoint is kept as checkpoint.prev.pt")
+    parser.add_argument("--resume", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for old scripts
+    parser.add_argument("--checkpoint-dir", metavar="DIR",
+                        help="where checkpoint.pt lives (default: the output directory); put it outside the work "
+                             "tree, e.g. ~/.cache/spikingformer-hw/fashion-mnist, for runs that span sessions")
     parser.add_argument("--data-dir", help="dataset directory (Fashion-MNIST IDX files or cifar-10-batches-py)")
     parser.add_argument("--out", help="output directory (default build/<preset>)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -132,6 +139,7 @@ def main(args) -> int:
     xtr, ytr, xte, yte = data.load(train_cfg["dataset"], args.data_dir)
     check_dataset(model_cfg, xtr, "training")
     check_dataset(model_cfg, xte, "test")
+    xtr, ytr, xva, yva = data.validation_split(xtr, ytr, train_cfg["val_size"])
 
     import torch
     torch.set_num_threads(min(2, torch.get_num_threads()))
@@ -140,9 +148,10 @@ def main(args) -> int:
     from .train import train
 
     params = parameter_count(Spikingformer(model_cfg))
-    print(f"preset {args.preset}: {params:,} parameters, {len(xtr)} training / {len(xte)} test images, "
-          f"output {out}", file=sys.stderr)
-    result = train(model_cfg, train_cfg, (xtr, ytr, xte, yte), out, args.device, args.resume)
+    ckpt_dir = os.path.expanduser(args.checkpoint_dir) if args.checkpoint_dir else out
+    print(f"preset {args.preset}: {params:,} parameters, {len(xtr)} training / {len(xva)} validation / {len(xte)} "
+          f"test images, output {out}, checkpoint {os.path.join(ckpt_dir, 'checkpoint.pt')}", file=sys.stderr)
+    result = train(model_cfg, train_cfg, (xtr, ytr, xva, yva, xte, yte), ckpt_dir, args.device, args.restart)
 
     intmodel = to_intmodel(result.model, {"preset": args.preset})
     ev = evaluate_intmodel(intmodel, xte, yte)
@@ -165,6 +174,11 @@ def main(args) -> int:
         "weights": weight_count(result.model),
         "weight_bits": model_cfg["weight_bits"],
         "train_seconds": round(result.train_seconds, 2),
+        "epoch_seconds": result.epoch_seconds,
+        # the exported (best-validation) fine-tune epoch's validation accuracy
+        "val_accuracy": max((h["val_accuracy"] for h in result.history
+                             if h.get("phase") == "finetune" and h.get("val_accuracy") is not None), default=None),
+        "val_images": len(xva),
         "total_seconds": round(time.perf_counter() - t_start, 2),
         "intmodel_sha256": digest,
         "qonnx": qonnx_note and {"path": qonnx_path, "contents": qonnx_note},

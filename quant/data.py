@@ -4,6 +4,7 @@ from __future__ import annotations
 import gzip
 import os
 import pickle
+import zlib
 
 import numpy as np
 
@@ -43,8 +44,9 @@ def read_idx(path: str) -> np.ndarray:
     try:
         with opener(path, "rb") as f:
             raw = f.read()
-    except OSError as exc:
-        raise FlowError(f"cannot read {path} ({exc.strerror or exc}); check the file or pass another --data-dir.") from None
+    except (OSError, EOFError, zlib.error) as exc:
+        raise FlowError(f"cannot read {path} ({getattr(exc, 'strerror', None) or exc}); restore the file (`make data` "
+                        "reinstalls Debian's copy) or pass another --data-dir.") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise FlowError(f"{path} is not an unsigned-byte IDX file; pass a --data-dir with the original IDX files.")
     ndim = raw[3]
@@ -64,14 +66,47 @@ def _find(directory: str, stem: str) -> str | None:
     return None
 
 
+FASHION_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte")
+
+
 def load_fashion_mnist(directory: str):
-    stems = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-    paths = [_find(directory, s) for s in stems]
-    if any(p is None for p in paths):
-        raise FlowError(f"Fashion-MNIST IDX files are not in {directory}; run `apt-get install dataset-fashion-mnist` "
-                        "or pass --data-dir with the four IDX files.")
-    xtr, ytr, xte, yte = (read_idx(p) for p in paths)
+    """The official 60 k / 10 k split, images [N, 1, 28, 28] in 0..255."""
+    paths = []
+    for stem in FASHION_FILES:
+        path = _find(directory, stem)
+        if path is None:
+            raise FlowError(f"Fashion-MNIST file {stem}(.gz) is not in {directory}; install the data with "
+                            "`apt-get install dataset-fashion-mnist` (or `make data`) or pass --data-dir with your "
+                            "copy of the four IDX files.")
+        paths.append(path)
+    arrays = [read_idx(p) for p in paths]
+    for images, labels, ipath, lpath in ((arrays[0], arrays[1], paths[0], paths[1]),
+                                         (arrays[2], arrays[3], paths[2], paths[3])):
+        if images.ndim != 3 or images.shape[1:] != (28, 28):
+            raise FlowError(f"{ipath} holds images of shape {images.shape[1:]}, not 28x28; pass a --data-dir with "
+                            "the original IDX files.")
+        if labels.ndim != 1 or len(labels) != len(images):
+            raise FlowError(f"{lpath} holds {labels.shape} labels for {len(images)} images in {ipath}; pass a "
+                            "--data-dir with matching IDX files.")
+    for path, labels in ((paths[1], arrays[1]), (paths[3], arrays[3])):
+        if labels.max() > 9:
+            raise FlowError(f"{path} has label {int(labels.max())} (Fashion-MNIST has 0..9); restore the original file.")
+    xtr, ytr, xte, yte = arrays
     return (xtr.astype(np.int64)[:, None], ytr.astype(np.int64), xte.astype(np.int64)[:, None], yte.astype(np.int64))
+
+
+def validation_split(x: np.ndarray, y: np.ndarray, size: int, seed: int = 0):
+    """(train_x, train_y, val_x, val_y): `size` images held out, stratified by class, fixed by `seed` (independent of
+    the training seed, so every training run selects on the same images). size 0 holds out nothing."""
+    if size <= 0:
+        return x, y, x[:0], y[:0]
+    if size >= len(x):
+        raise FlowError(f"val_size={size} leaves no training images (the training set has {len(x)}); "
+                        "use a smaller --set val_size.")
+    from sklearn.model_selection import train_test_split
+    xtr, xva, ytr, yva = train_test_split(x, y, test_size=size, stratify=y, random_state=seed)
+    return xtr, ytr, xva, yva
 
 
 def load_cifar10(directory: str | None):

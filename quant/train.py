@@ -1,7 +1,12 @@
-"""Two-phase training: QAT with BN, then BN folded + weights re-quantised + fine-tune (SPEC §3).
+"""Two-phase training: QAT with BN, then BN folded + weights re-quantised + fine-tune (docs/training.md).
 
-Deterministic on CPU (seeded init, per-epoch seeded shuffles, deterministic algorithms), a checkpoint after
-every epoch (atomic), and --resume continues from the last finished epoch with identical results.
+Deterministic on CPU (seeded init, per-epoch seeded shuffles, deterministic algorithms). A checkpoint is written
+atomically after every epoch and, for long epochs, every `SAVE_EVERY_S` seconds within one; rerunning the same
+command continues from the newest checkpoint with results identical to an uninterrupted run. `restart=True`
+starts over and keeps the previous checkpoint as checkpoint.prev.pt.
+
+Data: (train_x, train_y, val_x, val_y, test_x, test_y). The validation split (possibly empty) is the only set used
+for model selection: the fine-tune phase exports its best-validation epoch. The test set is evaluated once per phase.
 """
 from __future__ import annotations
 
@@ -20,6 +25,8 @@ from golden.errors import FlowError
 from .model import Spikingformer, fold
 
 CHECKPOINT = "checkpoint.pt"
+PREVIOUS = "checkpoint.prev.pt"
+SAVE_EVERY_S = 600.0   # within-epoch checkpoint period: an interruption loses at most this much work
 
 
 @dataclass
@@ -29,24 +36,41 @@ class TrainResult:
     folded_test_accuracy: float   # phase 2 (folded, quantised bias) accuracy on the test set
     train_seconds: float
     history: list
+    epoch_seconds: list
 
 
-class ProgressBar:
-    """One line per epoch on stderr, redrawn with \\r while the epoch runs."""
+class Progress:
+    """Progress of one epoch on stderr: redrawn with \\r on a terminal, a line a minute otherwise (logs), and a final
+    line with loss, accuracy, validation accuracy, seconds and the ETA of the whole run."""
 
-    def __init__(self, label: str, steps: int, stream=None, width: int = 24):
+    def __init__(self, label: str, steps: int, stream=None, width: int = 24, every_s: float = 60.0):
         self.label, self.steps, self.stream, self.width = label, steps, stream or sys.stderr, width
         self.tty = getattr(self.stream, "isatty", lambda: False)()
+        self.every_s, self.last = every_s, time.perf_counter()
 
-    def update(self, step: int, loss: float, acc: float, final: bool = False):
-        if not (self.tty or final):
+    def update(self, step: int, loss: float, acc: float):
+        now = time.perf_counter()
+        if self.tty:
+            done = int(self.width * step / max(1, self.steps))
+            bar = "#" * done + "." * (self.width - done)
+            self.stream.write(f"\r{self.label} [{bar}] {step}/{self.steps} loss {loss:.4f} acc {100 * acc:5.1f}%")
+        elif now - self.last >= self.every_s:
+            self.stream.write(f"{self.label} step {step}/{self.steps} loss {loss:.4f} acc {100 * acc:5.1f}%\n")
+        else:
             return
-        done = int(self.width * step / max(1, self.steps))
-        bar = "#" * done + "." * (self.width - done)
-        self.stream.write(f"\r{self.label} [{bar}] {step}/{self.steps} loss {loss:.4f} acc {100 * acc:5.1f}%")
-        if final:
-            self.stream.write("\n")
+        self.last = now
         self.stream.flush()
+
+    def final(self, loss: float, acc: float, val_acc: float | None, seconds: float, eta_s: float):
+        val = f" val {100 * val_acc:5.2f}%" if val_acc is not None else ""
+        self.stream.write(f"{chr(13) if self.tty else ''}{self.label} loss {loss:.4f} acc {100 * acc:5.1f}%{val} "
+                          f"{seconds:6.1f} s/epoch, ETA {_hms(eta_s)}\n")
+        self.stream.flush()
+
+
+def _hms(seconds: float) -> str:
+    s = int(round(max(0.0, seconds)))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
 def set_determinism(seed: int, device: str) -> None:
@@ -92,6 +116,7 @@ def save_checkpoint(path: str, state: dict) -> None:
     os.close(fd)
     try:
         torch.save(state, tmp)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -103,11 +128,11 @@ def load_checkpoint(path: str, model_cfg: dict, train_cfg: dict) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # torch raises many types for a damaged file
-        raise FlowError(f"checkpoint {path} is unreadable ({type(exc).__name__}); delete it or run without "
-                        "--resume to start over.") from None
+        raise FlowError(f"checkpoint {path} is unreadable ({type(exc).__name__}); rerun with --restart to start "
+                        "over (the damaged file is kept as checkpoint.prev.pt).") from None
     if state.get("model_config") != model_cfg or state.get("train_config") != train_cfg:
         raise FlowError(f"checkpoint {path} was trained with different settings; rerun with the same --preset/--set "
-                        "options or drop --resume to start over.")
+                        "options to resume it, or add --restart to start over.")
     return state
 
 
@@ -129,15 +154,34 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) ->
     return out
 
 
-def _epoch(model, opt, sched, x, y, train_cfg, generator, bar: ProgressBar):
+def random_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Mirror a random half of the images left-right."""
+    flip = torch.rand(len(x), generator=generator) < 0.5
+    return torch.where(flip.view(-1, *([1] * (x.dim() - 1))), x.flip(-1), x)
+
+
+def augment(x: torch.Tensor, train_cfg: dict, generator: torch.Generator) -> torch.Tensor:
+    x = random_shift(x, train_cfg["shift_augment"], generator)
+    return random_flip(x, generator) if train_cfg["flip_augment"] else x
+
+
+def _epoch(model, opt, sched, x, y, train_cfg, generator, bar: Progress, start=None, save=None):
+    """One epoch from step `start["step"]` (a mid-epoch checkpoint) or 0. `save(step, running)` is called every
+    SAVE_EVERY_S seconds with what a resumed epoch needs."""
     model.train()
     order = torch.randperm(len(x), generator=generator)
     bs = train_cfg["batch_size"]
     steps = math.ceil(len(x) / bs)
+    first = 0
     total_loss, correct, seen = 0.0, 0, 0
-    for step in range(steps):
+    if start:
+        first = start["step"]
+        generator.set_state(start["generator"])
+        total_loss, correct, seen = start["running"]
+    last_save = time.perf_counter()
+    for step in range(first, steps):
         idx = order[step * bs:(step + 1) * bs]
-        xb, yb = random_shift(x[idx], train_cfg["shift_augment"], generator), y[idx]
+        xb, yb = augment(x[idx], train_cfg, generator), y[idx]
         logits = model(xb)
         loss = F.cross_entropy(logits, yb, label_smoothing=train_cfg["label_smoothing"])
         opt.zero_grad(set_to_none=True)
@@ -148,60 +192,89 @@ def _epoch(model, opt, sched, x, y, train_cfg, generator, bar: ProgressBar):
         correct += int((logits.argmax(1) == yb).sum())
         seen += len(idx)
         bar.update(step + 1, total_loss / seen, correct / seen)
-    bar.update(steps, total_loss / seen, correct / seen, final=True)
+        if save and step + 1 < steps and time.perf_counter() - last_save >= SAVE_EVERY_S:
+            save(step + 1, {"step": step + 1, "generator": generator.get_state(),
+                            "running": (total_loss, correct, seen)})
+            last_save = time.perf_counter()
     return total_loss / seen, correct / seen
 
 
-def train(model_cfg: dict, train_cfg: dict, data, out_dir: str, device: str = "cpu", resume: bool = False,
+def train(model_cfg: dict, train_cfg: dict, data, ckpt_dir: str, device: str = "cpu", restart: bool = False,
           log=None) -> TrainResult:
-    """Run (or resume) both phases; `data` is (train_x, train_y, test_x, test_y) as int64 numpy arrays."""
+    """Run both phases, continuing from ckpt_dir/checkpoint.pt when it holds a compatible run.
+
+    `data` is (train_x, train_y, val_x, val_y, test_x, test_y) as int64 numpy arrays (val may be empty)."""
     log = log or sys.stderr
     set_determinism(train_cfg["seed"], device)
-    xtr, ytr, xte, yte = (torch.as_tensor(a) for a in data)
-    xtr, xte = xtr.float().to(device), xte.float().to(device)
-    ytr, yte = ytr.long().to(device), yte.long().to(device)
+    xtr, ytr, xva, yva, xte, yte = (torch.as_tensor(a) for a in data)
+    xtr, xva, xte = xtr.float().to(device), xva.float().to(device), xte.float().to(device)
+    ytr, yva, yte = ytr.long().to(device), yva.long().to(device), yte.long().to(device)
+    has_val = len(xva) > 0
     steps = math.ceil(len(xtr) / train_cfg["batch_size"])
     e1, e2 = train_cfg["epochs"], train_cfg["finetune_epochs"]
-    ckpt_path = os.path.join(out_dir, CHECKPOINT)
+    ckpt_path = os.path.join(ckpt_dir, CHECKPOINT)
 
     state = None
-    if resume and os.path.exists(ckpt_path):
-        state = load_checkpoint(ckpt_path, model_cfg, train_cfg)
-        print(f"resuming from {ckpt_path}: phase {state['phase']}, {state['epoch']} epoch(s) done", file=log)
-    elif resume:
-        print(f"no checkpoint at {ckpt_path}; starting from scratch", file=log)
+    if os.path.exists(ckpt_path):
+        if restart:
+            os.replace(ckpt_path, os.path.join(ckpt_dir, PREVIOUS))
+            print(f"--restart: starting over; the previous checkpoint is kept as {PREVIOUS}", file=log)
+        else:
+            state = load_checkpoint(ckpt_path, model_cfg, train_cfg)
+            where = f", {state['partial']['step']}/{steps} steps into the next" if state.get("partial") else ""
+            print(f"resuming from {ckpt_path}: phase {state['phase']}, {state['epoch']} epoch(s) done{where} "
+                  "(--restart starts over)", file=log)
 
     history = state["history"] if state else []
+    epoch_seconds = state["epoch_seconds"] if state else []   # wall time per epoch (kept out of the history,
+                                                              # which is identical run to run)
     seconds = state["train_seconds"] if state else 0.0
     qat_acc = state.get("qat_test_accuracy") if state else None
+    best = state.get("best") if state else None   # fine-tune: {"val": acc, "epoch": n, "model": state_dict}
 
-    def checkpoint(phase, epoch, model, opt, sched):
+    def checkpoint(phase, epoch, model, opt, sched, partial=None):
         save_checkpoint(ckpt_path, {
-            "phase": phase, "epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
-            "scheduler": sched.state_dict(), "torch_rng": torch.get_rng_state(), "history": history,
-            "train_seconds": seconds, "qat_test_accuracy": qat_acc,
+            "phase": phase, "epoch": epoch, "partial": partial, "model": model.state_dict(),
+            "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "torch_rng": torch.get_rng_state(),
+            "history": history, "epoch_seconds": epoch_seconds, "train_seconds": seconds, "qat_test_accuracy": qat_acc, "best": best,
             "model_config": model_cfg, "train_config": train_cfg})
 
-    def restore(phase, model, opt, sched) -> int:
-        """Load the checkpoint's state if it belongs to `phase`; returns the number of epochs already done."""
+    def restore(phase, model, opt, sched) -> tuple[int, dict | None]:
+        """Load the checkpoint's state if it belongs to `phase`: (epochs done, mid-epoch position or None)."""
         if not (state and state["phase"] == phase):
-            return 0
+            return 0, None
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
-        return state["epoch"]
+        return state["epoch"], state.get("partial")
 
-    def run_phase(phase, label, model, opt, sched, start, epochs, seed_offset):
-        nonlocal seconds
+    def run_phase(phase, label, model, opt, sched, start, partial, epochs, seed_offset, epochs_after):
+        nonlocal seconds, best
         for epoch in range(start, epochs):
             t0 = time.perf_counter()
+            spent_before = seconds
             # Shuffle and augmentation depend only on (seed, phase, epoch): a resumed run repeats them exactly.
             g = torch.Generator().manual_seed(train_cfg["seed"] * 1_000_003 + seed_offset + epoch)
-            bar = ProgressBar(f"{label} epoch {epoch + 1:3d}/{epochs}", steps, log)
-            loss, acc = _epoch(model, opt, sched, xtr, ytr, train_cfg, g, bar)
-            seconds += time.perf_counter() - t0
-            history.append({"phase": phase, "epoch": epoch + 1, "loss": loss, "train_accuracy": acc})
+            bar = Progress(f"{label} epoch {epoch + 1:3d}/{epochs}", steps, log)
+
+            def save_partial(step, position):
+                nonlocal seconds
+                seconds = spent_before + time.perf_counter() - t0
+                checkpoint(phase, epoch, model, opt, sched, partial=position)
+
+            loss, acc = _epoch(model, opt, sched, xtr, ytr, train_cfg, g, bar,
+                               partial if epoch == start else None, save_partial)
+            val_acc = evaluate(model, xva, yva) if has_val else None
+            epoch_s = time.perf_counter() - t0
+            seconds = spent_before + epoch_s
+            history.append({"phase": phase, "epoch": epoch + 1, "loss": loss, "train_accuracy": acc,
+                            "val_accuracy": val_acc})
+            epoch_seconds.append({"phase": phase, "epoch": epoch + 1, "seconds": round(epoch_s, 2)})
+            if phase == "finetune" and has_val and (best is None or val_acc > best["val"]):
+                best = {"val": val_acc, "epoch": epoch + 1,
+                        "model": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+            bar.final(loss, acc, val_acc, epoch_s, epoch_s * (epochs - epoch - 1 + epochs_after))
             checkpoint(phase, epoch + 1, model, opt, sched)
 
     # ---------------------------------------------------------------- phase 1: QAT with BN
@@ -209,8 +282,8 @@ def train(model_cfg: dict, train_cfg: dict, data, out_dir: str, device: str = "c
         qat = Spikingformer(model_cfg).to(device)
         opt, sched = make_optimizer(qat, train_cfg["lr"], train_cfg["weight_decay"], e1 * steps,
                                     train_cfg["warmup_epochs"] * steps)
-        start = restore("qat", qat, opt, sched)
-        run_phase("qat", "QAT      ", qat, opt, sched, start, e1, 0)
+        start, partial = restore("qat", qat, opt, sched)
+        run_phase("qat", "QAT      ", qat, opt, sched, start, partial, e1, 0, e2)
         qat_acc = evaluate(qat, xte, yte)
         print(f"QAT float test accuracy {100 * qat_acc:.2f}%", file=log)
         qat.eval()
@@ -223,11 +296,15 @@ def train(model_cfg: dict, train_cfg: dict, data, out_dir: str, device: str = "c
 
     # ---------------------------------------------------------------- phase 2: folded fine-tune
     opt, sched = make_optimizer(model, train_cfg["finetune_lr"], train_cfg["weight_decay"], max(1, e2 * steps), 0)
-    start = restore("finetune", model, opt, sched)
-    if start == 0:
+    start, partial = restore("finetune", model, opt, sched)
+    if start == 0 and partial is None:
         checkpoint("finetune", 0, model, opt, sched)
-    run_phase("finetune", "fine-tune", model, opt, sched, start, e2, 500_000)
+    run_phase("finetune", "fine-tune", model, opt, sched, start, partial, e2, 500_000, 0)
+    if has_val and best is not None:
+        # Model selection on the validation split only: export the best fine-tune epoch.
+        model.load_state_dict(best["model"])
+        print(f"selected fine-tune epoch {best['epoch']} (validation {100 * best['val']:.2f}%)", file=log)
     model.eval()
     folded_acc = evaluate(model, xte, yte)
     print(f"folded float test accuracy {100 * folded_acc:.2f}%", file=log)
-    return TrainResult(model.cpu(), float(qat_acc), folded_acc, seconds, history)
+    return TrainResult(model.cpu(), float(qat_acc), folded_acc, seconds, history, epoch_seconds)

@@ -190,18 +190,19 @@ def test_export_beyond_hardware_limits_keeps_earlier_artifacts(capsys, outdir, m
 def test_resume_refuses_a_damaged_or_foreign_checkpoint(capsys, outdir):
     (outdir / "checkpoint.pt").write_bytes(b"not a checkpoint")
     before = snapshot(outdir)
-    rc, err = run_cli(capsys, "--resume", "--out", str(outdir))
+    rc, err = run_cli(capsys, "--out", str(outdir))
     assert rc == 2
-    assert "checkpoint" in err and "unreadable" in err and "without --resume" in err
+    assert "checkpoint" in err and "unreadable" in err and "--restart" in err
     assert snapshot(outdir) == before
     # a checkpoint of other settings
     assert flow.main(["train-quant", "--epochs", "0", "--finetune-epochs", "0", "--set", "embed_dim=16",
-                      "--no-qonnx", "--out", str(outdir)]) == 0
+                      "--no-qonnx", "--restart", "--out", str(outdir)]) == 0
+    assert (outdir / "checkpoint.prev.pt").read_bytes() == b"not a checkpoint"   # --restart keeps the old one
     capsys.readouterr()
     before = snapshot(outdir)
-    rc, err = run_cli(capsys, "--resume", "--set", "embed_dim=32", "--out", str(outdir))
+    rc, err = run_cli(capsys, "--set", "embed_dim=32", "--out", str(outdir))
     assert rc == 2
-    assert "was trained with different settings" in err.splitlines()[-1]
+    assert "was trained with different settings" in err.splitlines()[-1] and "--restart" in err
     assert snapshot(outdir) == before
 
 

@@ -43,7 +43,7 @@ def test_train_quant_artifacts_determinism_and_resume(tmp_path, monkeypatch, cap
     assert calls == [1] and not (second / "intmodel.zip").exists()
     assert "interrupted" in capsys.readouterr().err
     monkeypatch.setattr(train_mod, "save_checkpoint", real_save)
-    assert flow.main(["train-quant", *ARGS, "--out", str(second), "--resume"]) == 0
+    assert flow.main(["train-quant", *ARGS, "--out", str(second)]) == 0
     assert "resuming from" in capsys.readouterr().err
 
     assert (second / "intmodel.zip").read_bytes() == (first / "intmodel.zip").read_bytes()
@@ -54,3 +54,73 @@ def test_train_quant_artifacts_determinism_and_resume(tmp_path, monkeypatch, cap
     for key in ("float_test_accuracy", "int_test_accuracy", "per_layer_firing_rate"):
         assert m2[key] == metrics[key]
     assert np.isfinite(m2["train_seconds"])
+
+
+def test_sigkill_then_plain_rerun_resumes_to_the_same_model(tmp_path):
+    """A run killed with SIGKILL (no handler runs) is continued by rerunning the same command, and the result is
+    byte-identical to an uninterrupted run; a finished run rerun is not retrained."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import torch
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    args = ["--epochs", "6", "--finetune-epochs", "1", "--set", "embed_dim=16", "--set", "heads=2",
+            "--set", "warmup_epochs=0", "--no-qonnx"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def cmd(out):
+        return [sys.executable, os.path.join(root, "flow.py"), "train-quant", *args, "--out", str(out)]
+
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    subprocess.run(cmd(whole), check=True, env=env, capture_output=True)
+    proc = subprocess.Popen(cmd(killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = killed / "checkpoint.pt"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if ckpt.exists() and torch.load(ckpt, weights_only=False)["epoch"] >= 2:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed; give it more epochs"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "intmodel.zip").exists()
+    rerun = subprocess.run(cmd(killed), env=env, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "resuming from" in rerun.stderr and "phase qat" in rerun.stderr
+    assert (killed / "intmodel.zip").read_bytes() == (whole / "intmodel.zip").read_bytes()
+    again = subprocess.run(cmd(killed), env=env, capture_output=True, text=True)
+    assert again.returncode == 0 and "phase finetune, 1 epoch(s) done" in again.stderr
+    assert "QAT       epoch" not in again.stderr
+
+
+def test_mid_epoch_checkpoint_resumes_exactly(tmp_path, monkeypatch, capsys):
+    """Long epochs are checkpointed within the epoch; resuming from such a checkpoint gives the uninterrupted
+    result (same shuffle, same augmentation draws, same running statistics)."""
+    args = ["--epochs", "1", "--finetune-epochs", "1", "--set", "embed_dim=16", "--set", "heads=2",
+            "--set", "warmup_epochs=0", "--set", "batch_size=128", "--set", "flip_augment=true",
+            "--set", "val_size=200", "--no-qonnx"]
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    assert flow.main(["train-quant", *args, "--out", str(whole)]) == 0
+    monkeypatch.setattr(train_mod, "SAVE_EVERY_S", 0.0)   # a checkpoint after every step
+    real_save = train_mod.save_checkpoint
+    partial_steps = []
+
+    def save_then_interrupt(path, state):
+        real_save(path, state)
+        if state.get("partial") and state["partial"]["step"] == 4:
+            partial_steps.append(4)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_mod, "save_checkpoint", save_then_interrupt)
+    assert flow.main(["train-quant", *args, "--out", str(cut)]) == 130
+    assert partial_steps == [4]
+    monkeypatch.setattr(train_mod, "save_checkpoint", real_save)
+    capsys.readouterr()
+    assert flow.main(["train-quant", *args, "--out", str(cut)]) == 0
+    assert "4/10 steps into the next" in capsys.readouterr().err
+    assert (cut / "intmodel.zip").read_bytes() == (whole / "intmodel.zip").read_bytes()
+    m1, m2 = (json.loads((d / "metrics.json").read_text()) for d in (whole, cut))
+    assert m1["history"] == m2["history"] and m1["val_images"] == 200 and m1["val_accuracy"] is not None
