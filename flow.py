@@ -27,6 +27,9 @@ STAGES = {
     "bench": ("tools.bench", "run the benchmarks and refresh stored results"),
 }
 
+# stages that read build/<preset>/intmodel.zip and so can start from the model zoo (models/<preset>/)
+ZOO_USERS = ("gen-rtl", "sim", "synth", "explore", "report", "bench")
+
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="flow.py", description=__doc__.splitlines()[0])
@@ -54,6 +57,9 @@ def main(argv=None) -> int:
     module.add_arguments(stage_parser)
     args = stage_parser.parse_args(argv[1:])
     try:
+        if argv[0] in ZOO_USERS and getattr(args, "preset", None) and not getattr(args, "model", None):
+            from quant.zoo import provide   # build/<preset>/ without a model: take the shipped one, saying so
+            provide(args.preset, getattr(args, "build", None) or "build")
         return int(module.main(args) or 0)
     except FlowError as exc:
         print(f"flow.py {argv[0]}: error: {exc}", file=sys.stderr)

@@ -43,6 +43,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a model or training setting, e.g. --set embed_dim=32 (repeatable)")
     parser.add_argument("--no-qonnx", action="store_true", help="skip the QONNX export")
+    parser.add_argument("--ship", action="store_true",
+                        help="after training, copy the model, metrics and training log into models/<preset>/ (the zoo)")
     parser.add_argument("--eval-model", metavar="PATH", help="check an existing intmodel.zip instead of training")
     parser.add_argument("--testset", metavar="PATH", help="with --eval-model: the images/labels .npz to run")
 
@@ -179,6 +181,7 @@ def main(args) -> int:
         "val_accuracy": max((h["val_accuracy"] for h in result.history
                              if h.get("phase") == "finetune" and h.get("val_accuracy") is not None), default=None),
         "val_images": len(xva),
+        "test_images": len(xte),
         "total_seconds": round(time.perf_counter() - t_start, 2),
         "intmodel_sha256": digest,
         "qonnx": qonnx_note and {"path": qonnx_path, "contents": qonnx_note},
@@ -190,4 +193,7 @@ def main(args) -> int:
     if not ev["golden_equals_torch"]:
         raise FlowError(f"torch integer inference disagrees with golden ({ev['first_mismatch']}); "
                         "report this as a bug in quant/int_infer.py.")
+    if args.ship:
+        from .zoo import ship
+        ship(args.preset, out)
     return 0
