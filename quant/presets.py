@@ -44,7 +44,7 @@ PRESETS = {
     "fashion-mnist": {
         "model": {
             "T": 4, "input_bits": 8, "in_channels": 1, "image_size": [28, 28],
-            "tokenizer": [{"out": 8, "pool": False}, {"out": 32, "pool": True}, {"out": 64, "pool": True},
+            "tokenizer": [{"out": 16, "pool": False}, {"out": 32, "pool": True}, {"out": 64, "pool": True},
                           {"out": 128, "pool": True}],
             "embed_dim": 128, "heads": 8, "blocks": 1, "mlp_hidden": 256, "num_classes": 10, "weight_bits": 8,
         },
