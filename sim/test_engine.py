@@ -1,8 +1,9 @@
 """Whole-core regression: the generated core under Verilator against golden (logits, class, every layer's spike
 words), the cycle model against the RTL's cycle counter, and the width checks (the core's sticky overflow flag).
 
-CI runs a few images per model; `make sim FULL=1` (pytest --full) runs the whole digits test set and writes
-build/digits/sim/results.json.
+CI runs a few images per model; `make sim FULL=1` (pytest --full) runs the whole digits test set. Every core is
+generated and simulated in a temporary directory: the tests never touch a user's build/<preset>/rtl or sim
+(`python flow.py sim` writes build/<preset>/sim/results.json).
 """
 import os
 import subprocess
@@ -14,6 +15,8 @@ import pytest
 from golden import intmodel as im
 from rtl.gen import generate
 from sim.check import check_images
+
+pytestmark = pytest.mark.sim
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, "build")
@@ -37,10 +40,10 @@ RANDOM_SHAPES = {
 }
 
 
-def _random_case(name):
+def _random_case(name, work):
     spec = RANDOM_SHAPES[name]
     model = im.random_intmodel(im.make_config(**spec["config"]), seed=spec["seed"], firing=spec["firing"])
-    rtl_dir = os.path.join(BUILD, "test_engine", name, "rtl")
+    rtl_dir = str(work / "rtl")
     generate(model, spec["lanes"], rtl_dir)
     return model, rtl_dir
 
@@ -52,26 +55,26 @@ def _assert_clean(summary):
 
 
 @pytest.mark.parametrize("name", sorted(RANDOM_SHAPES))
-def test_random_models_bit_exact_and_cycle_exact(name):
-    model, rtl_dir = _random_case(name)
+def test_random_models_bit_exact_and_cycle_exact(name, tmp_path):
+    model, rtl_dir = _random_case(name, tmp_path)
     rng = np.random.default_rng(5)
     top = (1 << model.input_bits) - 1
     images = rng.integers(0, top + 1, size=(3, *model.input_shape))
     images[0] = top                       # every pixel bit set: the widest first-conv accumulation
     images[1] = 0                         # silent input: only biases drive the network
-    summary = check_images(model, rtl_dir, images, os.path.join(BUILD, "test_engine", name, "sim"))
+    summary = check_images(model, rtl_dir, images, str(tmp_path / "sim"))
     _assert_clean(summary)
 
 
-def test_cycles_fall_with_activity():
+def test_cycles_fall_with_activity(tmp_path):
     """Event-driven: the same core takes fewer cycles on sparse input than on dense input."""
-    model, rtl_dir = _random_case("pool2-heads2-w4")
+    model, rtl_dir = _random_case("pool2-heads2-w4", tmp_path)
     rng = np.random.default_rng(9)
     top = (1 << model.input_bits) - 1
     sparse = (rng.random((2, *model.input_shape)) < 0.1) * rng.integers(1, 3, size=(2, *model.input_shape))
     dense = rng.integers(top // 2, top + 1, size=(2, *model.input_shape))
     summary = check_images(model, rtl_dir, np.concatenate([sparse, dense]),
-                           os.path.join(BUILD, "test_engine", "activity", "sim"))
+                           str(tmp_path / "sim"))
     _assert_clean(summary)
     cycles = [r["cycles"] for r in summary["per_image"]]
     assert max(cycles[:2]) < min(cycles[2:]), cycles
@@ -86,19 +89,20 @@ def digits_model():
     return im.load(path), os.path.join(BUILD, "digits")
 
 
-def test_trained_digits_model_on_test_images(digits_model, full):
+@pytest.mark.train
+def test_trained_digits_model_on_test_images(digits_model, full, tmp_path):
     model, base = digits_model
-    rtl_dir = os.path.join(base, "rtl")
+    rtl_dir = str(tmp_path / "rtl")
     generate(model, 16, rtl_dir)
     images, labels = im.load_testset(os.path.join(base, "testset.npz"))
     if not full:
         images, labels = images[:6], labels[:6]
-    summary = check_images(model, rtl_dir, images, os.path.join(base, "sim"), labels=labels,
-                           results_name="results.json" if full else "results-subset.json")
+    summary = check_images(model, rtl_dir, images, str(tmp_path / "sim"), labels=labels)
     _assert_clean(summary)
     assert summary["mismatches"] == 0 and summary["images"] == len(images)
 
 
+@pytest.mark.train
 def test_mismatch_report_names_layer_timestep_token_channel(digits_model, tmp_path):
     """A core generated from a model with one flipped threshold must be caught, and the report must say where."""
     model, base = digits_model

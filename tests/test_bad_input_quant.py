@@ -13,6 +13,8 @@ import flow
 from golden import widths
 from golden.intmodel import random_intmodel, save, save_testset
 
+pytestmark = pytest.mark.unit
+
 ARTIFACTS = ("intmodel.zip", "metrics.json", "testset.npz", "model.qonnx.onnx")
 
 

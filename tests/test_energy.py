@@ -6,6 +6,8 @@ from golden import inference
 from golden.intmodel import IntModel, make_config, random_intmodel
 from hwmodels import energy
 
+pytestmark = pytest.mark.unit
+
 # Default digits shape: 1x8x8 input, tokenizer 16 (8x8) -> pool 32 (4x4) -> 64 (4x4), N = 16, C = 64, 4 heads,
 # 1 block, MLP 256, 10 classes, T = 4.
 

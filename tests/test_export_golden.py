@@ -39,6 +39,7 @@ def trained4(tmp_path_factory, digits):
     return trained(tmp_path_factory, digits, 4)
 
 
+@pytest.mark.unit
 def test_digits_split_is_the_fixed_stratified_one(digits):
     xtr, ytr, xte, yte = digits
     assert (len(xtr), len(xte)) == (1437, 360)
@@ -47,6 +48,7 @@ def test_digits_split_is_the_fixed_stratified_one(digits):
     assert np.all(np.abs(np.bincount(yte) - 0.2 * np.bincount(np.concatenate([ytr, yte]))) < 1)
 
 
+@pytest.mark.train
 @pytest.mark.parametrize("fixture", ["trained8", "trained4"])
 def test_golden_equals_torch_integer_inference_on_the_whole_test_set(fixture, digits, request):
     result, _ = request.getfixturevalue(fixture)
@@ -62,6 +64,7 @@ def test_golden_equals_torch_integer_inference_on_the_whole_test_set(fixture, di
         assert 0.01 < ref.trace[key].mean() < 0.9
 
 
+@pytest.mark.train
 @pytest.mark.parametrize("fixture", ["trained8", "trained4"])
 def test_folded_float_model_spikes_equal_the_integer_model(fixture, digits, request):
     result, _ = request.getfixturevalue(fixture)
@@ -80,6 +83,7 @@ def test_folded_float_model_spikes_equal_the_integer_model(fixture, digits, requ
     assert result.folded_test_accuracy == pytest.approx(np.mean(ref.classes == digits[3]))
 
 
+@pytest.mark.train
 def test_weight_bits_reach_the_exported_integers(trained4, trained8):
     m4, m8 = to_intmodel(trained4[0].model), to_intmodel(trained8[0].model)
     for name in ("tok0.w", "tok1.w", "blk0.q.w", "blk1.fc1.w"):
@@ -88,6 +92,7 @@ def test_weight_bits_reach_the_exported_integers(trained4, trained8):
     assert m4.config["weight_bits"] == 4
 
 
+@pytest.mark.unit
 def test_random_intmodels_golden_equals_torch():
     configs = [make_config(), make_config(T=2, blocks=2, weight_bits=4),
                make_config(T=6, image_size=[9, 7], tokenizer=[{"out": 8, "pool": False}, {"out": 16, "pool": True},
@@ -103,6 +108,7 @@ def test_random_intmodels_golden_equals_torch():
         assert np.array_equal(logits, ref.logits)
 
 
+@pytest.mark.unit
 def test_export_refuses_a_model_beyond_the_hardware_widths():
     torch.manual_seed(0)
     cfg, _ = presets.resolve("digits", ["embed_dim=16"], weight_bits=16)
@@ -114,6 +120,7 @@ def test_export_refuses_a_model_beyond_the_hardware_widths():
         to_intmodel(m)
 
 
+@pytest.mark.train
 def test_qonnx_export_holds_every_quantised_layer(trained4, tmp_path):
     path = tmp_path / "m.onnx"
     export_qonnx(trained4[0].model, str(path))

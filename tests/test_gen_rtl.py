@@ -13,6 +13,8 @@ from rtl.gen import generate
 
 import flow
 
+pytestmark = pytest.mark.unit
+
 
 def test_gen_rtl_twice_gives_byte_identical_files(tmp_path):
     model = im.random_intmodel(seed=21)

@@ -10,6 +10,8 @@ import pytest
 from golden import compare, inference, intmodel as im, primitives as P, widths
 from golden.errors import FlowError, IntModelError
 
+pytestmark = pytest.mark.unit
+
 
 def float_lif(x, v_th):
     """spikingjelly MultiStepLIFNode (τ=2, decay_input, hard reset to 0) in float64."""

@@ -11,6 +11,8 @@ from quant import data, presets
 from quant.export import to_intmodel
 from quant.model import Spikingformer, fold
 
+pytestmark = pytest.mark.unit
+
 
 def write_idx(path, array, compress):
     header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)

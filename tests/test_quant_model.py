@@ -9,6 +9,8 @@ from golden.errors import FlowError
 from quant import presets
 from quant.model import LIF, Spikingformer, fold, parameter_count, scale_exponent, weight_count, weight_scale
 
+pytestmark = pytest.mark.unit
+
 
 def test_cifar10_4_384_has_the_papers_parameter_count():
     cfg, _ = presets.resolve("cifar10-4-384")

@@ -4,10 +4,13 @@ import json
 import os
 
 import numpy as np
+import pytest
 
 import flow
 from golden.intmodel import load, load_testset
 from quant import train as train_mod
+
+pytestmark = pytest.mark.train
 
 ARGS = ["--epochs", "2", "--finetune-epochs", "1", "--set", "embed_dim=32", "--set", "heads=2", "--set", "warmup_epochs=0"]
 

@@ -10,6 +10,8 @@ import pytest
 import flow
 from golden.intmodel import make_config, random_intmodel, save, save_testset
 
+pytestmark = pytest.mark.unit
+
 PLOTS = ("accuracy_history.png", "firing_rates.png", "layer_inputs.png", "attention_maps.png", "energy_per_layer.png")
 
 

@@ -41,6 +41,7 @@ def yosys_cells(tmp_path, depth, width, target):
     return json.loads((tmp_path / "stat.json").read_text())["design"]["num_cells_by_type"]
 
 
+@pytest.mark.synth
 @pytest.mark.parametrize("target,bram_cell", [("ecp5", "DP16KD"), ("ice40", "SB_RAM40_4K")])
 @pytest.mark.parametrize("depth,width", [(1024, 16), (512, 72), (96, 24), (64, 16)])
 def test_memory_mapping_matches_yosys(tmp_path, target, bram_cell, depth, width):
@@ -52,6 +53,7 @@ def test_memory_mapping_matches_yosys(tmp_path, target, bram_cell, depth, width)
         assert luts == pytest.approx(predicted["lut"], rel=0.25)
 
 
+@pytest.mark.unit
 def test_bram_tiling_picks_the_cheapest_aspect_ratio():
     assert resources.bram_blocks(512, 36) == 1          # exactly one DP16KD in its widest mode
     assert resources.bram_blocks(513, 36) == 2
@@ -61,6 +63,7 @@ def test_bram_tiling_picks_the_cheapest_aspect_ratio():
     assert resources.bram_blocks(256, 17, "ice40") == 2
 
 
+@pytest.mark.unit
 def test_popcount_and_adders_scale_with_bits():
     assert resources.adder(20) == {"lut": 20, "ff": 0, "bram": 0}
     small, big = resources.popcount(16), resources.popcount(64)
@@ -101,6 +104,7 @@ class LaneArray(wiring.Component):
         return m
 
 
+@pytest.mark.synth
 def test_lane_datapath_estimate_within_25_percent_of_place_and_route(tmp_path):
     from tools import synth
     lanes, T, A, wb, depth = 8, 4, 20, 8, 512
@@ -115,6 +119,7 @@ def test_lane_datapath_estimate_within_25_percent_of_place_and_route(tmp_path):
         assert abs(est[key] - rep[key]) <= 0.25 * rep[key], (key, est[key], rep[key])
 
 
+@pytest.mark.unit
 def test_core_estimate_within_25_percent_of_stored_synthesis():
     """The whole-core model against `make bench`'s stored ECP5 result (refreshed by `python flow.py bench`)."""
     with open(BENCH) as f:

@@ -1,6 +1,10 @@
 """Design-space exploration helpers: the Pareto front and the bench's error measure."""
+import pytest
+
 from tools.bench import relative_errors
 from tools.explore import pareto
+
+pytestmark = pytest.mark.unit
 
 
 def test_pareto_keeps_only_undominated_points():

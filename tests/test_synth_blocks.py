@@ -6,6 +6,8 @@ from amaranth.back import verilog
 
 from hwmodels.blocks import reference_blocks, synth_block_cells
 
+pytestmark = pytest.mark.synth
+
 
 @pytest.mark.parametrize("name", list(reference_blocks()))
 def test_block_has_no_multiplier(name, tmp_path):

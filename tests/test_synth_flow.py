@@ -61,6 +61,7 @@ def write_design(tmp_path, component, name):
     return str(path)
 
 
+@pytest.mark.unit
 def test_parse_data_ops_tells_data_from_constant_operands():
     dump = """
   attribute \\src "rtl/x.py:10"
@@ -85,6 +86,7 @@ def _step(kind, delay, frm, to):
     return {"type": kind, "delay": delay, "from": {"cell": frm, "port": "Q"}, "to": {"cell": to, "port": "D"}}
 
 
+@pytest.mark.unit
 def test_critical_path_is_the_worst_clocked_path_not_a_pin_to_pin_path():
     clk = "posedge $glbnet$clk"
     report = {"critical_paths": [
@@ -104,6 +106,7 @@ def test_critical_path_is_the_worst_clocked_path_not_a_pin_to_pin_path():
     assert synth.critical_path(only_async)["from"] == "pin_a"
 
 
+@pytest.mark.synth
 def test_ecp5_reports_resources_fmax_and_keeps_logs(tmp_path):
     v = write_design(tmp_path, RomAccumulator(), "rom_acc")
     out = tmp_path / "ecp5"
@@ -152,6 +155,7 @@ def _stall_seeds(monkeypatch, stalled):
     return started
 
 
+@pytest.mark.synth
 def test_a_seed_past_the_timeout_is_replaced_by_the_next_seed(tmp_path, monkeypatch):
     v = write_design(tmp_path, RomAccumulator(), "rom_acc")
     started = _stall_seeds(monkeypatch, stalled={2})
@@ -171,6 +175,7 @@ def test_a_seed_past_the_timeout_is_replaced_by_the_next_seed(tmp_path, monkeypa
     assert started == [] and again == report
 
 
+@pytest.mark.synth
 def test_no_seed_finishing_in_time_fails_with_the_fix(tmp_path, monkeypatch):
     v = write_design(tmp_path, RomAccumulator(), "rom_acc")
     started = _stall_seeds(monkeypatch, stalled={1, 2, 3, 4})
@@ -180,6 +185,7 @@ def test_no_seed_finishing_in_time_fails_with_the_fix(tmp_path, monkeypatch):
     assert started == [1, 2, 3, 4]      # the two seeds and at most two replacements
 
 
+@pytest.mark.synth
 def test_multiplier_on_data_fails_naming_its_source(tmp_path):
     v = write_design(tmp_path, RomAccumulator(multiply="data"), "mul_acc")
     with pytest.raises(FlowError, match=r"multiplies data.*test_synth_flow\.py"):
@@ -187,18 +193,21 @@ def test_multiplier_on_data_fails_naming_its_source(tmp_path):
     assert json.loads((tmp_path / "out" / "report.json").read_text())["status"] == "failed: multiplier"
 
 
+@pytest.mark.synth
 def test_constant_multiplier_inferred_as_dsp_fails(tmp_path):
     v = write_design(tmp_path, RomAccumulator(multiply="const"), "cmul_acc")
     with pytest.raises(FlowError, match=r"DSP cell.*MULT18X18D"):
         synth.synthesise(v, "cmul_acc", "ecp5", seeds=1, out_dir=str(tmp_path / "out"), progress=lambda m: None)
 
 
+@pytest.mark.synth
 def test_ice40_too_many_pins_says_it_does_not_fit(tmp_path):
     v = write_design(tmp_path, WidePorts(), "wide")
     with pytest.raises(FlowError, match=r"does not fit the iCE40 UP5K.*130 top-level port bits"):
         synth.synthesise(v, "wide", "ice40", seeds=1, out_dir=str(tmp_path / "out"), progress=lambda m: None)
 
 
+@pytest.mark.synth
 def test_ice40_small_design_places(tmp_path):
     v = write_design(tmp_path, RomAccumulator(), "rom_acc")
     report = synth.synthesise(v, "rom_acc", "ice40", seeds=1, out_dir=str(tmp_path / "ice40"), progress=lambda m: None)
@@ -207,12 +216,14 @@ def test_ice40_small_design_places(tmp_path):
     assert report["fmax_mhz"] > 10
 
 
+@pytest.mark.unit
 def test_cli_missing_core_names_the_fix(tmp_path):
     import flow
     rc = flow.main(["synth", "--build", str(tmp_path), "--preset", "nothing"])
     assert rc == 2
 
 
+@pytest.mark.unit
 def test_cli_user_errors(tmp_path, capsys):
     import flow
     v = write_design(tmp_path, RomAccumulator(), "rom_acc")
