@@ -11,6 +11,8 @@ from golden.errors import FlowError
 from golden.intmodel import load, load_testset, make_config, random_intmodel, save
 from quant import data, zoo
 
+pytestmark = pytest.mark.unit
+
 SMALL = make_config(tokenizer=[{"out": 4, "pool": False}, {"out": 8, "pool": True}], heads=2, mlp_hidden=16)
 
 
