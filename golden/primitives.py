@@ -1,4 +1,4 @@
-"""Bit-exact integer primitives of SPEC §2. Each is the specification of one hardware block.
+"""Bit-exact integer primitives of the integer contract (docs/intmodel.md). Each is the specification of one hardware block.
 
 Everything is vectorised over leading dimensions and works on int64. Convolutions and matrix products use
 float64 BLAS where the result is provably exact (|partial sums| < 2^53, checked), because numpy has no
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-ATTN_THETA_MULT = 4  # attn_lif V_th 0.5 over the constant scale 0.125 (SPEC §2.6)
+ATTN_THETA_MULT = 4  # attn_lif V_th 0.5 over the constant scale 0.125 (docs/intmodel.md)
 _EXACT = float(2 ** 52)
 
 
@@ -144,7 +144,7 @@ def or_pool(s) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------- attention
 
 def attention(q, k, v, heads: int):
-    """Spike self-attention without softmax, exact in integers (SPEC §2.6).
+    """Spike self-attention without softmax, exact in integers (docs/intmodel.md).
 
     q, k, v [T, B, C, N] (0/1). Per head h (channels [h·d, (h+1)·d)) and timestep:
     KV[i, j] = Σ_n K[i, n] AND V[j, n] (popcount), Y[j, n] = Σ_i Q[i, n] · KV[i, j] (accumulate KV rows where Q is 1).

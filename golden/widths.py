@@ -1,5 +1,5 @@
 """Width analysis by interval arithmetic: every accumulator, membrane, stream and logit range, derived from the
-exported integers, so the hardware can size each register with no overflow possible (SPEC §2.9).
+exported integers, so the hardware can size each register with no overflow possible (docs/intmodel.md, "Widths").
 
 All ranges are per channel first (thresholds and biases are per channel) and then reduced to one Range per
 quantity. `analyze` is checked against brute-force enumeration on small models in the tests.

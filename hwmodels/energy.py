@@ -1,6 +1,6 @@
 """Energy per inference by the paper's method, and the synaptic operations the event-driven core really executes.
 
-Paper method (Spikingformer / Spikformer, SPEC §1): a weight layer whose input is strictly 0/1 costs
+The paper's method (docs/model.md, "Energy"): a weight layer whose input is strictly 0/1 costs
 E_AC × (dense synaptic ops × T) × (its input's firing rate); the first conv (pixels in) and the head (real-valued
 stream in) cost E_MAC × dense ops, counted once because their input is the same at every timestep; the SSA of a block
 costs T · heads · N · d² · (min(fr_K, fr_V) + fr_Q) ACs. E_AC = 0.9 pJ, E_MAC = 4.6 pJ (45 nm).

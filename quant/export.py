@@ -1,4 +1,4 @@
-"""Integer export of the folded model (SPEC §2), and QONNX export.
+"""Integer export of the folded model (docs/intmodel.md), and QONNX export.
 
 Every weight scale is a power of two 2^e, so each conversion below is exact:
 

@@ -1,4 +1,4 @@
-"""Integer inference of an exported IntModel with torch ops: a second, independent implementation of SPEC §2.
+"""Integer inference of an exported IntModel with torch ops: a second, independent implementation of docs/intmodel.md.
 
 It proves the export is faithful (tests compare it with golden.inference.run layer by layer) and evaluates
 the integer accuracy quickly. Convolutions and matrix products run in float64 where every partial sum is
@@ -38,7 +38,7 @@ def linear(s: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def lif(x: torch.Tensor, theta: torch.Tensor, T: int) -> torch.Tensor:
-    """x [T, ...] int64 -> spikes [T, ...] int64; U = V·2^T, hard reset (SPEC §2.4)."""
+    """x [T, ...] int64 -> spikes [T, ...] int64; U = V·2^T, hard reset (docs/intmodel.md)."""
     u = torch.zeros_like(x[0])
     out = torch.empty_like(x)
     for t in range(x.shape[0]):

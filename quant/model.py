@@ -1,4 +1,4 @@
-"""The Spikingformer of SPEC §1 in torch, with Brevitas power-of-two weight quantisation.
+"""The Spikingformer of docs/model.md in torch, with Brevitas power-of-two weight quantisation.
 
 Two forms share one class:
 
@@ -60,7 +60,7 @@ class LIF(nn.Module):
     """Multi-step LIF, τ = 2, decay_input, hard reset to 0, detach_reset, over the leading time axis.
 
     H = (V + X)/2 is exact in floating point for the folded model's power-of-two grids, so its spikes equal
-    the integer LIF's (SPEC §2.4).
+    the integer LIF's (docs/intmodel.md).
     """
 
     def __init__(self, v_th: float = 1.0):
@@ -140,7 +140,7 @@ class Spikingformer(nn.Module):
         return [self.tok[-1]] + [m for b in self.blocks for m in (b.proj, b.fc2)]
 
     def stream_scale(self) -> torch.Tensor:
-        """Per channel, the finest scale among the layers writing the residual stream (SPEC §2.5)."""
+        """Per channel, the finest scale among the layers writing the residual stream (docs/intmodel.md)."""
         return torch.stack([weight_scale(m) for m in self.stream_writers()]).min(dim=0).values
 
     def tokens(self) -> int:
@@ -178,7 +178,7 @@ class Spikingformer(nn.Module):
         """
         T = self.T
         rec = (lambda k, v: trace.__setitem__(k, v.detach())) if trace is not None else (lambda k, v: None)
-        # QAT form: pixels scaled by 1/(2^B-1) (SPEC §2.2); the folded form has that factor in tok0's weights.
+        # QAT form: pixels scaled by 1/(2^B-1) (docs/intmodel.md); the folded form has that factor in tok0's weights.
         x = u if self.folded else u / float((1 << self.config["input_bits"]) - 1)
         y = self.tok_bn[0](self._layer(self.tok[0], x))
         y = y.unsqueeze(0).expand(T, *y.shape)  # static input: the same accumulator at every step

@@ -11,7 +11,7 @@ import json
 from golden.errors import FlowError
 from golden.intmodel import CONFIG_KEYS, normalise_config
 
-# Training recipe defaults (SPEC §1: AdamW, cosine with warm-up, label smoothing 0.1).
+# Training recipe defaults (the paper's, docs/model.md: AdamW, cosine with warm-up, label smoothing 0.1).
 TRAIN_DEFAULTS = {
     "dataset": "digits",
     "epochs": 40,             # phase 1: QAT with BN

@@ -1,4 +1,4 @@
-"""Attention unit: spike self-attention without softmax (SPEC §2.6) for one head and one timestep."""
+"""Attention unit: spike self-attention without softmax (docs/intmodel.md) for one head and one timestep."""
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Mux, Signal, unsigned

@@ -16,7 +16,7 @@ def field(vec, i: int, width: int, is_signed: bool = False):
 
 
 def adder_tree(m, leaves, width: int, is_signed: bool, name: str):
-    """Sum `leaves` with one register per tree level (SPEC §8: registered trees reach 3-5x the Fmax).
+    """Sum `leaves` with one register per tree level (a registered tree reaches 3-5x the Fmax of a combinational one; docs/model.md).
 
     Returns (sum signal, depth). Latency: depth = ceil(log2(len(leaves))) cycles; throughput: one sum per cycle.
     """

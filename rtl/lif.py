@@ -1,4 +1,4 @@
-"""LIF lane array: P neurons, each run over its T timestep accumulators (SPEC §2.4), emitting a T-bit word."""
+"""LIF lane array: P neurons, each run over its T timestep accumulators (docs/intmodel.md), emitting a T-bit word."""
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed

@@ -1,4 +1,4 @@
-"""Max-pool unit on spikes: OR of the 3×3 window, stride 2, pad 1 (SPEC §2.7)."""
+"""Max-pool unit on spikes: OR of the 3×3 window, stride 2, pad 1 (docs/intmodel.md)."""
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Mux, Signal

@@ -1,4 +1,4 @@
-"""Residual adder: stream += branch output (SPEC §2.5), widths from golden.widths."""
+"""Residual adder: stream += branch output (docs/intmodel.md), widths from golden.widths."""
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Signal, signed

@@ -1,5 +1,5 @@
 """ResidualAdder bench. Driver: one set of P stream values and branch accumulators per cycle (random gaps).
-Model: the stream update X + branch of SPEC §2.5 (numpy), range-checked against the analysed stream width.
+Model: the stream update X + branch (docs/intmodel.md) (numpy), range-checked against the analysed stream width.
 Checker: every output set in order, the sticky overflow flag (low until a sum leaves the range, then high);
 a back-to-back burst against hwmodels.blocks.residual_cycles."""
 import cocotb

@@ -72,7 +72,7 @@ def test_popcount_and_adders_scale_with_bits():
 
 class LaneArray(wiring.Component):
     """P lanes × T accumulators adding a P-wide ROM row where the spike word's bit is set, then a threshold compare:
-    the shape of the core's time-inner datapath (SPEC §4), written here independently of rtl/."""
+    the shape of the core's time-inner datapath (docs/engine.md), written here independently of rtl/."""
 
     def __init__(self, lanes, T=4, acc_bits=20, weight_bits=8, depth=512):
         self.P, self.T, self.A, self.wb, self.depth = lanes, T, acc_bits, weight_bits, depth

@@ -21,7 +21,7 @@ from .synth import _atomic_json, add_seed_timeout_argument, seed_timeout_seconds
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "docs", "bench", "synth_results.json")
-TOLERANCE = 0.25        # the resource model must be within ±25 % of synthesis (issue 5)
+TOLERANCE = 0.25        # the resource model must be within ±25 % of synthesis (docs/synth.md)
 
 
 def relative_errors(estimate: dict, synth: dict) -> dict:

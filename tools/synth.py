@@ -4,7 +4,7 @@
 given with --verilog/--top), places and routes it once per seed and writes build/<preset>/synth/<target>/report.json:
 lut, ff, bram, dsp, fmax_mhz (median over the seeds), fmax_per_seed, critical_path and the tool versions. Every tool
 log is kept beside it. A multiplier on data (a `$mul`/`$div` whose operands are both signals) or any DSP cell fails
-the run loudly: the core is meant to be multiplier-free (SPEC §4).
+the run loudly: the core is meant to be multiplier-free (docs/engine.md).
 
 Runs are resumable: the netlist and each seed's place-and-route result are keyed by a hash of their inputs, so a rerun
 after an interruption (or with more seeds) only does the missing work.
