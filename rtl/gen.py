@@ -1,4 +1,4 @@
-"""gen-rtl: IntModel -> build/<preset>/rtl/{core.v, manifest.json, weights.hex, params.hex}.
+"""gen-rtl: IntModel -> build/<preset>/rtl/{core.v, manifest.json, weights.hex}.
 
 The output is a pure function of the model and the options: same model, same lanes, byte-identical files.
 """
