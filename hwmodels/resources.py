@@ -116,10 +116,6 @@ def _bits(n: int) -> int:
     return max(1, int(n).bit_length())
 
 
-def _clog2(n: int) -> int:
-    return max(1, math.ceil(math.log2(max(2, n))))
-
-
 def _overflow_check(bits: int) -> dict:
     """`fits(v, w)` as the engine builds it: the bits above the width all equal the sign (an AND and an OR tree)."""
     return {"lut": 2 * math.ceil(bits / 3), "ff": 0, "bram": 0}

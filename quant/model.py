@@ -12,7 +12,6 @@ Layout is [T, B, C, H, W] in the tokenizer and [T, B, C, N] after it; convs/BN r
 """
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn.functional as F
@@ -276,13 +275,3 @@ def fold(qat: Spikingformer) -> Spikingformer:
     out.head.weight.copy_(qat.head.weight)
     out.head.bias.copy_(qat.head.bias)
     return out
-
-
-def check_exact_grid(model: Spikingformer) -> None:
-    """Sanity: the folded model's scales are powers of two (what makes export exact)."""
-    for m in model.modules():
-        if isinstance(m, (QuantConv1d, QuantConv2d, QuantLinear)):
-            s = weight_scale(m)
-            e = torch.log2(s)
-            assert torch.all(e == torch.round(e)), "weight scale is not a power of two"
-    assert math.isfinite(float(model.head_bias_grid()))
