@@ -12,7 +12,6 @@ Layout is [T, B, C, H, W] in the tokenizer and [T, B, C, N] after it; convs/BN r
 """
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 from brevitas.core.function_wrapper import CeilSte
