@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
-import sys
 
 import numpy as np
 
@@ -21,48 +18,26 @@ from golden.errors import FlowError
 from hwmodels import resources
 from .synth import _atomic_json, add_seed_timeout_argument, seed_timeout_seconds, synthesise
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _gen_rtl_options(preset: str) -> str:
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "flow.py"), "gen-rtl", "--help"], capture_output=True,
-                          text=True, cwd=ROOT)
-    return proc.stdout
 
 
 def generate_core(preset: str, build: str, lanes: int, out_dir: str, extra: list[str] | None = None) -> dict:
-    """Run `flow.py gen-rtl` for one lane count and leave its output in out_dir; returns its manifest.
+    """Generate the core of build/<preset>/intmodel.zip for one lane count into out_dir, in this process, with the
+    gen-rtl options in `extra` (as typed on its command line); returns its manifest. A lane count or option the
+    generator refuses raises FlowError with its sentence. build/<preset>/rtl/ is never touched."""
+    import argparse
 
-    gen-rtl writes build/<preset>/rtl/ unless it offers --out; then the default core is generated into a copy and
-    build/<preset>/rtl/ is left as it was.
-    """
-    manifest_path = os.path.join(out_dir, "manifest.json")
-    options = _gen_rtl_options(preset)
-    model = os.path.join(build, preset, "intmodel.zip")
-    cmd = [sys.executable, os.path.join(ROOT, "flow.py"), "gen-rtl", "--preset", preset, "--lanes", str(lanes),
-           *(["--model", os.path.abspath(model)] if "--model" in options else []), *(extra or [])]
-    default_dir = os.path.join(build, preset, "rtl")
-    saved = None
-    if "--out" in options:
-        cmd += ["--out", os.path.abspath(out_dir)]
-    elif os.path.isdir(default_dir):
-        saved = default_dir + ".explore-saved"
-        shutil.rmtree(saved, ignore_errors=True)
-        shutil.copytree(default_dir, saved)
+    from rtl import cli as gen_rtl
+    parser = argparse.ArgumentParser(prog="flow.py gen-rtl", exit_on_error=False)
+    gen_rtl.add_arguments(parser)
+    argv = ["--preset", preset, "--model", os.path.join(build, preset, "intmodel.zip"), "--lanes", str(lanes),
+            "--out", out_dir, *(extra or [])]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-        if proc.returncode == 0 and "--out" not in options:
-            shutil.rmtree(out_dir, ignore_errors=True)
-            shutil.copytree(default_dir, out_dir)
-    finally:
-        if saved:
-            shutil.rmtree(default_dir, ignore_errors=True)
-            os.replace(saved, default_dir)
-    if proc.returncode != 0 or not os.path.exists(manifest_path):
-        message = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise FlowError(f"gen-rtl failed for {lanes} lanes ({message}); fix that first (try "
-                        f"`python flow.py gen-rtl --preset {preset} --lanes {lanes}`).")
-    with open(manifest_path) as f:
+        args = parser.parse_args(argv)
+    except (argparse.ArgumentError, SystemExit) as exc:
+        raise FlowError(f"gen-rtl does not accept the options {' '.join(extra or [])} ({exc}); see "
+                        f"`python flow.py gen-rtl --help`.") from None
+    gen_rtl.main(args)
+    with open(os.path.join(out_dir, "manifest.json")) as f:
         return json.load(f)
 
 
@@ -117,7 +92,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--synth", type=int, default=3, help="synthesise at most this many Pareto points (0: none)")
     parser.add_argument("--seeds", type=int, default=1, help="place-and-route seeds per synthesised point")
     add_seed_timeout_argument(parser)
-    parser.add_argument("--gen-arg", action="append", default=[], help="extra argument passed to gen-rtl")
+    parser.add_argument("--gen-arg", action="append", default=[], metavar="OPTION",
+                        help="a gen-rtl option for every point, e.g. --gen-arg=--some-option (repeatable)")
 
 
 def main(args) -> int:
