@@ -1,4 +1,4 @@
-"""Two-phase training: QAT with BN, then BN folded + weights re-quantised + fine-tune (docs/training.md).
+"""Two-phase training: QAT with BN, then BN folded + weights re-quantised + fine-tune (quant/README.md; resuming: docs/fashion-mnist.md).
 
 Deterministic on CPU (seeded init, per-epoch seeded shuffles, deterministic algorithms). A checkpoint is written
 atomically after every epoch and, for long epochs, every `SAVE_EVERY_S` seconds within one; rerunning the same
