@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import primitives as P
+from .graph import steps, trace_keys
 from .intmodel import IntModel
 
 
@@ -18,23 +19,7 @@ class InferenceResult:
 
 def layer_order(model: IntModel) -> list[str]:
     """Trace keys in execution order (the order in which mismatches are reported)."""
-    keys = []
-    for i, stage in enumerate(model.stages):
-        if i > 0 and stage["pool"]:
-            keys.append(f"tok{i}.pooled")
-        keys.append(f"tok{i}.acc")
-        if i < len(model.stages) - 1:
-            keys.append(f"tok{i}.spikes")
-    keys.append("stream.0")
-    for j in range(model.blocks):
-        p = f"blk{j}."
-        keys += [p + "ssa_spikes"]
-        for name in ("q", "k", "v"):
-            keys += [p + name + ".acc", p + name + ".spikes"]
-        keys += [p + "kv", p + "y", p + "attn_spikes", p + "proj.acc", p + "stream_mid", p + "mlp_spikes",
-                 p + "fc1.acc", p + "fc1.spikes", p + "fc2.acc", p + "stream_out"]
-    keys += ["head.z", "logits"]
-    return keys
+    return trace_keys(model)
 
 
 def run(model: IntModel, images, trace: bool = False, batch: int = 256) -> InferenceResult:
@@ -51,41 +36,36 @@ def run(model: IntModel, images, trace: bool = False, batch: int = 256) -> Infer
 
 
 def _run_batch(model: IntModel, u: np.ndarray, keep: bool):
+    """One batch through the layer graph (golden/graph.py); every value the graph names is kept in `values` until
+    the walk is over, and in the returned trace when `keep`."""
     T = model.T
-    tr: dict[str, np.ndarray] = {}
-
-    def rec(key, value):
-        if keep:
-            tr[key] = value
-        return value
-
     a = model.arrays
-    n_stages = len(model.stages)
-    acc0 = P.conv3x3(u, a["tok0.w"], a["tok0.b"])
-    acc = rec("tok0.acc", np.broadcast_to(acc0, (T, *acc0.shape)).copy())
-    for i in range(1, n_stages):
-        s = rec(f"tok{i-1}.spikes", P.lif(acc, a[f"tok{i-1}.theta"][:, None, None], T))
-        if model.stages[i]["pool"]:
-            s = rec(f"tok{i}.pooled", P.or_pool(s))
-        acc = rec(f"tok{i}.acc", P.spike_conv3x3(s, a[f"tok{i}.w"], a[f"tok{i}.b"]))
-    x = rec("stream.0", acc.reshape(*acc.shape[:3], -1))
-    for j in range(model.blocks):
-        p = f"blk{j}."
-        s = rec(p + "ssa_spikes", P.lif(x, a[p + "ssa_theta"][:, None], T))
-        qkv = {}
-        for name in ("q", "k", "v"):
-            acc = rec(p + name + ".acc", P.spike_linear(s, a[p + name + ".w"], a[p + name + ".b"]))
-            qkv[name] = rec(p + name + ".spikes", P.lif(acc, a[p + name + ".theta"][:, None], T))
-        kv, y = P.attention(qkv["q"], qkv["k"], qkv["v"], model.heads)
-        rec(p + "kv", kv)
-        rec(p + "y", y)
-        att = rec(p + "attn_spikes", P.lif(y, P.attn_theta(T), T))
-        x = rec(p + "stream_mid", x + rec(p + "proj.acc", P.spike_linear(att, a[p + "proj.w"], a[p + "proj.b"])))
-        s2 = rec(p + "mlp_spikes", P.lif(x, a[p + "mlp_theta"][:, None], T))
-        acc = rec(p + "fc1.acc", P.spike_linear(s2, a[p + "fc1.w"], a[p + "fc1.b"]))
-        h = rec(p + "fc1.spikes", P.lif(acc, a[p + "fc1.theta"][:, None], T))
-        x = rec(p + "stream_out", x + rec(p + "fc2.acc", P.spike_linear(h, a[p + "fc2.w"], a[p + "fc2.b"])))
-    z, logits = P.head(x, a["head.w"], a["head.b"])
-    rec("head.z", z)
-    rec("logits", logits)
-    return logits, tr
+    values: dict[str, np.ndarray] = {"pixels": u}
+    for step in steps(model):
+        if step.op == "pixel_conv":
+            acc0 = P.conv3x3(u, a[step.name + ".w"], a[step.name + ".b"])
+            values[step.acc] = np.broadcast_to(acc0, (T, *acc0.shape)).copy()
+        elif step.op == "spike_conv":
+            s = values[step.src]
+            if step.pool:
+                s = values[step.pooled] = P.or_pool(s)
+            values[step.acc] = P.spike_conv3x3(s, a[step.name + ".w"], a[step.name + ".b"])
+        elif step.op == "spike_linear":
+            values[step.acc] = P.spike_linear(values[step.src], a[step.name + ".w"], a[step.name + ".b"])
+        elif step.op == "stream_lif":
+            values[step.spikes] = P.lif(values[step.src], a[step.theta][:, None], T)
+        elif step.op == "attention":
+            p = step.name[:-len("attn")]
+            kv, y = P.attention(values[p + "q.spikes"], values[p + "k.spikes"], values[p + "v.spikes"], model.heads)
+            values[p + "kv"], values[p + "y"] = kv, y
+            values[step.spikes] = P.lif(y, P.attn_theta(T), T)
+        elif step.op == "head":
+            values["head.z"], values["logits"] = P.head(values[step.src], a["head.w"], a["head.b"])
+        if step.weighted and step.theta:
+            theta = a[step.theta][:, None, None] if len(step.shape) == 2 else a[step.theta][:, None]
+            values[step.spikes] = P.lif(values[step.acc], theta, T)
+        if step.stream:
+            acc = values[step.acc]
+            values[step.stream] = acc.reshape(*acc.shape[:3], -1) if step.stream_init else values[step.stream_in] + acc
+    trace = {key: values[key] for key in trace_keys(model)} if keep else {}
+    return values["logits"], trace

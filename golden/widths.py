@@ -12,6 +12,7 @@ import numpy as np
 
 from . import primitives as P
 from .errors import FlowError
+from .graph import steps
 from .intmodel import IntModel
 
 # What the generated hardware supports; a model beyond these is refused before any RTL is written.
@@ -80,48 +81,46 @@ def analyze(model: IntModel) -> dict[str, Range]:
             out[name] = _reduce(arr.min(), arr.max())
     pmax = (1 << model.input_bits) - 1
     out["pixel"] = Range(0, pmax)
+    n, d = model.tokens, model.d
+    per_channel: dict[str, tuple] = {}            # trace key -> per-channel (lo, hi)
 
     def lif(name, xlo, xhi, theta):
         out[name + ".membrane"] = _reduce(*lif_membrane_range(xlo, xhi, theta, T))
 
-    w0 = a["tok0.w"].reshape(a["tok0.w"].shape[0], -1)
-    lo, hi = a["tok0.b"] + pmax * np.minimum(w0, 0).sum(1), a["tok0.b"] + pmax * np.maximum(w0, 0).sum(1)
-    out["tok0.acc"] = _reduce(lo, hi)
-    for i in range(1, len(model.stages)):
-        lif(f"tok{i-1}", lo, hi, a[f"tok{i-1}.theta"])
-        lo, hi = spike_layer_range(a[f"tok{i}.w"], a[f"tok{i}.b"])
-        out[f"tok{i}.acc"] = _reduce(lo, hi)
-    xlo, xhi = lo, hi
-    out["stream.0"] = _reduce(xlo, xhi)
-    n, d = model.tokens, model.d
-    for j in range(model.blocks):
-        p = f"blk{j}."
-        lif(p + "ssa", xlo, xhi, a[p + "ssa_theta"])
-        for name in ("q", "k", "v"):
-            lo, hi = spike_layer_range(a[p + name + ".w"], a[p + name + ".b"])
-            out[p + name + ".acc"] = _reduce(lo, hi)
-            lif(p + name, lo, hi, a[p + name + ".theta"])
-        out[p + "kv"] = Range(0, n)
-        out[p + "y"] = Range(0, n * d)
-        lif(p + "attn", 0, n * d, P.attn_theta(T))
-        lo, hi = spike_layer_range(a[p + "proj.w"], a[p + "proj.b"])
-        out[p + "proj.acc"] = _reduce(lo, hi)
-        xlo, xhi = xlo + lo, xhi + hi
-        out[p + "stream_mid"] = _reduce(xlo, xhi)
-        lif(p + "mlp", xlo, xhi, a[p + "mlp_theta"])
-        lo, hi = spike_layer_range(a[p + "fc1.w"], a[p + "fc1.b"])
-        out[p + "fc1.acc"] = _reduce(lo, hi)
-        lif(p + "fc1", lo, hi, a[p + "fc1.theta"])
-        lo, hi = spike_layer_range(a[p + "fc2.w"], a[p + "fc2.b"])
-        out[p + "fc2.acc"] = _reduce(lo, hi)
-        xlo, xhi = xlo + lo, xhi + hi
-        out[p + "stream_out"] = _reduce(xlo, xhi)
-    zlo, zhi = T * n * xlo, T * n * xhi
-    out["head.z"] = _reduce(zlo, zhi)
-    w = a["head.w"]
-    llo = a["head.b"] + np.where(w > 0, w * zlo, w * zhi).sum(1)
-    lhi = a["head.b"] + np.where(w > 0, w * zhi, w * zlo).sum(1)
-    out["logits"] = _reduce(llo, lhi)
+    for step in steps(model):                     # golden/graph.py: the one walk over the network
+        if step.op == "pixel_conv":
+            w0 = a[step.name + ".w"].reshape(step.cout, -1)
+            b = a[step.name + ".b"]
+            lo, hi = b + pmax * np.minimum(w0, 0).sum(1), b + pmax * np.maximum(w0, 0).sum(1)
+        elif step.op in ("spike_conv", "spike_linear"):
+            lo, hi = spike_layer_range(a[step.name + ".w"], a[step.name + ".b"])
+        elif step.op == "stream_lif":
+            lif(step.name, *per_channel[step.src], a[step.theta])
+            continue
+        elif step.op == "attention":
+            p = step.name[:-len("attn")]
+            out[p + "kv"] = Range(0, n)
+            out[p + "y"] = Range(0, n * d)
+            lif(step.name, 0, n * d, P.attn_theta(T))
+            continue
+        else:  # head
+            xlo, xhi = per_channel[step.src]
+            zlo, zhi = T * n * xlo, T * n * xhi
+            out["head.z"] = _reduce(zlo, zhi)
+            w = a["head.w"]
+            llo = a["head.b"] + np.where(w > 0, w * zlo, w * zhi).sum(1)
+            lhi = a["head.b"] + np.where(w > 0, w * zhi, w * zlo).sum(1)
+            out["logits"] = _reduce(llo, lhi)
+            continue
+        out[step.acc] = _reduce(lo, hi)
+        if step.theta:
+            lif(step.name, lo, hi, a[step.theta])
+        if step.stream:
+            if not step.stream_init:
+                slo, shi = per_channel[step.stream_in]
+                lo, hi = slo + lo, shi + hi
+            per_channel[step.stream] = (lo, hi)
+            out[step.stream] = _reduce(lo, hi)
     return out
 
 

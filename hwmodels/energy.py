@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from golden import inference
+from golden import graph, inference
 from golden.intmodel import IntModel
 
 E_AC_PJ = 0.9
@@ -22,34 +22,26 @@ E_MAC_PJ = 4.6
 
 
 def weight_layers(model: IntModel) -> list[dict]:
-    """Every weight layer with its dense synaptic ops per timestep (per image) and the trace key of its input.
+    """Every weight layer with its dense synaptic ops per timestep (per image) and the trace key of its input, in the
+    order of the layer graph (golden/graph.py).
 
     `kind` is "MAC" for the non-spike layers (first conv, head), "AC" for spike-input layers, "SSA" for attention.
     """
     layers = []
-    for i, (cin, cout, h, w) in enumerate(model.stage_shapes):
-        if i == 0:
-            src = None
-        else:
-            src = f"tok{i}.pooled" if model.stages[i]["pool"] else f"tok{i-1}.spikes"
-        layers.append({"name": f"tok{i}", "kind": "MAC" if i == 0 else "AC", "input": src,
-                       "dense": cout * cin * 9 * h * w, "fan_out": cout, "conv": True})
-    c, n, ch = model.C, model.tokens, model.mlp_hidden
-    for j in range(model.blocks):
-        p = f"blk{j}."
-        for name in ("q", "k", "v"):
-            layers.append({"name": p + name, "kind": "AC", "input": p + "ssa_spikes", "dense": c * c * n,
-                           "fan_out": c, "conv": False})
-        layers.append({"name": p + "ssa", "kind": "SSA", "input": None,
-                       "dense": model.heads * n * model.d ** 2, "fan_out": None, "conv": False})
-        layers.append({"name": p + "proj", "kind": "AC", "input": p + "attn_spikes", "dense": c * c * n,
-                       "fan_out": c, "conv": False})
-        layers.append({"name": p + "fc1", "kind": "AC", "input": p + "mlp_spikes", "dense": ch * c * n,
-                       "fan_out": ch, "conv": False})
-        layers.append({"name": p + "fc2", "kind": "AC", "input": p + "fc1.spikes", "dense": c * ch * n,
-                       "fan_out": c, "conv": False})
-    layers.append({"name": "head", "kind": "MAC", "input": None, "dense": model.num_classes * c, "fan_out": None,
-                   "conv": False})
+    for step in graph.steps(model):
+        if step.op == "stream_lif":
+            continue
+        if step.op == "attention":
+            p = step.name[:-len("attn")]
+            layers.append({"name": p + "ssa", "kind": "SSA", "input": None,
+                           "dense": model.heads * model.tokens * model.d ** 2, "fan_out": None, "conv": False})
+            continue
+        conv = step.op in ("pixel_conv", "spike_conv")
+        positions = int(np.prod(step.shape)) if step.shape else 1
+        layers.append({"name": step.name, "kind": "AC" if step.spike_input else "MAC",
+                       "input": (step.pooled or step.src) if step.spike_input else None,
+                       "dense": step.cout * step.cin * (9 if conv else 1) * positions,
+                       "fan_out": None if step.op == "head" else step.cout, "conv": conv})
     return layers
 
 

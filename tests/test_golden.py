@@ -269,3 +269,22 @@ def test_batched_inference_equals_per_image():
         one = inference.run(m, images[i], trace=True)
         assert np.array_equal(one.logits[0], whole.logits[i])
         assert np.array_equal(one.trace["blk0.attn_spikes"][:, 0], whole.trace["blk0.attn_spikes"][:, i])
+
+
+def test_layer_graph_names_every_array_once_and_every_trace_key():
+    """golden/graph.py is the one walk over the network: its weight steps and thresholds cover exactly the arrays
+    of the model format, and its trace keys are exactly what inference records."""
+    from golden.graph import steps, trace_keys
+    for cfg in (im.make_config(), im.make_config(T=3, in_channels=3, image_size=[6, 6], blocks=2, heads=2,
+                                                 tokenizer=[{"out": 4, "pool": False}, {"out": 8, "pool": True},
+                                                            {"out": 16, "pool": True}], embed_dim=16, mlp_hidden=32)):
+        model = im.random_intmodel(cfg, seed=1)
+        named = []
+        for step in steps(model):
+            if step.weighted:
+                named += [step.name + ".w", step.name + ".b"]
+            if step.theta:
+                named.append(step.theta)
+        assert sorted(named) == sorted(model.arrays) and len(set(named)) == len(named)
+        images = np.zeros((1, *model.input_shape), dtype=np.int64)
+        assert list(inference.run(model, images, trace=True).trace) == trace_keys(model)
