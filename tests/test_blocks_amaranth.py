@@ -13,15 +13,9 @@ from golden.primitives import lif, pack_words
 from hwmodels.blocks import lif_cycles, scanner_cycles
 from rtl.lif import LifLanes
 from rtl.scanner import SpikeScanner
+from sim.tb_common import pack
 
 pytestmark = pytest.mark.unit
-
-
-def pack(values, width):
-    word = 0
-    for i, v in enumerate(values):
-        word |= (int(v) & ((1 << width) - 1)) << (i * width)
-    return word
 
 
 def simulate(dut, bench):
