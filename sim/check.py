@@ -1,6 +1,14 @@
-"""The checker: RTL records (sim/tb_engine.py) against golden traces and the cycle model, image by image."""
+"""The checker: the core's results against golden traces and the cycle model, image by image.
+
+Two benches feed it. The fast harness (sim/harness.py, default) runs whole shards of images inside Verilator or
+Icarus and compares every image there (class, logits, cycles, overflow flag, every activation-RAM row); only the
+images that differ come back with their rows, which this checker decodes so the report names the first layer,
+timestep, token and channel. The cocotb bench (sim/tb_engine.py, bench="cocotb") reads everything of every image
+through Python and is kept as the reference (and for waveforms).
+"""
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -15,41 +23,121 @@ from hwmodels.engine_cycles import exp_cycles
 from .engine_sim import decode_rows, run_images
 
 
+def image_problem(one: dict, rec: dict, exp_class: int, expected_cycles: int, manifest: dict) -> str | None:
+    """The first difference of one image's record from its golden trace `one` (batch of 1), or None."""
+    if rec.get("timeout"):
+        return "the core did not raise done within the harness's cycle limit"
+    if "rows" in rec:
+        dut = decode_rows(rec["rows"], manifest)
+    else:
+        dut = {}
+    dut["logits"] = np.asarray([rec["logits"]], dtype=np.int64)
+    problem = compare.first_mismatch(one, dut)
+    if problem is None and rec["class"] != exp_class:
+        problem = f"class: expected {exp_class}, got {rec['class']}"
+    if problem is None and rec["overflow"]:
+        problem = "the core's overflow flag is set: a value left its analysed width"
+    if problem is None and rec["cycles"] != expected_cycles:
+        problem = f"cycles: the model predicts {expected_cycles}, the RTL took {rec['cycles']}"
+    return problem
+
+
+def shards_of(n: int, count: int) -> list[list[int]]:
+    """Image indices split into `count` contiguous shards of near-equal size (none empty)."""
+    count = max(1, min(count, n))
+    bounds = np.linspace(0, n, count + 1).round().astype(int)
+    return [list(range(bounds[i], bounds[i + 1])) for i in range(count)]
+
+
+def _harness_records(model, manifest, rtl_dir, images, ref, expected, work_dir, simulator, jobs, scheduler,
+                     full_readout, progress):
+    from cluster import map_tasks
+
+    from . import harness
+    command = harness.build(os.path.join(rtl_dir, "core.v"), manifest, work_dir, simulator,
+                            progress=progress)
+    bits, mask = harness.row_bits(manifest, ref.trace)
+    shards = shards_of(len(images), jobs)
+    texts = []
+    for shard in shards:
+        texts.append(harness.job_text(manifest, images[shard], shard, ref.classes[shard], ref.logits[shard],
+                                      [expected[i] for i in shard], bits[shard], mask,
+                                      flags=[1 if full_readout else 0] * len(shard)))
+    os.makedirs(work_dir, exist_ok=True)
+    task = functools.partial(_run_shard, command, manifest=manifest)
+    started = time.time()
+    outs = map_tasks(task, texts, jobs=jobs, scheduler=scheduler, key="sim-shard")
+    wall = time.time() - started
+    records = {}
+    for out in outs:
+        records.update(out["records"])
+    missing = [i for i in range(len(images)) if i not in records]
+    if missing:
+        raise RuntimeError(f"the harness returned no result for {len(missing)} image(s), first {missing[0]} "
+                           f"(a timeout stops its shard); see the logs under {work_dir}")
+    timing = {"wall_seconds": wall, "workers": len(shards),
+              "worker_cycles_per_second": [o["cycles"] / o["seconds"] for o in outs if o["cycles"]]}
+    return [records[i] for i in range(len(images))], timing
+
+
+def _run_shard(command, text, manifest):
+    from . import harness
+    return harness.shard_task(command, text, manifest)
+
+
 def check_images(model, rtl_dir: str, images, work_dir: str, labels=None, waves: bool = False,
-                 results_name: str = "results.json") -> dict:
+                 results_name: str = "results.json", bench: str = "harness", simulator: str = "verilator",
+                 jobs: int = 1, scheduler: str | None = None, full_readout: bool = False, progress=None,
+                 junit: str | None = None) -> dict:
     """Simulate `images` on the core in rtl_dir; compare logits, class, every layer's spike words and the cycle
-    count with golden and the cycle model. Writes work_dir/results_name and returns the summary."""
+    count with golden and the cycle model. Writes work_dir/results_name (and a JUnit file, one testcase per
+    image) and returns the summary.
+
+    bench "harness" (default): sim/harness.py under `simulator` (verilator or icarus), the images split into
+    `jobs` shards run by cluster.map_tasks (`scheduler`: see cluster/). bench "cocotb": sim/tb_engine.py under
+    Verilator, one process (waves=True needs it)."""
+    progress = progress or (lambda message: None)
     manifest = json.loads(Path(os.path.join(rtl_dir, "manifest.json")).read_text())
     images = model.check_images(images)
-    start = time.time()
-    records = run_images(os.path.join(rtl_dir, "core.v"), manifest, images, os.path.join(work_dir, "run"),
-                         waves=waves, junit=os.path.join(work_dir, "junit.xml"))
-    sim_seconds = time.time() - start
+    lanes = manifest["parameters"]["lanes"]
     ref = run(model, images, trace=True)
     trace = dict(ref.trace)
     trace["_pixels"] = images
-    lanes = manifest["parameters"]["lanes"]
+    expected = [exp_cycles(model, trace, i, manifest) for i in range(len(images))]
+    start = time.time()
+    if bench == "cocotb" or waves:
+        bench = "cocotb"
+        records = run_images(os.path.join(rtl_dir, "core.v"), manifest, images, os.path.join(work_dir, "run"),
+                             waves=waves, junit=os.path.join(work_dir, "junit-cocotb.xml"))
+        timing = {"workers": 1}
+        simulator = "verilator"
+    else:
+        records, timing = _harness_records(model, manifest, rtl_dir, images, ref, expected, work_dir, simulator,
+                                           jobs, scheduler, full_readout, progress)
+    sim_seconds = time.time() - start
     per_image, mismatches = [], 0
     for i, rec in enumerate(records):
-        one = {k: (v[:, i:i + 1] if v.ndim > 2 else v[i:i + 1]) for k, v in ref.trace.items()}
-        dut = decode_rows(rec["rows"], manifest)
-        dut["logits"] = np.asarray([rec["logits"]], dtype=np.int64)
-        problem = compare.first_mismatch(one, dut)
-        if problem is None and rec["class"] != int(ref.classes[i]):
-            problem = f"class: expected {int(ref.classes[i])}, got {rec['class']}"
-        if problem is None and rec["overflow"]:
-            problem = "the core's overflow flag is set: a value left its analysed width"
-        expected = exp_cycles(model, trace, i, manifest)
-        if problem is None and rec["cycles"] != expected:
-            problem = f"cycles: the model predicts {expected}, the RTL took {rec['cycles']}"
+        if rec.get("status", 1) == 0:
+            problem = None          # the harness compared everything against the same expected values
+        else:
+            one = {k: (v[:, i:i + 1] if v.ndim > 2 else v[i:i + 1]) for k, v in ref.trace.items()}
+            problem = image_problem(one, rec, int(ref.classes[i]), expected[i], manifest)
+            if problem is None and rec.get("status"):
+                bad = [name for bit, name in sorted(_status_names().items()) if rec["status"] & bit]
+                problem = f"the harness reports a difference in {', '.join(bad)} that the checker cannot place"
         mismatches += problem is not None
-        per_image.append({"image": i, "class": rec["class"], "cycles": rec["cycles"], "exp_cycles": expected,
-                          "label": None if labels is None else int(labels[i]), "mismatch": problem})
-    cycles = np.array([r["cycles"] for r in records])
+        per_image.append({"image": i, "class": rec.get("class"), "cycles": rec.get("cycles"),
+                          "exp_cycles": expected[i], "label": None if labels is None else int(labels[i]),
+                          "mismatch": problem})
+    cycles = np.array([r["cycles"] or 0 for r in per_image])
+    per_worker = timing.get("worker_cycles_per_second") or []
     summary = {
         "images": len(records), "mismatches": mismatches,
         "cycles_mean": float(cycles.mean()), "cycles_max": int(cycles.max()), "cycles_min": int(cycles.min()),
         "sim_seconds": sim_seconds, "sim_cycles_per_second": float(cycles.sum() / sim_seconds),
+        "bench": bench, "simulator": simulator, "workers": timing["workers"], "scheduler": scheduler,
+        "cycles_per_second_per_worker": float(np.mean(per_worker)) if per_worker else
+        float(cycles.sum() / sim_seconds),
         "lanes": lanes, "model_sha256": model.sha256,
         "accuracy": None if labels is None else float(np.mean([r["class"] == r["label"] for r in per_image])),
         "first_mismatch": next((r["mismatch"] for r in per_image if r["mismatch"]), None),
@@ -60,5 +148,33 @@ def check_images(model, rtl_dir: str, images, work_dir: str, labels=None, waves:
     with open(path + ".tmp", "w") as f:
         json.dump(summary, f, indent=1)
     os.replace(path + ".tmp", path)
+    junit = junit or os.path.join(work_dir, os.path.splitext(results_name)[0] + ".junit.xml")
+    write_junit(junit, summary)
     summary["path"] = path
+    summary["junit"] = junit
     return summary
+
+
+def _status_names() -> dict:
+    from .harness import STATUS_BITS
+    return STATUS_BITS
+
+
+def write_junit(path: str, summary: dict) -> None:
+    """One JUnit testsuite, one testcase per image (a failure carries the checker's sentence)."""
+    from xml.sax.saxutils import quoteattr
+    cases = []
+    for r in summary["per_image"]:
+        name = quoteattr(f"image_{r['image']}")
+        if r["mismatch"]:
+            cases.append(f'  <testcase classname="sim.{summary["simulator"]}" name={name}>'
+                         f'<failure message={quoteattr(r["mismatch"])}/></testcase>')
+        else:
+            cases.append(f'  <testcase classname="sim.{summary["simulator"]}" name={name}/>')
+    text = (f'<?xml version="1.0" encoding="utf-8"?>\n<testsuite name="spikingformer_core" '
+            f'tests="{summary["images"]}" failures="{summary["mismatches"]}" errors="0" '
+            f'time="{summary["sim_seconds"]:.3f}">\n' + "\n".join(cases) + "\n</testsuite>\n")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)

@@ -1,28 +1,59 @@
-"""`python flow.py sim`: every test image through the generated core under Verilator, checked against golden.
+"""`python flow.py sim`: test images through the generated core, checked against golden.
 
-Writes build/<preset>/sim/results.json with images, mismatches, cycles_mean, cycles_max, sim_seconds and, for
-every mismatch, the first layer, timestep, token and channel that differ.
+The fast harness (sim/harness.py) compiles the core once and runs the images free inside the simulator, split into
+--jobs shards (local workers, or a Dask cluster with --scheduler: cluster/). Writes
+build/<preset>/sim/results.json (all images) or results-first<N>.json (--images N), with images, mismatches,
+cycles_mean, cycles_max, sim_seconds, simulated cycles per second and, for every mismatch, the first layer, timestep,
+token and channel that differ; and a JUnit file beside it (one testcase per image).
+
+`--speed` measures the simulation speed (the cocotb bench against the harness, one worker and --jobs workers) and
+writes docs/bench/sim_speed.json (`make bench`).
 """
 from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
+import cluster
 from golden.errors import FlowError
 from golden.intmodel import load, load_testset
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SPEED = os.path.join(ROOT, "docs", "bench", "sim_speed.json")
+
+
+def _images_arg(text: str) -> int:
+    if text == "all":
+        return 0
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise FlowError(f"--images {text} is not a count; use a number of images or 'all'.")
+    return n
 
 
 def add_arguments(parser):
     parser.add_argument("--preset", default="digits")
     parser.add_argument("--model", help="integer model (default: build/<preset>/intmodel.zip)")
     parser.add_argument("--rtl", help="generated core folder (default: build/<preset>/rtl)")
-    parser.add_argument("--images", type=int, default=0, help="simulate only the first N test images (0: all)")
-    parser.add_argument("--waves", action="store_true", help="keep an FST waveform")
+    parser.add_argument("--images", default="all", help="N: the first N test images; all (default): every one")
+    parser.add_argument("--simulator", choices=["verilator", "icarus"], default="verilator",
+                        help="simulator of the harness (default verilator; icarus for a cross-check, slow)")
+    parser.add_argument("--bench", choices=["harness", "cocotb"], default="harness",
+                        help="harness (default): free-running in the simulator; cocotb: the Python bench")
+    parser.add_argument("--full-readout", action="store_true",
+                        help="return every image's activation-RAM rows, not only those of mismatching images")
+    parser.add_argument("--waves", action="store_true", help="keep an FST waveform (cocotb bench)")
+    parser.add_argument("--speed", action="store_true",
+                        help="measure simulated cycles per second (cocotb vs harness) into docs/bench/sim_speed.json")
+    cluster.add_arguments(parser, jobs_default=1, what="image shards")
 
 
-def main(args) -> int:
-    from sim.check import check_images
+def _load(args):
     base = os.path.join("build", args.preset)
     model = load(args.model or os.path.join(base, "intmodel.zip"))
     rtl_dir = args.rtl or os.path.join(base, "rtl")
@@ -32,10 +63,63 @@ def main(args) -> int:
     if manifest["model_sha256"] != model.sha256:
         raise FlowError(f"the core in {rtl_dir} was generated from another model; rerun `python flow.py gen-rtl`.")
     images, labels = load_testset(os.path.join(base, "testset.npz"))
-    if args.images:
-        images, labels = images[:args.images], labels[:args.images]
-    summary = check_images(model, rtl_dir, images, os.path.join(base, "sim"), labels=labels, waves=args.waves)
+    return base, model, rtl_dir, images, labels
+
+
+def main(args) -> int:
+    from sim.check import check_images
+    count = _images_arg(str(args.images))
+    cluster.check_jobs(args.jobs)
+    if args.waves and args.bench != "cocotb":
+        raise FlowError("--waves needs the cocotb bench; add --bench cocotb.")
+    if args.speed:
+        return speed(args)
+    base, model, rtl_dir, images, labels = _load(args)
+    partial = 0 < count < len(images)
+    if partial:
+        images, labels = images[:count], labels[:count]
+    # a partial run never replaces the whole-test-set results.json that the report reads
+    name = f"results-first{count}.json" if partial else "results.json"
+    if args.simulator != "verilator":
+        name = name.replace(".json", f"-{args.simulator}.json")
+    summary = check_images(model, rtl_dir, images, os.path.join(base, "sim"), labels=labels, waves=args.waves,
+                           results_name=name, bench=args.bench, simulator=args.simulator, jobs=args.jobs,
+                           scheduler=args.scheduler, full_readout=args.full_readout, progress=print)
     print(f"sim: {summary['images']} images, {summary['mismatches']} mismatches, cycles mean "
-          f"{summary['cycles_mean']:.0f} max {summary['cycles_max']}, {summary['sim_cycles_per_second']:.0f} "
-          f"simulated cycles/s, results in {summary['path']}")
+          f"{summary['cycles_mean']:.0f} max {summary['cycles_max']}, {summary['sim_seconds']:.1f} s on "
+          f"{summary['workers']} worker(s), {summary['cycles_per_second_per_worker']:,.0f} simulated cycles/s per "
+          f"worker; results in {summary['path']}, JUnit {summary['junit']}")
+    if summary["first_mismatch"]:
+        print(f"sim: first mismatch: {summary['first_mismatch']}")
     return 0 if summary["mismatches"] == 0 else 1
+
+
+def speed(args) -> int:
+    """cocotb bench (a few images) against the harness (one worker, then --jobs workers, all images)."""
+    from sim.check import check_images
+    base, model, rtl_dir, images, labels = _load(args)
+    work = os.path.join(base, "sim", "speed")
+    count = _images_arg(str(args.images)) or len(images)
+    jobs = max(2, args.jobs)
+    runs = {}
+    for label, kwargs, n in (("cocotb", dict(bench="cocotb"), min(count, 12)),
+                             ("harness_1_worker", dict(jobs=1), count),
+                             (f"harness_{jobs}_workers", dict(jobs=jobs, scheduler=args.scheduler), count)):
+        print(f"sim --speed: {label}, {n} images...", flush=True)
+        s = check_images(model, rtl_dir, images[:n], work, labels=labels[:n], results_name=f"{label}.json",
+                         progress=print, **kwargs)
+        runs[label] = {"images": s["images"], "mismatches": s["mismatches"], "workers": s["workers"],
+                       "sim_seconds": round(s["sim_seconds"], 2),
+                       "cycles_per_second_per_worker": round(s["cycles_per_second_per_worker"]),
+                       "cycles_mean": s["cycles_mean"]}
+        print(f"sim --speed: {label}: {s['images']} images in {s['sim_seconds']:.1f} s, "
+              f"{s['cycles_per_second_per_worker']:,.0f} cycles/s per worker, {s['mismatches']} mismatches")
+    result = {"preset": args.preset, "model_sha256": model.sha256, "date": time.strftime("%Y-%m-%d"),
+              "cpu_count": os.cpu_count(), "runs": runs,
+              "speedup_per_worker": round(runs["harness_1_worker"]["cycles_per_second_per_worker"] /
+                                          runs["cocotb"]["cycles_per_second_per_worker"], 1)}
+    os.makedirs(os.path.dirname(SPEED), exist_ok=True)
+    Path(SPEED).write_text(json.dumps(result, indent=1) + "\n")
+    print(f"sim --speed: wrote {os.path.relpath(SPEED)}; harness {result['speedup_per_worker']}x the cocotb bench "
+          "per worker")
+    return 0 if all(r["mismatches"] == 0 for r in runs.values()) else 1

@@ -17,7 +17,7 @@ from golden.errors import FlowError
 
 from hwmodels import resources
 from .explore import generate_core
-from .synth import _atomic_json, add_seed_timeout_argument, seed_timeout_seconds, synthesise
+from .synth import _atomic_json, add_scheduler_argument, add_seed_timeout_argument, seed_timeout_seconds, synthesise
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "docs", "bench", "synth_results.json")
@@ -39,6 +39,7 @@ def add_arguments(parser) -> None:
                         help="place-and-route seeds run side by side (default: the CPU count)")
     parser.add_argument("--freq", type=float, default=None, help="nextpnr target frequency (MHz)")
     parser.add_argument("--out", default=RESULTS, help="where to store the results (default docs/bench/)")
+    add_scheduler_argument(parser)
     add_seed_timeout_argument(parser)
 
 
@@ -74,7 +75,7 @@ def main(args) -> int:
             verilog, synth_dir = default_core, os.path.join(preset_dir, "synth", "ecp5")
         rep = synthesise(verilog, manifest.get("top", "spikingformer_core"), "ecp5", args.seeds, args.freq,
                          synth_dir, params=manifest.get("parameters", {}), jobs=args.jobs,
-                         seed_timeout_s=seed_timeout_seconds(args))
+                         seed_timeout_s=seed_timeout_seconds(args), scheduler=args.scheduler)
         est = resources.estimate_from_manifest(manifest)
         if est is None:
             raise FlowError("the resource model cannot read the core's manifest; update hwmodels/resources.py.")

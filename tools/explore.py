@@ -8,16 +8,18 @@ for synthesis. Results: build/<preset>/explore/explore.json and pareto.png.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 
 import numpy as np
 
+import cluster
+from cluster import map_tasks
 from golden.errors import FlowError
 
 from hwmodels import resources
 from .synth import _atomic_json, add_seed_timeout_argument, seed_timeout_seconds, synthesise
-
 
 
 def generate_core(preset: str, build: str, lanes: int, out_dir: str, extra: list[str] | None = None) -> dict:
@@ -83,6 +85,23 @@ def plot(points: list[dict], front: list[dict], path: str) -> None:
     os.replace(tmp, path)
 
 
+def evaluate_point(lanes: int, preset: str, build: str, out: str, gen_args: list, model, trace: dict,
+                   images) -> dict | str:
+    """One exploration point: the core for `lanes` generated, its model cycles and resources; a sentence when
+    gen-rtl rejects the lane count. A function of picklable arguments, so it can run on a Dask worker."""
+    point_dir = os.path.join(out, f"P{lanes}")
+    try:
+        manifest = generate_core(preset, build, lanes, point_dir, gen_args)
+    except FlowError as exc:
+        return str(exc)
+    est = resources.estimate_from_manifest(manifest)
+    if est is None:
+        raise FlowError("the resource model cannot read this core's manifest; regenerate it with the "
+                        "current `python flow.py gen-rtl`.")
+    cyc = model_cycles(model, trace, images, manifest)
+    return {"lanes": lanes, "cycles": cyc, "lut": est["lut"], "ff": est["ff"], "bram": est["bram"], "dir": point_dir}
+
+
 def add_arguments(parser) -> None:
     parser.add_argument("--preset", default="digits")
     parser.add_argument("--build", default="build")
@@ -94,34 +113,36 @@ def add_arguments(parser) -> None:
     add_seed_timeout_argument(parser)
     parser.add_argument("--gen-arg", action="append", default=[], metavar="OPTION",
                         help="a gen-rtl option for every point, e.g. --gen-arg=--some-option (repeatable)")
+    cluster.add_arguments(parser, jobs_default=1, what="exploration points and place-and-route seeds")
 
 
 def main(args) -> int:
     from golden import inference
     from golden.intmodel import load, load_testset
+    cluster.check_jobs(args.jobs)
     preset_dir = os.path.join(args.build, args.preset)
     out = os.path.join(preset_dir, "explore")
-    model = load(os.path.join(preset_dir, "intmodel.zip"))
+    if not os.path.exists(os.path.join(preset_dir, "intmodel.zip")):
+        raise FlowError(f"no integer model in {preset_dir}; run `python flow.py train-quant --preset {args.preset}` "
+                        "first.")
     images, _ = load_testset(os.path.join(preset_dir, "testset.npz"))
     images = images[:max(1, args.images)]
+    model = load(os.path.join(preset_dir, "intmodel.zip"))
     trace = inference.run(model, images, trace=True).trace
+    # each lane count is one independent task (gen-rtl + models): local workers or a Dask cluster (cluster/)
+    task = functools.partial(evaluate_point, preset=args.preset, build=args.build, out=out, gen_args=args.gen_arg,
+                             model=model, trace=trace, images=images)
+    lanes_list = sorted(set(args.lanes))
+    results = map_tasks(task, lanes_list, jobs=args.jobs, scheduler=args.scheduler, key="explore-point",
+                        processes=True)     # generation is Python (Amaranth): processes, not threads
     points = []
-    for lanes in sorted(set(args.lanes)):
-        point_dir = os.path.join(out, f"P{lanes}")
-        print(f"explore: P={lanes}: generating the core...", flush=True)
-        try:
-            manifest = generate_core(args.preset, args.build, lanes, point_dir, args.gen_arg)
-        except FlowError as exc:
-            print(f"explore: P={lanes}: skipped: {exc}", flush=True)
+    for lanes, result in zip(lanes_list, results):
+        if isinstance(result, str):
+            print(f"explore: P={lanes}: skipped: {result}", flush=True)
             continue
-        est = resources.estimate_from_manifest(manifest)
-        cyc = model_cycles(model, trace, images, manifest)
-        if est is None:
-            raise FlowError("the resource model cannot read this core's manifest; regenerate it with the "
-                            "current `python flow.py gen-rtl`.")
-        points.append({"lanes": lanes, "cycles": cyc, "lut": est["lut"], "ff": est["ff"], "bram": est["bram"],
-                       "dir": point_dir})
-        print(f"explore: P={lanes}: {cyc:,.0f} cycles, ~{est['lut']:,} LUT4, {est['ff']:,} FF, {est['bram']} BRAM")
+        points.append(result)
+        print(f"explore: P={lanes}: {result['cycles']:,.0f} cycles, ~{result['lut']:,} LUT4, {result['ff']:,} FF, "
+              f"{result['bram']} BRAM")
     front = pareto(points)
     fits = [p for p in front if p["lut"] <= resources_capacity()]
     if args.synth and len(fits) > args.synth:
@@ -131,7 +152,8 @@ def main(args) -> int:
     for p in fits[:args.synth]:
         print(f"explore: synthesising P={p['lanes']} (Pareto point)...", flush=True)
         rep = synthesise(os.path.join(p["dir"], "core.v"), "spikingformer_core", "ecp5", args.seeds, None,
-                         os.path.join(p["dir"], "synth"), seed_timeout_s=seed_timeout_seconds(args))
+                         os.path.join(p["dir"], "synth"), seed_timeout_s=seed_timeout_seconds(args), jobs=args.jobs,
+                         scheduler=args.scheduler)
         p.update(synth_lut=rep["lut"], synth_ff=rep["ff"], synth_bram=rep["bram"], fmax_mhz=rep["fmax_mhz"],
                  latency_us=p["cycles"] / rep["fmax_mhz"])
     os.makedirs(out, exist_ok=True)

@@ -11,6 +11,7 @@ after an interruption (or with more seeds) only does the missing work.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -326,10 +327,49 @@ def _ice40_fit(cells: dict, port_bits: int) -> list[str]:
     return problems
 
 
+def place_and_route(seed: int, out_dir: str, target: str, freq: float, synth_key: str, versions: dict,
+                seed_timeout_s: float | None, progress=None):
+    """The seed's nextpnr report path, or None when the seed ran past seed_timeout_s (recorded, so a rerun
+    with the same or a shorter limit does not try it again). A function of picklable arguments, so seeds can run on
+    Dask workers that share the file system (cluster/)."""
+    progress = progress or _say
+    t = TARGETS[target]
+    seed_dir = os.path.join(out_dir, f"seed{seed}")
+    os.makedirs(seed_dir, exist_ok=True)
+    pnr_key = _hash(synth_key, t["pnr_args"], freq, seed, versions.get("nextpnr"))
+    rpt_path = os.path.join(seed_dir, "nextpnr_report.json")
+    seed_stamp = os.path.join(seed_dir, "stamp.json")
+    stamp = json.loads(Path(seed_stamp).read_text()) if os.path.exists(seed_stamp) else {}
+    if stamp.get("key") == pnr_key and stamp.get("timed_out") and seed_timeout_s is not None \
+            and seed_timeout_s <= stamp["seconds"]:
+        progress(f"synth: nextpnr seed {seed} ran past {stamp['seconds']:.0f} s before; skipping it "
+                 "(a longer --seed-timeout retries it)")
+        return None
+    if stamp.get("key") == pnr_key and not stamp.get("timed_out") and os.path.exists(rpt_path):
+        progress(f"synth: reusing nextpnr seed {seed}")
+        return rpt_path
+    progress(f"synth: nextpnr {target} seed {seed} at a {freq:g} MHz target...")
+    t0 = time.time()
+    cmd = [_tool(t["pnr"]), *t["pnr_args"], "--json", "../netlist.json", "--freq", f"{freq:g}",
+           "--seed", str(seed), "--timing-allow-fail", "--report", "nextpnr_report.json",
+           "-l", "nextpnr.log", "-q"]
+    if os.path.exists(rpt_path):
+        os.remove(rpt_path)
+    try:
+        _run(cmd, os.path.join(seed_dir, "nextpnr.out"), f"nextpnr ({target}, seed {seed})", seed_dir, progress,
+             limit_s=seed_timeout_s)
+    except ToolTimeout as exc:
+        progress(f"synth: {exc}; the router did not converge in time, so another seed takes its place")
+        _atomic_json(seed_stamp, {"key": pnr_key, "timed_out": True, "seconds": round(time.time() - t0, 1)})
+        return None
+    _atomic_json(seed_stamp, {"key": pnr_key, "seconds": round(time.time() - t0, 1)})
+    return rpt_path
+
+
 def synthesise(verilog, top: str, target: str = "ecp5", seeds: int = 3, freq: float | None = None,
                out_dir: str = "build/synth", clock: str = "clk", params: dict | None = None,
                progress=_say, allow_dsp: bool = False, jobs: int = 1,
-               seed_timeout_s: float | None = None) -> dict:
+               seed_timeout_s: float | None = None, scheduler: str | None = None) -> dict:
     """Synthesise, place and route `top` from the Verilog files; returns (and writes to out_dir/report.json) the
     report. Raises FlowError for a multiplier on data, any DSP, a tool failure, or (iCE40) a design that does not fit.
     """
@@ -397,41 +437,13 @@ def synthesise(verilog, top: str, target: str = "ecp5", seeds: int = 3, freq: fl
             raise FlowError(f"the design does not fit the iCE40 UP5K-SG48: it needs {' and '.join(problems)}; "
                             "use --target ecp5 or generate a smaller core (fewer lanes).")
 
-    def place_and_route(seed):
-        """The seed's nextpnr report path, or None when the seed ran past seed_timeout_s (recorded, so a rerun
-        with the same or a shorter limit does not try it again)."""
-        seed_dir = os.path.join(out_dir, f"seed{seed}")
-        os.makedirs(seed_dir, exist_ok=True)
-        pnr_key = _hash(synth_key, t["pnr_args"], freq, seed, versions.get("nextpnr"))
-        rpt_path = os.path.join(seed_dir, "nextpnr_report.json")
-        seed_stamp = os.path.join(seed_dir, "stamp.json")
-        stamp = json.loads(Path(seed_stamp).read_text()) if os.path.exists(seed_stamp) else {}
-        if stamp.get("key") == pnr_key and stamp.get("timed_out") and seed_timeout_s is not None \
-                and seed_timeout_s <= stamp["seconds"]:
-            progress(f"synth: nextpnr seed {seed} ran past {stamp['seconds']:.0f} s before; skipping it "
-                     "(a longer --seed-timeout retries it)")
-            return None
-        if stamp.get("key") == pnr_key and not stamp.get("timed_out") and os.path.exists(rpt_path):
-            progress(f"synth: reusing nextpnr seed {seed}")
-            return rpt_path
-        progress(f"synth: nextpnr {target} seed {seed} at a {freq:g} MHz target...")
-        t0 = time.time()
-        cmd = [_tool(t["pnr"]), *t["pnr_args"], "--json", "../netlist.json", "--freq", f"{freq:g}",
-               "--seed", str(seed), "--timing-allow-fail", "--report", "nextpnr_report.json",
-               "-l", "nextpnr.log", "-q"]
-        if os.path.exists(rpt_path):
-            os.remove(rpt_path)
-        try:
-            _run(cmd, os.path.join(seed_dir, "nextpnr.out"), f"nextpnr ({target}, seed {seed})", seed_dir, progress,
-                 limit_s=seed_timeout_s)
-        except ToolTimeout as exc:
-            progress(f"synth: {exc}; the router did not converge in time, so another seed takes its place")
-            _atomic_json(seed_stamp, {"key": pnr_key, "timed_out": True, "seconds": round(time.time() - t0, 1)})
-            return None
-        _atomic_json(seed_stamp, {"key": pnr_key, "seconds": round(time.time() - t0, 1)})
-        return rpt_path
-
     def run_seeds(numbers):
+        pnr = functools.partial(place_and_route, out_dir=out_dir, target=target, freq=freq, synth_key=synth_key,
+                                versions=versions, seed_timeout_s=seed_timeout_s)
+        if scheduler:
+            # one task per seed on a Dask cluster (cluster/): the workers print their own progress
+            from cluster import map_tasks
+            return map_tasks(pnr, numbers, jobs=jobs, scheduler=scheduler, key="pnr-seed")
         # each seed is one single-threaded nextpnr: with --jobs > 1 several run side by side
         if jobs > 1 and len(numbers) > 1:
             import threading
@@ -445,10 +457,10 @@ def synthesise(verilog, top: str, target: str = "ecp5", seeds: int = 3, freq: fl
             progress = locked
             try:
                 with ThreadPoolExecutor(max_workers=min(jobs, len(numbers))) as pool:
-                    return list(pool.map(place_and_route, numbers))
+                    return list(pool.map(lambda seed: pnr(seed, progress=locked), numbers))
             finally:
                 progress = say
-        return [place_and_route(seed) for seed in numbers]
+        return [pnr(seed, progress=progress) for seed in numbers]
 
     # A seed whose router does not converge within the limit is replaced by the next seed number, so the median is
     # still over `seeds` finished runs; at most `seeds` replacements are tried.
@@ -543,7 +555,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                         help="place-and-route seeds run side by side (default: the CPU count; each nextpnr uses one "
                         "core and 2-3 GB)")
+    add_scheduler_argument(parser)
     add_seed_timeout_argument(parser)
+
+
+def add_scheduler_argument(parser) -> None:
+    parser.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT|local",
+                        help="run the place-and-route seeds on this Dask distributed scheduler ('local': a Dask "
+                        "LocalCluster of --jobs workers); the workers need this file system (docs/cluster.md)")
 
 
 def main(args) -> int:
@@ -558,7 +577,7 @@ def main(args) -> int:
         raise FlowError(f"--jobs {args.jobs} runs nothing; use --jobs 1 or more.")
     report = synthesise(verilog, top, args.target, args.seeds, args.freq, out, args.clock,
                         params=manifest.get("parameters") or manifest.get("params") or {}, jobs=args.jobs,
-                        seed_timeout_s=seed_timeout_seconds(args))
+                        seed_timeout_s=seed_timeout_seconds(args), scheduler=args.scheduler)
     cap = report["capacity"]
     print(f"synth: {report['device']}: {report['lut']:,} LUT4 ({100 * report['lut'] / cap['lut']:.1f} %), "
           f"{report['ff']:,} FF, {report['bram']} BRAM, {report['dsp']} DSP; Fmax {report['fmax_mhz']:.1f} MHz "
