@@ -53,7 +53,9 @@ test-fast: venv
 sim: venv sysdeps
 	$(VPY) -m pytest -q sim $(if $(FULL),--full,) --junitxml=build/sim/junit.xml
 
+# simulation speed (cocotb bench vs the fast harness, 1 and 2 workers) first, then synthesis at several lane counts
 bench: venv
+	$(VPY) flow.py sim --speed --jobs 2 --preset $(PRESET)
 	$(VPY) flow.py bench --preset $(PRESET)
 
 synth: venv

@@ -1,5 +1,5 @@
 """Where independent tasks run: regression shards (sim/), place-and-route seeds and exploration points
-(hls_models/). One function, `map_tasks`, with three engines:
+(tools/). One function, `map_tasks`, with three engines:
 
     --jobs J                          a local pool of J workers on this machine (threads driving a simulator or
                                       nextpnr each, or processes for Python work; no Dask)

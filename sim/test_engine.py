@@ -1,9 +1,11 @@
 """Whole-core regression: the generated core under Verilator against golden (logits, class, every layer's spike
 words), the cycle model against the RTL's cycle counter, and the width checks (the core's sticky overflow flag).
 
-CI runs a few images per model; `make sim FULL=1` (pytest --full) runs the whole digits test set. Every core is
-generated and simulated in a temporary directory: the tests never touch a user's build/<preset>/rtl or sim
-(`python flow.py sim` writes build/<preset>/sim/results.json).
+The checks run in the fast harness (sim/harness.py). CI runs a few images per model, the digits subset in two
+shards; `make sim FULL=1` (pytest --full) runs the whole digits test set. The same harness also runs the digits core
+under Icarus (cross-simulator check), and the cocotb bench must agree with the harness. Every core is generated and
+simulated in a temporary directory: the tests never touch a user's build/<preset>/rtl or sim (`python flow.py sim`
+writes build/<preset>/sim/results.json).
 """
 import os
 import subprocess
@@ -89,17 +91,53 @@ def digits_model():
     return im.load(path), os.path.join(BUILD, "digits")
 
 
-@pytest.mark.train
-def test_trained_digits_model_on_test_images(digits_model, full, tmp_path):
+@pytest.fixture(scope="module")
+def digits_core(digits_model, tmp_path_factory):
+    """The default 16-lane core of the trained model, generated once for this module (one harness build)."""
     model, base = digits_model
-    rtl_dir = str(tmp_path / "rtl")
-    generate(model, 16, rtl_dir)
+    work = tmp_path_factory.mktemp("digits")
+    generate(model, 16, str(work / "rtl"))
+    return model, base, str(work / "rtl"), str(work / "sim")
+
+
+@pytest.mark.train
+def test_trained_digits_model_on_test_images(digits_core, full):
+    model, base, rtl_dir, work = digits_core
     images, labels = im.load_testset(os.path.join(base, "testset.npz"))
     if not full:
         images, labels = images[:6], labels[:6]
-    summary = check_images(model, rtl_dir, images, str(tmp_path / "sim"), labels=labels)
+    summary = check_images(model, rtl_dir, images, work, labels=labels, jobs=2)
     _assert_clean(summary)
-    assert summary["mismatches"] == 0 and summary["images"] == len(images)
+    assert summary["mismatches"] == 0 and summary["images"] == len(images) and summary["workers"] == 2
+
+
+def _records(summary):
+    return [(r["image"], r["class"], r["cycles"], r["mismatch"]) for r in summary["per_image"]]
+
+
+@pytest.mark.train
+def test_digits_core_under_icarus_agrees_with_verilator(digits_core):
+    """Cross-simulator: the same harness and jobs under Icarus Verilog, the whole core, a few images."""
+    model, base, rtl_dir, work = digits_core
+    images, _ = im.load_testset(os.path.join(base, "testset.npz"))
+    images = images[[0, 7]]
+    ver = check_images(model, rtl_dir, images, work, results_name="xsim-verilator.json", full_readout=True)
+    ica = check_images(model, rtl_dir, images, work, results_name="xsim-icarus.json", simulator="icarus",
+                       full_readout=True)
+    assert ica["simulator"] == "icarus" and ver["simulator"] == "verilator"
+    assert ica["mismatches"] == 0 and ver["mismatches"] == 0
+    assert _records(ica) == _records(ver)
+
+
+def test_cocotb_bench_agrees_with_the_harness(tmp_path):
+    """The Python-in-the-loop bench (kept for waveforms and as the speed reference) and the harness see the same
+    core the same way."""
+    model, rtl_dir = _random_case("T2-one-stage-1head", tmp_path)
+    images = np.random.default_rng(8).integers(0, 1 << model.input_bits, size=(2, *model.input_shape))
+    fast = check_images(model, rtl_dir, images, str(tmp_path / "sim"), results_name="harness.json")
+    slow = check_images(model, rtl_dir, images, str(tmp_path / "sim"), results_name="cocotb.json", bench="cocotb")
+    assert slow["bench"] == "cocotb" and fast["bench"] == "harness"
+    assert _records(slow) == _records(fast) and fast["mismatches"] == 0
 
 
 @pytest.mark.train
