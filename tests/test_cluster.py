@@ -15,8 +15,7 @@ from rtl.gen import generate
 from sim.check import check_images, shards_of
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BUILD = os.path.join(ROOT, "build")
-# the smallest shape of sim/test_engine.py, so the Verilator build there is reused
+# the smallest shape of sim/test_engine.py
 CONFIG = dict(T=2, input_bits=6, in_channels=2, image_size=[4, 4], tokenizer=[{"out": 16, "pool": False}],
               embed_dim=16, heads=1, blocks=1, mlp_hidden=48, num_classes=3, weight_bits=6)
 
@@ -25,6 +24,7 @@ def _square(x):
     return x * x
 
 
+@pytest.mark.unit
 def test_map_tasks_same_results_in_input_order_on_every_engine():
     items = list(range(7))
     expected = [x * x for x in items]
@@ -34,6 +34,7 @@ def test_map_tasks_same_results_in_input_order_on_every_engine():
     assert cluster.map_tasks(_square, items, jobs=2, scheduler="local") == expected
 
 
+@pytest.mark.unit
 def test_bad_scheduler_and_jobs_are_user_errors():
     with pytest.raises(FlowError, match="not an address"):
         cluster.map_tasks(_square, [1], scheduler="myhost:8786")
@@ -41,6 +42,7 @@ def test_bad_scheduler_and_jobs_are_user_errors():
         cluster.map_tasks(_square, [1], jobs=0)
 
 
+@pytest.mark.unit
 def test_shards_cover_every_image_once():
     for n, count in [(1, 4), (5, 2), (360, 2), (7, 7), (10, 3)]:
         shards = shards_of(n, count)
@@ -48,11 +50,12 @@ def test_shards_cover_every_image_once():
         assert len(shards) == min(n, count) and all(shards)
 
 
-def test_sharded_sim_on_a_dask_local_cluster_matches_one_process():
+@pytest.mark.sim
+def test_sharded_sim_on_a_dask_local_cluster_matches_one_process(tmp_path):
     model = im.random_intmodel(im.make_config(**CONFIG), seed=13, firing=0.1)
-    rtl_dir = os.path.join(BUILD, "test_engine", "T2-one-stage-1head", "rtl")
+    rtl_dir = str(tmp_path / "rtl")
     generate(model, 16, rtl_dir)
-    work = os.path.join(BUILD, "test_engine", "T2-one-stage-1head", "sim")
+    work = str(tmp_path / "sim")
     images = np.random.default_rng(3).integers(0, 64, size=(5, *model.input_shape))
     one = check_images(model, rtl_dir, images, work, results_name="cluster-1.json")
     dask = check_images(model, rtl_dir, images, work, results_name="cluster-dask.json", jobs=2, scheduler="local")
@@ -62,6 +65,7 @@ def test_sharded_sim_on_a_dask_local_cluster_matches_one_process():
     assert [r["cycles"] for r in one["per_image"]] == [r["exp_cycles"] for r in one["per_image"]]
 
 
+@pytest.mark.unit
 def test_estimate_only_explore_on_a_dask_local_cluster_matches_one_process(tmp_path):
     model = im.random_intmodel(im.make_config(**CONFIG), seed=13, firing=0.1)
     preset = tmp_path / "rand"
