@@ -76,7 +76,9 @@ def _harness_records(model, manifest, rtl_dir, images, ref, expected, work_dir, 
         raise RuntimeError(f"the harness returned no result for {len(missing)} image(s), first {missing[0]} "
                            f"(a timeout stops its shard); see the logs under {work_dir}")
     timing = {"wall_seconds": wall, "workers": len(shards),
-              "worker_cycles_per_second": [o["cycles"] / o["seconds"] for o in outs if o["cycles"]]}
+              "worker_cycles_per_second": [o["cycles"] / o["seconds"] for o in outs if o["cycles"]],
+              "worker_cycles_per_cpu_second": [o["cycles"] / max(o["cpu_seconds"], 1e-6) for o in outs
+                                               if o["cycles"]]}
     return [records[i] for i in range(len(images))], timing
 
 
@@ -100,10 +102,12 @@ def check_images(model, rtl_dir: str, images, work_dir: str, labels=None, waves:
     manifest = json.loads(Path(os.path.join(rtl_dir, "manifest.json")).read_text())
     images = model.check_images(images)
     lanes = manifest["parameters"]["lanes"]
+    t0 = time.time()
     ref = run(model, images, trace=True)
     trace = dict(ref.trace)
     trace["_pixels"] = images
     expected = [exp_cycles(model, trace, i, manifest) for i in range(len(images))]
+    golden_seconds = time.time() - t0
     start = time.time()
     if bench == "cocotb" or waves:
         bench = "cocotb"
@@ -131,6 +135,7 @@ def check_images(model, rtl_dir: str, images, work_dir: str, labels=None, waves:
                           "mismatch": problem})
     cycles = np.array([r["cycles"] or 0 for r in per_image])
     per_worker = timing.get("worker_cycles_per_second") or []
+    per_cpu = timing.get("worker_cycles_per_cpu_second") or []
     summary = {
         "images": len(records), "mismatches": mismatches,
         "cycles_mean": float(cycles.mean()), "cycles_max": int(cycles.max()), "cycles_min": int(cycles.min()),
@@ -138,6 +143,8 @@ def check_images(model, rtl_dir: str, images, work_dir: str, labels=None, waves:
         "bench": bench, "simulator": simulator, "workers": timing["workers"], "scheduler": scheduler,
         "cycles_per_second_per_worker": float(np.mean(per_worker)) if per_worker else
         float(cycles.sum() / sim_seconds),
+        "cycles_per_cpu_second_per_worker": float(np.mean(per_cpu)) if per_cpu else None,
+        "golden_seconds": golden_seconds, "harness_wall_seconds": timing.get("wall_seconds"),
         "lanes": lanes, "model_sha256": model.sha256,
         "accuracy": None if labels is None else float(np.mean([r["class"] == r["label"] for r in per_image])),
         "first_mismatch": next((r["mismatch"] for r in per_image if r["mismatch"]), None),

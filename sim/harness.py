@@ -402,21 +402,25 @@ def read_results(path: str, manifest: dict) -> dict[int, dict]:
 
 
 def run_job(command: list[str], job: str, out: str, log: str | None = None) -> dict:
-    """Run one shard to completion; returns {"seconds", "cycles"} (cycles: clock edges the simulator ran)."""
+    """Run one shard to completion; returns {"seconds", "cpu_seconds", "cycles"} (cycles: clock cycles the
+    simulator ran, cpu_seconds: its user + system time, which a loaded machine does not inflate)."""
     started = time.time()
-    proc = subprocess.run([*command, f"+job={os.path.abspath(job)}", f"+out={os.path.abspath(out)}"],
-                          capture_output=True, text=True)
+    log = log or out + ".log"
+    with open(log, "w") as f:
+        proc = subprocess.Popen([*command, f"+job={os.path.abspath(job)}", f"+out={os.path.abspath(out)}"],
+                                stdout=f, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
     seconds = time.time() - started
-    if log:
-        Path(log).write_text(proc.stdout + proc.stderr)
+    text = Path(log).read_text()
     if proc.returncode != 0 or not os.path.exists(out):
-        tail = (proc.stdout + proc.stderr).strip().splitlines()[-5:]
+        tail = text.strip().splitlines()[-5:]
         raise RuntimeError(f"the harness run of {job} failed (exit {proc.returncode}):\n" + "\n".join(tail))
     edges = None
-    for line in proc.stderr.splitlines():
+    for line in text.splitlines():
         if line.startswith("harness: ") and line.endswith(" cycles"):
             edges = int(line.split()[1])
-    return {"seconds": seconds, "cycles": edges}
+    return {"seconds": seconds, "cpu_seconds": usage.ru_utime + usage.ru_stime, "cycles": edges}
 
 
 def shard_task(command: list[str], job_text: bytes, manifest: dict, work_dir: str | None = None) -> dict:
