@@ -149,11 +149,20 @@ def main(args) -> int:
     from .model import Spikingformer, parameter_count, weight_count
     from .train import train
 
+    from . import distributed
+    distributed.init(args.device)     # under torchrun: join the process group (docs/cluster.md)
+    if distributed.active():
+        print(f"torchrun: rank {distributed.rank()} of {distributed.world_size()} "
+              f"({'nccl' if args.device == 'cuda' else 'gloo'}); rank 0 writes the artifacts", file=sys.stderr)
     params = parameter_count(Spikingformer(model_cfg))
     ckpt_dir = os.path.expanduser(args.checkpoint_dir) if args.checkpoint_dir else out
     print(f"preset {args.preset}: {params:,} parameters, {len(xtr)} training / {len(xva)} validation / {len(xte)} "
           f"test images, output {out}, checkpoint {os.path.join(ckpt_dir, 'checkpoint.pt')}", file=sys.stderr)
-    result = train(model_cfg, train_cfg, (xtr, ytr, xva, yva, xte, yte), ckpt_dir, args.device, args.restart)
+    result = train(model_cfg, train_cfg, (xtr, ytr, xva, yva, xte, yte), ckpt_dir, args.device, args.restart,
+                   log=None if distributed.is_main() else open(os.devnull, "w"))
+    if not distributed.is_main():
+        distributed.finish()
+        return 0
 
     intmodel = to_intmodel(result.model, {"preset": args.preset})
     ev = evaluate_intmodel(intmodel, xte, yte)
@@ -196,4 +205,5 @@ def main(args) -> int:
     if args.ship:
         from .zoo import ship
         ship(args.preset, out)
+    distributed.finish()
     return 0

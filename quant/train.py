@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from golden.errors import FlowError
 
+from . import distributed
 from .model import Spikingformer, fold
 
 CHECKPOINT = "checkpoint.pt"
@@ -182,15 +183,16 @@ def _epoch(model, opt, sched, x, y, train_cfg, generator, bar: Progress, start=N
     for step in range(first, steps):
         idx = order[step * bs:(step + 1) * bs]
         xb, yb = augment(x[idx], train_cfg, generator), y[idx]
+        xb, yb = distributed.local(xb), distributed.local(yb)   # torchrun: this rank's slice of the batch
         logits = model(xb)
         loss = F.cross_entropy(logits, yb, label_smoothing=train_cfg["label_smoothing"])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
-        total_loss += float(loss.detach()) * len(idx)
+        total_loss += float(loss.detach()) * len(yb)
         correct += int((logits.argmax(1) == yb).sum())
-        seen += len(idx)
+        seen += len(yb)
         bar.update(step + 1, total_loss / seen, correct / seen)
         if save and step + 1 < steps and time.perf_counter() - last_save >= SAVE_EVERY_S:
             save(step + 1, {"step": step + 1, "generator": generator.get_state(),
@@ -217,7 +219,8 @@ def train(model_cfg: dict, train_cfg: dict, data, ckpt_dir: str, device: str = "
     state = None
     if os.path.exists(ckpt_path):
         if restart:
-            os.replace(ckpt_path, os.path.join(ckpt_dir, PREVIOUS))
+            if distributed.is_main():
+                os.replace(ckpt_path, os.path.join(ckpt_dir, PREVIOUS))
             print(f"--restart: starting over; the previous checkpoint is kept as {PREVIOUS}", file=log)
         else:
             state = load_checkpoint(ckpt_path, model_cfg, train_cfg)
@@ -233,6 +236,8 @@ def train(model_cfg: dict, train_cfg: dict, data, ckpt_dir: str, device: str = "
     best = state.get("best") if state else None   # fine-tune: {"val": acc, "epoch": n, "model": state_dict}
 
     def checkpoint(phase, epoch, model, opt, sched, partial=None):
+        if not distributed.is_main():   # torchrun: rank 0 writes, every rank holds the same state
+            return
         save_checkpoint(ckpt_path, {
             "phase": phase, "epoch": epoch, "partial": partial, "model": model.state_dict(),
             "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "torch_rng": torch.get_rng_state(),
@@ -263,7 +268,7 @@ def train(model_cfg: dict, train_cfg: dict, data, ckpt_dir: str, device: str = "
                 seconds = spent_before + time.perf_counter() - t0
                 checkpoint(phase, epoch, model, opt, sched, partial=position)
 
-            loss, acc = _epoch(model, opt, sched, xtr, ytr, train_cfg, g, bar,
+            loss, acc = _epoch(distributed.wrap(model), opt, sched, xtr, ytr, train_cfg, g, bar,
                                partial if epoch == start else None, save_partial)
             val_acc = evaluate(model, xva, yva) if has_val else None
             epoch_s = time.perf_counter() - t0
