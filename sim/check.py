@@ -102,18 +102,28 @@ def check_images(model, rtl_dir: str, images, work_dir: str, labels=None, waves:
     manifest = json.loads(Path(os.path.join(rtl_dir, "manifest.json")).read_text())
     images = model.check_images(images)
     lanes = manifest["parameters"]["lanes"]
-    t0 = time.time()
+    t0, c0 = time.time(), time.process_time()
     ref = run(model, images, trace=True)
     trace = dict(ref.trace)
     trace["_pixels"] = images
     expected = [exp_cycles(model, trace, i, manifest) for i in range(len(images))]
-    golden_seconds = time.time() - t0
+    golden_seconds, golden_cpu = time.time() - t0, time.process_time() - c0
     start = time.time()
     if bench == "cocotb" or waves:
+        import resource
         bench = "cocotb"
-        records = run_images(os.path.join(rtl_dir, "core.v"), manifest, images, os.path.join(work_dir, "run"),
+        work_run = os.path.join(work_dir, "run")
+        from .engine_sim import build
+        build(os.path.abspath(os.path.join(rtl_dir, "core.v")), os.path.abspath(work_dir), waves)  # not timed
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t_sim = time.time()
+        records = run_images(os.path.join(rtl_dir, "core.v"), manifest, images, work_run,
                              waves=waves, junit=os.path.join(work_dir, "junit-cocotb.xml"))
-        timing = {"workers": 1}
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+        total = sum(r["cycles"] for r in records)
+        timing = {"workers": 1, "worker_cycles_per_second": [total / (time.time() - t_sim)],
+                  "worker_cycles_per_cpu_second": [total / max(cpu, 1e-6)]}
         simulator = "verilator"
     else:
         records, timing = _harness_records(model, manifest, rtl_dir, images, ref, expected, work_dir, simulator,
@@ -144,7 +154,8 @@ def check_images(model, rtl_dir: str, images, work_dir: str, labels=None, waves:
         "cycles_per_second_per_worker": float(np.mean(per_worker)) if per_worker else
         float(cycles.sum() / sim_seconds),
         "cycles_per_cpu_second_per_worker": float(np.mean(per_cpu)) if per_cpu else None,
-        "golden_seconds": golden_seconds, "harness_wall_seconds": timing.get("wall_seconds"),
+        "golden_seconds": golden_seconds, "golden_cpu_seconds": golden_cpu,
+        "harness_wall_seconds": timing.get("wall_seconds"),
         "lanes": lanes, "model_sha256": model.sha256,
         "accuracy": None if labels is None else float(np.mean([r["class"] == r["label"] for r in per_image])),
         "first_mismatch": next((r["mismatch"] for r in per_image if r["mismatch"]), None),
