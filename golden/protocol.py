@@ -10,7 +10,8 @@ CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, no reflection, no final xor) over 
 the CRC, sent high byte first; the CRC run over a whole frame including its CRC is therefore 0.
 
 Commands: IDENTIFY (0x01, no payload), LOAD (0x02, one byte per pixel in channel-row-column order), START (0x03),
-READ (0x04: waits until the core is idle, then returns the result of the last inference).
+READ (0x04: waits until the core is idle, then returns the result of the last inference; logits as int32, or
+int64 when the core's logit width exceeds 32 bits).
 The device ignores bytes outside a frame until it sees the sync byte. A frame that stops for longer than the
 link's timeout is answered TRUNCATED; after a bad CRC or a length larger than the device's buffer the device
 discards bytes until the line has been idle for the timeout, then answers, so one bad frame gives one error
@@ -38,7 +39,12 @@ FLAG_DONE, FLAG_OVERFLOW = 0x01, 0x02
 
 IDENTIFY_FORMAT = "<BB4s32sBBBBHIIB"   # see Identity
 IDENTIFY_LEN = struct.calcsize(IDENTIFY_FORMAT)
-RESULT_HEADER = "<BBI"                 # flags, class, cycles; then K little-endian int32 logits
+RESULT_HEADER = "<BBI"                 # flags, class, cycles; then K little-endian logits (logit_bytes each)
+
+
+def logit_bytes(logit_bits: int) -> int:
+    """Bytes per logit in a READ reply: int32 when the core's logits fit 32 bits, else int64."""
+    return 4 if logit_bits <= 32 else 8
 
 
 def crc16(data: bytes, crc: int = 0xFFFF) -> int:
@@ -132,18 +138,19 @@ class Result:
     cycles: int
     logits: list
 
-    def pack(self) -> bytes:
+    def pack(self, logit_bits: int) -> bytes:
         flags = (FLAG_DONE if self.done else 0) | (FLAG_OVERFLOW if self.overflow else 0)
+        code = "i" if logit_bytes(logit_bits) == 4 else "q"
         return struct.pack(RESULT_HEADER, flags, self.pred_class, self.cycles) + \
-            struct.pack(f"<{len(self.logits)}i", *self.logits)
+            struct.pack(f"<{len(self.logits)}{code}", *self.logits)
 
     @classmethod
-    def unpack(cls, payload: bytes, classes: int) -> "Result":
-        head = struct.calcsize(RESULT_HEADER)
-        if len(payload) != head + 4 * classes:
-            raise ProtocolError(f"READ reply of {len(payload)} bytes, expected {head + 4 * classes}")
+    def unpack(cls, payload: bytes, classes: int, logit_bits: int) -> "Result":
+        head, lb = struct.calcsize(RESULT_HEADER), logit_bytes(logit_bits)
+        if len(payload) != head + lb * classes:
+            raise ProtocolError(f"READ reply of {len(payload)} bytes, expected {head + lb * classes}")
         flags, cls_, cycles = struct.unpack_from(RESULT_HEADER, payload)
-        logits = list(struct.unpack_from(f"<{classes}i", payload, head))
+        logits = list(struct.unpack_from(f"<{classes}{'i' if lb == 4 else 'q'}", payload, head))
         return cls(bool(flags & FLAG_DONE), bool(flags & FLAG_OVERFLOW), cls_, cycles, logits)
 
 
@@ -229,4 +236,4 @@ class DeviceModel:
             cls_, logits, cycles, overflow = self.infer(self.image)
             self.result = Result(True, bool(overflow), int(cls_), int(cycles), [int(v) for v in logits])
             return encode_reply(cmd, OK)
-        return encode_reply(cmd, OK, self.result.pack())     # READ (the model's core is never busy)
+        return encode_reply(cmd, OK, self.result.pack(ident.logit_bits))     # READ (the model's core is never busy)

@@ -90,7 +90,7 @@ class BoardLink:
         return bytes(int(v) & 0xFF for v in flat)
 
     def read(self) -> proto.Result:
-        return proto.Result.unpack(self.request(proto.CMD_READ).payload, self.identity.classes)
+        return proto.Result.unpack(self.request(proto.CMD_READ).payload, self.identity.classes, self.identity.logit_bits)
 
     def infer(self, image) -> tuple[proto.Result, float]:
         """LOAD + START + READ as one write; returns the result and the host round trip in seconds."""
@@ -102,7 +102,7 @@ class BoardLink:
         seconds = time.perf_counter() - t0
         for reply, cmd in zip(replies, (proto.CMD_LOAD, proto.CMD_START, proto.CMD_READ)):
             _check(reply, cmd, proto.OK)
-        return proto.Result.unpack(replies[2].payload, self.identity.classes), seconds
+        return proto.Result.unpack(replies[2].payload, self.identity.classes, self.identity.logit_bits), seconds
 
 
 def _check(reply: proto.Reply, cmd: int, expect: int):

@@ -72,10 +72,10 @@ def small_model():
     return im.random_intmodel(cfg, seed=13, firing=0.1)
 
 
-def _device(model):
+def _device(model, logit_bits=20):
     ident = proto.Identity(proto.PROTOCOL_VERSION, 1, b"\x01\x02\x03\x04", bytes.fromhex(model.sha256),
                            model.config["T"], 16, model.config["num_classes"], model.input_bits,
-                           int(np.prod(model.input_shape)), 100_000_000, 12_500_000, 20)
+                           int(np.prod(model.input_shape)), 100_000_000, 12_500_000, logit_bits)
 
     def infer(pixels):
         img = np.frombuffer(pixels, dtype=np.uint8).astype(np.int64).reshape(1, *model.input_shape)
@@ -84,8 +84,9 @@ def _device(model):
     return proto.DeviceModel(ident, infer), ident
 
 
-def test_host_runtime_against_the_device_model(small_model):
-    device, ident = _device(small_model)
+@pytest.mark.parametrize("logit_bits", [20, 33])      # logits travel as int32, or int64 above 32 bits
+def test_host_runtime_against_the_device_model(small_model, logit_bits):
+    device, ident = _device(small_model, logit_bits)
     link = BoardLink(ModelPort(device), timeout=0.5)
     assert link.identify() == ident
     rng = np.random.default_rng(4)

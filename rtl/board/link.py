@@ -139,16 +139,18 @@ class HostLink(wiring.Component):
 
         # ------------------------------------------------------------ reply: 5A cmd status len payload crc
         ident = self.identity.pack()
-        result_len = 6 + 4 * K
+        lbytes = proto.logit_bytes(man["widths"]["logit"])     # 4 or 8: a power of two, no divider
+        lshift = lbytes.bit_length() - 1
+        result_len = 6 + lbytes * K
         plen = Signal(16)
         m.d.comb += plen.eq(Mux(kind == 1, len(ident), Mux(kind == 2, result_len, 0)))
         pidx = Signal(16)
         m.d.comb += pidx.eq(idx - 5)
         lsel = Signal(16)
-        m.d.comb += lsel.eq((pidx - 6) >> 2)
+        m.d.comb += lsel.eq((pidx - 6) >> lshift)
         m.d.comb += sig["logit_sel"].eq(lsel)
-        logit32 = Signal(signed(32))
-        m.d.comb += logit32.eq(c_logit)
+        logit_wide = Signal(signed(8 * lbytes))
+        m.d.comb += logit_wide.eq(c_logit)
         result_byte = Signal(8)
         with m.Switch(pidx):
             with m.Case(0):
@@ -159,7 +161,7 @@ class HostLink(wiring.Component):
                 with m.Case(2 + i):
                     m.d.comb += result_byte.eq(c_cycles[8 * i:8 * i + 8])
             with m.Default():
-                m.d.comb += result_byte.eq(logit32.as_unsigned().word_select((pidx - 6)[:2], 8))
+                m.d.comb += result_byte.eq(logit_wide.as_unsigned().word_select((pidx - 6)[:lshift], 8))
         ident_rom = Array(Const(b, 8) for b in ident)
         out = Signal(8)
         with m.Switch(idx):
