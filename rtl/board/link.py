@@ -59,6 +59,16 @@ def crc16_update(crc, byte):
     return Cat(*bits)
 
 
+def uart_divisor(clock_hz: int, baud: int) -> int:
+    """Clock cycles per UART bit; ValueError when the nearest divisor is more than 2 % off (8N1 tolerates ~4 %
+    between both ends) or below the receiver's minimum of 4."""
+    divisor = max(1, round(clock_hz / baud))
+    if abs(clock_hz / divisor - baud) > 0.02 * baud or divisor < 4:
+        raise ValueError(f"{baud} baud is more than 2 % off any divisor of the {clock_hz} Hz clock (or above "
+                         f"clock / 4)")
+    return divisor
+
+
 class HostLink(wiring.Component):
     """The core plus the UART link. Ports: rx/tx (UART pins, idle high), leds[8]: 0 busy, 1 done, 2 the last reply
     was an error, 3 heartbeat (clock / 2^24), 4-7 the predicted class (low 4 bits)."""
@@ -68,9 +78,7 @@ class HostLink(wiring.Component):
         self.manifest = manifest
         self.ports = core_ports(core_verilog)
         self.clock_hz, self.baud = int(clock_hz), int(baud)
-        self.divisor = round(clock_hz / baud)
-        if abs(clock_hz / self.divisor - baud) > 0.02 * baud:
-            raise ValueError(f"{baud} baud is more than 2 % off any divisor of the {clock_hz} Hz clock")
+        self.divisor = uart_divisor(clock_hz, baud)
         # a frame that pauses longer than this is truncated; default 10 ms (USB-serial bridges pause up to ~1 ms)
         self.timeout = int(timeout_cycles or clock_hz // 100)
         self.fifo_depth = fifo_depth

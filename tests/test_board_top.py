@@ -1,0 +1,55 @@
+"""The ULX3S board top through amaranth-boards, without running the tools: pins, clock constraint, PLL, core
+instance; and the link's checks on its parameters."""
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from golden import intmodel as im
+from rtl.gen import generate
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(scope="module")
+def small_core(tmp_path_factory):
+    cfg = im.make_config(T=2, input_bits=6, in_channels=2, image_size=[4, 4], tokenizer=[{"out": 16, "pool": False}],
+                         embed_dim=16, heads=1, blocks=1, mlp_hidden=48, num_classes=3, weight_bits=6)
+    rtl = tmp_path_factory.mktemp("rtl")
+    generate(im.random_intmodel(cfg, seed=13, firing=0.1), 16, str(rtl))
+    return rtl
+
+
+def test_ulx3s_build_files(small_core, tmp_path):
+    from tools.bitstream import prepare
+    prepare(str(small_core), str(tmp_path), "ulx3s-85f", 75_000_000, 3_000_000)
+    lpf = (tmp_path / "top.lpf").read_text()
+    for pin in ("G2", "M1", "L4", "B2", "H3", "R1"):       # 25 MHz oscillator, FTDI RX/TX, LED 0 and 7, FIRE1
+        assert f'SITE "{pin}"' in lpf, pin
+    assert re.search(r'FREQUENCY NET "[^"]+" 75000000\.0 HZ;', lpf)
+    il = (tmp_path / "top.il").read_text()
+    assert "EHXPLLL" in il and "spikingformer_core" in il
+    # 25 MHz / 1 * 3 = 75 MHz, VCO 75 MHz * 6 = 450 MHz
+    for name, value in (("CLKI_DIV", 1), ("CLKFB_DIV", 3), ("CLKOP_DIV", 6)):
+        assert re.search(rf"parameter \\{name} {value}\b", il), name
+    assert "read_verilog  spikingformer_core.v" in (tmp_path / "top.ys").read_text()
+    assert (tmp_path / "spikingformer_core.v").read_text() == (small_core / "core.v").read_text()
+
+
+def test_link_reads_the_core_ports_from_its_verilog(small_core):
+    from rtl.board.link import core_ports
+    ports = core_ports((small_core / "core.v").read_text())
+    manifest = json.loads((small_core / "manifest.json").read_text())
+    assert ports["in_data"] == ("input", manifest["widths"]["pixel"])
+    assert ports["logit"] == ("output", manifest["widths"]["logit"])
+    assert ports["cycles"] == ("output", 32) and ports["start"] == ("input", 1) and ports["clk"] == ("input", 1)
+
+
+def test_link_refuses_a_baud_rate_the_clock_cannot_make():
+    from rtl.board.link import uart_divisor
+    assert uart_divisor(75_000_000, 3_000_000) == 25 and uart_divisor(75_000_000, 115_200) == 651
+    with pytest.raises(ValueError, match="2 %"):
+        uart_divisor(75_000_000, 7_000_000)      # 75 / 7 = 10.7: 11 gives 6.82 Mbaud, 2.6 % off
+    with pytest.raises(ValueError):
+        uart_divisor(75_000_000, 25_000_000)     # divisor 3: below the receiver's minimum
