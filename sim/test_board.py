@@ -10,8 +10,7 @@ import sys
 import pytest
 
 from golden import intmodel as im
-from golden.inference import run
-from hwmodels.engine_cycles import exp_cycles
+from hwmodels.engine_cycles import exp_cycles, trace_for
 from rtl.gen import generate
 from sim.board_sim import SIM_BAUD, host_command, run_host_commands
 
@@ -53,9 +52,6 @@ def test_host_runtime_drives_the_simulated_board(digits_model, tmp_path):
         "LOAD while the core runs": "BUSY"}
     # the cycle counts that came over the UART are the core's, image by image
     images, _ = im.load_testset(os.path.join(base, "testset.npz"))
-    images = images[:IMAGES]
-    trace = dict(run(model, images, trace=True).trace)
-    trace["_pixels"] = images
-    lanes = manifest["parameters"]["lanes"]
+    trace = trace_for(model, images[:IMAGES])
     got = [r["cycles"] for r in summary["per_image"]]
-    assert got == [exp_cycles(model, trace, i, lanes) for i in range(IMAGES)]
+    assert got == [exp_cycles(model, trace, i, manifest) for i in range(IMAGES)]
