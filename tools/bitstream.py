@@ -123,8 +123,13 @@ def summarise(out: str, clock_hz: int) -> dict:
     def used(cell):
         return int(util.get(cell, {}).get("used", 0))
     fmax = rep.get("fmax", {})
-    core = [v for k, v in fmax.items() if "sync" in k] or list(fmax.values())
-    achieved = min(v["achieved"] for v in core) if core else 0.0
+    # the core clock: the net nextpnr constrained to clock_hz (derived from the PLL); the 25 MHz oscillator net
+    # drives only the PLL
+    core = [v for v in fmax.values() if abs(v.get("constraint", 0) - clock_hz / 1e6) < 1e-3]
+    if not core:
+        raise FlowError(f"nextpnr reports no clock constrained to {clock_hz / 1e6:g} MHz ({fmax}); see "
+                        f"{os.path.join(out, 'top.tim')}.")
+    achieved = min(v["achieved"] for v in core)
     return {"lut": used("TRELLIS_COMB"), "ff": used("TRELLIS_FF"), "bram": used("DP16KD"),
             "dsp": used("MULT18X18D"), "lut_capacity": int(util.get("TRELLIS_COMB", {}).get("available", 0)),
             "fmax_mhz": achieved, "fmax_per_clock": fmax, "timing_met": achieved >= clock_hz / 1e6}
