@@ -10,6 +10,7 @@
     python flow.py bench         synthesis benchmark, refreshes docs/bench/       (tools/bench.py)
     python flow.py bitstream     board top + bitstream (ULX3S-85F)                (tools/bitstream.py, rtl/board/)
     python flow.py run           stream the test set through the board's UART     (host/)
+    python flow.py seeds         accuracy over several training seeds, mean ± std (quant/seeds.py)
 
 Each stage module exposes `add_arguments(parser)` and `main(args) -> int`. User errors are raised as
 `golden.errors.FlowError` and printed as one sentence, without a traceback.
@@ -29,6 +30,7 @@ STAGES = {
     "bench": ("tools.bench", "run the benchmarks and refresh stored results"),
     "bitstream": ("tools.bitstream", "build the board top's bitstream (Yosys + nextpnr-ecp5 + ecppack)"),
     "run": ("host.cli", "stream the test set through the board over its serial port, checked against golden"),
+    "seeds": ("quant.seeds", "train with several seeds and write the accuracy mean ± std"),
 }
 
 # stages that read build/<preset>/intmodel.zip and so can start from the model zoo (models/<preset>/)
@@ -60,13 +62,21 @@ def main(argv=None) -> int:
     stage_parser = argparse.ArgumentParser(prog=f"flow.py {argv[0]}", description=help_text)
     module.add_arguments(stage_parser)
     args = stage_parser.parse_args(argv[1:])
+    from golden import artifacts
+    outputs = [o for o in ("--out", "--build") if o in stage_parser._option_string_actions]
+    artifacts.OUTPUT_HINT = f" or choose another folder with {' or '.join(outputs)}" if outputs else ""
     try:
         if argv[0] in ZOO_USERS and getattr(args, "preset", None) and not getattr(args, "model", None):
             from quant.zoo import provide   # build/<preset>/ without a model: take the shipped one, saying so
-            provide(args.preset, getattr(args, "build", None) or "build")
+            provide(args.preset, artifacts.build_root(getattr(args, "build", None)))
         return int(module.main(args) or 0)
     except FlowError as exc:
         print(f"flow.py {argv[0]}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a folder the stage cannot write or read (read-only, full disk, missing permission)
+        where = exc.filename or "the output folder"
+        print(f"flow.py {argv[0]}: error: cannot use {where} ({exc.strerror or type(exc).__name__}); make it "
+              f"accessible{artifacts.OUTPUT_HINT}.", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"flow.py {argv[0]}: interrupted; finished artifacts are kept, rerun to resume.", file=sys.stderr)

@@ -8,15 +8,15 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy as np
 
+from .artifacts import atomic_write
 from .errors import FlowError, IntModelError
 
 FORMAT_NAME = "spikingformer-intmodel"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2       # 2: adds meta_sha256 (meta is checked too); version 1 files are read with their meta dropped
 MANIFEST = "manifest.json"
 
 CONFIG_KEYS = ("T", "input_bits", "in_channels", "image_size", "tokenizer", "embed_dim", "heads", "blocks",
@@ -47,21 +47,55 @@ def make_config(**overrides) -> dict:
     return normalise_config(config)
 
 
+# Bounds a configuration must keep (inclusive). They are wide enough for every preset (the paper's CIFAR-10 model
+# included) and keep a mistyped value from asking for terabytes of arrays.
+LIMITS = {"T": (1, 16), "input_bits": (1, 16), "in_channels": (1, 4096), "embed_dim": (1, 4096), "heads": (1, 4096),
+          "blocks": (0, 64), "mlp_hidden": (1, 65536), "num_classes": (2, 65536), "weight_bits": (2, 16),
+          "image_size": (1, 4096), "out": (1, 4096), "stages": (1, 16)}
+
+
+def _int(value, what: str, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise FlowError(f"configuration value {what}={value!r} is not an integer; give a whole number in {lo}..{hi}.")
+    value = int(value)
+    if not lo <= value <= hi:
+        if what == "T" and value > hi:
+            raise FlowError(f"T={value} exceeds 16 timesteps, the most the spike words support; use T <= 16.")
+        raise FlowError(f"configuration value {what}={value} is out of range; use {lo}..{hi}.")
+    return value
+
+
 def normalise_config(config: dict) -> dict:
-    """Check a configuration and return it with canonical types (so hashes are stable)."""
+    """Check a configuration and return it with canonical types (so hashes are stable). Every problem is a
+    FlowError of one sentence; nothing else escapes, whatever `config` holds."""
+    if not isinstance(config, dict):
+        raise IntModelError(f"the model configuration is a {type(config).__name__}, not an object; re-export the "
+                            "model with `python flow.py train-quant`.")
     missing = [k for k in CONFIG_KEYS if k not in config]
     if missing:
         raise IntModelError(f"the model configuration lacks {missing}; re-export the model with `python flow.py train-quant`.")
+    unknown = sorted(str(k) for k in config if k not in CONFIG_KEYS)
+    if unknown:
+        raise IntModelError(f"the model configuration has unknown key(s) {unknown}; valid keys are {list(CONFIG_KEYS)}.")
     c = {k: config[k] for k in CONFIG_KEYS}
     for k in ("T", "input_bits", "in_channels", "embed_dim", "heads", "blocks", "mlp_hidden", "num_classes",
               "weight_bits"):
-        c[k] = int(c[k])
-        if c[k] < (0 if k == "blocks" else 1):
-            raise FlowError(f"configuration value {k}={c[k]} is out of range; use a positive integer.")
-    c["image_size"] = [int(v) for v in c["image_size"]]
-    c["tokenizer"] = [{"out": int(s["out"]), "pool": bool(s["pool"])} for s in c["tokenizer"]]
-    if len(c["tokenizer"]) < 1:
+        c[k] = _int(c[k], k, *LIMITS[k])
+    size = c["image_size"]
+    if not isinstance(size, (list, tuple)) or len(size) != 2:
+        raise FlowError(f"image_size={size!r} is not [H, W]; give two positive integers, e.g. --set image_size=[8,8].")
+    c["image_size"] = [_int(v, "image_size", *LIMITS["image_size"]) for v in size]
+    stages = c["tokenizer"]
+    if not isinstance(stages, (list, tuple)) or not stages:
         raise FlowError("the tokenizer needs at least one stage; give at least the first conv.")
+    if len(stages) > LIMITS["stages"][1]:
+        raise FlowError(f"the tokenizer has {len(stages)} stages; use at most {LIMITS['stages'][1]}.")
+    tok = []
+    for i, s in enumerate(stages):
+        if not isinstance(s, dict) or set(s) != {"out", "pool"} or not isinstance(s["pool"], bool):
+            raise FlowError(f"tokenizer stage {i} is {s!r}; write each stage as {{\"out\": channels, \"pool\": true|false}}.")
+        tok.append({"out": _int(s["out"], f"tokenizer[{i}].out", *LIMITS["out"]), "pool": s["pool"]})
+    c["tokenizer"] = tok
     if c["tokenizer"][0]["pool"]:
         raise FlowError("tokenizer stage 0 is the first conv and cannot pool; move the pool to a later stage.")
     if c["tokenizer"][-1]["out"] != c["embed_dim"]:
@@ -69,8 +103,9 @@ def normalise_config(config: dict) -> dict:
                         f"{c['embed_dim']}; make them equal.")
     if c["embed_dim"] % c["heads"]:
         raise FlowError(f"embed_dim {c['embed_dim']} is not divisible by heads {c['heads']}; choose heads that divide it.")
-    if c["T"] > 16:
-        raise FlowError(f"T={c['T']} exceeds 16 timesteps, the most the spike words support; use T <= 16.")
+    if c["blocks"] == 0 and len(c["tokenizer"]) == 1:
+        raise FlowError("with blocks=0 and a one-stage tokenizer the model has no spiking layer; add a transformer "
+                        "block or a tokenizer stage.")
     return c
 
 
@@ -122,12 +157,20 @@ def _canonical_json(obj) -> bytes:
 
 
 def content_hash(config: dict, arrays: dict[str, np.ndarray]) -> str:
+    """The model's identity: SHA-256 over the canonical JSON of the config, then per array (sorted by name): name,
+    NUL, shape, NUL, little-endian int64 bytes (docs/intmodel.md). Provenance (`meta`) is not part of it: two
+    files with the same network are the same model for every stage."""
     h = hashlib.sha256(_canonical_json(config))
     for name in sorted(arrays):
         a = np.ascontiguousarray(arrays[name], dtype="<i8")
         h.update(name.encode() + b"\0" + str(a.shape).encode() + b"\0")
         h.update(a.tobytes())
     return h.hexdigest()
+
+
+def meta_hash(meta: dict) -> str:
+    """SHA-256 of the canonical JSON of `meta` (format version 2 stores it as `meta_sha256`)."""
+    return hashlib.sha256(_canonical_json(meta)).hexdigest()
 
 
 class IntModel:
@@ -137,6 +180,11 @@ class IntModel:
         self.config = normalise_config(config)
         self.arrays = {k: np.asarray(v).astype(np.int64) for k, v in arrays.items()}
         self.meta = dict(meta or {})
+        try:
+            _canonical_json(self.meta)
+        except (TypeError, ValueError):
+            raise IntModelError("the model's meta holds values JSON cannot store; keep it to strings, numbers, "
+                                "lists and objects.") from None
         validate(self)
 
     def __getitem__(self, name: str) -> np.ndarray:
@@ -202,27 +250,8 @@ def validate(model: IntModel) -> None:
                                 "re-export the model with `python flow.py train-quant`.")
 
 
-def _atomic_write(path: str, write) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; the artifact should be as readable as any file
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def save(model: IntModel, path: str) -> str:
-    """Write the model atomically (temp file + rename); returns its content hash."""
+    """Write the model atomically (temp file + rename, mode 0644); returns its content hash."""
     digest = model.sha256
     manifest = {
         "format": FORMAT_NAME,
@@ -231,6 +260,7 @@ def save(model: IntModel, path: str) -> str:
         "arrays": {k: {"dtype": "int64", "shape": list(v.shape)} for k, v in sorted(model.arrays.items())},
         "sha256": digest,
         "meta": model.meta,
+        "meta_sha256": meta_hash(model.meta),
     }
 
     def write(f):
@@ -242,61 +272,111 @@ def save(model: IntModel, path: str) -> str:
                 np.save(buf, np.ascontiguousarray(model.arrays[name], dtype="<i8"), allow_pickle=False)
                 z.writestr(zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0)), buf.getvalue())
 
-    _atomic_write(path, write)
+    atomic_write(path, writer=write)
     return digest
 
 
-def load(path: str) -> IntModel:
-    """Read and verify a model file; every problem becomes an IntModelError with the fix."""
-    redo = "re-export it with `python flow.py train-quant`"
+TRAIN = "python flow.py train-quant"
+MAX_MEMBER_BYTES = 1 << 31      # no array of any preset comes near this; a bigger member is a hostile file
+
+
+def load(path: str, command: str = TRAIN) -> IntModel:
+    """Read and verify a model file; every problem becomes an IntModelError naming `command`, the command that
+    writes the file again (callers pass it with their --preset)."""
+    redo = f"re-export it with `{command}`"
     if not os.path.exists(path):
-        raise IntModelError(f"model file {path} does not exist; run `python flow.py train-quant` first or pass --model.")
+        raise IntModelError(f"model file {path} does not exist; run `{command}` first.")
+    if os.path.isdir(path):
+        raise IntModelError(f"model path {path} is a folder, not a model file; give the intmodel.zip inside it.")
     try:
         with zipfile.ZipFile(path) as z:
-            names = set(z.namelist())
-            if MANIFEST not in names:
+            infos = {i.filename: i for i in z.infolist()}
+            if MANIFEST not in infos:
                 raise IntModelError(f"{path} has no manifest, so it is not an integer model file; {redo}.")
-            manifest = json.loads(z.read(MANIFEST))
-            if manifest.get("format") != FORMAT_NAME:
+            if len(infos) != len(z.infolist()):
+                raise IntModelError(f"{path} holds a member twice; {redo}.")
+            if any(i.file_size > MAX_MEMBER_BYTES for i in infos.values()):
+                raise IntModelError(f"{path} holds a member larger than any model array; {redo}.")
+            manifest = json.loads(z.read(MANIFEST).decode("utf-8"))
+            if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
                 raise IntModelError(f"{path} is not a {FORMAT_NAME} file; {redo}.")
-            if manifest.get("version") != FORMAT_VERSION:
-                raise IntModelError(f"{path} is format version {manifest.get('version')} but this flow reads version "
+            version = manifest.get("version")
+            if version not in (1, FORMAT_VERSION) or isinstance(version, bool):
+                raise IntModelError(f"{path} is format version {version} but this flow reads version "
                                     f"{FORMAT_VERSION}; {redo}.")
+            declared = manifest.get("arrays")
+            meta = manifest.get("meta", {})
+            if not isinstance(declared, dict) or not isinstance(meta, dict) or not isinstance(manifest.get("sha256"), str):
+                raise IntModelError(f"{path} has a malformed manifest (arrays, meta or sha256); {redo}.")
+            if version == 1:
+                meta = {}      # version 1 had no check over meta: unverified provenance is dropped, not trusted
+            elif manifest.get("meta_sha256") != meta_hash(meta):
+                raise IntModelError(f"{path} fails its meta hash check (its meta was edited or corrupted); {redo}.")
+            extra = sorted(set(infos) - {MANIFEST} - {str(n) + ".npy" for n in declared})
+            if extra:
+                raise IntModelError(f"{path} holds member(s) {extra[:3]} that its manifest does not list; {redo}.")
             arrays = {}
-            for name, info in manifest["arrays"].items():
+            for name, info in declared.items():
                 member = name + ".npy"
-                if member not in names:
+                if member not in infos:
                     raise IntModelError(f"{path} lacks array {name}; the file is truncated or corrupt, {redo}.")
+                if not isinstance(info, dict) or info.get("dtype") != "int64" or not isinstance(info.get("shape"), list):
+                    raise IntModelError(f"array {name} in {path} is not declared as int64 with a shape; {redo}.")
                 a = np.load(io.BytesIO(z.read(member)), allow_pickle=False)
-                if list(a.shape) != list(info["shape"]) or not np.issubdtype(a.dtype, np.integer):
-                    raise IntModelError(f"array {name} in {path} disagrees with the manifest; {redo}.")
+                if list(a.shape) != list(info["shape"]):
+                    raise IntModelError(f"array {name} in {path} has shape {list(a.shape)} but the manifest says "
+                                        f"{info['shape']}; {redo}.")
+                if a.dtype != np.dtype("<i8"):
+                    raise IntModelError(f"array {name} in {path} is {a.dtype} but the manifest says int64; {redo}.")
                 arrays[name] = a
     except IntModelError:
         raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, KeyError, TypeError) as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, KeyError, TypeError,
+            UnicodeDecodeError, RuntimeError, NotImplementedError) as exc:
         raise IntModelError(f"{path} is corrupt or truncated ({type(exc).__name__}); {redo}.") from None
-    if content_hash(normalise_config(manifest["config"]), arrays) != manifest.get("sha256"):
-        raise IntModelError(f"{path} fails its content hash check (the file was modified or corrupted); {redo}.")
-    return IntModel(manifest["config"], arrays, manifest.get("meta"))
+    try:
+        config = normalise_config(manifest.get("config"))
+        if content_hash(config, arrays) != manifest["sha256"]:
+            raise IntModelError(f"{path} fails its content hash check (the file was modified or corrupted); {redo}.")
+        return IntModel(config, arrays, meta)
+    except FlowError as exc:      # name the caller's command (with its --preset) in the advice
+        raise type(exc)(str(exc).replace(f"`{TRAIN}`", f"`{command}`")) from None
 
 
 def save_testset(path: str, images: np.ndarray, labels: np.ndarray) -> None:
     """Test images (unsigned ints [N, Cin, H, W]) and labels, for the stages that must not import quant/."""
     images = np.asarray(images)
     labels = np.asarray(labels)
-    if images.ndim != 4 or len(images) != len(labels):
+    if images.ndim != 4 or labels.ndim != 1 or len(images) != len(labels):
         raise FlowError("a test set needs images [N, Cin, H, W] and N labels; fix the exporter.")
-    _atomic_write(path, lambda f: np.savez(f, images=images.astype(np.int64), labels=labels.astype(np.int64)))
+
+    def write(f):
+        np.savez(f, images=images.astype(np.int64), labels=labels.astype(np.int64))
+    atomic_write(path, writer=write)
 
 
-def load_testset(path: str) -> tuple[np.ndarray, np.ndarray]:
+def load_testset(path: str, command: str = TRAIN) -> tuple[np.ndarray, np.ndarray]:
+    """(images int64 [N, Cin, H, W], labels int64 [N]); a missing, truncated or malformed file is one FlowError
+    naming `command`, the command that writes it again."""
+    redo = f"rerun `{command}`"
     if not os.path.exists(path):
-        raise FlowError(f"test set {path} does not exist; run `python flow.py train-quant` first.")
+        raise FlowError(f"test set {path} does not exist; run `{command}` first.")
     try:
         with np.load(path, allow_pickle=False) as z:
-            return z["images"].astype(np.int64), z["labels"].astype(np.int64)
-    except (OSError, ValueError, KeyError, EOFError) as exc:
-        raise FlowError(f"test set {path} is corrupt ({type(exc).__name__}); rerun `python flow.py train-quant`.") from None
+            if not hasattr(z, "files") or set(z.files) != {"images", "labels"}:
+                raise FlowError(f"test set {path} does not hold exactly the arrays images and labels; {redo}.")
+            images, labels = z["images"], z["labels"]
+    except FlowError:
+        raise
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile, RuntimeError,
+            NotImplementedError, TypeError) as exc:
+        raise FlowError(f"test set {path} is corrupt or truncated ({type(exc).__name__}); {redo}.") from None
+    if not (np.issubdtype(images.dtype, np.integer) and np.issubdtype(labels.dtype, np.integer)):
+        raise FlowError(f"test set {path} holds {images.dtype} images / {labels.dtype} labels, not integers; {redo}.")
+    if images.ndim != 4 or labels.ndim != 1 or len(images) != len(labels) or len(images) == 0:
+        raise FlowError(f"test set {path} has images {list(images.shape)} and labels {list(labels.shape)}, not "
+                        f"[N, Cin, H, W] and [N] with N >= 1; {redo}.")
+    return images.astype(np.int64), labels.astype(np.int64)
 
 
 def random_intmodel(config: dict | None = None, seed: int = 0, weight_bits: int | None = None,

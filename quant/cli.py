@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -23,6 +22,7 @@ from golden.errors import FlowError
 from . import presets
 
 FIRING_KEYS = ("spikes", "pooled")
+TRAIN_THREADS = 2       # torch intra-op threads for training (see main)
 
 
 def add_arguments(parser) -> None:
@@ -50,17 +50,8 @@ def add_arguments(parser) -> None:
 
 
 def _atomic_text(path: str, text: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    from golden.artifacts import atomic_write
+    atomic_write(path, text)      # temp file + rename, mode 0644
 
 
 def check_dataset(model_cfg: dict, images: np.ndarray, what: str) -> None:
@@ -130,7 +121,8 @@ def main(args) -> int:
     if args.eval_model:
         return eval_model(args)
     model_cfg, train_cfg = presets.resolve(args.preset, args.set, args.weight_bits, args.epochs, args.finetune_epochs)
-    out = args.out or os.path.join("build", args.preset)
+    from golden.artifacts import preset_dir
+    out = args.out or preset_dir(args.preset)
     if args.device == "cuda":
         import torch
         if not torch.cuda.is_available():
@@ -144,7 +136,10 @@ def main(args) -> int:
     xtr, ytr, xva, yva = data.validation_split(xtr, ytr, train_cfg["val_size"])
 
     import torch
-    torch.set_num_threads(min(2, torch.get_num_threads()))
+    # The intra-op thread count decides how torch's CPU kernels split their float sums, so it changes the trained
+    # model (1 vs 2 threads: different weights from the first epoch). Fixed here, whatever the core count or
+    # OMP_NUM_THREADS, so every machine with the same CPU kernels trains the same model from the same seed.
+    torch.set_num_threads(TRAIN_THREADS)
     from .export import export_qonnx, to_intmodel
     from .model import Spikingformer, parameter_count, weight_count
     from .train import train
@@ -191,6 +186,7 @@ def main(args) -> int:
                              if h.get("phase") == "finetune" and h.get("val_accuracy") is not None), default=None),
         "val_images": len(xva),
         "test_images": len(xte),
+        "train_threads": TRAIN_THREADS,
         "total_seconds": round(time.perf_counter() - t_start, 2),
         "intmodel_sha256": digest,
         "qonnx": qonnx_note and {"path": qonnx_path, "contents": qonnx_note},

@@ -7,8 +7,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 
+from golden.artifacts import atomic_write
 from golden.intmodel import IntModel
 
 from .engine import SpikeEngine, _pack, layer_field_widths, memory_layout, timing
@@ -19,13 +19,7 @@ MANIFEST_VERSION = 1
 
 
 def _write(path: str, text: str) -> None:
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    atomic_write(path, text)      # temp file + rename, 0644; an unwritable folder is one FlowError
 
 
 def verilog_of(plan) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from golden import compare
+from golden.artifacts import atomic_write
 from golden.inference import run
 from hwmodels.engine_cycles import exp_cycles
 
@@ -90,15 +91,16 @@ def _run_shard(command, text, manifest):
 def check_images(model, rtl_dir: str, images, work_dir: str, labels=None, waves: bool = False,
                  results_name: str = "results.json", bench: str = "harness", simulator: str = "verilator",
                  jobs: int = 1, scheduler: str | None = None, full_readout: bool = False, progress=None,
-                 junit: str | None = None) -> dict:
+                 junit: str | None = None, extra: dict | None = None) -> dict:
     """Simulate `images` on the core in rtl_dir; compare logits, class, every layer's spike words and the cycle
     count with golden and the cycle model. Writes work_dir/results_name (and a JUnit file, one testcase per
-    image) and returns the summary.
+    image) and returns the summary. The summary records the model and core hashes and the `extra` fields.
 
     bench "harness" (default): sim/harness.py under `simulator` (verilator or icarus), the images split into
     `jobs` shards run by cluster.map_tasks (`scheduler`: see cluster/). bench "cocotb": sim/tb_engine.py under
     Verilator, one process (waves=True needs it)."""
     progress = progress or (lambda message: None)
+    work_dir = os.path.abspath(work_dir)
     manifest = json.loads(Path(os.path.join(rtl_dir, "manifest.json")).read_text())
     images = model.check_images(images)
     lanes = manifest["parameters"]["lanes"]
@@ -156,16 +158,14 @@ def check_images(model, rtl_dir: str, images, work_dir: str, labels=None, waves:
         "cycles_per_cpu_second_per_worker": float(np.mean(per_cpu)) if per_cpu else None,
         "golden_seconds": golden_seconds, "golden_cpu_seconds": golden_cpu,
         "harness_wall_seconds": timing.get("wall_seconds"),
-        "lanes": lanes, "model_sha256": model.sha256,
+        "lanes": lanes, "model_sha256": model.sha256, "verilog_sha256": manifest.get("verilog_sha256"),
         "accuracy": None if labels is None else float(np.mean([r["class"] == r["label"] for r in per_image])),
         "first_mismatch": next((r["mismatch"] for r in per_image if r["mismatch"]), None),
         "per_image": per_image,
     }
+    summary.update(extra or {})
     path = os.path.join(work_dir, results_name)
-    os.makedirs(work_dir, exist_ok=True)
-    with open(path + ".tmp", "w") as f:
-        json.dump(summary, f, indent=1)
-    os.replace(path + ".tmp", path)
+    atomic_write(path, json.dumps(summary, indent=1) + "\n")
     junit = junit or os.path.join(work_dir, os.path.splitext(results_name)[0] + ".junit.xml")
     write_junit(junit, summary)
     summary["path"] = path

@@ -11,12 +11,14 @@ writes docs/bench/sim_speed.json (`make bench`).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
 from pathlib import Path
 
 import cluster
+from golden.artifacts import PROJECT, need, preset_dir, read_json
 from golden.errors import FlowError
 from golden.intmodel import load, load_testset
 
@@ -53,16 +55,34 @@ def add_arguments(parser):
     cluster.add_arguments(parser, jobs_default=1, what="image shards")
 
 
-def _load(args):
-    base = os.path.join("build", args.preset)
-    model = load(args.model or os.path.join(base, "intmodel.zip"))
-    rtl_dir = args.rtl or os.path.join(base, "rtl")
-    if not os.path.exists(os.path.join(rtl_dir, "manifest.json")):
-        raise FlowError(f"no generated core in {rtl_dir}; run `python flow.py gen-rtl --preset {args.preset}` first.")
-    manifest = json.loads(Path(os.path.join(rtl_dir, "manifest.json")).read_text())
+def check_core(rtl_dir: str, model, preset: str) -> dict:
+    """The core's manifest, after checking it is readable, belongs to `model` and still describes core.v."""
+    gen = f"python flow.py gen-rtl --preset {preset}"
+    path = os.path.join(rtl_dir, "manifest.json")
+    if not os.path.exists(path):
+        raise FlowError(f"no generated core in {rtl_dir}; run `{gen}` first.")
+    manifest = read_json(path, "the core manifest", gen)
+    need(manifest, ("model_sha256", "verilog_sha256", "parameters", "dims", "memory_map"), path, "the core manifest", gen)
     if manifest["model_sha256"] != model.sha256:
-        raise FlowError(f"the core in {rtl_dir} was generated from another model; rerun `python flow.py gen-rtl`.")
-    images, labels = load_testset(os.path.join(base, "testset.npz"))
+        raise FlowError(f"the core in {rtl_dir} was generated from model {str(manifest['model_sha256'])[:12]}, not the "
+                        f"current model {model.sha256[:12]}; rerun `{gen}`.")
+    core = os.path.join(rtl_dir, "core.v")
+    if not os.path.exists(core) or hashlib.sha256(Path(core).read_bytes()).hexdigest() != manifest["verilog_sha256"]:
+        raise FlowError(f"{core} is missing or is not the Verilog its manifest describes; rerun `{gen}`.")
+    return manifest
+
+
+def _load(args):
+    base = preset_dir(args.preset)
+    for where in (PROJECT, base):
+        if any(c.isspace() for c in os.path.abspath(where)):
+            raise FlowError(f"the path {os.path.abspath(where)} contains a space, which GNU make (Verilator's build) "
+                            "cannot handle; move the project to a folder without spaces.")
+    train = f"python flow.py train-quant --preset {args.preset}"
+    model = load(args.model or os.path.join(base, "intmodel.zip"), command=train)
+    rtl_dir = args.rtl or os.path.join(base, "rtl")
+    check_core(rtl_dir, model, args.preset)
+    images, labels = load_testset(os.path.join(base, "testset.npz"), command=train)
     return base, model, rtl_dir, images, labels
 
 
@@ -75,6 +95,7 @@ def main(args) -> int:
     if args.speed:
         return speed(args)
     base, model, rtl_dir, images, labels = _load(args)
+    total = len(images)
     partial = 0 < count < len(images)
     if partial:
         images, labels = images[:count], labels[:count]
@@ -84,7 +105,8 @@ def main(args) -> int:
         name = name.replace(".json", f"-{args.simulator}.json")
     summary = check_images(model, rtl_dir, images, os.path.join(base, "sim"), labels=labels, waves=args.waves,
                            results_name=name, bench=args.bench, simulator=args.simulator, jobs=args.jobs,
-                           scheduler=args.scheduler, full_readout=args.full_readout, progress=print)
+                           scheduler=args.scheduler, full_readout=args.full_readout, progress=print,
+                           extra={"testset_images": total, "partial": partial})
     print(f"sim: {summary['images']} images, {summary['mismatches']} mismatches, cycles mean "
           f"{summary['cycles_mean']:.0f} max {summary['cycles_max']}, {summary['sim_seconds']:.1f} s on "
           f"{summary['workers']} worker(s), {summary['cycles_per_second_per_worker']:,.0f} simulated cycles/s per "

@@ -13,6 +13,7 @@ from golden.intmodel import make_config, random_intmodel, save, save_testset
 pytestmark = pytest.mark.unit
 
 PLOTS = ("accuracy_history.png", "firing_rates.png", "layer_inputs.png", "attention_maps.png", "energy_per_layer.png")
+CORE_PLOTS = ("cycles_per_layer.png", "cycles_histogram.png")
 
 
 class Links(HTMLParser):
@@ -33,11 +34,12 @@ class Links(HTMLParser):
 def preset(tmp_path_factory):
     build = tmp_path_factory.mktemp("build")
     d = build / "p"
-    save(random_intmodel(make_config(), seed=2), str(d / "intmodel.zip"))
+    model = random_intmodel(make_config(), seed=2)
+    save(model, str(d / "intmodel.zip"))
     rng = np.random.default_rng(0)
     save_testset(str(d / "testset.npz"), rng.integers(0, 17, size=(24, 1, 8, 8)), rng.integers(0, 10, size=24))
     (d / "metrics.json").write_text(json.dumps({
-        "float_test_accuracy": 0.9512, "int_test_accuracy": 0.9388, "golden_equals_torch": True,
+        "intmodel_sha256": model.sha256, "float_test_accuracy": 0.9512, "int_test_accuracy": 0.9388, "golden_equals_torch": True,
         "history": [{"phase": "qat", "train_accuracy": 0.5, "loss": 2.0}, {"phase": "qat", "train_accuracy": 0.8, "loss": 1.0},
                     {"phase": "fold"}, {"phase": "finetune", "train_accuracy": 0.9, "loss": 0.9}]}))
     return build
@@ -89,16 +91,30 @@ def test_same_inputs_give_identical_files(preset):
 
 
 def test_synth_results_appear_in_the_page(preset):
+    import shutil
+    from golden.intmodel import load
+    from rtl.gen import generate
+    manifest = generate(load(str(preset / "p" / "intmodel.zip")), 16, str(preset / "p" / "rtl"))
     synth_dir = preset / "p" / "synth" / "ecp5"
     synth_dir.mkdir(parents=True, exist_ok=True)
     (synth_dir / "report.json").write_text(json.dumps({
         "status": "ok", "device": "LFE5U-85F-6CABGA381", "lut": 12345, "ff": 678, "bram": 9, "dsp": 0,
+        "capacity": {"lut": 83640, "ff": 83640, "bram": 208, "dsp": 156}, "verilog_sha256": manifest["verilog_sha256"],
+        "model_sha256": manifest["model_sha256"],
         "fmax_mhz": 111.5, "fmax_per_seed": [110.0, 111.5, 113.0], "critical_path": {"delay_ns": 8.9, "logic_levels": 7}}))
     try:
-        _, text = run_report(preset)
+        out, text = run_report(preset)
+        assert all((out / name).read_bytes()[:4] == b"\x89PNG" for name in CORE_PLOTS)
     finally:
         os.unlink(synth_dir / "report.json")
-    assert "<td>12,345</td>" in text and "111.5" in text and "not run yet: run <code>python flow.py synth" not in text
+        shutil.rmtree(preset / "p" / "rtl")
+        for name in CORE_PLOTS:
+            (preset / "p" / "report" / name).unlink()
+    assert "<td>12,345 (14.8 %)</td>" in text and "111.5" in text
+    assert "not run yet: run <code>python flow.py synth" not in text
+    # latency and throughput at the stored Fmax, with its source; fixed and event cycles per layer
+    assert "at the stored Fmax of 111.5 MHz (median of 3 place-and-route seed(s)" in text
+    assert "<th>fixed</th><th>event-driven</th>" in text
 
 
 def test_exploration_plot_and_table_appear_in_the_page(preset):
@@ -112,7 +128,9 @@ def test_exploration_plot_and_table_appear_in_the_page(preset):
               {"lanes": 8, "cycles": 400_000.0, "lut": 9000, "ff": 6000, "bram": 70}]
     front = pareto(points)
     plot(points, front, str(explore_dir / "pareto.png"))
-    (explore_dir / "explore.json").write_text(json.dumps({"points": points, "pareto_lanes": [q["lanes"] for q in front]}))
+    from golden.intmodel import load
+    (explore_dir / "explore.json").write_text(json.dumps({"points": points, "pareto_lanes": [q["lanes"] for q in front],
+                                                          "model_sha256": load(str(preset / "p" / "intmodel.zip")).sha256}))
     try:
         out, text = run_report(preset)
     finally:

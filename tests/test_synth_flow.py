@@ -123,6 +123,9 @@ def test_ecp5_reports_resources_fmax_and_keeps_logs(tmp_path):
     assert "Yosys" in report["tool_versions"]["yosys"] and "nextpnr" in report["tool_versions"]["nextpnr"]
     on_disk = json.loads((out / "report.json").read_text())
     assert on_disk == json.loads(json.dumps(report))
+    import hashlib
+    assert report["verilog_sha256"] == hashlib.sha256(open(v, "rb").read()).hexdigest()   # what it was made from
+    assert oct((out / "report.json").stat().st_mode & 0o777) == oct(0o666 & ~_umask())
     for log in ("yosys.log", "seed1/nextpnr.log", "seed2/nextpnr.log", "seed2/nextpnr_report.json"):
         assert (out / log).stat().st_size > 0, log
 
@@ -137,6 +140,12 @@ def test_ecp5_reports_resources_fmax_and_keeps_logs(tmp_path):
     parallel = synth.synthesise(v, "rom_acc", "ecp5", seeds=2, out_dir=str(tmp_path / "jobs2"),
                                 progress=lambda m: None, jobs=2)
     assert parallel["fmax_per_seed"] == report["fmax_per_seed"]
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _stall_seeds(monkeypatch, stalled):

