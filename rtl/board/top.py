@@ -1,5 +1,7 @@
-"""Board tops around HostLink: `SimBoard` (a plain clock input, for simulation) and `ULX3STop` (the Radiona ULX3S:
-25 MHz oscillator -> EHXPLLL -> core clock, FTDI UART, LEDs, FIRE1 button as reset).
+"""Board tops around HostLink: `SimBoard` (a plain clock input, for simulation) and `BoardTop` (a real board through
+amaranth-boards: oscillator -> EHXPLLL -> core clock, USB UART, LEDs, a reset button). Boards: Radiona ULX3S-85F
+(25 MHz, FTDI FT231X, 8 LEDs, FIRE1 as reset) and LambdaConcept ECPIX-5 85F (100 MHz, FT2232, LEDs on the red and
+green of its 4 RGB LEDs, the reset button).
 
 Both put the reset through a reset synchroniser (asynchronous assertion, synchronous release), so the core's
 synchronous reset is held for at least two clock cycles after configuration, PLL lock or a button press.
@@ -15,7 +17,6 @@ from .link import HostLink
 BOARD_TOP = "board_top"
 DEFAULT_CLOCK_HZ = 75_000_000
 DEFAULT_BAUD = 3_000_000
-ULX3S_OSC_HZ = 25_000_000
 
 
 class SimBoard(wiring.Component):
@@ -62,26 +63,41 @@ def pll_config(f_in: float, f_out: float) -> dict:
     return best[1]
 
 
-class ULX3STop(Elaboratable):
-    """ULX3S top (amaranth-boards platform): PLL to `clock_hz`, reset synchroniser, HostLink on the FTDI UART."""
+# Boards: amaranth-boards platform, oscillator resource and frequency, reset button (active high after the
+# platform's inversion), and the 8 link LEDs as (resource, number, subsignal or None).
+BOARDS = {
+    "ulx3s-85f": {"platform": ("amaranth_boards.ulx3s", "ULX3S_85F_Platform"), "osc": ("clk25", 25_000_000),
+                  "reset": ("button_fire", 0), "leds": [("led", i, None) for i in range(8)],
+                  "program": "openFPGALoader -b ulx3s top.bit  (or: fujprog top.bit)"},
+    "ecpix5-85f": {"platform": ("amaranth_boards.ecpix5", "ECPIX585Platform"), "osc": ("clk100", 100_000_000),
+                   "reset": ("rst", 0), "leds": [("rgb_led", i // 2, "rg"[i % 2]) for i in range(8)],
+                   "program": "openFPGALoader -b ecpix5 top.bit"},
+}
 
-    def __init__(self, manifest, core_verilog, clock_hz=DEFAULT_CLOCK_HZ, baud=DEFAULT_BAUD):
-        self.pll = pll_config(ULX3S_OSC_HZ, clock_hz)
+
+class BoardTop(Elaboratable):
+    """A board's top (amaranth-boards platform): oscillator -> PLL to `clock_hz`, reset synchroniser (PLL not
+    locked or the reset button), HostLink on the board's USB UART, 8 LEDs."""
+
+    def __init__(self, board, manifest, core_verilog, clock_hz=DEFAULT_CLOCK_HZ, baud=DEFAULT_BAUD):
+        self.spec = BOARDS[board]
+        self.osc_hz = self.spec["osc"][1]
+        self.pll = pll_config(self.osc_hz, clock_hz)
         if self.pll["f_out"] != clock_hz:
-            raise ValueError(f"the PLL cannot make exactly {clock_hz} Hz from 25 MHz (closest "
+            raise ValueError(f"the PLL cannot make exactly {clock_hz} Hz from {self.osc_hz / 1e6:g} MHz (closest "
                              f"{self.pll['f_out']:.0f} Hz); choose that clock")
         self.clock_hz = clock_hz
         self.link = HostLink(manifest, core_verilog, clock_hz, baud)
 
     def elaborate(self, platform):
         m = Module()
-        clk25 = platform.request("clk25", 0)
+        osc = platform.request(self.spec["osc"][0], 0)
         m.domains.sync = cd = ClockDomain("sync")
         locked = Signal()
         p = self.pll
         m.submodules.pll = Instance(
             "EHXPLLL",
-            a_FREQUENCY_PIN_CLKI=f"{ULX3S_OSC_HZ / 1e6:g}", a_FREQUENCY_PIN_CLKOP=f"{self.clock_hz / 1e6:g}",
+            a_FREQUENCY_PIN_CLKI=f"{self.osc_hz / 1e6:g}", a_FREQUENCY_PIN_CLKOP=f"{self.clock_hz / 1e6:g}",
             a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1", a_MFG_GMCREF_SEL="2",
             p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
             p_DPHASE_SOURCE="DISABLED", p_OUTDIVIDER_MUXA="DIVA", p_OUTDIVIDER_MUXB="DIVB",
@@ -89,17 +105,20 @@ class ULX3STop(Elaboratable):
             p_CLKI_DIV=p["CLKI_DIV"], p_CLKOP_ENABLE="ENABLED", p_CLKOP_DIV=p["CLKOP_DIV"],
             p_CLKOP_CPHASE=(p["CLKOP_DIV"] - 1) // 2, p_CLKOP_FPHASE=0, p_FEEDBK_PATH="CLKOP",
             p_CLKFB_DIV=p["CLKFB_DIV"],
-            i_RST=0, i_STDBY=0, i_CLKI=clk25.i, o_CLKOP=cd.clk, i_CLKFB=cd.clk,
+            i_RST=0, i_STDBY=0, i_CLKI=osc.i, o_CLKOP=cd.clk, i_CLKFB=cd.clk,
             i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1, i_PLLWAKESYNC=0,
             i_ENCLKOP=0, o_LOCK=locked)
-        # no FREQUENCY constraint on the PLL output: nextpnr derives it from the oscillator's 25 MHz and the
+        # no FREQUENCY constraint on the PLL output: nextpnr derives it from the oscillator's frequency and the
         # dividers (its log says "Derived frequency constraint of 75.0 MHz for net clk"); tools/bitstream.py
         # checks that the report's core clock carries that constraint.
-        button = platform.request("button_fire", 0)
+        button = platform.request(*self.spec["reset"])
         m.submodules.reset_sync = ResetSynchronizer(~locked | button.i, domain="sync")
         uart = platform.request("uart", 0)
         m.submodules.link = link = self.link
         m.d.comb += [link.rx.eq(uart.rx.i), uart.tx.o.eq(link.tx)]
-        for i in range(8):
-            m.d.comb += platform.request("led", i).o.eq(link.leds[i])
+        requested = {}
+        for i, (name, number, sub) in enumerate(self.spec["leds"]):
+            res = requested.get((name, number)) or platform.request(name, number)
+            requested[(name, number)] = res
+            m.d.comb += (getattr(res, sub) if sub else res).o.eq(link.leds[i])
         return m
