@@ -120,7 +120,7 @@ def speed(args) -> int:
     """cocotb bench (a few images) against the harness (one worker, then --jobs workers, all images)."""
     from sim.check import check_images
     base, model, rtl_dir, images, labels = _load(args)
-    work = os.path.join(base, "sim", "speed")
+    work = os.path.join(base, "sim")      # the harness build of `flow.py sim` is reused
     count = _images_arg(str(args.images)) or len(images)
     jobs = max(2, args.jobs)
     runs = {}
@@ -128,7 +128,7 @@ def speed(args) -> int:
                              ("harness_1_worker", dict(jobs=1), count),
                              (f"harness_{jobs}_workers", dict(jobs=jobs, scheduler=args.scheduler), count)):
         print(f"sim --speed: {label}, {n} images...", flush=True)
-        s = check_images(model, rtl_dir, images[:n], work, labels=labels[:n], results_name=f"{label}.json",
+        s = check_images(model, rtl_dir, images[:n], work, labels=labels[:n], results_name=f"speed-{label}.json",
                          progress=print, **kwargs)
         runs[label] = {"images": s["images"], "mismatches": s["mismatches"], "workers": s["workers"],
                        "sim_seconds": round(s["sim_seconds"], 2), "golden_seconds": round(s["golden_seconds"], 2),

@@ -117,10 +117,11 @@ def _records(summary):
 
 @pytest.mark.train
 def test_digits_core_under_icarus_agrees_with_verilator(digits_core):
-    """Cross-simulator: the same harness and jobs under Icarus Verilog, the whole core, a few images."""
+    """Cross-simulator: the same harness and jobs under Icarus Verilog, the whole core. Icarus runs the digits core
+    at about a thousand cycles per second, so CI takes one image (`flow.py sim --simulator icarus --images N` more)."""
     model, base, rtl_dir, work = digits_core
     images, _ = im.load_testset(os.path.join(base, "testset.npz"))
-    images = images[[0, 7]]
+    images = images[[7]]
     ver = check_images(model, rtl_dir, images, work, results_name="xsim-verilator.json", full_readout=True)
     ica = check_images(model, rtl_dir, images, work, results_name="xsim-icarus.json", simulator="icarus",
                        full_readout=True)
