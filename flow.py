@@ -23,7 +23,7 @@ import sys
 STAGES = {
     "train-quant": ("quant.cli", "quantisation-aware training and integer export"),
     "gen-rtl": ("rtl.cli", "generate the core's Verilog from the integer model"),
-    "sim": ("sim.cli", "run the cocotb/Verilator regression against the golden model"),
+    "sim": ("sim.cli", "simulate the core (fast harness, Verilator or Icarus, sharded) against the golden model"),
     "synth": ("tools.synth", "synthesise with Yosys + nextpnr and write report.json"),
     "explore": ("tools.explore", "sweep generics with the analytic models, synthesise Pareto points"),
     "report": ("tools.report", "write the HTML report"),
