@@ -4,8 +4,6 @@ a pseudo-terminal. Checks the bad-frame replies and the recovery after each, the
 compares every logit and class with golden and every cycle count read over the UART with the cycle model."""
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
@@ -16,17 +14,17 @@ from sim.board_sim import SIM_BAUD, host_command, run_host_commands
 
 pytestmark = [pytest.mark.sim, pytest.mark.train]
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BUILD = os.path.join(ROOT, "build")
 IMAGES = 24
 
 
 @pytest.fixture(scope="module")
-def digits_model():
-    path = os.path.join(BUILD, "digits", "intmodel.zip")
-    if not os.path.exists(path):
-        subprocess.run([sys.executable, "flow.py", "train-quant", "--preset", "digits"], cwd=ROOT, check=True)
-    return im.load(path), os.path.join(BUILD, "digits")
+def digits_model(tmp_path_factory):
+    """The shipped default model (models/digits/, hash-checked) with its test set, installed in a temporary build
+    folder: the tests neither retrain it nor touch the user's build/."""
+    from quant import zoo
+    build = str(tmp_path_factory.mktemp("zoo"))
+    assert zoo.provide("digits", build)
+    return im.load(os.path.join(build, "digits", "intmodel.zip")), os.path.join(build, "digits")
 
 
 def test_host_runtime_drives_the_simulated_board(digits_model, tmp_path):

@@ -8,8 +8,6 @@ simulated in a temporary directory: the tests never touch a user's build/<preset
 writes build/<preset>/sim/results.json).
 """
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -20,8 +18,6 @@ from sim.check import check_images
 
 pytestmark = pytest.mark.sim
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BUILD = os.path.join(ROOT, "build")
 
 # Shapes no one trained: T, tokenizer stages (pools, a one-stage tokenizer), heads, blocks, weight bits, lanes.
 RANDOM_SHAPES = {
@@ -83,12 +79,13 @@ def test_cycles_fall_with_activity(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def digits_model():
-    """The trained default model: build/digits/intmodel.zip, trained here when absent (about 2 minutes)."""
-    path = os.path.join(BUILD, "digits", "intmodel.zip")
-    if not os.path.exists(path):
-        subprocess.run([sys.executable, "flow.py", "train-quant", "--preset", "digits"], cwd=ROOT, check=True)
-    return im.load(path), os.path.join(BUILD, "digits")
+def digits_model(tmp_path_factory):
+    """The shipped default model (models/digits/, hash-checked) with its test set, installed in a temporary build
+    folder: the tests neither retrain it nor touch the user's build/."""
+    from quant import zoo
+    build = str(tmp_path_factory.mktemp("zoo"))
+    assert zoo.provide("digits", build)
+    return im.load(os.path.join(build, "digits", "intmodel.zip")), os.path.join(build, "digits")
 
 
 @pytest.fixture(scope="module")
