@@ -5,7 +5,7 @@
     python flow.py gen-rtl       Amaranth core generated from the integer model   (rtl/)
     python flow.py sim           cocotb + Verilator regression against golden     (sim/)
     python flow.py synth         Yosys + nextpnr (ECP5 / iCE40) reports           (tools/synth.py)
-    python flow.py explore       design-space sweep with the analytic models      (tools/explore.py, hwmodels/)
+    python flow.py explore       design-space sweep with the analytic models      (tools/explore.py, hls_models/)
     python flow.py report        one offline HTML report                          (tools/report.py)
     python flow.py bench         synthesis benchmark, refreshes docs/bench/       (tools/bench.py)
     python flow.py bitstream     board top + bitstream (ULX3S-85F)                (tools/bitstream.py, rtl/board/)

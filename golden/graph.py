@@ -1,7 +1,7 @@
 """The layer graph: the integer model as one ordered list of steps, the single walk over the network.
 
 Inference (golden/inference.py), the width analysis (golden/widths.py), the trace key order and the energy model
-(hwmodels/energy.py) all iterate `steps(model)` instead of spelling out the tokenizer stages and the `blk{j}.`
+(hls_models/energy.py) all iterate `steps(model)` instead of spelling out the tokenizer stages and the `blk{j}.`
 layers again. A step names its arrays and the trace keys it produces, in execution order:
 
   op            what it computes                                         trace keys it writes

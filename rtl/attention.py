@@ -22,7 +22,7 @@ class AttentionUnit(wiring.Component):
 
     Latency: KV 1 + ceil(log2 N) cycles to kv_out (the register file holds it the cycle after); Y 1 + ceil(log2 d).
     Throughput: one KV pair per cycle (d² cycles per head and timestep), one token's Y row per cycle (N cycles);
-    both pipelines are independent (hwmodels.blocks.attention_kv_cycles / attention_y_cycles).
+    both pipelines are independent (hls_models.blocks.attention_kv_cycles / attention_y_cycles).
     Widths: KV counts bits_for(N), Y bits_for(d·N).
     """
 

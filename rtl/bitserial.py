@@ -23,7 +23,7 @@ class BitSerialMac(wiring.Component):
     Latency: B + 1 cycles from a value's transfer to its sum on acc (bit b is added in cycle b + 1).
     Throughput: one value per B cycles; in_ready is also high in a value's last bit cycle, so values follow
     with no idle cycle: n values take n·B + 2 cycles from the first transfer to the final sum
-    (hwmodels.blocks.bitserial_cycles). `load` only acts while idle (busy low).
+    (hls_models.blocks.bitserial_cycles). `load` only acts while idle (busy low).
     """
 
     def __init__(self, lanes: int, value_bits: int, weight_width: int, acc_width: int, signed_input: bool):

@@ -19,7 +19,7 @@ def add_arguments(parser):
 def fit_note(manifest: dict, target: str = "ecp5") -> str | None:
     """One sentence when the analytic resource model says the core needs more LUT4 or block RAM than the target
     device has (gen-rtl prints it; synth refuses such a core before place and route), else None."""
-    from hwmodels.resources import estimate_from_manifest
+    from hls_models.resources import estimate_from_manifest
     from tools.synth import TARGETS
     est = estimate_from_manifest(manifest, target)
     if est is None:

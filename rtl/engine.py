@@ -15,7 +15,7 @@ bank select → negate → shift → addend (or KV value) → accumulate, so an 
 visible in the accumulators from cycle c + ACC_LATENCY. Before an epilogue reads the accumulators the
 controller waits DRAIN = ACC_LATENCY - 2 cycles. Overflow checks use a guard bit and run a cycle behind.
 
-Cycle cost (exact; `hwmodels/engine_cycles.py` is the formula, the tests compare it with the RTL):
+Cycle cost (exact; `hls_models/engine_cycles.py` is the formula, the tests compare it with the RTL):
   per layer: 2 (fetch) ; per output (position, group): 2 + Σ_taps [1 if out of bounds else Σ_rows (4 + nnz(row))]
   + epilogue (DRAIN + T + 2 for LIF and write | DRAIN + T + 3 stream add | 1 pool write | DRAIN + 1 head write).
   pooling rows cost 2 (no scan). stream LIF outputs: 2 + (T + 3) + 1. KV: (2N + DRAIN + 2) per (group, K channel).
@@ -109,7 +109,7 @@ def memory_layout(plan, layer_table_width):
 
 
 def timing(T):
-    """The schedule's cycle costs (manifest.json -> `timing`; hwmodels/engine_cycles.py builds the exact cycle
+    """The schedule's cycle costs (manifest.json -> `timing`; hls_models/engine_cycles.py builds the exact cycle
     count of an inference from these and the image's events, and the tests compare it with the RTL's counter).
     Each number is the length of a fixed sequence of controller states below."""
     return {

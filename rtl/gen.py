@@ -55,7 +55,7 @@ def manifest_of(model: IntModel, plan, verilog_text: str) -> dict:
         },
         "layer_table": layers,
         # physical memories as built (column slices, weight-ROM banks, ports) and the schedule's cycle costs: the
-        # resource model (hwmodels/resources.py) and the cycle model (hwmodels/engine_cycles.py) read these
+        # resource model (hls_models/resources.py) and the cycle model (hls_models/engine_cycles.py) read these
         "memories": memory_layout(plan, sum(layer_field_widths(plan).values())),
         "timing": timing(plan.T),
         "ports": {

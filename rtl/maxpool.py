@@ -17,7 +17,7 @@ class OrPool(wiring.Component):
     Horizontal OR is combinational on the arriving row; vertically one register holds the partial OR of the
     output row and one the last odd row (it belongs to two windows). No line buffer of the full map.
     Latency: 1 cycle after the last input row of a window. Throughput: one input row per cycle (no
-    back-pressure); a frame of H rows is done H + 1 cycles after its first row (hwmodels.blocks.maxpool_cycles).
+    back-pressure); a frame of H rows is done H + 1 cycles after its first row (hls_models.blocks.maxpool_cycles).
     """
 
     def __init__(self, height: int, width: int, word_bits: int):

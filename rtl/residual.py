@@ -16,7 +16,7 @@ class ResidualAdder(wiring.Component):
       out_valid, out [P·S]                    the new stream values
       overflow                                 sticky: some sum left the S-bit range (never expected: S comes from
                                                the width analysis); cleared by reset only
-    Latency: 1 cycle. Throughput: P channels per cycle (hwmodels.blocks.residual_cycles).
+    Latency: 1 cycle. Throughput: P channels per cycle (hls_models.blocks.residual_cycles).
     """
 
     def __init__(self, lanes: int, stream_width: int, branch_width: int):

@@ -19,7 +19,7 @@ class SpikeScanner(wiring.Component):
     in_ready is high while no events are pending, or in the cycle the last pending event is taken, so rows
     follow each other with no idle cycle. Latency: 1 cycle from a row's transfer to its first event.
     Throughput with out_ready high: a row with nnz non-zero words occupies max(1, nnz) cycles; a sequence of rows
-    is busy Σ_r max(1, nnz_r) + [nnz_last > 0] cycles (hwmodels.blocks.scanner_cycles).
+    is busy Σ_r max(1, nnz_r) + [nnz_last > 0] cycles (hls_models.blocks.scanner_cycles).
     """
 
     def __init__(self, words: int, T: int):

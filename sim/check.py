@@ -19,7 +19,7 @@ import numpy as np
 from golden import compare
 from golden.artifacts import atomic_write
 from golden.inference import run
-from hwmodels.engine_cycles import exp_cycles
+from hls_models.engine_cycles import exp_cycles
 
 from .engine_sim import decode_rows, run_images
 

@@ -1,12 +1,12 @@
 """AccumulatorLanes bench. Driver: receptive fields = a load (with the field's first event in the same cycle) and
 a run of events (word + weight row), random idle cycles with garbage on the event bus in the random test.
 Model: golden.primitives.spike_linear over the field's spike words. Checker: the T accumulators of every lane
-the cycle after each field's last event; a back-to-back burst against hwmodels.blocks.accumulator_cycles."""
+the cycle after each field's last event; a back-to-back burst against hls_models.blocks.accumulator_cycles."""
 import cocotb
 import numpy as np
 
 from golden.primitives import spike_linear, unpack_words
-from hwmodels.blocks import accumulator_cycles
+from hls_models.blocks import accumulator_cycles
 from tb_common import Bench, pack, params, rng, srange, transactions, unpack
 
 

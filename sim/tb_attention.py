@@ -1,12 +1,12 @@
 """AttentionUnit bench. Driver: per (head, timestep) the d² (K channel i, V channel j) token bit-vectors back to
 back, then the N Q rows back to back. Model: golden.primitives.attention (one head, one timestep).
-Checker: every KV count and every Y row; the two bursts' cycles against hwmodels.blocks.attention_*_cycles.
+Checker: every KV count and every Y row; the two bursts' cycles against hls_models.blocks.attention_*_cycles.
 A transaction is one KV pair or one Q row."""
 import cocotb
 import numpy as np
 
 from golden.primitives import attention
-from hwmodels.blocks import attention_kv_cycles, attention_y_cycles
+from hls_models.blocks import attention_kv_cycles, attention_y_cycles
 from tb_common import Bench, params, rng, transactions, unpack
 
 

@@ -1,12 +1,12 @@
 """BitSerialMac bench. Driver: fields = load bias while idle, then values with weight rows on valid/ready
 (valid held until taken, random gaps). Model: golden.primitives.head (Σ_c w[k, c]·Z_c + b, the head's formula;
 for unsigned values it is the first conv's per-tap sum). Checker: the P accumulators after each field; a
-back-to-back field's cycles against hwmodels.blocks.bitserial_cycles. A transaction is one value."""
+back-to-back field's cycles against hls_models.blocks.bitserial_cycles. A transaction is one value."""
 import cocotb
 import numpy as np
 
 from golden.primitives import head
-from hwmodels.blocks import bitserial_cycles
+from hls_models.blocks import bitserial_cycles
 from tb_common import Bench, pack, params, rng, srange, transactions, unpack
 
 

@@ -1,11 +1,11 @@
 """LifLanes bench. Driver: one set of P lanes × T accumulators per cycle (random idle gaps in the random test).
 Model: golden.primitives.lif. Checker: spike words in order, and the cycle count of a back-to-back burst against
-hwmodels.blocks.lif_cycles."""
+hls_models.blocks.lif_cycles."""
 import cocotb
 import numpy as np
 
 from golden.primitives import lif, pack_words
-from hwmodels.blocks import lif_cycles
+from hls_models.blocks import lif_cycles
 from tb_common import Bench, pack, params, rng, srange, transactions, unpack
 
 

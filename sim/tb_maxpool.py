@@ -1,11 +1,11 @@
 """OrPool bench. Driver: frames of H rows of W T-bit words, one row per cycle (random idle cycles in the random
 test). Model: golden.primitives.or_pool on the words. Checker: every pooled row in order; a back-to-back burst of
-frames against hwmodels.blocks.maxpool_cycles."""
+frames against hls_models.blocks.maxpool_cycles."""
 import cocotb
 import numpy as np
 
 from golden.primitives import or_pool, pack_words
-from hwmodels.blocks import maxpool_cycles
+from hls_models.blocks import maxpool_cycles
 from tb_common import Bench, pack, params, rng, transactions, unpack
 
 

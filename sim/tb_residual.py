@@ -1,11 +1,11 @@
 """ResidualAdder bench. Driver: one set of P stream values and branch accumulators per cycle (random gaps).
 Model: the stream update X + branch (docs/intmodel.md) (numpy), range-checked against the analysed stream width.
 Checker: every output set in order, the sticky overflow flag (low until a sum leaves the range, then high);
-a back-to-back burst against hwmodels.blocks.residual_cycles."""
+a back-to-back burst against hls_models.blocks.residual_cycles."""
 import cocotb
 import numpy as np
 
-from hwmodels.blocks import residual_cycles
+from hls_models.blocks import residual_cycles
 from tb_common import Bench, pack, params, rng, srange, transactions, unpack
 
 

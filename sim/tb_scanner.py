@@ -1,12 +1,12 @@
 """SpikeScanner bench. Driver: rows of T-bit words on in_valid/in_ready (valid held until taken, random gaps),
 random out_ready stalls. Model: the non-zero words of golden.primitives.pack_words over the row's spikes.
 Checker: the event stream (index, word, last) in order; a back-to-back burst with out_ready high against
-hwmodels.blocks.scanner_cycles."""
+hls_models.blocks.scanner_cycles."""
 import cocotb
 import numpy as np
 
 from golden.primitives import pack_words
-from hwmodels.blocks import scanner_cycles
+from hls_models.blocks import scanner_cycles
 from tb_common import Bench, pack, params, rng, transactions
 
 

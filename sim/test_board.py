@@ -8,7 +8,7 @@ import os
 import pytest
 
 from golden import intmodel as im
-from hwmodels.engine_cycles import exp_cycles, trace_for
+from hls_models.engine_cycles import exp_cycles, trace_for
 from rtl.gen import generate
 from sim.board_sim import SIM_BAUD, host_command, run_host_commands
 

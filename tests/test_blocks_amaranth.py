@@ -1,5 +1,5 @@
 """Component tests in Amaranth's own simulator (no Verilator build): the LIF lanes and the spike scanner against
-their golden twins (golden.primitives) and cycle formulas (hwmodels.blocks), small generics, a few hundred
+their golden twins (golden.primitives) and cycle formulas (hls_models.blocks), small generics, a few hundred
 cycles each. The full randomized benches of every block run under Verilator in sim/test_blocks.py.
 
 Timing convention as in sim/tb_common.py: each cycle the inputs are applied and the outputs read (registers
@@ -10,7 +10,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from golden.primitives import lif, pack_words
-from hwmodels.blocks import lif_cycles, scanner_cycles
+from hls_models.blocks import lif_cycles, scanner_cycles
 from rtl.lif import LifLanes
 from rtl.scanner import SpikeScanner
 from sim.tb_common import pack

@@ -4,7 +4,7 @@ import pytest
 
 from golden import inference
 from golden.intmodel import IntModel, make_config, random_intmodel
-from hwmodels import energy
+from hls_models import energy
 
 pytestmark = pytest.mark.unit
 

@@ -98,7 +98,7 @@ def test_cycle_model_reads_every_timing_figure_from_the_manifest(tmp_path):
     """The cycle model restates no latency: raising any one of the manifest's timing figures by one cycle changes
     its prediction (acc_latency is documentation: the schedule uses drain, which is derived from it)."""
     import copy
-    from hwmodels import engine_cycles
+    from hls_models import engine_cycles
     model = im.random_intmodel(im.make_config(tokenizer=[{"out": 8, "pool": False}, {"out": 16, "pool": True}],
                                               embed_dim=16, heads=1, blocks=1, mlp_hidden=32, num_classes=4),
                                seed=3, firing=0.3)

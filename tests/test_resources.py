@@ -10,7 +10,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hwmodels import resources
+from hls_models import resources
 from tools.yosys import cell_counts
 
 BENCH = os.path.join(os.path.dirname(__file__), "..", "docs", "bench", "synth_results.json")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from golden.errors import FlowError
 
-from hwmodels import resources
+from hls_models import resources
 from .explore import generate_core
 from .synth import _atomic_json, add_scheduler_argument, add_seed_timeout_argument, seed_timeout_seconds, synthesise
 
@@ -85,7 +85,7 @@ def main(args) -> int:
             raise FlowError(f"the synthesised Verilog of P={lanes} is not the core its manifest describes; rerun the bench.")
         est = resources.estimate_from_manifest(manifest)
         if est is None:
-            raise FlowError("the resource model cannot read the core's manifest; update hwmodels/resources.py.")
+            raise FlowError("the resource model cannot read the core's manifest; update hls_models/resources.py.")
         errors = relative_errors(est, rep)
         points.append({
             "lanes": lanes,

@@ -1,8 +1,8 @@
 """`python flow.py explore`: sweep the core's generics with the analytic models, synthesise the Pareto points.
 
 For every lane count P (and the other generics gen-rtl exposes, through --gen-arg) the core is generated (cheap: no
-synthesis), its cycles per inference come from the cycle model (hwmodels/engine_cycles.py, exact) on test images and its
-LUT/FF/BRAM from the resource model (hwmodels/resources.py). The points that no other point beats in both cycles
+synthesis), its cycles per inference come from the cycle model (hls_models/engine_cycles.py, exact) on test images and its
+LUT/FF/BRAM from the resource model (hls_models/resources.py). The points that no other point beats in both cycles
 and LUTs (the Pareto front) are synthesised on ECP5; the plot shows cycles/inference against LUTs for the model and
 for synthesis. Results: build/<preset>/explore/explore.json and pareto.png.
 """
@@ -18,7 +18,7 @@ import cluster
 from cluster import map_tasks
 from golden.errors import FlowError
 
-from hwmodels import resources
+from hls_models import resources
 from .synth import _atomic_json, add_seed_timeout_argument, seed_timeout_seconds, synthesise
 
 
@@ -46,9 +46,9 @@ def generate_core(preset: str, build: str, lanes: int, out_dir: str, extra: list
 
 
 def model_cycles(model, trace: dict, images, manifest: dict) -> float:
-    """Mean cycles per inference from the core's exact cycle model (hwmodels/engine_cycles.py) for the core that
+    """Mean cycles per inference from the core's exact cycle model (hls_models/engine_cycles.py) for the core that
     gen-rtl's `manifest` describes."""
-    from hwmodels import engine_cycles
+    from hls_models import engine_cycles
     trace = {**trace, "_pixels": model.check_images(images)}
     return float(np.mean([engine_cycles.exp_cycles(model, trace, i, manifest) for i in range(len(images))]))
 

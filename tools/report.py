@@ -15,7 +15,7 @@ import numpy as np
 
 from golden.errors import FlowError
 
-from hwmodels.energy import E_AC_PJ as E_AC, E_MAC_PJ as E_MAC
+from hls_models.energy import E_AC_PJ as E_AC, E_MAC_PJ as E_MAC
 from .synth import seed_summary
 
 REPORT_IMAGES = 256      # test images run through golden for rates, distributions and energy
@@ -259,7 +259,7 @@ def cycles_section(page: Page, cycles: dict | None, sim: dict | None, preset: st
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8)
     body = page.figure(fig, "cycles_per_layer.png", f"Cycles per layer of one inference with {cycles['lanes']} lanes "
-                                                    "(exact cycle model hwmodels/engine_cycles.py, mean over "
+                                                    "(exact cycle model hls_models/engine_cycles.py, mean over "
                                                     f"{cycles['images']} test images): the fixed part (what the layer "
                                                     "takes with no event) and the event-driven part.")
     body += _table(["layer", "cycles (mean)", "fixed", "event-driven"],
@@ -370,7 +370,7 @@ def resources_section(page: Page, synth: dict, estimate: dict | None, preset: st
     else:
         body += _missing("Design-space exploration", f"python flow.py explore --preset {preset}")
     if estimate:
-        body += "<p>Analytic resource model (hwmodels/resources.py), per block:</p>"
+        body += "<p>Analytic resource model (hls_models/resources.py), per block:</p>"
         body += _table(["block", "LUT4", "FF", "BRAM"],
                        [[b["name"], b["lut"], b["ff"], b["bram"]] for b in estimate["blocks"]] +
                        [["total", estimate["lut"], estimate["ff"], estimate["bram"]]])
@@ -460,7 +460,7 @@ def _cycle_model(model, images, trace: dict, manifest: dict | None) -> dict | No
     if not manifest:
         return None
     try:
-        from hwmodels import engine_cycles
+        from hls_models import engine_cycles
     except ImportError:
         return None
     lanes = int(manifest["parameters"]["lanes"])
@@ -603,7 +603,7 @@ def build_report(preset: str, build: str | None = None, images_limit: int = REPO
     matplotlib.use("Agg")
     matplotlib.rcParams["svg.hashsalt"] = "spikingformer"
 
-    from hwmodels import energy, resources
+    from hls_models import energy, resources
 
     preset_dir = os.path.join(build_root(build), preset)
     out_dir = os.path.join(preset_dir, "report")

@@ -533,7 +533,7 @@ FIT_MARGIN = 1.10     # the resource model is within 10 % of synthesis (docs/ben
 
 def check_fit(manifest: dict, target: str) -> None:
     """Refuse, before the long place and route, a core the resource model puts clearly over the device."""
-    from hwmodels.resources import estimate_from_manifest
+    from hls_models.resources import estimate_from_manifest
     try:
         est = estimate_from_manifest(manifest, target) if manifest else None
     except (KeyError, TypeError, ValueError):
