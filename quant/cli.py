@@ -30,7 +30,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--epochs", type=int, help="QAT epochs (phase 1)")
     parser.add_argument("--finetune-epochs", type=int, help="fine-tune epochs with BN folded (phase 2)")
     parser.add_argument("--weight-bits", type=int, help="weight bit width (8 and 4 are tested)")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="train on the CPU or a CUDA GPU (default: cpu)")
     parser.add_argument("--restart", action="store_true",
                         help="start over even when a checkpoint of the same settings exists (by default a rerun "
                              "continues from it); the old checkpoint is kept as checkpoint.prev.pt")

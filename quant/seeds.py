@@ -30,7 +30,7 @@ KEYS = (("float_test_accuracy", "float QAT (BN)"), ("folded_float_test_accuracy"
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--preset", default="digits")
+    parser.add_argument("--preset", default="digits", help="model preset; reads build/<preset>/ (default: digits)")
     parser.add_argument("--build", default="build", help="build directory (default: the project's build/)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4],
                         help="training seeds (default 0 1 2 3 4; seed 0 is the preset's default model)")

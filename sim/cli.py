@@ -39,7 +39,7 @@ def _images_arg(text: str) -> int:
 
 
 def add_arguments(parser):
-    parser.add_argument("--preset", default="digits")
+    parser.add_argument("--preset", default="digits", help="model preset; reads build/<preset>/ (default: digits)")
     parser.add_argument("--model", help="integer model (default: build/<preset>/intmodel.zip)")
     parser.add_argument("--rtl", help="generated core folder (default: build/<preset>/rtl)")
     parser.add_argument("--images", default="all", help="N: the first N test images; all (default): every one")

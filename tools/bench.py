@@ -32,11 +32,13 @@ def relative_errors(estimate: dict, synth: dict) -> dict:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--preset", default="digits")
-    parser.add_argument("--build", default="build")
+    parser.add_argument("--preset", default="digits", help="model preset; reads build/<preset>/ (default: digits)")
+    parser.add_argument("--build", default="build", help="build directory (default: the project's build/)")
     # The engine needs lanes dividing the head dimension (16 for digits), so the digits sweep is 4, 8, 16.
-    parser.add_argument("--lanes", type=int, nargs="+", default=[4, 8, 16])
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--lanes", type=int, nargs="+", default=[4, 8, 16],
+                        help="lane counts to synthesise (default: 4 8 16)")
+    parser.add_argument("--seeds", type=int, default=3,
+                        help="place-and-route seeds per point; Fmax is their median (default 3)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                         help="place-and-route seeds run side by side (default: the CPU count)")
     parser.add_argument("--freq", type=float, default=None, help="nextpnr target frequency (MHz)")

@@ -105,8 +105,8 @@ def evaluate_point(lanes: int, preset: str, build: str, out: str, gen_args: list
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--preset", default="digits")
-    parser.add_argument("--build", default="build")
+    parser.add_argument("--preset", default="digits", help="model preset; reads build/<preset>/ (default: digits)")
+    parser.add_argument("--build", default="build", help="build directory (default: the project's build/)")
     parser.add_argument("--lanes", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64],
                         help="lane counts to sweep; those gen-rtl rejects for this model are skipped")
     parser.add_argument("--images", type=int, default=16, help="test images for the cycle model (default 16)")
