@@ -48,10 +48,8 @@ def write_verilog(component_or_verilog, toplevel: str, out_dir: str) -> str:
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, f"{toplevel}.v")
     if not os.path.exists(path) or Path(path).read_text() != text:
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
+        from golden.artifacts import atomic_write
+        atomic_write(path, text)
     return path
 
 

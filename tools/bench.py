@@ -15,11 +15,12 @@ import os
 import time
 from pathlib import Path
 
+from golden.artifacts import atomic_json
 from golden.errors import FlowError
 
 from hls_models import resources
 from .explore import generate_core
-from .synth import _atomic_json, add_scheduler_argument, add_seed_timeout_argument, seed_timeout_seconds, synthesise
+from .synth import add_scheduler_argument, add_seed_timeout_argument, seed_timeout_seconds, synthesise
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "docs", "bench", "synth_results.json")     # the stored benchmark (make bench)
@@ -65,7 +66,7 @@ def main(args) -> int:
 
     def store():
         # after every point, so an interrupted bench keeps what it finished
-        _atomic_json(args.out, {"preset": args.preset, "intmodel_sha256": model.sha256,
+        atomic_json(args.out, {"preset": args.preset, "intmodel_sha256": model.sha256,
                                 "device": "LFE5U-85F-6CABGA381", "tolerance": TOLERANCE,
                                 "tool_versions": points[-1]["tool_versions"] if points else {},
                                 "points": sorted(kept + points, key=lambda p: p["lanes"])})

@@ -9,6 +9,7 @@ for synthesis. Results: build/<preset>/explore/explore.json and pareto.png.
 from __future__ import annotations
 
 import functools
+import io
 import json
 import os
 
@@ -16,10 +17,11 @@ import numpy as np
 
 import cluster
 from cluster import map_tasks
+from golden.artifacts import atomic_json, atomic_write
 from golden.errors import FlowError
 
 from hls_models import resources
-from .synth import _atomic_json, add_seed_timeout_argument, seed_timeout_seconds, synthesise
+from .synth import add_seed_timeout_argument, seed_timeout_seconds, synthesise
 
 
 def generate_core(preset: str, build: str, lanes: int, out_dir: str, extra: list[str] | None = None) -> dict:
@@ -81,10 +83,10 @@ def plot(points: list[dict], front: list[dict], path: str) -> None:
     ax.set_ylabel("cycles per inference")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=90, bbox_inches="tight", metadata={"Software": None})
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
-    os.replace(tmp, path)
+    atomic_write(path, buf.getvalue())
 
 
 def evaluate_point(lanes: int, preset: str, build: str, out: str, gen_args: list, model, trace: dict,
@@ -167,7 +169,7 @@ def main(args) -> int:
                  latency_us=p["cycles"] / rep["fmax_mhz"])
     os.makedirs(out, exist_ok=True)
     plot(points, front, os.path.join(out, "pareto.png"))
-    _atomic_json(os.path.join(out, "explore.json"),
+    atomic_json(os.path.join(out, "explore.json"),
                  {"points": [{k: v for k, v in p.items() if k != "dir"} for p in points],
                   "pareto_lanes": [p["lanes"] for p in front], "model_sha256": model.sha256})
     print(f"explore: Pareto lanes {[p['lanes'] for p in front]}; wrote {os.path.relpath(out)}/explore.json and pareto.png")

@@ -654,8 +654,8 @@ def build_report(preset: str, build: str | None = None, images_limit: int = REPO
              f"distributions, cycles and energy are measured on the first {len(images)} of the {test_images} test "
              f"images; accuracies are on the whole test set.</p>")
     path = page.write(f"Spikingformer co-design report — {preset}", intro)
-    from .synth import _atomic_json
-    _atomic_json(os.path.join(out_dir, "summary.json"), {
+    from golden.artifacts import atomic_json
+    atomic_json(os.path.join(out_dir, "summary.json"), {
         "preset": preset, "model_sha256": model.sha256, "analysis_images": int(len(images)),
         "test_images": int(test_images),
         "verilog_sha256": manifest.get("verilog_sha256") if manifest else None,
