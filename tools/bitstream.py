@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -18,6 +17,8 @@ from pathlib import Path
 
 from golden.errors import FlowError
 from rtl.board.top import BOARDS
+
+from .synth import _tool
 
 
 def add_arguments(parser):
@@ -29,14 +30,6 @@ def add_arguments(parser):
     parser.add_argument("--baud", type=int, default=3_000_000, help="UART baud rate (default 3000000)")
     parser.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
     parser.add_argument("--out", help="output folder (default: build/<preset>/board/<board>)")
-
-
-def _tool(name: str) -> str:
-    here = os.path.join(os.path.dirname(sys.executable), name)
-    path = here if os.path.exists(here) else shutil.which(name)
-    if not path:
-        raise FlowError(f"{name} is not installed in this environment; run `make venv` to install the toolchain.")
-    return path
 
 
 def _run(cmd: list[str], cwd: str, log: str, what: str) -> float:
