@@ -6,10 +6,11 @@ simulated image. Every fixed cost is read from the manifest's `timing` section, 
 the hardware it describes (one source of truth); this module only knows how the schedule composes them:
 
   layer fetch                         layer_fetch
-  output (position, lane group)       output_start + Σ_taps cost(tap) + epilogue
-    tap out of the image              tap_outside
-    tap in the image                  Σ_rows (row_fixed + nnz(row))   (pooling: pool_row per row, no scan)
-    epilogue                          epilogue[lif | stream_add | pool_write | head_write]
+  output (position, lane group)       output_start + row_fill + Σ_taps cost(tap) + epilogue
+    tap out of the image              tap_outside (one bubble through the row pipeline)
+    tap in the image                  Σ_rows max(row_min, nnz(row))   (the next rows are read while one is scanned)
+    epilogue                          epilogue[lif | stream_add | head_write]
+  pooling output                      output_start + Σ_taps (pool_tap_outside | Σ_rows pool_row) + pool_write
   stream LIF output                   stream_lif_output
   Kᵀ·V, per (lane group, K channel)   kv_token·N + kv_channel_fixed
   head Z, per lane group              head_z_value·N·T + head_z_group_fixed
@@ -151,12 +152,13 @@ def layer_cycles(model: IntModel, trace: dict, image: int, manifest: dict) -> di
         else:
             rows = layer["rows"]                                         # [outputs..., taps, rows per tap]
             if kind == "pool":
-                tap = np.where(rows[..., 0] < 0, tm["tap_outside"], rows.shape[-1] * tm["pool_row"])
-                epilogue = tm["epilogue"]["pool_write"]
+                tap = np.where(rows[..., 0] < 0, tm["pool_tap_outside"], rows.shape[-1] * tm["pool_row"])
+                fixed = tm["output_start"] + tm["epilogue"]["pool_write"]
             else:
-                tap = np.where(rows[..., 0] < 0, tm["tap_outside"], (tm["row_fixed"] + rows).sum(axis=-1))
-                epilogue = tm["epilogue"][kind]
-            per_output = tm["output_start"] + tap.sum(axis=-1) + epilogue
+                tap = np.where(rows[..., 0] < 0, tm["tap_outside"],
+                               np.maximum(tm["row_min"], rows).sum(axis=-1))
+                fixed = tm["output_start"] + tm["row_fill"] + tm["epilogue"][kind]
+            per_output = fixed + tap.sum(axis=-1)
             total += layer["groups"] * int(per_output.sum())
         cyc[name] = total
     return cyc
@@ -189,3 +191,30 @@ def trace_for(model: IntModel, images) -> dict:
     trace = run(model, images, trace=True).trace
     trace["_pixels"] = images
     return trace
+
+
+def cycle_table(model: IntModel, images, manifest: dict) -> dict:
+    """Per engine layer and in total, over `images` on the core of `manifest`: mean cycles, mean event bound
+    (layer_events) and their ratio, plus the per-image totals' mean, min and max."""
+    trace = trace_for(model, images)
+    lanes = int(manifest["parameters"]["lanes"])
+    cyc = [layer_cycles(model, trace, i, manifest) for i in range(len(trace["_pixels"]))]
+    ev = [layer_events(model, trace, i, lanes) for i in range(len(trace["_pixels"]))]
+    per_layer = {}
+    for name in cyc[0]:
+        c, e = float(np.mean([x[name] for x in cyc])), float(np.mean([x[name] for x in ev]))
+        per_layer[name] = {"cycles": round(c, 1), "events": round(e, 1), "ratio": round(c / e, 2) if e else None}
+    totals, bounds = [sum(x.values()) for x in cyc], [sum(x.values()) for x in ev]
+    return {"lanes": lanes, "images": len(cyc), "per_layer": per_layer,
+            "total": {"cycles": round(float(np.mean(totals)), 1), "events": round(float(np.mean(bounds)), 1),
+                      "ratio": round(float(np.mean(totals)) / float(np.mean(bounds)), 2),
+                      "cycles_min": int(min(totals)), "cycles_max": int(max(totals))}}
+
+
+def format_cycle_table(table: dict) -> str:
+    """The cycle table as aligned text lines (what `make bench` prints)."""
+    lines = [f"{'layer':16s} {'cycles':>9s} {'event bound':>11s} {'ratio':>6s}"]
+    for name, row in list(table["per_layer"].items()) + [("total", table["total"])]:
+        ratio = f"{row['ratio']:.2f}" if row["ratio"] else "-"
+        lines.append(f"{name:16s} {row['cycles']:9.1f} {row['events']:11.1f} {ratio:>6s}")
+    return "\n".join(lines)

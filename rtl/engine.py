@@ -117,13 +117,15 @@ def timing(T):
         "drain": DRAIN,                        # wait between the cycle after an output's last SCAN and its epilogue
         "layer_fetch": 2,                      # FETCH, LOAD
         "output_start": 2,                     # OUT_START, OUT_INIT
-        "tap_outside": 1,                      # a kernel tap outside the input map: ROW_RD only
-        "row_fixed": 4,                        # a row costs row_fixed + events: ROW_RD, LATCH, MASK, final SCAN
-        "pool_row": 2,                         # ROW_RD, LATCH (the OR needs no scan)
-        "epilogue": {"lif": DRAIN + T + 2,     # DRAIN, LIF (T + 1), WRITE
-                     "stream_add": DRAIN + T + 3,   # DRAIN, SW (T + 3)
+        "row_fill": 3,                         # ROWS: issue, RAM read, row register before the first scan
+        "row_min": 1,                          # a row (or a bubble) holds the scanner max(row_min, events) cycles
+        "tap_outside": 1,                      # a kernel tap outside the input map: one bubble item
+        "pool_row": 2,                         # pooling: ROW_RD, LATCH (the OR needs no scan)
+        "pool_tap_outside": 1,                 # pooling: ROW_RD only
+        "epilogue": {"lif": DRAIN + 1 + T + 2,     # DRAIN (DRAIN + 1), LIF (T + 1), WRITE
+                     "stream_add": DRAIN + 1 + T + 3,   # DRAIN (DRAIN + 1), SW (T + 3)
                      "pool_write": 1,          # WRITE
-                     "head_write": DRAIN + 1},  # DRAIN, HEAD_WR
+                     "head_write": DRAIN + 1 + 1},  # DRAIN (DRAIN + 1), HEAD_WR
         "stream_lif_output": 2 + (T + 3) + 1,  # OUT_START, OUT_INIT, SL (T + 3), WRITE
         "kv_token": 2,                         # KV_RD: K row, V row
         "kv_channel_fixed": DRAIN + 2,         # KV_INIT, DRAIN, KV_WR per (lane group, K channel)
@@ -163,10 +165,11 @@ def _sliced_memory(m, name, width, depth, init=None, wanted_slice=None, attrs=No
 
     def read_port():
         addr, data = Signal(aw, name=f"{name}_raddr"), Signal(width, name=f"{name}_rdata")
+        en = Signal(name=f"{name}_ren", init=1)
         for lo, hi, mem in mems:
             rp = mem.read_port()
-            m.d.comb += [rp.addr.eq(addr), data[lo:hi].eq(rp.data)]
-        return _Port(addr, data)
+            m.d.comb += [rp.addr.eq(addr), data[lo:hi].eq(rp.data), rp.en.eq(en)]
+        return _Port(addr, data, en)
 
     def write_port():
         addr, data = Signal(aw, name=f"{name}_waddr"), Signal(width, name=f"{name}_wdata")
@@ -331,12 +334,23 @@ class SpikeEngine(wiring.Component):
         n_last, kv_last, layer_last = Signal(), Signal(), Signal()
         mask = Signal(MASKW)
         mask_nz = Signal()
+        mask_multi = Signal()   # the mask has two or more set bits: the scanner keeps its row another cycle
+        # row pipeline (ROWS): the issuer walks taps and rows and issues one item a cycle (a row read, or a bubble
+        # for a tap outside the map); stage 1 is the RAM output, stage 2 the registered row (act_q, imgq, zq),
+        # then the scanner, which holds an item max(1, events) cycles. All stages advance together when the
+        # scanner takes its next item (row_adv); otherwise they hold, the RAMs with their read enable low.
+        iss_done = Signal()
+        s1_v, s1_bub, s1_wrow, s1_sel = Signal(), Signal(), Signal(ADW), Signal(max(1, lp))
+        s2_v, s2_bub, s2_wrow = Signal(), Signal(), Signal(ADW)
+        sc_act, sc_wrow = Signal(), Signal(ADW)
+        row_adv = Signal()
+        row_stall = Signal()
         pool_pend = Signal()   # act_q holds a pooled row still to be OR-ed into rowdata
         rowdata = Signal(P * T)
         imgq = Signal(W["pixel"])
         zq = Signal(ZW)
         t = Signal(range(T + 4))
-        drain = Signal(range(DRAIN + 1))
+        drain = Signal(range(DRAIN + 2))
         # event pipeline: stage 0 (after SCAN: RAM address), 1 (RAM read), 2 (weight register), 3 (shifted)
         # ev*[i] is valid in cycle c + 1 + i for an event issued by SCAN in cycle c
         ev_v = [Signal(name=f"ev{i}_v") for i in range(6)]
@@ -416,7 +430,9 @@ class SpikeEngine(wiring.Component):
         m.d.sync += wq.eq(Cat(*[Cat(q[i] & bank_oh[1][b] for b, q in enumerate(bank_q)).any()
                                 for i in range(P * WB)]))
         m.d.sync += [kvq.eq(kv_rd.data), kvq2.eq(kvq), s_q.eq(s_rd.data)]
-        m.d.sync += act_q.eq(act_rd.data)
+        with m.If(~row_stall):
+            m.d.sync += act_q.eq(act_rd.data)
+        m.d.comb += [act_rd.en.eq(~row_stall), img_rd.en.eq(~row_stall), z_rd.en.eq(~row_stall)]
         m.d.sync += pool_pend.eq(0)
         with m.If(pool_pend):
             m.d.sync += rowdata.eq(rowdata | act_q)
@@ -496,8 +512,8 @@ class SpikeEngine(wiring.Component):
         op = L["op"]
         is_bitserial = (op == OP_CONV_IN) | (op == OP_HEAD)
 
-        def start_drain():
-            m.d.sync += drain.eq(0)
+        def start_drain(cycles=DRAIN):
+            m.d.sync += drain.eq(cycles - 1)
             m.next = "DRAIN"
 
         def goto_epilogue():
@@ -527,6 +543,26 @@ class SpikeEngine(wiring.Component):
             with m.Else():
                 m.d.sync += [gi.eq(0), gi_last.eq(L["Gin"] <= 1)]
                 next_tap()
+
+        # the row issuer's loop (ROWS): as next_row / next_tap, but the state stays; after the last tap it is done
+        def issue_next_tap():
+            with m.If(kx < kmax):
+                m.d.sync += [kx.eq(kx + 1), tap_addr.eq(tap_addr + L["PS"]),
+                             row_addr.eq(tap_addr + L["PS"]), wtap.eq(wtap + L["WTS"]), wrow.eq(wtap + L["WTS"])]
+            with m.Elif(ky < kmax):
+                m.d.sync += [ky.eq(ky + 1), kx.eq(0),
+                             tap_row.eq(tap_row + L["RS"]), tap_addr.eq(tap_row + L["RS"]),
+                             row_addr.eq(tap_row + L["RS"]), wtap.eq(wtap + L["WTS"]), wrow.eq(wtap + L["WTS"])]
+            with m.Else():
+                m.d.sync += iss_done.eq(1)
+
+        def issue_next_row():
+            with m.If(~gi_last):
+                m.d.sync += [gi.eq(gi + 1), gi_last.eq(gi + 2 >= L["Gin"]), row_addr.eq(row_addr + L["GS"]),
+                             wrow.eq(wrow + L["WGS"])]
+            with m.Else():
+                m.d.sync += [gi.eq(0), gi_last.eq(L["Gin"] <= 1)]
+                issue_next_tap()
 
         def next_layer():
             with m.If(layer_last):
@@ -627,10 +663,13 @@ class SpikeEngine(wiring.Component):
                 m.d.sync += [acc_init.eq(1), ky.eq(0), kx.eq(0), gi.eq(0), gi_last.eq(L["Gin"] <= 1),
                              row_addr.eq(pos), tap_addr.eq(pos),
                              tap_row.eq(pos), wrow.eq(wg), wtap.eq(wg), rowdata.eq(0), t.eq(0), s_addr.eq(srow)]
+                m.d.sync += [iss_done.eq(0), s1_v.eq(0), s2_v.eq(0), sc_act.eq(0)]
                 with m.If(op == OP_STREAM_LIF):
                     m.next = "SL"
-                with m.Else():
+                with m.Elif(op == OP_POOL):
                     m.next = "ROW_RD"
+                with m.Else():
+                    m.next = "ROWS"
 
             with m.State("ROW_RD"):
                 with m.If(in_bounds):
@@ -639,35 +678,47 @@ class SpikeEngine(wiring.Component):
                 with m.Else():
                     next_tap()
 
-            # the row is in act_q from the cycle after LATCH (RAM output registered before any logic)
+            # pooling: the row is in act_q from the cycle after LATCH and is OR-ed into rowdata then
             with m.State("LATCH"):
-                with m.If(op == OP_POOL):
-                    m.d.sync += pool_pend.eq(1)
-                    next_row()
-                with m.Else():
-                    zvals = Array(z_rd.data[l * ZW:(l + 1) * ZW] for l in range(P))
-                    m.d.sync += [imgq.eq(img_rd.data), zq.eq(zvals[gi[:lp] if lp else 0])]
-                    m.next = "MASK"
+                m.d.sync += pool_pend.eq(1)
+                next_row()
 
-            with m.State("MASK"):
-                new_mask = Mux(op == OP_CONV_IN, imgq, Mux(op == OP_HEAD, zq, Cat(w != 0 for w in act_words)))
-                m.d.sync += [rowdata.eq(act_q), mask.eq(new_mask), mask_nz.eq(new_mask != 0)]
-                m.next = "SCAN"
-
-            with m.State("SCAN"):
-                with m.If(mask_nz):
-                    rest = mask & below
-                    m.d.sync += [mask.eq(rest), mask_nz.eq(rest != 0), evp_v.eq(1),
+            # accumulating layers: issuer, two pipeline stages and the scanner all work in this one state
+            with m.State("ROWS"):
+                m.d.comb += [row_adv.eq(~sc_act | ~mask_multi), row_stall.eq(~row_adv), act_rd.addr.eq(row_addr_u)]
+                rest = mask & below
+                with m.If(sc_act & mask_nz):
+                    m.d.sync += [evp_v.eq(1),
                                  evp_attn.eq(op == OP_ATTN), evp_neg.eq((op == OP_HEAD) & onehot[ZW - 1]),
                                  evp_shift.eq(Mux(is_bitserial, lowest, 0)),
                                  evp_word.eq(Mux(op == OP_CONV_IN, (1 << T) - 1, Mux(op == OP_HEAD, 1, sel_word))),
-                                 evp_base.eq(wrow), evp_off.eq(Mux(is_bitserial, 0, lowest))]
+                                 evp_base.eq(sc_wrow), evp_off.eq(Mux(is_bitserial, 0, lowest))]
+                with m.If(row_adv):
+                    # the scanner takes stage 2's item (or idles), stage 2 takes stage 1's, stage 1 the issuer's
+                    new_mask = Mux(s2_bub, 0, Mux(op == OP_CONV_IN, imgq, Mux(op == OP_HEAD, zq,
+                                                                             Cat(w != 0 for w in act_words))))
+                    m.d.sync += [sc_act.eq(s2_v), rowdata.eq(act_q), sc_wrow.eq(s2_wrow), mask.eq(new_mask),
+                                 mask_nz.eq(new_mask != 0), mask_multi.eq((new_mask & (new_mask - 1)) != 0)]
+                    zvals = Array(z_rd.data[l * ZW:(l + 1) * ZW] for l in range(P))
+                    m.d.sync += [s2_v.eq(s1_v), s2_bub.eq(s1_bub), s2_wrow.eq(s1_wrow),
+                                 imgq.eq(img_rd.data), zq.eq(zvals[s1_sel] if lp else zvals[0])]
+                    m.d.sync += s1_v.eq(~iss_done)
+                    with m.If(~iss_done):
+                        m.d.sync += [s1_bub.eq(~in_bounds), s1_wrow.eq(wrow), s1_sel.eq(gi[:lp] if lp else 0)]
+                        with m.If(in_bounds):
+                            issue_next_row()
+                        with m.Else():
+                            issue_next_tap()
+                    with m.If(iss_done & ~s1_v & ~s2_v):
+                        # the scanner's last item ends in this cycle; its last event reaches the accumulators
+                        # ACC_LATENCY cycles after this one
+                        start_drain(DRAIN + 1)
                 with m.Else():
-                    next_row()
+                    m.d.sync += [mask.eq(rest), mask_multi.eq((rest & (rest - 1)) != 0)]
 
             with m.State("DRAIN"):
-                m.d.sync += drain.eq(drain + 1)
-                with m.If(drain == DRAIN - 1):
+                m.d.sync += drain.eq(drain - 1)
+                with m.If(drain == 0):
                     m.d.sync += [t.eq(0), s_addr.eq(srow), s_waddr.eq(srow)]
                     with m.If(op == OP_KV):
                         m.next = "KV_WR"

@@ -35,6 +35,21 @@ RANDOM_SHAPES = {
                                            tokenizer=[{"out": 16, "pool": False}], embed_dim=16, heads=1,
                                            blocks=1, mlp_hidden=48, num_classes=3, weight_bits=6),
                                lanes=16, firing=0.1, seed=13),
+    # one timestep, no encoder block (the tokenizer writes the stream the head reads), one lane
+    "T1-0blocks-1lane": dict(config=dict(T=1, input_bits=4, in_channels=1, image_size=[6, 6],
+                                         tokenizer=[{"out": 4, "pool": False}, {"out": 6, "pool": True}],
+                                         embed_dim=6, heads=2, blocks=0, mlp_hidden=8, num_classes=3,
+                                         weight_bits=5), lanes=1, firing=0.3, seed=14),
+    # sixteen timesteps, three blocks, odd head dimension (d = 3)
+    "T16-3blocks-odd-d": dict(config=dict(T=16, input_bits=3, in_channels=1, image_size=[4, 4],
+                                          tokenizer=[{"out": 4, "pool": False}, {"out": 6, "pool": True}],
+                                          embed_dim=6, heads=2, blocks=3, mlp_hidden=12, num_classes=5,
+                                          weight_bits=4), lanes=1, firing=0.3, seed=15),
+    # 64 lanes: one lane group spans the whole embedding
+    "64lanes-1head": dict(config=dict(T=2, input_bits=4, in_channels=1, image_size=[4, 4],
+                                      tokenizer=[{"out": 16, "pool": False}, {"out": 64, "pool": True}],
+                                      embed_dim=64, heads=1, blocks=1, mlp_hidden=64, num_classes=10,
+                                      weight_bits=6), lanes=64, firing=0.2, seed=16),
 }
 
 

@@ -115,3 +115,25 @@ def test_cycle_model_reads_every_timing_figure_from_the_manifest(tmp_path):
             node = node[key]
         node[path[-1]] += 1
         assert engine_cycles.exp_cycles(model, trace, 0, altered) > base, path
+
+
+def test_event_bound_counts_the_events_entering_the_lanes(tmp_path):
+    """layer_events against a direct count from the golden trace, and no layer faster than its event bound."""
+    from golden.primitives import pack_words
+    from hwmodels import engine_cycles
+    model = im.random_intmodel(seed=26, firing=0.3)
+    lanes = 8
+    manifest = generate(model, lanes, str(tmp_path))
+    images = np.random.default_rng(2).integers(0, 1 << model.input_bits, size=(2, *model.input_shape))
+    trace = engine_cycles.trace_for(model, images)
+    for i in range(2):
+        events = engine_cycles.layer_events(model, trace, i, lanes)
+        cycles = engine_cycles.layer_cycles(model, trace, i, manifest)
+        assert set(events) == set(cycles) and all(cycles[k] >= events[k] for k in cycles)
+        # fc1 reads mlp_spikes: every non-zero (channel, token) word enters once per output lane group
+        words = pack_words(trace["blk0.mlp_spikes"][:, i])               # [C, N]
+        assert events["blk0.fc1"] == int((words != 0).sum()) * (-(-model.mlp_hidden // lanes))
+        # the first conv: every set pixel bit, once per 3x3 tap that covers it, per output lane group
+        px = trace["_pixels"][i]
+        bits = sum(int(((px >> b) & 1).sum()) for b in range(model.input_bits))
+        assert events["tok0"] <= 9 * bits * (-(-model.stage_shapes[0][1] // lanes)) and events["tok0"] > 0
