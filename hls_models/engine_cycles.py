@@ -57,7 +57,7 @@ def _layer_work(model: IntModel, trace: dict, image: int, P: int) -> list[dict]:
     """The work of every engine layer for one image, in layer-table order: for the loop-nest layers the per-output
     arrays of per-row event counts; for the fixed-schedule layers their sizes."""
     T = model.T
-    C, N, d = model.C, model.tokens, model.d
+    C, N, d, heads = model.C, model.tokens, model.d, model.heads
     G = _ceil_div(C, P)
     layers = []
 
@@ -104,16 +104,22 @@ def _layer_work(model: IntModel, trace: dict, image: int, P: int) -> list[dict]:
         layers.append({"name": p + "ssa_lif", "kind": "stream_lif", "outputs": N * G})
         for name in ("q", "k", "v"):
             linear(p + name, p + "ssa_spikes", C, False)
+        # Kᵀ·V: per (lane group, K channel i) the tokens whose K word of channel i is non-zero in a head of the group
         k_nz = _nnz_rows(words(p + "k.spikes"), 1)                        # [C, N]: K word non-zero
-        layers.append({"name": p + "kv", "kind": "kv", "channels": G * d,
-                       "events": int(sum(k_nz[(g * P // d) * d:(g * P // d + 1) * d].sum() for g in range(G)))
-                       if P <= d else 0})
+        kv_events = 0
+        for g in range(G):
+            heads_of_g = range(g * P // d, g * P // d + 1) if P <= d else range(g * P // d, min(heads, (g + 1) * P // d))
+            kv_events += int(np.any([k_nz[h * d:(h + 1) * d] for h in heads_of_g], axis=0).sum())
+        layers.append({"name": p + "kv", "kind": "kv", "channels": G * d, "events": kv_events})
         q = _nnz_rows(words(p + "q.spikes"), P)                           # [G, N]
-        dp = max(1, d // P)
-        # lane group g reads the Q rows of its head: per token the dp rows of head g // dp
-        layers.append({"name": p + "attn", "kind": "lif", "groups": 1,
-                       "rows": np.stack([q[(g // dp) * dp:(g // dp + 1) * dp].T[:, None, :] for g in range(G)])
-                       .reshape(G * N, 1, dp)})
+        if P <= d:
+            # lane group g reads the Q rows of its head: per token the dp rows of head g // dp
+            dp = d // P
+            rows = np.stack([q[(g // dp) * dp:(g // dp + 1) * dp].T[:, None, :] for g in range(G)])
+            rows = rows.reshape(G * N, 1, dp)
+        else:
+            rows = q.reshape(G * N, 1, 1)                                  # whole heads: the group's own Q row
+        layers.append({"name": p + "attn", "kind": "lif", "groups": 1, "rows": rows})
         linear(p + "proj", p + "attn_spikes", C, True)
         layers.append({"name": p + "mlp_lif", "kind": "stream_lif", "outputs": N * G})
         linear(p + "fc1", p + "mlp_spikes", model.mlp_hidden, False)

@@ -362,6 +362,14 @@ class SpikeEngine(wiring.Component):
         # SCAN's own registers: the event before its row + index add
         evp_v, evp_word, evp_shift, evp_neg, evp_attn = Signal(), Signal(T), Signal(SHW), Signal(), Signal()
         evp_base, evp_off = Signal(ADW), Signal(SHW)
+        # lanes wider than a head (P > d): a lane group holds P / d whole heads; a Q·KV event then adds only into
+        # the lanes of the head of its Q channel (ev*_head), and Kᵀ·V selects each head's K word on its own
+        d = D["d"]
+        heads_per_group = P // d if P > d else 1
+        ld = (d - 1).bit_length() if heads_per_group > 1 else 0   # log2(d): d divides the power of two P
+        HB = _bits(heads_per_group - 1)
+        ev_head = [Signal(HB, name=f"ev{i}_head") for i in range(6)]
+        evp_head = Signal(HB)
         ev_addr1, ev_addr2 = Signal(ADW), Signal(ADW)
         NB = len(w_banks)
         bank_oh = [Signal(NB, name=f"bank_oh{i}") for i in range(2)]
@@ -391,7 +399,6 @@ class SpikeEngine(wiring.Component):
         kv_row = Signal(ADW)
         kk = [Signal(name=f"kv_k{i}") for i in range(2)]
         vv = [Signal(name=f"kv_v{i}") for i in range(2)]
-        kword = Signal(T)
         hz_nbase = Signal(ADW)
         hz_step = Signal(ADW)   # RS - (T - 1): from the last timestep of token n to the first of token n + 1
         hz = [Signal(name=f"hz_{i}") for i in range(2)]
@@ -441,28 +448,38 @@ class SpikeEngine(wiring.Component):
 
         # ---------------------------------------------------------------- event pipeline and accumulators
         for i in range(1, 6):
-            m.d.sync += [ev_v[i].eq(ev_v[i - 1]), ev_word[i].eq(ev_word[i - 1]), ev_attn[i].eq(ev_attn[i - 1])]
+            m.d.sync += [ev_v[i].eq(ev_v[i - 1]), ev_word[i].eq(ev_word[i - 1]), ev_attn[i].eq(ev_attn[i - 1]),
+                         ev_head[i].eq(ev_head[i - 1])]
             if i < 5:
                 m.d.sync += ev_shift[i].eq(ev_shift[i - 1])
             if i < 4:
                 m.d.sync += ev_neg[i].eq(ev_neg[i - 1])
         m.d.sync += [ev_v[0].eq(evp_v), ev_word[0].eq(evp_word), ev_shift[0].eq(evp_shift), ev_neg[0].eq(evp_neg),
-                     ev_attn[0].eq(evp_attn), ev_addr.eq(evp_base + evp_off), evp_v.eq(0)]
+                     ev_attn[0].eq(evp_attn), ev_head[0].eq(evp_head), ev_addr.eq(evp_base + evp_off),
+                     evp_v.eq(0)]
         for l in range(P):
             # negate the narrow weight, then shift: a short carry chain instead of one as wide as the accumulator
             wv = wq[l * WB:(l + 1) * WB].as_signed()
             m.d.sync += [wn[l].eq(Mux(ev_neg[3], -wv, wv)), sh[l].eq(wn[l] << ev_shift[4])]
         m.d.sync += [kk[1].eq(kk[0]), vv[1].eq(vv[0]), kk[0].eq(0), vv[0].eq(0), hz[1].eq(hz[0]), hz[0].eq(0)]
+        # K word of channel i of each head in the group (one head per group when P <= d)
+        kwords = [Signal(T, name=f"kword_{h}") for h in range(heads_per_group)]
         with m.If(kk[1]):
-            m.d.sync += kword.eq(Array(act_words)[kv_i[:lp] if lp else 0])
+            if heads_per_group > 1:
+                m.d.sync += [kw.eq(Array(act_words[h * d:(h + 1) * d])[kv_i[:ld]] if ld else act_words[h])
+                             for h, kw in enumerate(kwords)]
+            else:
+                m.d.sync += kwords[0].eq(Array(act_words)[kv_i[:lp] if lp else 0])
         for l in range(P):
             for tt in range(T):
                 kvv = kvq2[(tt * P + l) * KW:(tt * P + l + 1) * KW]
+                lane_in_head = 1 if heads_per_group == 1 else ~ev_attn[5] | (ev_head[5] == l // d)
                 with m.If(ev_v[5]):
-                    m.d.sync += [add_en[l][tt].eq(ev_word[5][tt]),
+                    m.d.sync += [add_en[l][tt].eq(ev_word[5][tt] & lane_in_head),
                                  addend[l][tt].eq(Mux(ev_attn[5], kvv.as_unsigned(), sh[l]))]
                 with m.Elif(vv[1]):
-                    m.d.sync += [add_en[l][tt].eq(kword[tt] & act_words[l][tt]), addend[l][tt].eq(1)]
+                    m.d.sync += [add_en[l][tt].eq(kwords[l // d if heads_per_group > 1 else 0][tt] &
+                                                  act_words[l][tt]), addend[l][tt].eq(1)]
                 with m.Elif(hz[1] & (tt == 0)):
                     m.d.sync += [add_en[l][tt].eq(1), addend[l][tt].eq(s_vals[l])]
                 with m.Else():
@@ -693,6 +710,10 @@ class SpikeEngine(wiring.Component):
                                  evp_shift.eq(Mux(is_bitserial, lowest, 0)),
                                  evp_word.eq(Mux(op == OP_CONV_IN, (1 << T) - 1, Mux(op == OP_HEAD, 1, sel_word))),
                                  evp_base.eq(sc_wrow), evp_off.eq(Mux(is_bitserial, 0, lowest))]
+                    if heads_per_group > 1:
+                        # Q channel (head, i): KV row group·d + i, lanes of that head only
+                        with m.If(op == OP_ATTN):
+                            m.d.sync += [evp_off.eq(lowest[:ld]), evp_head.eq(lowest[ld:])]
                 with m.If(row_adv):
                     # the scanner takes stage 2's item (or idles), stage 2 takes stage 1's, stage 1 the issuer's
                     new_mask = Mux(s2_bub, 0, Mux(op == OP_CONV_IN, imgq, Mux(op == OP_HEAD, zq,

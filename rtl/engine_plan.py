@@ -46,9 +46,10 @@ def build_plan(model: IntModel, lanes: int) -> Plan:
     """Lay out the model for an engine with `lanes` output-channel lanes."""
     if lanes < 1 or lanes & (lanes - 1):
         raise FlowError(f"--lanes {lanes} is not a power of two; use 1, 2, 4, 8, 16, 32 or 64.")
-    if model.d % lanes:
-        raise FlowError(f"--lanes {lanes} does not divide the head dimension {model.d}; the attention unit keeps one "
-                        f"head per lane group, so use lanes that divide {model.d}.")
+    if model.d % lanes and lanes % model.d:
+        raise FlowError(f"--lanes {lanes} and the head dimension {model.d} do not divide one another; a lane group "
+                        f"holds part of one head or whole heads, so use lanes that divide {model.d} or a multiple "
+                        f"of it.")
     ranges = check_hw_limits(model)
     Pl, T, a = lanes, model.T, model.arrays
     plan = Plan(lanes=Pl, T=T)
@@ -158,12 +159,14 @@ def build_plan(model: IntModel, lanes: int) -> Plan:
         for name in ("q", "k", "v"):
             linear(p + name, p + "ssa_spikes", a[p + name + ".w"], a[p + name + ".b"], a[p + name + ".theta"],
                    out_key=p + name + ".spikes")
-        dp = d // Pl
+        dp = max(1, d // Pl)         # lane groups per head (1 when a group holds whole heads)
         entry(p + "kv", OP_KV, k_base=plan.regions[p + "k.spikes"]["base"],
               v_base=plan.regions[p + "v.spikes"]["base"], N=N, heads=heads, d=d, DP=dp, Gout=G)
         base = region(p + "attn_spikes", C, N, 1)
-        entry(p + "attn", OP_ATTN, out_base=base, Gout=G, w_base=0, R=d, WTS=0, WGS=Pl, hoff=2, DP=dp,
-              p_base=param_rows(None, np.full(C, P.attn_theta(T)), C), **{**tok_fields(p + "q.spikes"), "Gin": dp})
+        # each output group reads the Q rows of its head (dp rows), or, when it holds whole heads, its own Q row
+        entry(p + "attn", OP_ATTN, out_base=base, Gout=G, w_base=0, R=d, WTS=0, WGS=Pl, hoff=2 if Pl <= d else 1,
+              DP=dp, p_base=param_rows(None, np.full(C, P.attn_theta(T)), C),
+              **{**tok_fields(p + "q.spikes"), "Gin": dp})
         linear(p + "proj", p + "attn_spikes", a[p + "proj.w"], a[p + "proj.b"], None, to_stream=True)
         base = region(p + "mlp_spikes", C, N, 1)
         entry(p + "mlp_lif", OP_STREAM_LIF, out_base=base, Gout=G, Ho=N, Wo=1,

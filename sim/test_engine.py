@@ -45,11 +45,11 @@ RANDOM_SHAPES = {
                                           tokenizer=[{"out": 4, "pool": False}, {"out": 6, "pool": True}],
                                           embed_dim=6, heads=2, blocks=3, mlp_hidden=12, num_classes=5,
                                           weight_bits=4), lanes=1, firing=0.3, seed=15),
-    # 64 lanes: one lane group spans the whole embedding
-    "64lanes-1head": dict(config=dict(T=2, input_bits=4, in_channels=1, image_size=[4, 4],
-                                      tokenizer=[{"out": 16, "pool": False}, {"out": 64, "pool": True}],
-                                      embed_dim=64, heads=1, blocks=1, mlp_hidden=64, num_classes=10,
-                                      weight_bits=6), lanes=64, firing=0.2, seed=16),
+    # 64 lanes wider than a head (d = 32): one lane group holds both heads
+    "64lanes-2heads": dict(config=dict(T=2, input_bits=4, in_channels=1, image_size=[4, 4],
+                                       tokenizer=[{"out": 16, "pool": False}, {"out": 64, "pool": True}],
+                                       embed_dim=64, heads=2, blocks=1, mlp_hidden=64, num_classes=10,
+                                       weight_bits=6), lanes=64, firing=0.2, seed=16),
 }
 
 

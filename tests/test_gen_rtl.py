@@ -60,12 +60,15 @@ def test_act_regions_do_not_overlap():
     assert spans[-1][1] == plan.act_rows
 
 
-def test_lanes_must_divide_the_head_dimension():
-    model = im.random_intmodel(seed=25)        # d = 16
-    with pytest.raises(FlowError, match="does not divide the head dimension 16"):
-        build_plan(model, 32)
+def test_lanes_and_head_dimension_must_divide_one_another():
+    model = im.random_intmodel(seed=25)        # d = 16: every power of two works
+    for lanes in (1, 8, 16, 32, 64):
+        assert build_plan(model, lanes).lanes == lanes
     with pytest.raises(FlowError, match="not a power of two"):
         build_plan(model, 12)
+    odd = im.random_intmodel(im.make_config(embed_dim=12, heads=2, mlp_hidden=24), seed=25)   # d = 6
+    with pytest.raises(FlowError, match="the head dimension 6 do not divide one another"):
+        build_plan(odd, 4)
 
 
 def test_gen_rtl_cli_errors_are_one_sentence(tmp_path, capsys):
