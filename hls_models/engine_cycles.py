@@ -199,10 +199,11 @@ def trace_for(model: IntModel, images) -> dict:
     return trace
 
 
-def cycle_table(model: IntModel, images, manifest: dict) -> dict:
+def cycle_table(model: IntModel, images, manifest: dict, trace: dict | None = None) -> dict:
     """Per engine layer and in total, over `images` on the core of `manifest`: mean cycles, mean event bound
-    (layer_events) and their ratio, plus the per-image totals' mean, min and max."""
-    trace = trace_for(model, images)
+    (layer_events) and their ratio, plus the per-image totals' mean, min and max (`trace`: trace_for(model, images)
+    when already at hand)."""
+    trace = trace if trace is not None else trace_for(model, images)
     lanes = int(manifest["parameters"]["lanes"])
     cyc = [layer_cycles(model, trace, i, manifest) for i in range(len(trace["_pixels"]))]
     ev = [layer_events(model, trace, i, lanes) for i in range(len(trace["_pixels"]))]

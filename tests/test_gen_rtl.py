@@ -66,7 +66,8 @@ def test_lanes_and_head_dimension_must_divide_one_another():
         assert build_plan(model, lanes).lanes == lanes
     with pytest.raises(FlowError, match="not a power of two"):
         build_plan(model, 12)
-    odd = im.random_intmodel(im.make_config(embed_dim=12, heads=2, mlp_hidden=24), seed=25)   # d = 6
+    odd = im.random_intmodel(im.make_config(tokenizer=[{"out": 8, "pool": False}, {"out": 12, "pool": True}],
+                                            embed_dim=12, heads=2, mlp_hidden=24), seed=25)    # d = 6
     with pytest.raises(FlowError, match="the head dimension 6 do not divide one another"):
         build_plan(odd, 4)
 
