@@ -35,9 +35,8 @@ def relative_errors(estimate: dict, synth: dict) -> dict:
 def add_arguments(parser) -> None:
     parser.add_argument("--preset", default="digits", help="model preset; reads build/<preset>/ (default: digits)")
     parser.add_argument("--build", default="build", help="build directory (default: the project's build/)")
-    # The engine needs lanes dividing the head dimension (16 for digits), so the digits sweep is 4, 8, 16.
     parser.add_argument("--lanes", type=int, nargs="+", default=[4, 8, 16],
-                        help="lane counts to synthesise (default: 4 8 16)")
+                        help="lane counts to tabulate and synthesise (default: 4 8 16)")
     parser.add_argument("--seeds", type=int, default=3,
                         help="place-and-route seeds per point; Fmax is their median (default 3)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
@@ -45,8 +44,43 @@ def add_arguments(parser) -> None:
     parser.add_argument("--freq", type=float, default=None, help="nextpnr target frequency (MHz)")
     parser.add_argument("--out", default=None, help="where to store the results (default "
                         "build/<preset>/bench/synth_results.json; `make bench` stores docs/bench/synth_results.json)")
+    parser.add_argument("--cycles-only", action="store_true",
+                        help="only the cycle table: cycles beside the event bound per layer (no synthesis)")
+    parser.add_argument("--cycles-out", default=None, help="where to store the cycle table (default "
+                        "build/<preset>/bench/cycles.json; `make bench` stores docs/bench/cycles.json)")
     add_scheduler_argument(parser)
     add_seed_timeout_argument(parser)
+
+
+def cycle_bench(model, preset_dir: str, args) -> dict:
+    """Generate the core at every lane count and store its cycle table (cycles beside the event bound, per layer,
+    mean over the preset's test images; docs/engine.md "Event bound") in args.cycles_out; returns the manifests."""
+    from golden.artifacts import read_json
+    from golden.intmodel import load_testset
+    from hwmodels import engine_cycles
+    images, _ = load_testset(os.path.join(preset_dir, "testset.npz"),
+                             command=f"python flow.py train-quant --preset {args.preset}")
+    trace = engine_cycles.trace_for(model, images)
+    manifests, tables = {}, []
+    for lanes in args.lanes:
+        point_dir = os.path.join(preset_dir, "bench", f"P{lanes}")
+        print(f"bench: P={lanes}: generating the core...", flush=True)
+        manifests[lanes] = manifest = generate_core(args.preset, args.build, lanes, point_dir)
+        table = engine_cycles.cycle_table(model, images, manifest, trace)
+        table["verilog_sha256"] = manifest.get("verilog_sha256")
+        print(f"bench: P={lanes}: cycles per inference beside the event bound ({table['images']} test images):\n"
+              + engine_cycles.format_cycle_table(table), flush=True)
+        tables.append(table)
+    out = os.path.abspath(args.cycles_out or os.path.join(preset_dir, "bench", "cycles.json"))
+    kept = []
+    if os.path.exists(out):
+        old = read_json(out, "the stored cycle table", f"python flow.py bench --preset {args.preset} --cycles-only")
+        if old.get("intmodel_sha256") == model.sha256:
+            kept = [p for p in old.get("points", []) if p["lanes"] not in args.lanes]
+    _atomic_json(out, {"preset": args.preset, "intmodel_sha256": model.sha256,
+                       "points": sorted(kept + tables, key=lambda p: p["lanes"])})
+    print(f"bench: wrote {os.path.relpath(out)}", flush=True)
+    return manifests
 
 
 def main(args) -> int:
@@ -71,10 +105,12 @@ def main(args) -> int:
                                 "tool_versions": points[-1]["tool_versions"] if points else {},
                                 "points": sorted(kept + points, key=lambda p: p["lanes"])})
 
+    manifests = cycle_bench(model, preset_dir, args)
+    if args.cycles_only:
+        return 0
     for lanes in args.lanes:
         point_dir = os.path.join(preset_dir, "bench", f"P{lanes}")
-        print(f"bench: P={lanes}: generating the core...", flush=True)
-        manifest = generate_core(args.preset, args.build, lanes, point_dir)
+        manifest = manifests[lanes]
         verilog, synth_dir = os.path.join(point_dir, "core.v"), os.path.join(point_dir, "synth")
         default_core = os.path.join(preset_dir, "rtl", "core.v")
         if os.path.exists(default_core) and Path(default_core).read_bytes() == Path(verilog).read_bytes():
