@@ -124,7 +124,7 @@ def test_cycle_model_reads_every_timing_figure_from_the_manifest(tmp_path):
 def test_event_bound_counts_the_events_entering_the_lanes(tmp_path):
     """layer_events against a direct count from the golden trace, and no layer faster than its event bound."""
     from golden.primitives import pack_words
-    from hwmodels import engine_cycles
+    from hls_models import engine_cycles
     model = im.random_intmodel(seed=26, firing=0.3)
     lanes = 8
     manifest = generate(model, lanes, str(tmp_path))

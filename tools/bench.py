@@ -57,7 +57,7 @@ def cycle_bench(model, preset_dir: str, args) -> dict:
     mean over the preset's test images; docs/engine.md "Event bound") in args.cycles_out; returns the manifests."""
     from golden.artifacts import read_json
     from golden.intmodel import load_testset
-    from hwmodels import engine_cycles
+    from hls_models import engine_cycles
     images, _ = load_testset(os.path.join(preset_dir, "testset.npz"),
                              command=f"python flow.py train-quant --preset {args.preset}")
     trace = engine_cycles.trace_for(model, images)
