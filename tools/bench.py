@@ -77,7 +77,7 @@ def cycle_bench(model, preset_dir: str, args) -> dict:
         old = read_json(out, "the stored cycle table", f"python flow.py bench --preset {args.preset} --cycles-only")
         if old.get("intmodel_sha256") == model.sha256:
             kept = [p for p in old.get("points", []) if p["lanes"] not in args.lanes]
-    _atomic_json(out, {"preset": args.preset, "intmodel_sha256": model.sha256,
+    atomic_json(out, {"preset": args.preset, "intmodel_sha256": model.sha256,
                        "points": sorted(kept + tables, key=lambda p: p["lanes"])})
     print(f"bench: wrote {os.path.relpath(out)}", flush=True)
     return manifests
