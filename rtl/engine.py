@@ -3,7 +3,9 @@
 A controller walks the layer table (a ROM written by gen-rtl, see rtl/engine_plan.py and docs/engine.md) with
 one shared loop nest: output position → output lane group → kernel tap → input row. Each input row (P T-bit
 spike words, one pixel, or one Z value) is scanned by a priority encoder that emits one event per cycle for every
-non-zero word (or set bit, in the bit-serial layers), so silent neurons cost nothing but the row's fixed cycles.
+non-zero word (or set bit, in the bit-serial layers), so a silent row costs one cycle. A row issuer reads the next
+rows while one is scanned (ROWS state: issuer, RAM read, row register, scanner; the whole pipeline stalls while the
+scanner holds a row with events left), so a row costs max(1, events) cycles.
 An event reads one weight row (P weights) and adds it into the T accumulators of every lane where the word's bit
 t is set (time-inner dataflow). The epilogue then runs the LIF over the T accumulators (no membrane memory),
 or adds them into the residual-stream RAM.
@@ -12,14 +14,16 @@ Timing discipline (for Fmax): every block-RAM address comes from a register and 
 registered before any logic; memories deeper than one block RAM are sliced (or, the weight ROM, banked) so no
 multiplexer sits behind a RAM. The event path is a pipeline SCAN → row + index → address → weight-RAM read → bank registers →
 bank select → negate → shift → addend (or KV value) → accumulate, so an event issued by SCAN in cycle c is
-visible in the accumulators from cycle c + ACC_LATENCY. Before an epilogue reads the accumulators the
-controller waits DRAIN = ACC_LATENCY - 2 cycles. Overflow checks use a guard bit and run a cycle behind.
+visible in the accumulators from cycle c + ACC_LATENCY. After an output's last scan cycle the controller waits
+DRAIN + 1 cycles (Kᵀ·V and head Z: DRAIN = ACC_LATENCY - 2) before the epilogue reads the accumulators.
+Overflow checks use a guard bit and run a cycle behind.
 
-Cycle cost (exact; `hls_models/engine_cycles.py` is the formula, the tests compare it with the RTL):
-  per layer: 2 (fetch) ; per output (position, group): 2 + Σ_taps [1 if out of bounds else Σ_rows (4 + nnz(row))]
-  + epilogue (DRAIN + T + 2 for LIF and write | DRAIN + T + 3 stream add | 1 pool write | DRAIN + 1 head write).
-  pooling rows cost 2 (no scan). stream LIF outputs: 2 + (T + 3) + 1. KV: (2N + DRAIN + 2) per (group, K channel).
-  head Z: (N·T + DRAIN + 2) per group. argmax: K + 2 cycles.
+Cycle cost (exact): `timing()` below lists every fixed cost; gen-rtl writes it into manifest.json and
+`hls_models/engine_cycles.py` composes it with the image's events (the tests compare it with the RTL):
+  per layer: 2 (fetch) ; per output (position, group): 2 + 3 (row pipeline fill) + Σ_taps [1 if out of bounds
+  else Σ_rows max(1, nnz(row))] + epilogue (DRAIN + 1 + T + 2 for LIF and write | DRAIN + 1 + T + 3 stream add |
+  DRAIN + 2 head write). pooling outputs: 2 + Σ_taps [1 | 2 per row] + 1. stream LIF outputs: 2 + (T + 3) + 1.
+  KV: (2N + DRAIN + 2) per (group, K channel). head Z: (N·T + DRAIN + 2) per group. argmax: K + 2 cycles.
 There is no multiplier: the bit-serial layers (first conv over pixel bits, head over the bits of Z) shift-add.
 """
 from __future__ import annotations
