@@ -60,8 +60,9 @@ def _copy(src: str, dst: str) -> None:
 
 def provide(preset: str, build: str = "build", data_dir: str | None = None, log=None) -> bool:
     """If build/<preset>/ has no intmodel.zip and the zoo has one, install it there (model, metrics, test set).
-    Returns True when it did."""
-    log = log or sys.stderr
+    Returns True when it did. The note goes to stdout (progress, like the stages'), so a later error stays the
+    only line on stderr."""
+    log = log or sys.stdout
     target = os.path.join(build, preset)
     if os.path.exists(os.path.join(target, "intmodel.zip")):
         return False

@@ -40,7 +40,7 @@ def test_provide_installs_the_shipped_model_once(shipped, capsys):
     assert sorted(os.listdir(folder)) == ["intmodel.zip", "metrics.json", "train-log.txt"]
     assert "qat           1  2.0000     20.00%" in (open(os.path.join(folder, "train-log.txt")).read())
     assert zoo.provide("digits", str(build)) is True
-    err = capsys.readouterr().err
+    err = capsys.readouterr().out
     assert "using the shipped model" in err and model.sha256[:12] in err and "train-quant --preset digits" in err
     assert load(str(build / "digits" / "intmodel.zip")).sha256 == model.sha256
     images, labels = load_testset(str(build / "digits" / "testset.npz"))
@@ -74,7 +74,7 @@ def test_gen_rtl_runs_from_the_zoo(shipped, tmp_path, monkeypatch, capsys):
     from golden import artifacts
     monkeypatch.setattr(artifacts, "PROJECT", str(tmp_path))   # the stages' default build folder is <project>/build
     assert flow.main(["gen-rtl", "--preset", "digits", "--lanes", "2"]) == 0
-    err = capsys.readouterr().err
+    err = capsys.readouterr().out
     assert "using the shipped model" in err
     manifest = json.loads((build / "digits" / "rtl" / "manifest.json").read_text())
     assert manifest["model_sha256"] == model.sha256
