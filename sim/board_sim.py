@@ -46,7 +46,12 @@ def run_host_commands(rtl_dir: str, work_dir: str, commands: list[list[str]]) ->
     from .engine_sim import _verilator_on_path
     work_dir = os.path.abspath(work_dir)
     top_v = board_verilog(rtl_dir, work_dir)
-    core_v = os.path.abspath(os.path.join(rtl_dir, "core.v"))
+    # the core is copied beside the top so the cached build's sources keep their paths when rtl_dir is a new tmp dir
+    core_v = os.path.join(work_dir, "core.v")
+    core_text = Path(rtl_dir, "core.v").read_text()
+    if not os.path.exists(core_v) or Path(core_v).read_text() != core_text:
+        Path(core_v + ".tmp").write_text(core_text)
+        os.replace(core_v + ".tmp", core_v)
     digest = hashlib.sha256(Path(top_v).read_bytes() + Path(core_v).read_bytes()).hexdigest()[:16]
     build_dir = os.path.join(work_dir, f"verilator-{digest}")
     _verilator_on_path()
