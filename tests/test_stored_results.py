@@ -1,0 +1,55 @@
+"""Stored results and the README: README's results table must say what the stored results say.
+
+docs/bench/synth_results.json (`make bench`) records, per lane count, the model and Verilog hashes it was measured on;
+docs/bench/digits_seeds.json (`python flow.py seeds --out docs/bench/digits_seeds.json`) the accuracy of the default
+recipe over several training seeds.
+"""
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+
+ROOT = Path(__file__).parent.parent
+BENCH = ROOT / "docs" / "bench" / "synth_results.json"
+SEEDS = ROOT / "docs" / "bench" / "digits_seeds.json"
+README = ROOT / "README.md"
+
+
+def readme_row(label: str) -> str:
+    rows = [ln for ln in README.read_text().splitlines() if ln.startswith(f"| {label}")]
+    assert len(rows) == 1, f"README.md has {len(rows)} results rows starting with {label!r}"
+    return rows[0]
+
+
+@pytest.mark.unit
+def test_readme_synthesis_rows_match_the_stored_benchmark():
+    bench = json.loads(BENCH.read_text())
+    points = {p["lanes"]: p for p in bench["points"]}
+    p16 = points[16]["synth"]
+    row = readme_row("ECP5-85F speed 6")
+    assert f"**{p16['fmax_mhz']:.1f} MHz** median of {len(p16['fmax_per_seed'])} seeds" in row, row
+    for value, unit in ((p16["lut"], "LUT4"), (p16["ff"], "FF"), (p16["bram"], "DP16KD")):
+        assert f"{value:,} {unit}" in row, (unit, row)
+    assert f"({100 * p16['lut'] / 83640:.1f} %)" in row
+    row = readme_row("resource model vs synthesis")
+    lanes = sorted(points)
+    for key in ("lut", "ff", "bram"):
+        cell = re.search(rf"{key.upper()} ([^,|]+) %", row).group(1)
+        want = " / ".join(f"{100 * points[n]['relative_error'][key]:+.1f}".replace("-", "−") for n in lanes)
+        assert cell.strip() == want, (key, cell, want)
+
+
+@pytest.mark.unit
+def test_readme_accuracy_row_matches_the_seed_sweep():
+    seeds = json.loads(SEEDS.read_text())
+    assert seeds["preset"] == "digits" and len(seeds["runs"]) >= 2
+    row = readme_row("digits accuracy")
+    for key, label in (("float_test_accuracy", "float"), ("int_test_accuracy", "integer")):
+        s = seeds["summary"][key]
+        assert f"{label} {100 * s['mean']:.2f} ± {100 * s['std']:.2f} %" in row, (label, row)
+    assert f"over {len(seeds['runs'])} training seeds" in row and "`python flow.py seeds`" in row
+    default = next(r for r in seeds["runs"] if r["seed"] == 0)
+    assert f"seed 0, the default model: float {100 * default['float_test_accuracy']:.2f} %, integer " \
+           f"{100 * default['int_test_accuracy']:.2f} %" in row, row
