@@ -205,9 +205,12 @@ def train(model_cfg: dict, train_cfg: dict, data, ckpt_dir: str, device: str = "
           log=None) -> TrainResult:
     """Run both phases, continuing from ckpt_dir/checkpoint.pt when it holds a compatible run.
 
-    `data` is (train_x, train_y, val_x, val_y, test_x, test_y) as int64 numpy arrays (val may be empty)."""
+    `data` is (train_x, train_y, val_x, val_y, test_x, test_y) as int64 numpy arrays (val may be empty), or
+    (train_x, train_y, test_x, test_y) without a validation split."""
     log = log or sys.stderr
     set_determinism(train_cfg["seed"], device)
+    if len(data) == 4:   # (train, test) only: no validation split
+        data = (data[0], data[1], data[0][:0], data[1][:0], data[2], data[3])
     xtr, ytr, xva, yva, xte, yte = (torch.as_tensor(a) for a in data)
     xtr, xva, xte = xtr.float().to(device), xva.float().to(device), xte.float().to(device)
     ytr, yva, yte = ytr.long().to(device), yva.long().to(device), yte.long().to(device)
