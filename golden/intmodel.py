@@ -9,6 +9,7 @@ import io
 import json
 import os
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -264,13 +265,16 @@ def save(model: IntModel, path: str) -> str:
     }
 
     def write(f):
-        with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as z:
+        # int64 arrays of small integers deflate about 8x (zoo files are reviewed in git); a fixed date and level
+        # keep the bytes of the same model identical.
+        packed = dict(compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
+        with zipfile.ZipFile(f, "w") as z:
             z.writestr(zipfile.ZipInfo(MANIFEST, date_time=(1980, 1, 1, 0, 0, 0)),
-                       json.dumps(manifest, indent=1, sort_keys=True))
+                       json.dumps(manifest, indent=1, sort_keys=True), **packed)
             for name in sorted(model.arrays):
                 buf = io.BytesIO()
                 np.save(buf, np.ascontiguousarray(model.arrays[name], dtype="<i8"), allow_pickle=False)
-                z.writestr(zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0)), buf.getvalue())
+                z.writestr(zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0)), buf.getvalue(), **packed)
 
     atomic_write(path, writer=write)
     return digest
@@ -331,7 +335,7 @@ def load(path: str, command: str = TRAIN) -> IntModel:
                 arrays[name] = a
     except IntModelError:
         raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, KeyError, TypeError,
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError, ValueError, KeyError, TypeError,
             UnicodeDecodeError, RuntimeError, NotImplementedError) as exc:
         raise IntModelError(f"{path} is corrupt or truncated ({type(exc).__name__}); {redo}.") from None
     try:
