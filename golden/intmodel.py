@@ -347,6 +347,23 @@ def load(path: str, command: str = TRAIN) -> IntModel:
         raise type(exc)(str(exc).replace(f"`{TRAIN}`", f"`{command}`")) from None
 
 
+def stratified_subset(labels: np.ndarray, count: int) -> np.ndarray:
+    """Indices of a fixed, class-balanced subset of `count` test images: each class gives its first images in
+    test-set order (count // classes each, one more for the first count % classes classes, fewer when a class runs
+    out, the rest then taken from the others in order). The same labels and count always give the same indices,
+    sorted, so a partial hardware run stays comparable across runs and machines."""
+    labels = np.asarray(labels)
+    if count >= len(labels):
+        return np.arange(len(labels))
+    classes = np.unique(labels)
+    share = [count // len(classes) + (i < count % len(classes)) for i in range(len(classes))]
+    chosen = np.concatenate([np.flatnonzero(labels == c)[:n] for c, n in zip(classes, share)])
+    if len(chosen) < count:     # a small class ran out: fill from the remaining images in order
+        rest = np.setdiff1d(np.arange(len(labels)), chosen)
+        chosen = np.concatenate([chosen, rest[:count - len(chosen)]])
+    return np.sort(chosen)
+
+
 def save_testset(path: str, images: np.ndarray, labels: np.ndarray) -> None:
     """Test images (unsigned ints [N, Cin, H, W]) and labels, for the stages that must not import quant/."""
     images = np.asarray(images)

@@ -17,10 +17,12 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
+
 import cluster
 from golden.artifacts import PROJECT, need, preset_dir, read_json
 from golden.errors import FlowError
-from golden.intmodel import load, load_testset
+from golden.intmodel import load, load_testset, stratified_subset
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPEED = os.path.join(ROOT, "docs", "bench", "sim_speed.json")
@@ -43,6 +45,9 @@ def add_arguments(parser):
     parser.add_argument("--model", help="integer model (default: build/<preset>/intmodel.zip)")
     parser.add_argument("--rtl", help="generated core folder (default: build/<preset>/rtl)")
     parser.add_argument("--images", default="all", help="N: the first N test images; all (default): every one")
+    parser.add_argument("--stratified", action="store_true",
+                        help="with --images N: a fixed class-balanced subset of N test images (each class's first "
+                             "N/classes images) instead of the first N")
     parser.add_argument("--simulator", choices=["verilator", "icarus"], default="verilator",
                         help="simulator of the harness (default verilator; icarus for a cross-check, slow)")
     parser.add_argument("--bench", choices=["harness", "cocotb"], default="harness",
@@ -97,16 +102,22 @@ def main(args) -> int:
     base, model, rtl_dir, images, labels = _load(args)
     total = len(images)
     partial = 0 < count < len(images)
+    if args.stratified and not partial:
+        raise FlowError(f"--stratified picks a subset, so it needs --images N with N below the {total} test images.")
+    indices = np.arange(total)
     if partial:
-        images, labels = images[:count], labels[:count]
+        indices = stratified_subset(labels, count) if args.stratified else indices[:count]
+        images, labels = images[indices], labels[indices]
     # a partial run never replaces the whole-test-set results.json that the report reads
-    name = f"results-first{count}.json" if partial else "results.json"
+    name = (f"results-{'stratified' if args.stratified else 'first'}{count}.json" if partial else "results.json")
     if args.simulator != "verilator":
         name = name.replace(".json", f"-{args.simulator}.json")
     summary = check_images(model, rtl_dir, images, os.path.join(base, "sim"), labels=labels, waves=args.waves,
                            results_name=name, bench=args.bench, simulator=args.simulator, jobs=args.jobs,
                            scheduler=args.scheduler, full_readout=args.full_readout, progress=print,
-                           extra={"testset_images": total, "partial": partial})
+                           extra={"testset_images": total, "partial": partial,
+                                  "subset": ("stratified" if args.stratified else "first") if partial else "all",
+                                  "image_indices": indices.tolist()})
     print(f"sim: {summary['images']} images, {summary['mismatches']} mismatches, cycles mean "
           f"{summary['cycles_mean']:.0f} max {summary['cycles_max']}, {summary['sim_seconds']:.1f} s on "
           f"{summary['workers']} worker(s), {summary['cycles_per_second_per_worker']:,.0f} simulated cycles/s per "

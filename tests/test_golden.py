@@ -290,3 +290,19 @@ def test_layer_graph_names_every_array_once_and_every_trace_key():
         assert sorted(named) == sorted(model.arrays) and len(set(named)) == len(named)
         images = np.zeros((1, *model.input_shape), dtype=np.int64)
         assert list(inference.run(model, images, trace=True).trace) == trace_keys(model)
+
+
+def test_stratified_subset_is_class_balanced_fixed_and_fills_short_classes():
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 10, size=2000)
+    idx = im.stratified_subset(labels, 1003)
+    assert len(idx) == 1003 and len(set(idx.tolist())) == 1003 and np.all(np.diff(idx) > 0)
+    counts = np.bincount(labels[idx], minlength=10)
+    assert sorted(counts.tolist()) == [100] * 7 + [101] * 3
+    for c in range(10):     # each class contributes its first images in test-set order
+        assert np.array_equal(idx[labels[idx] == c], np.flatnonzero(labels == c)[:counts[c]])
+    assert np.array_equal(idx, im.stratified_subset(labels.copy(), 1003))
+    short = np.array([0] * 3 + [1] * 50 + [2] * 50)
+    idx = im.stratified_subset(short, 30)
+    assert len(idx) == 30 and np.bincount(short[idx]).tolist()[0] == 3
+    assert np.array_equal(im.stratified_subset(labels, 5000), np.arange(2000))
