@@ -13,6 +13,19 @@ from golden.errors import FlowError
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 # Pixel bit width each dataset's integers need (the model's input_bits must be at least this).
 DATASET_BITS = {"digits": 5, "fashion-mnist": 8, "cifar10": 8}
+# Class names in label order (the one place they are spelled; the report's confusion matrix and per-class table).
+CLASS_NAMES = {
+    "digits": [str(i) for i in range(10)],
+    "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                      "Ankle boot"],
+    "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
+}
+
+
+def class_names(dataset: str | None, num_classes: int) -> list[str]:
+    """The names of a dataset's classes, or the label numbers when the dataset is unknown or has another count."""
+    names = CLASS_NAMES.get(dataset or "")
+    return list(names) if names and len(names) == num_classes else [str(i) for i in range(num_classes)]
 
 
 def load(name: str, data_dir: str | None = None):

@@ -13,7 +13,7 @@ from golden.intmodel import make_config, random_intmodel, save, save_testset
 pytestmark = pytest.mark.unit
 
 PLOTS = ("accuracy_history.png", "firing_rates.png", "layer_inputs.png", "attention_maps.png", "energy_per_layer.png")
-CORE_PLOTS = ("cycles_per_layer.png", "cycles_histogram.png")
+CORE_PLOTS = ("cycles_per_layer.png", "latency_histogram.png")
 
 
 class Links(HTMLParser):
@@ -147,3 +147,172 @@ def test_missing_model_is_a_one_line_error(tmp_path, capsys):
     assert flow.main(["report", "--build", str(tmp_path), "--preset", "none"]) == 2
     err = capsys.readouterr().err
     assert "train-quant" in err and err.count("\n") == 1
+
+
+# ------------------------------------------------------------------------------------------------ benchmark figures
+# The confusion matrix, per-class accuracy, firing rates and latency distribution (tools/report_bench.py), on the
+# shipped digits model and the first BENCH_N digits test images, each against an independent computation.
+
+BENCH_N = 48
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    from golden.intmodel import load
+    from quant.data import load_digits
+    from rtl.gen import generate
+    model = load(os.path.join(ROOT, "models", "digits", "intmodel.zip"))
+    _, _, x, y = load_digits()
+    x, y = x[:BENCH_N], y[:BENCH_N]
+    build = tmp_path_factory.mktemp("digits-build")
+    d = build / "digits"
+    save(model, str(d / "intmodel.zip"))
+    save_testset(str(d / "testset.npz"), x, y)
+    manifest = generate(model, 16, str(d / "rtl"))
+    return {"model": model, "x": x, "y": y, "manifest": manifest, "build": build}
+
+
+@pytest.fixture(scope="module")
+def digits_pass(digits):
+    from tools import report_bench
+    # chunks of 5: the counts must add up across chunk boundaries (48 = 9 × 5 + 3)
+    return report_bench.run_pass(digits["model"], digits["x"], digits["y"], digits["manifest"], chunk=5)
+
+
+def test_confusion_matrix_and_per_class_accuracy_match_golden_predictions(digits, digits_pass):
+    from golden.inference import run
+    from tools import report_bench
+    model, x, y = digits["model"], digits["x"], digits["y"]
+    pred = np.array([int(run(model, x[i:i + 1]).classes[0]) for i in range(len(x))])   # one image at a time
+    b = report_bench.stats(digits_pass, [str(c) for c in range(10)])
+    cm = np.array(b["confusion"])
+    assert cm.shape == (10, 10) and cm.sum() == BENCH_N
+    assert np.trace(cm) == b["correct"] == int((pred == y).sum())
+    assert b["accuracy"] == pytest.approx((pred == y).mean())
+    for c, row in enumerate(b["per_class"]):
+        assert row["images"] == int((y == c).sum()) == cm[c].sum()
+        assert row["correct"] == int(((y == c) & (pred == c)).sum())
+        assert row["accuracy"] == (pytest.approx(row["correct"] / row["images"]) if row["images"] else None)
+        predicted = int((pred == c).sum())
+        assert row["precision"] == (pytest.approx(row["correct"] / predicted) if predicted else None)
+        for p in range(10):
+            assert cm[c, p] == int(((y == c) & (pred == p)).sum())
+    assert sum(r["correct"] for r in b["per_class"]) == b["correct"]
+
+
+def test_firing_rates_equal_an_independent_count(digits, digits_pass):
+    from golden.graph import steps
+    from golden.inference import run
+    from tools import report_bench
+    model, x = digits["model"], digits["x"]
+    b = report_bench.stats(digits_pass, [str(c) for c in range(10)])
+    layers = [s for s in steps(model) if s.spikes]
+    assert [r["layer"] for r in b["firing_rates"]] == [s.spikes for s in layers]
+    # independent: per image, per timestep, the 1s of each LIF output over its cout × positions neurons
+    ones = {s.spikes: 0 for s in layers}
+    for i in range(len(x)):
+        tr = run(model, x[i:i + 1], trace=True).trace
+        for s in layers:
+            v = tr[s.spikes]
+            assert set(np.unique(v)) <= {0, 1}
+            ones[s.spikes] += sum(int(v[t].sum()) for t in range(model.T))
+    for s, r in zip(layers, b["firing_rates"]):
+        neurons = s.cout * int(np.prod(s.shape))
+        assert r["neurons"] == neurons
+        assert r["spikes"] == ones[s.spikes]
+        assert r["rate"] == pytest.approx(ones[s.spikes] / (len(x) * model.T * neurons))
+        assert 0.0 <= r["rate"] <= 1.0
+    assert any(r["rate"] > 0 for r in b["firing_rates"])
+
+
+def test_firing_rate_on_a_hand_made_case():
+    from tools import report_bench
+    passed = {"classes": np.array([0, 1]), "labels": np.array([0, 0]), "T": 2, "cycles": None,
+              "ones": {"a.spikes": 3, "b.spikes": 0}, "total": {"a.spikes": 2 * 2 * 6, "b.spikes": 2 * 2 * 4}}
+    b = report_bench.stats(passed, ["x", "y"])
+    assert b["firing_rates"] == [{"layer": "a.spikes", "rate": 3 / 24, "spikes": 3, "neurons": 6},
+                                 {"layer": "b.spikes", "rate": 0.0, "spikes": 0, "neurons": 4}]
+    assert b["confusion"] == [[1, 1], [0, 0]] and b["per_class"][1]["accuracy"] is None
+    assert b["latency"] is None
+
+
+def test_latency_statistics_equal_the_cycle_model(digits, digits_pass):
+    from hls_models import engine_cycles
+    from tools import report_bench
+    model, x, manifest = digits["model"], digits["x"], digits["manifest"]
+    trace = engine_cycles.trace_for(model, x)
+    cycles = np.array([engine_cycles.exp_cycles(model, trace, i, manifest) for i in range(len(x))])
+    assert list(digits_pass["cycles"]) == list(cycles)
+    b = report_bench.stats(digits_pass, [str(c) for c in range(10)], clock=(50.0, "test"))
+    lat = b["latency"]
+    c = lat["cycles"]
+    assert c["min"] == cycles.min() and c["max"] == cycles.max()
+    assert c["mean"] == pytest.approx(cycles.mean()) and c["std"] == pytest.approx(cycles.std())
+    for p in report_bench.PERCENTILES:
+        assert c[f"p{p}"] == pytest.approx(np.percentile(cycles, p))
+    assert c["min"] <= c["p1"] <= c["p50"] <= c["p99"] <= c["max"]
+    assert lat["clock_mhz"] == 50.0 and lat["us"]["mean"] == pytest.approx(cycles.mean() / 50.0)
+    assert lat["us"]["max"] == pytest.approx(cycles.max() / 50.0)
+    h = lat["histogram"]
+    assert sum(h["counts"]) == len(x) and len(h["edges"]) == len(h["counts"]) + 1
+    assert h["edges"][0] == cycles.min() and h["edges"][-1] == cycles.max()
+
+
+def test_core_agreement_counts_the_simulated_images():
+    from tools.report_bench import core_agreement
+    sim = {"mismatches": 0, "per_image": [{"image": 0, "class": 3, "cycles": 100}, {"image": 1, "class": 5, "cycles": 90},
+                                          {"image": 7, "class": 1, "cycles": 1}]}          # image 7: not in this set
+    assert core_agreement(sim, np.array([3, 4]), np.array([100, 90])) == \
+        {"images": 2, "same_class": 1, "mismatches": 0, "same_cycles": 2}
+    assert core_agreement(None, np.array([3]), None) is None
+
+
+def test_class_names_come_from_the_dataset():
+    from golden.intmodel import load
+    from quant.data import CLASS_NAMES, class_names
+    from tools.report_bench import dataset_of
+    model = load(os.path.join(ROOT, "models", "digits", "intmodel.zip"))
+    assert dataset_of("fashion-mnist", model, None) == "fashion-mnist"
+    assert dataset_of("digits", model, {"train_config": {"dataset": "cifar10"}}) == "cifar10"
+    assert dataset_of("elsewhere", model, None) == "digits"                 # the model's meta names its preset
+    names = class_names("fashion-mnist", 10)
+    assert names[0] == "T-shirt/top" and names[9] == "Ankle boot" and len(set(names)) == 10
+    assert class_names("digits", 10) == [str(i) for i in range(10)]
+    assert class_names("fashion-mnist", 3) == ["0", "1", "2"] and class_names(None, 2) == ["0", "1"]
+    assert all(len(v) == 10 for v in CLASS_NAMES.values())
+
+
+def test_report_writes_the_benchmark_figures_on_digits(digits, digits_pass):
+    from tools import report_bench
+    build = digits["build"]
+    assert flow.main(["report", "--build", str(build), "--preset", "digits", "--images", "8",
+                      "--clock-mhz", "40"]) == 0
+    out = build / "digits" / "report"
+    b = json.loads((out / "report.json").read_text())
+    expect = report_bench.stats(digits_pass, [str(c) for c in range(10)], clock=(40.0, "--clock-mhz"))
+    for key in ("confusion", "per_class", "firing_rates", "accuracy", "correct", "latency"):
+        assert b[key] == json.loads(json.dumps(expect[key])), key
+    assert b["images"] == BENCH_N and b["dataset"] == "digits" and b["model_sha256"] == digits["model"].sha256
+    assert b["source"] == f"the golden integer model over all {BENCH_N} test images"
+    text = (out / "index.html").read_text()
+    for anchor in ("confusion-matrix-and-per-class-accuracy", "firing-rates", "latency-distribution"):
+        assert f'id="{anchor}"' in text
+    assert f"<b>{b['correct']} of {BENCH_N} correct" in text
+    assert "Time at <b>40.0 MHz</b> (--clock-mhz)" in text
+    assert (out / "latency_histogram.png").read_bytes()[:4] == b"\x89PNG"
+    first = (out / "report.json").read_bytes()
+    assert flow.main(["report", "--build", str(build), "--preset", "digits", "--images", "8",
+                      "--clock-mhz", "40", "--bench-images", "10"]) == 0
+    assert json.loads((out / "report.json").read_text())["images"] == 10
+    assert "over the first 10 of the 48 test images" in (out / "index.html").read_text()
+    assert flow.main(["report", "--build", str(build), "--preset", "digits", "--images", "8",
+                      "--clock-mhz", "40"]) == 0
+    assert (out / "report.json").read_bytes() == first                  # same inputs, same file
+
+
+@pytest.mark.parametrize("option", [["--bench-images", "0"], ["--clock-mhz", "0"], ["--clock-mhz", "nan"]])
+def test_bad_benchmark_options_are_one_line_errors(digits, option, capsys):
+    assert flow.main(["report", "--build", str(digits["build"]), "--preset", "digits", *option]) == 2
+    err = capsys.readouterr().err
+    assert option[0] in err and err.count("\n") == 1

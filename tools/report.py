@@ -146,13 +146,60 @@ def accuracy_section(page: Page, metrics: dict | None, preset: str, sim: dict | 
     page.section("Accuracy", body)
 
 
-def firing_section(page: Page, rates: dict) -> None:
-    keys = [k for k in rates if k.endswith("spikes")]
-    fig = _bars(keys, [100 * rates[k] for k in keys], "firing rate (%)", "#4a7")
-    body = page.figure(fig, "firing_rates.png", "Mean firing rate (spikes per neuron per timestep) of every LIF, "
-                                                "on the test images.")
-    body += _table(["LIF output", "firing rate"], [[k, f"{100 * rates[k]:.2f} %"] for k in keys])
+def firing_section(page: Page, b: dict) -> None:
+    rows = b["firing_rates"]
+    fig = _bars([r["layer"] for r in rows], [100 * r["rate"] for r in rows], "firing rate (%)", "#4a7")
+    body = page.figure(fig, "firing_rates.png", f"Firing rate of every spike layer (LIF output): the share of 1s, "
+                                                f"over its neurons, the {b['timesteps']} timesteps and "
+                                                f"{b['source']}.")
+    n = max(1, b["images"])
+    body += _table(["spike layer (LIF output)", "neurons", "firing rate", "spikes per image"],
+                   [[r["layer"], r["neurons"], f"{100 * r['rate']:.2f} %", f"{r['spikes'] / n:,.1f}"] for r in rows])
     page.section("Firing rates", body)
+
+
+def benchmark_source(n: int, test_images: int, sim: dict | None, core: dict | None) -> str:
+    """Which images the benchmark figures come from, in words."""
+    text = (f"the golden integer model over all {n:,} test images" if n == test_images else
+            f"the golden integer model over the first {n:,} of the {test_images:,} test images")
+    if core:
+        text += (f" (the RTL simulation ran {core['images']:,} of them: its class equals golden's on "
+                 f"{core['same_class']:,}")
+        if "same_cycles" in core:
+            text += f", its cycle counter equals the cycle model on {core['same_cycles']:,}"
+        text += ")"
+    return text
+
+
+def confusion_section(page: Page, b: dict, metrics: dict | None) -> None:
+    from . import report_bench
+    body = (f"<p>From {html.escape(b['source'])}: <b>{b['correct']:,} of {b['images']:,} correct, "
+            f"{100 * b['accuracy']:.2f} %</b>")
+    if metrics and metrics.get("int_test_accuracy") is not None:
+        body += f" (training measured {100 * metrics['int_test_accuracy']:.2f} % for the integer model on its test set)"
+    body += ".</p>"
+    body += report_bench.confusion_html(b)
+    body += "<h3>Per-class accuracy</h3>" + report_bench.per_class_html(b)
+    page.section("Confusion matrix and per-class accuracy", body)
+
+
+def latency_section(page: Page, b: dict, preset: str) -> None:
+    from . import report_bench
+    lat = b.get("latency")
+    if not lat:
+        page.section("Latency distribution", _missing("The core's cycle model (it needs the generated core's manifest)",
+                                                      f"python flow.py gen-rtl --preset {preset}"))
+        return
+    body = (f"<p>Cycles per inference of every image from the exact cycle model of the generated core "
+            f"(hls_models/engine_cycles.py, {b['lanes']} lanes); images: {html.escape(b['source'])}. Time at "
+            f"<b>{lat['clock_mhz']:.1f} MHz</b> ({html.escape(lat['clock_source'])}).</p>")
+    body += _table(["statistic", "cycles", "µs"], report_bench.latency_rows(lat))
+    c = lat["cycles"]
+    body += (f"<p>Mean {c['mean']:,.0f} cycles = {lat['us']['mean']:,.1f} µs, "
+             f"{1e6 / lat['us']['mean']:,.0f} images/s one image at a time; the slowest image takes "
+             f"{c['max'] / c['mean']:.2f}× the mean.</p>")
+    body += report_bench.latency_figure(page, lat, b["images"])
+    page.section("Latency distribution", body)
 
 
 def layer_inputs(model, trace: dict, images) -> list[tuple[str, np.ndarray]]:
@@ -266,14 +313,7 @@ def cycles_section(page: Page, cycles: dict | None, sim: dict | None, preset: st
                    [[n, per_layer[n], fixed[n], per_layer[n] - fixed[n]] for n in names] +
                    [["total (mean)", cycles["total"], sum(fixed.values()), cycles["total"] - sum(fixed.values())],
                     ["total (min / max)", f"{cycles['min']:,} / {cycles['max']:,}", "", ""]])
-    fig, ax = plt.subplots(figsize=(6.5, 2.8))
-    ax.hist(cycles["per_image"], bins=min(40, max(5, len(cycles["per_image"]) // 4)), color="#57a")
-    ax.set_xlabel("cycles per inference")
-    ax.set_ylabel("images")
-    ax.grid(alpha=0.3)
-    body += page.figure(fig, "cycles_histogram.png", f"Cycles per inference of each of the {cycles['images']} test "
-                                                     "images (cycle model; equal to the RTL's cycle counter wherever "
-                                                     "simulated).")
+    body += '<p>The distribution over every image: <a href="#latency-distribution">Latency distribution</a>.</p>'
     if sim:
         body += f"<p>RTL simulation: {html.escape(_sim_summary(sim))}</p>"
     else:
@@ -594,7 +634,11 @@ def provenance_html(model, synth: dict) -> str:
     return _table(["what", "value"], rows)
 
 
-def build_report(preset: str, build: str | None = None, images_limit: int = REPORT_IMAGES, progress=print) -> str:
+def build_report(preset: str, build: str | None = None, images_limit: int = REPORT_IMAGES, progress=print,
+                 bench_images: int | None = None, clock_mhz: float | None = None) -> str:
+    """Write build/<preset>/report/: index.html, its PNGs, summary.json and report.json (the benchmark figures:
+    confusion matrix, per-class accuracy, firing rates, latency distribution over `bench_images` test images, all
+    when None). `clock_mhz` sets the clock of the latency in µs (default: the synthesised Fmax, else the board's)."""
     from golden import inference
     from golden.artifacts import build_root
     from golden.intmodel import load, load_testset
@@ -617,6 +661,7 @@ def build_report(preset: str, build: str | None = None, images_limit: int = REPO
         raise FlowError(f"the test set's images are {list(images.shape[1:])} but the model takes "
                         f"{list(model.input_shape)}: they come from different runs; rerun `{train}`.")
     test_images = len(images)
+    all_images, all_labels = images[:bench_images], labels[:bench_images]
     images, labels = images[:images_limit], labels[:images_limit]
     inputs = Inputs(preset, preset_dir, model)
     metrics, manifest, sim, synth, bench = inputs.metrics, inputs.manifest, inputs.sim, inputs.synth, inputs.bench
@@ -626,6 +671,20 @@ def build_report(preset: str, build: str | None = None, images_limit: int = REPO
         from golden.artifacts import unwritable
         raise unwritable(exc, out_dir) from None
 
+    from . import report_bench
+    from quant.data import class_names
+    progress(f"report: benchmark pass (golden model and cycle model) over {len(all_images):,} test images...")
+    passed = report_bench.run_pass(model, all_images, all_labels, manifest, progress=progress)
+    fmax_source = _fmax_source(synth, bench, manifest)
+    clock = _latency_clock(clock_mhz, fmax_source)
+    core = report_bench.core_agreement(sim, passed["classes"], passed["cycles"])
+    dataset = report_bench.dataset_of(preset, model, metrics)
+    b = report_bench.stats(passed, class_names(dataset, model.num_classes), clock, sim,
+                           benchmark_source(len(all_images), test_images, sim, core))
+    b.update(preset=preset, dataset=dataset, model_sha256=model.sha256, test_images=int(test_images),
+             verilog_sha256=manifest.get("verilog_sha256") if manifest else None,
+             lanes=int(manifest["parameters"]["lanes"]) if manifest else None)
+
     progress(f"report: golden inference with traces on {len(images)} test images...")
     result = inference.run(model, images, trace=True)
     trace = result.trace
@@ -633,16 +692,17 @@ def build_report(preset: str, build: str | None = None, images_limit: int = REPO
     page.provenance = provenance_html(model, synth)
     inputs.section(page)
     accuracy_section(page, metrics, preset, sim, test_images)
+    confusion_section(page, b, metrics)
     progress("report: plots...")
-    firing_section(page, energy.firing_rates(trace))
+    firing_section(page, b)
     distribution_section(page, model, trace, images)
     attention_section(page, model, trace, images)
     cycles = _cycle_model(model, images, trace, manifest)
     cycles_section(page, cycles, sim, preset)
+    latency_section(page, b, preset)
     estimate = resources.estimate_from_manifest(manifest) if manifest else None
     resources_section(page, synth, estimate, preset, bench, inputs.explore)
     e = energy.estimate(model, images, trace)
-    fmax_source = _fmax_source(synth, bench, manifest)
     fmax = fmax_source[0] if fmax_source else None
     efficiency = energy.core_efficiency(e, cycles["total"] if cycles else None, fmax)
     energy_section(page, e, efficiency, fmax_source)
@@ -650,11 +710,14 @@ def build_report(preset: str, build: str | None = None, images_limit: int = REPO
     cfg = model.config
     intro = (f"<p>Preset <b>{html.escape(preset)}</b>: T = {cfg['T']}, C = {cfg['embed_dim']}, {cfg['heads']} heads, "
              f"{cfg['blocks']} block(s), {len(cfg['tokenizer'])} tokenizer stages, N = {model.tokens} tokens, "
-             f"{model.weight_count():,} weights; model sha256 <code>{model.sha256[:16]}</code>. Rates, value "
-             f"distributions, cycles and energy are measured on the first {len(images)} of the {test_images} test "
-             f"images; accuracies are on the whole test set.</p>")
+             f"{model.weight_count():,} weights; model sha256 <code>{model.sha256[:16]}</code>. The confusion "
+             f"matrix, per-class accuracy, firing rates and latency distribution come from {html.escape(b['source'])}"
+             f" (report.json beside this page holds them); value distributions, attention, cycles per layer and "
+             f"energy from the first {len(images)} of the {test_images} test images; accuracies from training are "
+             f"on the whole test set.</p>")
     path = page.write(f"Spikingformer co-design report — {preset}", intro)
     from golden.artifacts import atomic_json
+    atomic_json(os.path.join(out_dir, "report.json"), b)
     atomic_json(os.path.join(out_dir, "summary.json"), {
         "preset": preset, "model_sha256": model.sha256, "analysis_images": int(len(images)),
         "test_images": int(test_images),
@@ -686,6 +749,20 @@ def _executed_energy_uj(e: dict) -> float:
     return (E_AC * e["executed_sops"] + E_MAC * e["mac_ops"]) * 1e-6
 
 
+def _latency_clock(clock_mhz: float | None, fmax_source) -> tuple[float, str]:
+    """(MHz, where it comes from) for latencies in µs: --clock-mhz, else the synthesised Fmax, else the board's."""
+    if clock_mhz:
+        return float(clock_mhz), "--clock-mhz"
+    if fmax_source:
+        return float(fmax_source[0]), f"synthesised Fmax: {fmax_source[1]}"
+    try:
+        from rtl.board.top import DEFAULT_CLOCK_HZ
+    except ImportError:
+        DEFAULT_CLOCK_HZ = 75_000_000
+    return DEFAULT_CLOCK_HZ / 1e6, ("no synthesis of this core: the board top's default core clock "
+                                    "(rtl/board/top.py; run python flow.py synth for the Fmax)")
+
+
 def _fmax_source(synth: dict, bench: dict | None, manifest: dict | None):
     """(Fmax MHz, where it comes from) for the current core: its own ECP5 synthesis, else the stored benchmark's point
     for the same Verilog, else None."""
@@ -704,12 +781,23 @@ def add_arguments(parser) -> None:
     parser.add_argument("--preset", default="digits", help="model preset; reads build/<preset>/")
     parser.add_argument("--build", default="build", help="build directory (default: the project's build/)")
     parser.add_argument("--images", type=int, default=REPORT_IMAGES,
-                        help=f"test images used for rates, distributions and energy (default {REPORT_IMAGES})")
+                        help=f"test images used for value distributions, attention, cycles per layer and energy "
+                             f"(default {REPORT_IMAGES})")
+    parser.add_argument("--bench-images", type=int, default=None,
+                        help="test images for the confusion matrix, per-class accuracy, firing rates and latency "
+                             "distribution (default: the whole test set)")
+    parser.add_argument("--clock-mhz", type=float, default=None,
+                        help="clock for latencies in µs (default: the synthesised Fmax, else the board's default)")
 
 
 def main(args) -> int:
     if args.images < 1:
         raise FlowError(f"--images {args.images} leaves nothing to analyse; use --images 1 or more.")
-    path = build_report(args.preset, args.build, args.images)
+    if args.bench_images is not None and args.bench_images < 1:
+        raise FlowError(f"--bench-images {args.bench_images} leaves nothing to analyse; use 1 or more, or leave it out "
+                        "for the whole test set.")
+    if args.clock_mhz is not None and not args.clock_mhz > 0:
+        raise FlowError(f"--clock-mhz {args.clock_mhz} is not a clock; give a frequency above 0 in MHz.")
+    path = build_report(args.preset, args.build, args.images, bench_images=args.bench_images, clock_mhz=args.clock_mhz)
     print(f"report: {os.path.relpath(path)}")
     return 0
