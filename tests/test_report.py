@@ -263,9 +263,36 @@ def test_core_agreement_counts_the_simulated_images():
     from tools.report_bench import core_agreement
     sim = {"mismatches": 0, "per_image": [{"image": 0, "class": 3, "cycles": 100}, {"image": 1, "class": 5, "cycles": 90},
                                           {"image": 7, "class": 1, "cycles": 1}]}          # image 7: not in this set
-    assert core_agreement(sim, np.array([3, 4]), np.array([100, 90])) == \
-        {"images": 2, "same_class": 1, "mismatches": 0, "same_cycles": 2}
+    assert core_agreement(sim, np.array([3, 4]), np.array([100, 90]), np.array([3, 5])) == \
+        {"images": 2, "same_class": 1, "mismatches": 0, "same_cycles": 2, "file": "sim/results.json", "subset": "all",
+         "cycles": {"mean": 95.0, "min": 90, "max": 100}, "core_correct": 2, "golden_correct": 1}
     assert core_agreement(None, np.array([3]), None) is None
+
+
+def test_a_stratified_simulation_is_mapped_to_its_test_images(digits, digits_pass, tmp_path):
+    """results-stratified<N>.json rows are positions in the subset; image_indices places them in the test set. Stale
+    files (another core) and other simulators' cross-checks are not read; the largest current run wins."""
+    from tools.report_bench import core_agreement, simulation
+    model, manifest = digits["model"], digits["manifest"]
+    classes, cycles, labels = digits_pass["classes"], digits_pass["cycles"], digits_pass["labels"]
+    idx = [3, 17, 30]
+    rows = [{"image": k, "class": int(classes[i]), "cycles": int(cycles[i])} for k, i in enumerate(idx)]
+    rows[1]["class"] = (rows[1]["class"] + 1) % 10              # the core disagrees on test image 17
+    own = {"model_sha256": model.sha256, "verilog_sha256": manifest["verilog_sha256"], "mismatches": 1}
+    (tmp_path / "results-stratified3.json").write_text(json.dumps({**own, "subset": "stratified", "image_indices": idx,
+                                                                   "per_image": rows}))
+    (tmp_path / "results-first2.json").write_text(json.dumps({**own, "image_indices": [0, 1], "per_image": rows[:2]}))
+    big = [{"image": k, "class": 0, "cycles": 1} for k in range(10)]
+    (tmp_path / "results-first10.json").write_text(json.dumps({**own, "verilog_sha256": "0" * 64, "per_image": big}))
+    (tmp_path / "results-stratified10-icarus.json").write_text(json.dumps({**own, "per_image": big}))
+    sim = simulation(str(tmp_path), model.sha256, manifest["verilog_sha256"])
+    assert sim["file"] == "sim/results-stratified3.json" and [r["index"] for r in sim["rows"]] == idx
+    core = core_agreement(sim, classes, cycles, labels)
+    assert core["images"] == 3 and core["same_class"] == 2 and core["same_cycles"] == 3
+    assert core["golden_correct"] == int(sum(classes[i] == labels[i] for i in idx))
+    assert core["core_correct"] == int(sum(r["class"] == labels[i] for r, i in zip(rows, idx)))
+    assert simulation(str(tmp_path), model.sha256, None) is None
+    assert simulation(str(tmp_path / "none"), model.sha256, manifest["verilog_sha256"]) is None
 
 
 def test_class_names_come_from_the_dataset():
@@ -301,6 +328,7 @@ def test_report_writes_the_benchmark_figures_on_digits(digits, digits_pass):
     assert f"<b>{b['correct']} of {BENCH_N} correct" in text
     assert "Time at <b>40.0 MHz</b> (--clock-mhz)" in text
     assert (out / "latency_histogram.png").read_bytes()[:4] == b"\x89PNG"
+    assert "A simulation of the current core" in text and b["core"] is None
     first = (out / "report.json").read_bytes()
     assert flow.main(["report", "--build", str(build), "--preset", "digits", "--images", "8",
                       "--clock-mhz", "40", "--bench-images", "10"]) == 0
@@ -309,6 +337,25 @@ def test_report_writes_the_benchmark_figures_on_digits(digits, digits_pass):
     assert flow.main(["report", "--build", str(build), "--preset", "digits", "--images", "8",
                       "--clock-mhz", "40"]) == 0
     assert (out / "report.json").read_bytes() == first                  # same inputs, same file
+    # a simulation of the whole test set: the core's figures appear beside golden's
+    sim_dir = build / "digits" / "sim"
+    sim_dir.mkdir()
+    rows = [{"image": i, "class": int(c), "cycles": int(n)} for i, (c, n) in
+            enumerate(zip(digits_pass["classes"], digits_pass["cycles"]))]
+    (sim_dir / "results.json").write_text(json.dumps({
+        "model_sha256": digits["model"].sha256, "verilog_sha256": digits["manifest"]["verilog_sha256"],
+        "images": BENCH_N, "mismatches": 0, "per_image": rows}))
+    try:
+        assert flow.main(["report", "--build", str(build), "--preset", "digits", "--images", "8"]) == 0
+    finally:
+        import shutil
+        shutil.rmtree(sim_dir)
+    b = json.loads((out / "report.json").read_text())
+    assert b["core"]["same_class"] == b["core"]["same_cycles"] == BENCH_N and b["core"]["core_correct"] == b["correct"]
+    text = (out / "index.html").read_text()
+    assert f"<b>{b['correct']} of {BENCH_N} correct ({100 * b['accuracy']:.2f} %)</b>, golden {b['correct']}" in text
+    assert f"(the RTL simulation ran {BENCH_N} of them: its class equals golden&#x27;s on {BENCH_N}" in text
+    assert "board top&#x27;s default core clock" in text              # no synthesis, no --clock-mhz
 
 
 @pytest.mark.parametrize("option", [["--bench-images", "0"], ["--clock-mhz", "0"], ["--clock-mhz", "nan"]])

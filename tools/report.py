@@ -158,7 +158,7 @@ def firing_section(page: Page, b: dict) -> None:
     page.section("Firing rates", body)
 
 
-def benchmark_source(n: int, test_images: int, sim: dict | None, core: dict | None) -> str:
+def benchmark_source(n: int, test_images: int, core: dict | None) -> str:
     """Which images the benchmark figures come from, in words."""
     text = (f"the golden integer model over all {n:,} test images" if n == test_images else
             f"the golden integer model over the first {n:,} of the {test_images:,} test images")
@@ -171,6 +171,29 @@ def benchmark_source(n: int, test_images: int, sim: dict | None, core: dict | No
     return text
 
 
+def core_html(core: dict | None, preset: str) -> str:
+    """The core's own figures on the images its (current) simulation ran."""
+    if not core:
+        return _missing("A simulation of the current core (the core's own classes and cycle counts on test images)",
+                        f"python flow.py sim --preset {preset} [--images N --stratified]")
+    kind = {"all": "the whole test set", "stratified": "a class-balanced subset",
+            "first": "the first test images"}.get(core["subset"], core["subset"])
+    n = core["images"]
+    text = f"<p>The core (RTL simulation, <code>build/{html.escape(preset)}/{html.escape(core['file'])}</code>, {kind}): "
+    if "core_correct" in core:
+        text += (f"<b>{core['core_correct']:,} of {n:,} correct ({100 * core['core_correct'] / n:.2f} %)</b>, golden "
+                 f"{core['golden_correct']:,} on the same images; ")
+    text += f"its class equals golden's on {core['same_class']:,} of {n:,}"
+    if "same_cycles" in core:
+        text += f", its cycle counter equals the cycle model on {core['same_cycles']:,}"
+    if core.get("mismatches") is not None:
+        text += f"; images with any difference from golden (logits, class, spikes): {core['mismatches']:,}"
+    if core.get("cycles"):
+        c = core["cycles"]
+        text += f"; measured cycles mean {c['mean']:,.0f}, min {c['min']:,}, max {c['max']:,}"
+    return text + ".</p>"
+
+
 def confusion_section(page: Page, b: dict, metrics: dict | None) -> None:
     from . import report_bench
     body = (f"<p>From {html.escape(b['source'])}: <b>{b['correct']:,} of {b['images']:,} correct, "
@@ -178,6 +201,7 @@ def confusion_section(page: Page, b: dict, metrics: dict | None) -> None:
     if metrics and metrics.get("int_test_accuracy") is not None:
         body += f" (training measured {100 * metrics['int_test_accuracy']:.2f} % for the integer model on its test set)"
     body += ".</p>"
+    body += core_html(b.get("core"), b.get("preset", ""))
     body += report_bench.confusion_html(b)
     body += "<h3>Per-class accuracy</h3>" + report_bench.per_class_html(b)
     page.section("Confusion matrix and per-class accuracy", body)
@@ -677,10 +701,12 @@ def build_report(preset: str, build: str | None = None, images_limit: int = REPO
     passed = report_bench.run_pass(model, all_images, all_labels, manifest, progress=progress)
     fmax_source = _fmax_source(synth, bench, manifest)
     clock = _latency_clock(clock_mhz, fmax_source)
-    core = report_bench.core_agreement(sim, passed["classes"], passed["cycles"])
+    simulated = report_bench.simulation(os.path.join(preset_dir, "sim"), model.sha256,
+                                        manifest.get("verilog_sha256") if manifest else None)
+    core = report_bench.core_agreement(simulated, passed["classes"], passed["cycles"], passed["labels"])
     dataset = report_bench.dataset_of(preset, model, metrics)
-    b = report_bench.stats(passed, class_names(dataset, model.num_classes), clock, sim,
-                           benchmark_source(len(all_images), test_images, sim, core))
+    b = report_bench.stats(passed, class_names(dataset, model.num_classes), clock, simulated,
+                           benchmark_source(len(all_images), test_images, core))
     b.update(preset=preset, dataset=dataset, model_sha256=model.sha256, test_images=int(test_images),
              verilog_sha256=manifest.get("verilog_sha256") if manifest else None,
              lanes=int(manifest["parameters"]["lanes"]) if manifest else None)

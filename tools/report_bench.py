@@ -122,20 +122,67 @@ def stats(passed: dict, class_names: list[str], clock: tuple[float, str] | None 
         out["latency"]["model"] = "hls_models/engine_cycles.py (exact cycle model)"
     else:
         out["latency"] = None
-    out["core"] = core_agreement(sim, classes, passed["cycles"])
+    out["core"] = core_agreement(sim, classes, passed["cycles"], labels)
     return out
 
 
-def core_agreement(sim: dict | None, classes, cycles) -> dict | None:
+def simulation(sim_dir: str, model_sha256: str, verilog_sha256: str | None) -> dict | None:
+    """The current Verilator simulation covering the most test images: sim/results.json (the whole test set), else
+    the largest results-stratified<N>.json or results-first<N>.json (`flow.py sim --images N [--stratified]`), made
+    from this model and core. Its per-image rows get `index`, the image's place in the test set."""
+    import glob
+    import json
+    import os
+    import re
+    from golden.artifacts import stale_reason
+    if not verilog_sha256:
+        return None
+    best = None
+    for path in sorted(glob.glob(os.path.join(sim_dir, "results*.json"))):
+        name = os.path.basename(path)
+        if not re.fullmatch(r"results(-(first|stratified)\d+)?\.json", name):
+            continue                                     # another simulator's cross-check, or not a results file
+        try:
+            sim = json.loads(open(path, "rb").read().decode("utf-8"))
+        except (OSError, ValueError, UnicodeDecodeError):
+            continue
+        if not isinstance(sim, dict) or stale_reason(sim, model_sha256, verilog_sha256) or not sim.get("per_image"):
+            continue
+        indices = sim.get("image_indices") or list(range(len(sim["per_image"])))
+        if len(indices) != len(sim["per_image"]):
+            continue
+        key = (len(indices), name == "results.json")
+        if best is None or key > best[0]:
+            rows = [{**r, "index": int(indices[r["image"]])} for r in sim["per_image"]
+                    if isinstance(r.get("image"), int) and 0 <= r["image"] < len(indices)]
+            best = (key, {"file": f"sim/{name}", "subset": sim.get("subset", "all" if name == "results.json" else
+                                                                  "first"),
+                          "mismatches": sim.get("mismatches"), "rows": rows})
+    return best[1] if best else None
+
+
+def core_agreement(sim: dict | None, classes, cycles, labels=None) -> dict | None:
     """How the RTL simulation's per-image classes and cycle counts compare with golden's classes and the cycle model
-    on the images both cover (None without a simulation)."""
-    rows = [r for r in (sim or {}).get("per_image") or [] if isinstance(r.get("image"), int) and r["image"] < len(classes)]
+    on the images both cover (None without a simulation). `sim`: simulation()'s result, or a results.json whose
+    rows are in test-set order."""
+    rows = []
+    for r in (sim or {}).get("rows") or (sim or {}).get("per_image") or []:
+        i = r.get("index", r.get("image"))
+        if isinstance(i, int) and 0 <= i < len(classes):
+            rows.append((i, r))
     if not rows:
         return None
-    same_class = sum(r.get("class") == int(classes[r["image"]]) for r in rows)
-    out = {"images": len(rows), "same_class": int(same_class), "mismatches": (sim or {}).get("mismatches")}
+    same_class = sum(r.get("class") == int(classes[i]) for i, r in rows)
+    out = {"images": len(rows), "same_class": int(same_class), "mismatches": (sim or {}).get("mismatches"),
+           "file": (sim or {}).get("file", "sim/results.json"), "subset": (sim or {}).get("subset", "all")}
     if cycles is not None:
-        out["same_cycles"] = int(sum(r.get("cycles") == int(cycles[r["image"]]) for r in rows))
+        out["same_cycles"] = int(sum(r.get("cycles") == int(cycles[i]) for i, r in rows))
+    measured = [r.get("cycles") for _, r in rows if isinstance(r.get("cycles"), int)]
+    if measured:
+        out["cycles"] = {"mean": float(np.mean(measured)), "min": int(min(measured)), "max": int(max(measured))}
+    if labels is not None:
+        out["core_correct"] = int(sum(r.get("class") == int(labels[i]) for i, r in rows))
+        out["golden_correct"] = int(sum(int(classes[i]) == int(labels[i]) for i, _ in rows))
     return out
 
 
