@@ -259,6 +259,20 @@ def test_latency_statistics_equal_the_cycle_model(digits, digits_pass):
     assert h["edges"][0] == cycles.min() and h["edges"][-1] == cycles.max()
 
 
+def test_sharded_pass_equals_one_process_and_reports_progress(digits, digits_pass, monkeypatch):
+    from tools import report_bench
+    monkeypatch.setattr(report_bench, "PROGRESS_SECONDS", 0)
+    lines = []
+    one = report_bench.run_pass(digits["model"], digits["x"][:12], digits["y"][:12], digits["manifest"], chunk=5,
+                                progress=lines.append)
+    assert lines[-1].startswith("report: benchmark pass 12/12 images") and len(lines) == 3     # chunks 5, 5, 2
+    sharded = report_bench.run_pass(digits["model"], digits["x"], digits["y"], digits["manifest"], chunk=7, jobs=3)
+    for key in ("classes", "labels", "cycles"):
+        assert list(sharded[key]) == list(digits_pass[key])
+        assert list(one[key]) == list(digits_pass[key][:12])
+    assert sharded["ones"] == digits_pass["ones"] and sharded["total"] == digits_pass["total"]
+
+
 def test_core_agreement_counts_the_simulated_images():
     from tools.report_bench import core_agreement
     sim = {"mismatches": 0, "per_image": [{"image": 0, "class": 3, "cycles": 100}, {"image": 1, "class": 5, "cycles": 90},
@@ -358,7 +372,7 @@ def test_report_writes_the_benchmark_figures_on_digits(digits, digits_pass):
     assert "board top&#x27;s default core clock" in text              # no synthesis, no --clock-mhz
 
 
-@pytest.mark.parametrize("option", [["--bench-images", "0"], ["--clock-mhz", "0"], ["--clock-mhz", "nan"]])
+@pytest.mark.parametrize("option", [["--bench-images", "0"], ["--clock-mhz", "0"], ["--clock-mhz", "nan"], ["--jobs", "0"]])
 def test_bad_benchmark_options_are_one_line_errors(digits, option, capsys):
     assert flow.main(["report", "--build", str(digits["build"]), "--preset", "digits", *option]) == 2
     err = capsys.readouterr().err

@@ -659,7 +659,8 @@ def provenance_html(model, synth: dict) -> str:
 
 
 def build_report(preset: str, build: str | None = None, images_limit: int = REPORT_IMAGES, progress=print,
-                 bench_images: int | None = None, clock_mhz: float | None = None) -> str:
+                 bench_images: int | None = None, clock_mhz: float | None = None, jobs: int = 1,
+                 scheduler: str | None = None) -> str:
     """Write build/<preset>/report/: index.html, its PNGs, summary.json and report.json (the benchmark figures:
     confusion matrix, per-class accuracy, firing rates, latency distribution over `bench_images` test images, all
     when None). `clock_mhz` sets the clock of the latency in µs (default: the synthesised Fmax, else the board's)."""
@@ -698,7 +699,8 @@ def build_report(preset: str, build: str | None = None, images_limit: int = REPO
     from . import report_bench
     from quant.data import class_names
     progress(f"report: benchmark pass (golden model and cycle model) over {len(all_images):,} test images...")
-    passed = report_bench.run_pass(model, all_images, all_labels, manifest, progress=progress)
+    passed = report_bench.run_pass(model, all_images, all_labels, manifest, progress=progress, jobs=jobs,
+                                   scheduler=scheduler)
     fmax_source = _fmax_source(synth, bench, manifest)
     clock = _latency_clock(clock_mhz, fmax_source)
     simulated = report_bench.simulation(os.path.join(preset_dir, "sim"), model.sha256,
@@ -814,6 +816,8 @@ def add_arguments(parser) -> None:
                              "distribution (default: the whole test set)")
     parser.add_argument("--clock-mhz", type=float, default=None,
                         help="clock for latencies in µs (default: the synthesised Fmax, else the board's default)")
+    import cluster
+    cluster.add_arguments(parser, what="shards of the benchmark pass (golden and cycle model over the test images)")
 
 
 def main(args) -> int:
@@ -824,6 +828,9 @@ def main(args) -> int:
                         "for the whole test set.")
     if args.clock_mhz is not None and not args.clock_mhz > 0:
         raise FlowError(f"--clock-mhz {args.clock_mhz} is not a clock; give a frequency above 0 in MHz.")
-    path = build_report(args.preset, args.build, args.images, bench_images=args.bench_images, clock_mhz=args.clock_mhz)
+    import cluster
+    cluster.check_jobs(args.jobs)
+    path = build_report(args.preset, args.build, args.images, bench_images=args.bench_images, clock_mhz=args.clock_mhz,
+                        jobs=args.jobs, scheduler=args.scheduler)
     print(f"report: {os.path.relpath(path)}")
     return 0

@@ -17,6 +17,7 @@ import numpy as np
 CHUNK = 128                        # images per golden pass with traces (Fashion-MNIST: ~1.7 MB of trace per image)
 PERCENTILES = (1, 5, 25, 50, 75, 95, 99)
 HIST_BINS = 40
+PROGRESS_SECONDS = 5               # a progress line at most this often, and only when the pass takes longer
 
 
 def spike_layers(model) -> list[str]:
@@ -38,8 +39,41 @@ def dataset_of(preset: str, model, metrics: dict | None) -> str | None:
     return None
 
 
-def run_pass(model, images, labels, manifest: dict | None = None, chunk: int = CHUNK, progress=None) -> dict:
-    """Golden predictions, per-layer spike counts and per-image cycles (None without a manifest) over `images`."""
+def run_pass(model, images, labels, manifest: dict | None = None, chunk: int = CHUNK, progress=None,
+             jobs: int = 1, scheduler: str | None = None) -> dict:
+    """Golden predictions, per-layer spike counts and per-image cycles (None without a manifest) over `images`;
+    with jobs > 1 (or a Dask scheduler) in that many contiguous shards side by side (cluster.map_tasks), merged in
+    image order: the same numbers as one process."""
+    if jobs > 1 or scheduler:
+        import cluster
+        n = len(images)
+        jobs = max(1, min(jobs, n))
+        bounds = [n * k // jobs for k in range(jobs + 1)]
+        tasks = [(model, images[a:b], labels[a:b], manifest, chunk, f"shard {k + 1}/{jobs}: " if progress else None)
+                 for k, (a, b) in enumerate(zip(bounds, bounds[1:])) if b > a]
+        parts = cluster.map_tasks(_shard, tasks, jobs=jobs, scheduler=scheduler, key="report-shard", processes=True)
+        return merge(parts)
+    return _pass(model, images, labels, manifest, chunk, progress)
+
+
+def _shard(task) -> dict:
+    model, images, labels, manifest, chunk, tag = task
+    return _pass(model, images, labels, manifest, chunk, (lambda m: print(m.replace("report: ", "report: " + tag)))
+                 if tag else None)
+
+
+def merge(parts: list[dict]) -> dict:
+    """run_pass() results of consecutive image ranges as one."""
+    keys = list(parts[0]["ones"])
+    return {"classes": np.concatenate([p["classes"] for p in parts]),
+            "labels": np.concatenate([p["labels"] for p in parts]),
+            "ones": {k: sum(p["ones"][k] for p in parts) for k in keys},
+            "total": {k: sum(p["total"][k] for p in parts) for k in keys},
+            "cycles": None if parts[0]["cycles"] is None else np.concatenate([p["cycles"] for p in parts]),
+            "T": parts[0]["T"]}
+
+
+def _pass(model, images, labels, manifest, chunk, progress) -> dict:
     from golden import inference
     from hls_models import engine_cycles
     images = model.check_images(images)
@@ -65,7 +99,7 @@ def run_pass(model, images, labels, manifest: dict | None = None, chunk: int = C
                 cycles[start + i] = engine_cycles.exp_cycles(model, tr, i, manifest)
         done = start + len(x)
         now = time.time()
-        if progress and (now - last > 5 or (done == n and now - t0 > 5)):
+        if progress and (now - last >= PROGRESS_SECONDS or (done == n and now - t0 >= PROGRESS_SECONDS)):
             last = now
             rate = done / (now - t0)
             progress(f"report: benchmark pass {done:,}/{n:,} images ({rate:.0f} images/s, "
