@@ -6,6 +6,10 @@ test set never holds more than one chunk's trace: per chunk it keeps the predict
 LIF output (golden/graph.py names them: `Step.spikes`) and, when the core's manifest is at hand, each image's cycles
 from hls_models/engine_cycles.py. `stats()` turns that into the plain numbers written to report.json; `html()` renders
 them. numpy only, plus matplotlib for the one histogram.
+
+docs/bench/report_digits.json is report.json of the shipped digits model (tests/test_report.py recomputes it); store
+another preset's the same way: `python flow.py report --preset P && cp build/P/report/report.json
+docs/bench/report_P.json`.
 """
 from __future__ import annotations
 
