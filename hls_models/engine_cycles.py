@@ -53,9 +53,10 @@ def _conv_cost(row_cost: np.ndarray, stride: int, out_hw) -> np.ndarray:
     return total
 
 
-def _layer_work(model: IntModel, trace: dict, image: int, P: int) -> list[dict]:
+def _layer_work(model: IntModel, trace: dict, image: int, P: int, widths: dict | None = None) -> list[dict]:
     """The work of every engine layer for one image, in layer-table order: for the loop-nest layers the per-output
-    arrays of per-row event counts; for the fixed-schedule layers their sizes."""
+    arrays of per-row event counts; for the fixed-schedule layers their sizes. `widths`: golden.widths.analyze(model)
+    when a caller loops over images (it is the same for all, and costs more than the rest of one image)."""
     T = model.T
     C, N, d, heads = model.C, model.tokens, model.d, model.heads
     G = _ceil_div(C, P)
@@ -125,7 +126,7 @@ def _layer_work(model: IntModel, trace: dict, image: int, P: int) -> list[dict]:
         linear(p + "fc1", p + "mlp_spikes", model.mlp_hidden, False)
         linear(p + "fc2", p + "fc1.spikes", C, True)
     layers.append({"name": "head.z", "kind": "head_z", "groups": G, "values": N * T})
-    zw = analyze(model)["head.z"].bits
+    zw = (widths or analyze(model))["head.z"].bits
     z = trace["head.z"][image] & ((1 << zw) - 1)
     pop = np.zeros_like(z)
     for b in range(zw):
@@ -137,13 +138,13 @@ def _layer_work(model: IntModel, trace: dict, image: int, P: int) -> list[dict]:
     return layers
 
 
-def layer_cycles(model: IntModel, trace: dict, image: int, manifest: dict) -> dict[str, int]:
+def layer_cycles(model: IntModel, trace: dict, image: int, manifest: dict, widths: dict | None = None) -> dict[str, int]:
     """Cycles per engine layer for one image of a golden trace (keys as in the layer table), for the core that
-    `manifest` (gen-rtl's manifest.json, as a dict) describes."""
+    `manifest` (gen-rtl's manifest.json, as a dict) describes (`widths`: see _layer_work)."""
     tm = manifest["timing"]
     P = int(manifest["parameters"]["lanes"])
     cyc: dict[str, int] = {}
-    for layer in _layer_work(model, trace, image, P):
+    for layer in _layer_work(model, trace, image, P, widths):
         kind, name = layer["kind"], layer["name"]
         if kind == "argmax":
             cyc[name] = tm["argmax_class"] * layer["classes"] + tm["argmax_fixed"]
@@ -170,13 +171,13 @@ def layer_cycles(model: IntModel, trace: dict, image: int, manifest: dict) -> di
     return cyc
 
 
-def layer_events(model: IntModel, trace: dict, image: int, lanes: int) -> dict[str, int]:
+def layer_events(model: IntModel, trace: dict, image: int, lanes: int, widths: dict | None = None) -> dict[str, int]:
     """Events per engine layer for one image: the event bound in cycles (one cycle per event entering the lanes,
     every fixed cost zero; docs/engine.md). An event is a non-zero input word (or a set pixel / Z bit in the
     bit-serial layers) times the output lane groups that read it, and in Kᵀ·V a token whose K word is non-zero
     (its V row then enters the lanes)."""
     ev: dict[str, int] = {}
-    for layer in _layer_work(model, trace, image, lanes):
+    for layer in _layer_work(model, trace, image, lanes, widths):
         if "rows" in layer and layer["kind"] != "pool":
             ev[layer["name"]] = layer["groups"] * int(np.clip(layer["rows"], 0, None).sum())
         else:
@@ -184,10 +185,10 @@ def layer_events(model: IntModel, trace: dict, image: int, lanes: int) -> dict[s
     return ev
 
 
-def exp_cycles(model: IntModel, trace: dict, image: int, manifest: dict) -> int:
+def exp_cycles(model: IntModel, trace: dict, image: int, manifest: dict, widths: dict | None = None) -> int:
     """Whole-inference cycles of one image on the core of `manifest`; `trace` is
     golden.inference.run(..., trace=True).trace with the pixels added under "_pixels" (see `trace_for`)."""
-    return sum(layer_cycles(model, trace, image, manifest).values())
+    return sum(layer_cycles(model, trace, image, manifest, widths).values())
 
 
 def trace_for(model: IntModel, images) -> dict:
@@ -205,8 +206,9 @@ def cycle_table(model: IntModel, images, manifest: dict, trace: dict | None = No
     when already at hand)."""
     trace = trace if trace is not None else trace_for(model, images)
     lanes = int(manifest["parameters"]["lanes"])
-    cyc = [layer_cycles(model, trace, i, manifest) for i in range(len(trace["_pixels"]))]
-    ev = [layer_events(model, trace, i, lanes) for i in range(len(trace["_pixels"]))]
+    widths = analyze(model)
+    cyc = [layer_cycles(model, trace, i, manifest, widths) for i in range(len(trace["_pixels"]))]
+    ev = [layer_events(model, trace, i, lanes, widths) for i in range(len(trace["_pixels"]))]
     per_layer = {}
     for name in cyc[0]:
         c, e = float(np.mean([x[name] for x in cyc])), float(np.mean([x[name] for x in ev]))

@@ -529,9 +529,11 @@ def _cycle_model(model, images, trace: dict, manifest: dict | None) -> dict | No
         return None
     lanes = int(manifest["parameters"]["lanes"])
     trace = {**trace, "_pixels": model.check_images(images)}
-    per_image = [engine_cycles.layer_cycles(model, trace, i, manifest) for i in range(len(images))]
+    from golden.widths import analyze
+    widths = analyze(model)
+    per_image = [engine_cycles.layer_cycles(model, trace, i, manifest, widths) for i in range(len(images))]
     silent = {k: np.zeros_like(v) for k, v in trace.items()}
-    fixed = engine_cycles.layer_cycles(model, silent, 0, manifest)
+    fixed = engine_cycles.layer_cycles(model, silent, 0, manifest, widths)
     names = list(per_image[0])
     per_layer = {n: float(np.mean([c[n] for c in per_image])) for n in names}
     totals = [sum(c.values()) for c in per_image]

@@ -87,6 +87,10 @@ def _pass(model, images, labels, manifest, chunk, progress) -> dict:
     total = {k: 0 for k in keys}
     classes = np.zeros(n, dtype=np.int64)
     cycles = np.zeros(n, dtype=np.int64) if manifest else None
+    widths = None
+    if manifest:
+        from golden.widths import analyze
+        widths = analyze(model)
     t0 = last = time.time()
     for start in range(0, n, chunk):
         x = images[start:start + chunk]
@@ -100,7 +104,7 @@ def _pass(model, images, labels, manifest, chunk, progress) -> dict:
             tr = dict(res.trace)
             tr["_pixels"] = x
             for i in range(len(x)):
-                cycles[start + i] = engine_cycles.exp_cycles(model, tr, i, manifest)
+                cycles[start + i] = engine_cycles.exp_cycles(model, tr, i, manifest, widths)
         done = start + len(x)
         now = time.time()
         if progress and (now - last >= PROGRESS_SECONDS or (done == n and now - t0 >= PROGRESS_SECONDS)):
