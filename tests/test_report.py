@@ -235,6 +235,9 @@ def test_firing_rate_on_a_hand_made_case():
                                  {"layer": "b.spikes", "rate": 0.0, "spikes": 0, "neurons": 4}]
     assert b["confusion"] == [[1, 1], [0, 0]] and b["per_class"][1]["accuracy"] is None
     assert b["latency"] is None
+    from golden.errors import FlowError
+    with pytest.raises(FlowError, match="labels run from 0 to 2 but the model has 2 classes"):
+        report_bench.stats({**passed, "labels": np.array([0, 2])}, ["x", "y"])
 
 
 def test_latency_statistics_equal_the_cycle_model(digits, digits_pass):

@@ -4,8 +4,8 @@ layer and the latency distribution (cycles per inference from the exact cycle mo
 One streamed pass of the golden integer model (golden/inference.py) over the images, in chunks so that a 10,000-image
 test set never holds more than one chunk's trace: per chunk it keeps the predicted classes, the count of 1s of every
 LIF output (golden/graph.py names them: `Step.spikes`) and, when the core's manifest is at hand, each image's cycles
-from hls_models/engine_cycles.py. `stats()` turns that into the plain numbers written to report.json; `html()` renders
-them. numpy only, plus matplotlib for the one histogram.
+from hls_models/engine_cycles.py. `stats()` turns that into the plain numbers written to report.json; the *_html and
+latency_* functions render them. numpy only, plus matplotlib for the one histogram.
 
 docs/bench/report_digits.json is report.json of the shipped digits model (tests/test_report.py recomputes it); store
 another preset's the same way: `python flow.py report --preset P && cp build/P/report/report.json
@@ -141,6 +141,10 @@ def stats(passed: dict, class_names: list[str], clock: tuple[float, str] | None 
     k = len(class_names)
     labels, classes = passed["labels"], passed["classes"]
     n = len(classes)
+    if n and (labels.min() < 0 or labels.max() >= k):
+        from golden.errors import FlowError
+        raise FlowError(f"the test set's labels run from {labels.min()} to {labels.max()} but the model has {k} "
+                        "classes: the test set and the model come from different runs; rerun train-quant.")
     cm = confusion(labels, classes, k)
     correct = np.diag(cm)
     per_class = []
