@@ -1,9 +1,11 @@
 """`python flow.py report`: one offline HTML page (PNG plots beside it) under build/<preset>/report/.
 
-Sections: accuracy (float vs integer), per-layer firing rates, the values entering every weight layer (binary
-everywhere but the first conv and the head: the paper's Fig. 3 check), attention maps (Fig. 5), cycles per layer,
-resources and Fmax, energy, and a table against published anchors. Every input is optional: a missing piece is
-named in the page with the command that produces it. Same inputs give byte-identical files.
+Sections: accuracy (float vs integer), the benchmark figures over the whole test set (tools/report_bench.py:
+confusion matrix, per-class accuracy, firing rate per spike layer, latency distribution; also in report.json), the
+values entering every weight layer (binary everywhere but the first conv and the head: the paper's Fig. 3 check),
+attention maps (Fig. 5), cycles per layer, resources and Fmax, energy, and a table against published anchors. Every
+input is optional: a missing piece is named in the page with the command that produces it. Same inputs give
+byte-identical files.
 """
 from __future__ import annotations
 
