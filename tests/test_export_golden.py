@@ -135,3 +135,33 @@ def test_qonnx_export_holds_every_quantised_layer(trained4, tmp_path):
     assert widths == {4.0}
     counts = collections.Counter(n.op_type for n in g.graph.node)
     assert counts["Einsum"] == 4 and counts["MaxPool"] == 1
+
+
+@pytest.mark.unit
+def test_chunked_export_check_equals_one_pass_and_names_the_image_range(monkeypatch):
+    from quant.cli import evaluate_intmodel
+    m = random_intmodel(make_config(), seed=4)
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 1 << m.config["input_bits"], size=(23, m.config["in_channels"], *m.config["image_size"]))
+    y = rng.integers(0, m.config["num_classes"], size=23)
+    whole = evaluate_intmodel(m, x, y, chunk=100)
+    parts = evaluate_intmodel(m, x, y, chunk=5)
+    assert whole["golden_equals_torch"] and parts["golden_equals_torch"]
+    assert whole["int_test_accuracy"] == parts["int_test_accuracy"]
+    ref = inference.run(m, x, trace=True)
+    assert whole["int_test_accuracy"] == float(np.mean(np.argmax(ref.logits, axis=1) == y))
+    assert whole["per_layer_firing_rate"].keys() == parts["per_layer_firing_rate"].keys()
+    for key, rate in whole["per_layer_firing_rate"].items():
+        assert rate == pytest.approx(parts["per_layer_firing_rate"][key], abs=1e-12)
+    real_run = int_infer.run
+
+    def off_by_one_in_image_12(model, images, trace=False):     # a torch result wrong in one image only
+        logits, tr = real_run(model, images, trace=trace)
+        if len(images) == 5 and np.array_equal(images, x[10:15]):
+            key = inference.layer_order(model)[0]
+            tr[key] = np.array(tr[key]).copy()
+            tr[key][(0, 2) + (0,) * (tr[key].ndim - 2)] ^= 1
+        return logits, tr
+    monkeypatch.setattr(int_infer, "run", off_by_one_in_image_12)
+    bad = evaluate_intmodel(m, x, y, chunk=5)
+    assert not bad["golden_equals_torch"] and bad["first_mismatch"].startswith("test images 10-14: layer ")
