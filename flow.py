@@ -12,8 +12,9 @@
     python flow.py run           stream the test set through the board's UART     (host/)
     python flow.py seeds         accuracy over several training seeds, mean ± std (quant/seeds.py)
 
-Each stage module exposes `add_arguments(parser)` and `main(args) -> int`. User errors are raised as
-`golden.errors.FlowError` and printed as one sentence, without a traceback.
+Each stage module exposes `add_arguments(parser)` and `main(args) -> int`. A user error (a stage's
+`flowerrors.FlowError`, the reference model's `golden.errors.GoldenError`) is printed as one sentence, without a
+traceback, and exits with status 2.
 """
 import argparse
 import importlib
@@ -52,7 +53,7 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     module_name, help_text = STAGES[argv[0]]
-    from golden.errors import FlowError
+    from flowerrors import USER_ERRORS
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
@@ -70,7 +71,7 @@ def main(argv=None) -> int:
             from quant.zoo import provide   # build/<preset>/ without a model: take the shipped one, saying so
             provide(args.preset, artifacts.build_root(getattr(args, "build", None)))
         return int(module.main(args) or 0)
-    except FlowError as exc:
+    except USER_ERRORS as exc:
         print(f"flow.py {argv[0]}: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # a folder the stage cannot write or read (read-only, full disk, missing permission)

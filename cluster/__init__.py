@@ -17,7 +17,7 @@ from __future__ import annotations
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Callable, Iterable
 
-from golden.errors import FlowError
+from flowerrors import FlowError
 
 
 def add_arguments(parser, jobs_default: int = 1, what: str = "tasks") -> None:

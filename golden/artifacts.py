@@ -11,7 +11,7 @@ import json
 import os
 import tempfile
 
-from .errors import FlowError
+from .errors import ArtifactError
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -42,7 +42,7 @@ def _mode() -> int:
 def atomic_write(path: str, data: bytes | str | None = None, writer=None) -> str:
     """Write `data` (or call writer(binary file)) to path through a temp file in the same folder and a rename, so a
     reader never sees half a file; the file gets the mode a plain open() would give it (0644 under umask 022).
-    An unwritable folder becomes a FlowError naming it."""
+    An unwritable folder becomes a ArtifactError naming it."""
     path = os.path.abspath(path)
     directory = os.path.dirname(path)
     try:
@@ -78,9 +78,9 @@ def atomic_json(path: str, obj) -> str:
 OUTPUT_HINT = ""
 
 
-def unwritable(exc: OSError, where: str) -> FlowError:
+def unwritable(exc: OSError, where: str) -> ArtifactError:
     reason = exc.strerror or str(exc) or type(exc).__name__
-    return FlowError(f"cannot write in {where} ({reason}); make that folder writable{OUTPUT_HINT}.")
+    return ArtifactError(f"cannot write in {where} ({reason}); make that folder writable{OUTPUT_HINT}.")
 
 
 def read_json(path: str, what: str, command: str, required: bool = False):
@@ -88,16 +88,16 @@ def read_json(path: str, what: str, command: str, required: bool = False):
     is refused with one sentence naming the command that writes it again."""
     if not os.path.exists(path):
         if required:
-            raise FlowError(f"{what} {path} does not exist; run `{command}` first.")
+            raise ArtifactError(f"{what} {path} does not exist; run `{command}` first.")
         return None
     try:
         with open(path, "rb") as f:
             obj = json.loads(f.read().decode("utf-8"))
     except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise FlowError(f"{what} {path} is unreadable or corrupt ({type(exc).__name__}); remake it with "
+        raise ArtifactError(f"{what} {path} is unreadable or corrupt ({type(exc).__name__}); remake it with "
                         f"`{command}`.") from None
     if not isinstance(obj, dict):
-        raise FlowError(f"{what} {path} is not a JSON object; remake it with `{command}`.")
+        raise ArtifactError(f"{what} {path} is not a JSON object; remake it with `{command}`.")
     return obj
 
 
@@ -105,7 +105,7 @@ def need(obj: dict, keys, path: str, what: str, command: str) -> None:
     """Refuse an artifact that lacks keys the reader relies on (written by another version of the flow)."""
     missing = [k for k in keys if k not in obj]
     if missing:
-        raise FlowError(f"{what} {path} lacks {', '.join(missing)} (written by another version of the flow); "
+        raise ArtifactError(f"{what} {path} lacks {', '.join(missing)} (written by another version of the flow); "
                         f"remake it with `{command}`.")
 
 

@@ -14,7 +14,7 @@ import zlib
 import numpy as np
 
 from .artifacts import atomic_write
-from .errors import FlowError, IntModelError
+from .errors import ConfigError, DatasetError, GoldenError, InputError, IntModelError
 
 FORMAT_NAME = "spikingformer-intmodel"
 FORMAT_VERSION = 2       # 2: adds meta_sha256 (meta is checked too); version 1 files are read with their meta dropped
@@ -41,7 +41,7 @@ def make_config(**overrides) -> dict:
     }
     unknown = set(overrides) - set(CONFIG_KEYS)
     if unknown:
-        raise FlowError(f"unknown configuration key(s) {sorted(unknown)}; valid keys are {list(CONFIG_KEYS)}.")
+        raise ConfigError(f"unknown configuration key(s) {sorted(unknown)}; valid keys are {list(CONFIG_KEYS)}.")
     config.update(overrides)
     if "tokenizer" in overrides and "embed_dim" not in overrides:
         config["embed_dim"] = config["tokenizer"][-1]["out"]
@@ -57,18 +57,19 @@ LIMITS = {"T": (1, 16), "input_bits": (1, 16), "in_channels": (1, 4096), "embed_
 
 def _int(value, what: str, lo: int, hi: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise FlowError(f"configuration value {what}={value!r} is not an integer; give a whole number in {lo}..{hi}.")
+        raise ConfigError(f"configuration value {what}={value!r} is not an integer; give a whole number in {lo}..{hi}.")
     value = int(value)
     if not lo <= value <= hi:
         if what == "T" and value > hi:
-            raise FlowError(f"T={value} exceeds 16 timesteps, the most the spike words support; use T <= 16.")
-        raise FlowError(f"configuration value {what}={value} is out of range; use {lo}..{hi}.")
+            raise ConfigError(f"T={value} exceeds 16 timesteps, the most the spike words support; use T <= 16.")
+        raise ConfigError(f"configuration value {what}={value} is out of range; use {lo}..{hi}.")
     return value
 
 
 def normalise_config(config: dict) -> dict:
-    """Check a configuration and return it with canonical types (so hashes are stable). Every problem is a
-    FlowError of one sentence; nothing else escapes, whatever `config` holds."""
+    """Check a configuration and return it with canonical types (so hashes are stable). Every problem is one
+    sentence: IntModelError for a configuration that is not a whole one (not an object, keys missing or unknown),
+    ConfigError for a value outside the contract; nothing else escapes, whatever `config` holds."""
     if not isinstance(config, dict):
         raise IntModelError(f"the model configuration is a {type(config).__name__}, not an object; re-export the "
                             "model with `python flow.py train-quant`.")
@@ -84,28 +85,28 @@ def normalise_config(config: dict) -> dict:
         c[k] = _int(c[k], k, *LIMITS[k])
     size = c["image_size"]
     if not isinstance(size, (list, tuple)) or len(size) != 2:
-        raise FlowError(f"image_size={size!r} is not [H, W]; give two positive integers, e.g. --set image_size=[8,8].")
+        raise ConfigError(f"image_size={size!r} is not [H, W]; give two positive integers, e.g. --set image_size=[8,8].")
     c["image_size"] = [_int(v, "image_size", *LIMITS["image_size"]) for v in size]
     stages = c["tokenizer"]
     if not isinstance(stages, (list, tuple)) or not stages:
-        raise FlowError("the tokenizer needs at least one stage; give at least the first conv.")
+        raise ConfigError("the tokenizer needs at least one stage; give at least the first conv.")
     if len(stages) > LIMITS["stages"][1]:
-        raise FlowError(f"the tokenizer has {len(stages)} stages; use at most {LIMITS['stages'][1]}.")
+        raise ConfigError(f"the tokenizer has {len(stages)} stages; use at most {LIMITS['stages'][1]}.")
     tok = []
     for i, s in enumerate(stages):
         if not isinstance(s, dict) or set(s) != {"out", "pool"} or not isinstance(s["pool"], bool):
-            raise FlowError(f"tokenizer stage {i} is {s!r}; write each stage as {{\"out\": channels, \"pool\": true|false}}.")
+            raise ConfigError(f"tokenizer stage {i} is {s!r}; write each stage as {{\"out\": channels, \"pool\": true|false}}.")
         tok.append({"out": _int(s["out"], f"tokenizer[{i}].out", *LIMITS["out"]), "pool": s["pool"]})
     c["tokenizer"] = tok
     if c["tokenizer"][0]["pool"]:
-        raise FlowError("tokenizer stage 0 is the first conv and cannot pool; move the pool to a later stage.")
+        raise ConfigError("tokenizer stage 0 is the first conv and cannot pool; move the pool to a later stage.")
     if c["tokenizer"][-1]["out"] != c["embed_dim"]:
-        raise FlowError(f"the last tokenizer stage has {c['tokenizer'][-1]['out']} channels but embed_dim is "
+        raise ConfigError(f"the last tokenizer stage has {c['tokenizer'][-1]['out']} channels but embed_dim is "
                         f"{c['embed_dim']}; make them equal.")
     if c["embed_dim"] % c["heads"]:
-        raise FlowError(f"embed_dim {c['embed_dim']} is not divisible by heads {c['heads']}; choose heads that divide it.")
+        raise ConfigError(f"embed_dim {c['embed_dim']} is not divisible by heads {c['heads']}; choose heads that divide it.")
     if c["blocks"] == 0 and len(c["tokenizer"]) == 1:
-        raise FlowError("with blocks=0 and a one-stage tokenizer the model has no spiking layer; add a transformer "
+        raise ConfigError("with blocks=0 and a one-stage tokenizer the model has no spiking layer; add a transformer "
                         "block or a tokenizer stage.")
     return c
 
@@ -222,15 +223,15 @@ class IntModel:
         if x.ndim == len(self.input_shape):
             x = x[None]
         if x.ndim != 4 or tuple(x.shape[1:]) != self.input_shape:
-            raise FlowError(f"input has shape {tuple(x.shape)} but the model expects [B, {', '.join(map(str, self.input_shape))}]; "
+            raise InputError(f"input has shape {tuple(x.shape)} but the model expects [B, {', '.join(map(str, self.input_shape))}]; "
                             "reshape the images to the model's input shape.")
         if not np.issubdtype(x.dtype, np.integer):
             if not np.all(np.equal(np.mod(x, 1), 0)):
-                raise FlowError("input pixels must be unsigned integers; quantise the images to integers first.")
+                raise InputError("input pixels must be unsigned integers; quantise the images to integers first.")
         lo, hi = (int(x.min()), int(x.max())) if x.size else (0, 0)
         top = (1 << self.input_bits) - 1
         if lo < 0 or hi > top:
-            raise FlowError(f"input pixels span {lo}..{hi} but the model takes 0..{top} ({self.input_bits} bits); "
+            raise InputError(f"input pixels span {lo}..{hi} but the model takes 0..{top} ({self.input_bits} bits); "
                             "rescale the images to that range.")
         return x.astype(np.int64)
 
@@ -343,7 +344,7 @@ def load(path: str, command: str = TRAIN) -> IntModel:
         if content_hash(config, arrays) != manifest["sha256"]:
             raise IntModelError(f"{path} fails its content hash check (the file was modified or corrupted); {redo}.")
         return IntModel(config, arrays, meta)
-    except FlowError as exc:      # name the caller's command (with its --preset) in the advice
+    except GoldenError as exc:      # name the caller's command (with its --preset) in the advice
         raise type(exc)(str(exc).replace(f"`{TRAIN}`", f"`{command}`")) from None
 
 
@@ -369,7 +370,7 @@ def save_testset(path: str, images: np.ndarray, labels: np.ndarray) -> None:
     images = np.asarray(images)
     labels = np.asarray(labels)
     if images.ndim != 4 or labels.ndim != 1 or len(images) != len(labels):
-        raise FlowError("a test set needs images [N, Cin, H, W] and N labels; fix the exporter.")
+        raise DatasetError("a test set needs images [N, Cin, H, W] and N labels; fix the exporter.")
 
     def write(f):
         np.savez(f, images=images.astype(np.int64), labels=labels.astype(np.int64))
@@ -377,25 +378,25 @@ def save_testset(path: str, images: np.ndarray, labels: np.ndarray) -> None:
 
 
 def load_testset(path: str, command: str = TRAIN) -> tuple[np.ndarray, np.ndarray]:
-    """(images int64 [N, Cin, H, W], labels int64 [N]); a missing, truncated or malformed file is one FlowError
+    """(images int64 [N, Cin, H, W], labels int64 [N]); a missing, truncated or malformed file is one DatasetError
     naming `command`, the command that writes it again."""
     redo = f"rerun `{command}`"
     if not os.path.exists(path):
-        raise FlowError(f"test set {path} does not exist; run `{command}` first.")
+        raise DatasetError(f"test set {path} does not exist; run `{command}` first.")
     try:
         with np.load(path, allow_pickle=False) as z:
             if not hasattr(z, "files") or set(z.files) != {"images", "labels"}:
-                raise FlowError(f"test set {path} does not hold exactly the arrays images and labels; {redo}.")
+                raise DatasetError(f"test set {path} does not hold exactly the arrays images and labels; {redo}.")
             images, labels = z["images"], z["labels"]
-    except FlowError:
+    except DatasetError:
         raise
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile, RuntimeError,
             NotImplementedError, TypeError) as exc:
-        raise FlowError(f"test set {path} is corrupt or truncated ({type(exc).__name__}); {redo}.") from None
+        raise DatasetError(f"test set {path} is corrupt or truncated ({type(exc).__name__}); {redo}.") from None
     if not (np.issubdtype(images.dtype, np.integer) and np.issubdtype(labels.dtype, np.integer)):
-        raise FlowError(f"test set {path} holds {images.dtype} images / {labels.dtype} labels, not integers; {redo}.")
+        raise DatasetError(f"test set {path} holds {images.dtype} images / {labels.dtype} labels, not integers; {redo}.")
     if images.ndim != 4 or labels.ndim != 1 or len(images) != len(labels) or len(images) == 0:
-        raise FlowError(f"test set {path} has images {list(images.shape)} and labels {list(labels.shape)}, not "
+        raise DatasetError(f"test set {path} has images {list(images.shape)} and labels {list(labels.shape)}, not "
                         f"[N, Cin, H, W] and [N] with N >= 1; {redo}.")
     return images.astype(np.int64), labels.astype(np.int64)
 

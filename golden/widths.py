@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import primitives as P
-from .errors import FlowError
+from .errors import WidthError
 from .graph import steps
 from .intmodel import IntModel
 
@@ -136,6 +136,6 @@ def check_hw_limits(model: IntModel, limits: dict | None = None) -> dict[str, Ra
         else:
             kind, cap = "accumulator", limits["acc_bits"]
         if r.bits > cap:
-            raise FlowError(f"{name} needs {r.bits}-bit {kind}s but the hardware supports at most {cap}; "
+            raise WidthError(f"{name} needs {r.bits}-bit {kind}s but the hardware supports at most {cap}; "
                             "retrain with fewer weight bits (e.g. --weight-bits 8) or a smaller model.")
     return ranges

@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from golden import protocol as proto
-from golden.errors import FlowError
+from flowerrors import FlowError
 from golden.inference import run as golden_run
 from golden.intmodel import load, load_testset
 

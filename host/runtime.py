@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from golden import protocol as proto
-from golden.errors import FlowError
+from flowerrors import FlowError
 
 
 class LinkError(FlowError):

@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from golden.errors import FlowError
+from flowerrors import FlowError
 
 from . import presets
 

@@ -8,7 +8,7 @@ import zlib
 
 import numpy as np
 
-from golden.errors import FlowError
+from flowerrors import FlowError
 
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 # Pixel bit width each dataset's integers need (the model's input_bits must be at least this).

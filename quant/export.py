@@ -20,7 +20,6 @@ import tempfile
 import numpy as np
 import torch
 
-from golden.errors import FlowError
 from golden.intmodel import IntModel
 from golden.widths import check_hw_limits
 
@@ -56,7 +55,7 @@ def _shift(a: np.ndarray, by: np.ndarray) -> np.ndarray:
 
 @torch.no_grad()
 def to_intmodel(model: Spikingformer, meta: dict | None = None, check_limits: bool = True) -> IntModel:
-    """The IntModel of a folded model; refuses (FlowError) one the hardware could not hold."""
+    """The IntModel of a folded model; refuses (golden.errors.WidthError) one the hardware could not hold."""
     if not model.folded:
         raise ValueError("export needs the folded model (quant.model.fold)")
     cfg = model.config

@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 import json
 
-from golden.errors import FlowError
+from flowerrors import USER_ERRORS, FlowError
 from golden.intmodel import CONFIG_KEYS, normalise_config
 
 # Training recipe defaults (the paper's, docs/model.md: AdamW, cosine with warm-up, label smoothing 0.1).
@@ -114,7 +114,7 @@ def resolve(preset: str, overrides: list[str] | None = None, weight_bits: int | 
         (model if key in CONFIG_KEYS else train)[key] = value
     try:
         model = normalise_config(model)
-    except FlowError:
+    except USER_ERRORS:
         raise
     except (TypeError, KeyError, ValueError) as exc:
         raise FlowError(f"the model settings are malformed ({exc}); check the --set values against "

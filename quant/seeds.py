@@ -23,7 +23,7 @@ import sys
 import time
 
 from golden.artifacts import PROJECT, atomic_json, build_root
-from golden.errors import FlowError
+from flowerrors import FlowError
 
 KEYS = (("float_test_accuracy", "float QAT (BN)"), ("folded_float_test_accuracy", "float, BN folded"),
         ("int_test_accuracy", "integer model"))

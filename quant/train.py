@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from golden.errors import FlowError
+from flowerrors import FlowError
 
 from . import distributed
 from .model import Spikingformer, fold

@@ -16,7 +16,7 @@ import shutil
 import sys
 import tempfile
 
-from golden.errors import FlowError
+from flowerrors import FlowError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ZOO = os.path.join(ROOT, "models")

@@ -5,7 +5,7 @@ import os
 import time
 
 from golden.artifacts import preset_dir
-from golden.errors import FlowError
+from flowerrors import FlowError
 from golden.intmodel import load
 
 

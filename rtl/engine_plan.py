@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from golden import primitives as P
-from golden.errors import FlowError
+from flowerrors import FlowError
 from golden.intmodel import IntModel
 from golden.widths import analyze, check_hw_limits, signed_bits
 

@@ -21,7 +21,7 @@ import numpy as np
 
 import cluster
 from golden.artifacts import PROJECT, need, preset_dir, read_json
-from golden.errors import FlowError
+from flowerrors import FlowError
 from golden.intmodel import load, load_testset, stratified_subset
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

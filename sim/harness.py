@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from golden.errors import FlowError
+from flowerrors import FlowError
 
 SIM_DIR = os.path.dirname(os.path.abspath(__file__))
 HARNESS_VERSION = 2            # bump when the testbench or the main changes: part of the build cache key

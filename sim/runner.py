@@ -16,7 +16,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from golden.errors import FlowError
+from flowerrors import FlowError
 
 SIM_DIR = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(SIM_DIR)

@@ -16,7 +16,8 @@ import pytest
 import flow
 from golden import artifacts
 from golden import intmodel as im
-from golden.errors import FlowError, IntModelError
+from flowerrors import FlowError
+from golden.errors import ConfigError, DatasetError, IntModelError
 
 pytestmark = pytest.mark.unit
 
@@ -85,7 +86,7 @@ def tiny_model():
 
 
 def test_blocks_0_with_a_one_stage_tokenizer_is_refused(tmp_path, capsys):
-    with pytest.raises(FlowError, match="no spiking layer; add a transformer block or a tokenizer stage"):
+    with pytest.raises(ConfigError, match="no spiking layer; add a transformer block or a tokenizer stage"):
         im.make_config(blocks=0, tokenizer=[{"out": 16, "pool": False}], embed_dim=16)
     config = {**im.make_config(**TINY), "blocks": 0, "tokenizer": [{"out": 8, "pool": False}]}
     path = write_model_file(tmp_path / "m.zip", config, zero_arrays(config))
@@ -103,7 +104,7 @@ def test_blocks_0_with_a_one_stage_tokenizer_is_refused(tmp_path, capsys):
                                         ([4], r"is not \[H, W\]"), ([4.5, 4], "not an integer"),
                                         ("8x8", r"is not \[H, W\]"), ([True, 4], "not an integer")])
 def test_image_size_is_checked(tmp_path, capsys, size, match):
-    with pytest.raises(FlowError, match=match):
+    with pytest.raises(ConfigError, match=match):
         im.make_config(image_size=size)
     config = {**im.make_config(**TINY), "image_size": size}
     arrays = zero_arrays(im.make_config(**TINY))
@@ -241,13 +242,13 @@ def test_truncated_testset_is_one_sentence_for_sim_and_report(project_preset, ti
 
 def test_testset_with_wrong_arrays_is_refused(tmp_path):
     np.savez(tmp_path / "a.npz", images=np.zeros((3, 1, 4, 4)), labels=np.zeros(3))
-    with pytest.raises(FlowError, match="not integers"):
+    with pytest.raises(DatasetError, match="not integers"):
         im.load_testset(str(tmp_path / "a.npz"))
     np.savez(tmp_path / "b.npz", images=np.zeros((3, 4, 4), dtype=int), labels=np.zeros(3, dtype=int))
-    with pytest.raises(FlowError, match=r"not \[N, Cin, H, W\]"):
+    with pytest.raises(DatasetError, match=r"not \[N, Cin, H, W\]"):
         im.load_testset(str(tmp_path / "b.npz"))
     np.savez(tmp_path / "c.npz", pictures=np.zeros((3, 1, 4, 4), dtype=int))
-    with pytest.raises(FlowError, match="exactly the arrays images and labels"):
+    with pytest.raises(DatasetError, match="exactly the arrays images and labels"):
         im.load_testset(str(tmp_path / "c.npz"))
 
 

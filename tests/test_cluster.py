@@ -10,7 +10,7 @@ import pytest
 
 import cluster
 from golden import intmodel as im
-from golden.errors import FlowError
+from flowerrors import FlowError
 from rtl.gen import generate
 from sim.check import check_images, shards_of
 

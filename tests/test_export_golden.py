@@ -9,7 +9,7 @@ import torch
 
 from golden import inference
 from golden.compare import first_mismatch
-from golden.errors import FlowError
+from golden.errors import WidthError
 from golden.intmodel import make_config, random_intmodel
 from quant import data, int_infer, presets, train as train_mod
 from quant.export import export_qonnx, to_intmodel
@@ -116,7 +116,7 @@ def test_export_refuses_a_model_beyond_the_hardware_widths():
     with torch.no_grad():  # stream channel 0: one huge writer and one tiny one -> a 40-bit alignment shift
         m.tok[-1].weight[0] = 1e4
         m.blocks[0].proj.weight[0] = 1e-8
-    with pytest.raises(FlowError, match="bit .*hardware supports at most"):
+    with pytest.raises(WidthError, match="bit .*hardware supports at most"):
         to_intmodel(m)
 
 

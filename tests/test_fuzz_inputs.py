@@ -1,5 +1,5 @@
 """Fuzz (issue 13): random and hostile configurations, model files, test sets and core manifests. Each is either
-accepted, and then lays out as a valid core (plan and widths; Verilog for a few), or refused with one FlowError
+accepted, and then lays out as a valid core (plan and widths; Verilog for a few), or refused with one user-error
 sentence and nothing written. Seeded, so a failure reproduces; the counts are printed (pytest -s) and asserted."""
 import copy
 import io
@@ -13,7 +13,8 @@ import pytest
 
 import flow
 from golden import intmodel as im
-from golden.errors import FlowError
+from flowerrors import USER_ERRORS
+from golden.errors import GoldenError
 
 pytestmark = pytest.mark.unit
 
@@ -25,7 +26,7 @@ HOSTILE = [None, -1, 0, 1.5, True, "8", [], {}, [1], 2 ** 40, float("nan"), -(2 
 
 def sentence(exc):
     msg = str(exc)
-    assert isinstance(exc, FlowError), f"{type(exc).__name__}: {msg}"
+    assert isinstance(exc, USER_ERRORS), f"{type(exc).__name__}: {msg}"
     assert msg and "\n" not in msg and msg.endswith(".") and len(msg) < 600, msg
 
 
@@ -95,8 +96,9 @@ def test_fuzz_configs_models_testsets_manifests(tmp_path, capsys):
         cfg = random_config(rng)
         try:
             c = im.normalise_config(copy.deepcopy(cfg))
-        except Exception as exc:           # noqa: BLE001 - anything but one FlowError sentence fails below
+        except Exception as exc:           # noqa: BLE001 - anything but one golden refusal sentence fails below
             sentence(exc)
+            assert isinstance(exc, GoldenError), type(exc).__name__    # the reference model's own refusal
             counts["config"][1] += 1
             continue
         counts["config"][0] += 1
@@ -104,7 +106,7 @@ def test_fuzz_configs_models_testsets_manifests(tmp_path, capsys):
             model = im.IntModel(c, random_arrays(c, rng))
             check_accepted_model(model, rng)
             plans += 1
-        except FlowError as exc:          # a hardware limit (e.g. weights too wide for the core) is a refusal too
+        except USER_ERRORS as exc:          # a hardware limit (e.g. weights too wide for the core) is a refusal too
             sentence(exc)
 
     # ---- 2. model files: mutations of a valid file; load() accepts it unchanged or refuses it in one sentence
@@ -169,7 +171,7 @@ def test_fuzz_configs_models_testsets_manifests(tmp_path, capsys):
             try:
                 c = im.normalise_config(copy.deepcopy(cfg))
                 arrays = random_arrays(c, rng)
-            except FlowError:
+            except GoldenError:
                 c, arrays = cfg, {n: base.arrays[n] for n in names}
             m = {**manifest, "config": cfg, "meta": {"i": i},
                  "arrays": {k: {"dtype": "int64", "shape": list(v.shape)} for k, v in arrays.items()}}
@@ -196,7 +198,7 @@ def test_fuzz_configs_models_testsets_manifests(tmp_path, capsys):
         counts["model file"][0] += 1
         try:
             check_accepted_model(model, rng)
-        except FlowError as exc:
+        except USER_ERRORS as exc:
             sentence(exc)
 
     # ---- 3. test sets

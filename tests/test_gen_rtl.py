@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from golden import intmodel as im
-from golden.errors import FlowError
+from flowerrors import FlowError
 from rtl.engine_plan import build_plan
 from rtl.gen import generate
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from golden import compare, inference, intmodel as im, primitives as P, widths
-from golden.errors import FlowError, IntModelError
+from golden.errors import ArtifactError, ConfigError, InputError, IntModelError, WidthError
 
 pytestmark = pytest.mark.unit
 
@@ -175,7 +175,7 @@ def test_signed_bits():
 def test_hw_limits_refuse_too_wide_weights():
     m = im.random_intmodel(im.make_config(**TINY), seed=0)
     m.arrays["head.w"] = m.arrays["head.w"] << 20
-    with pytest.raises(FlowError, match="head.w needs .*-bit weights.*--weight-bits"):
+    with pytest.raises(WidthError, match="head.w needs .*-bit weights.*--weight-bits"):
         widths.check_hw_limits(m)
 
 
@@ -226,7 +226,7 @@ def test_atomic_save_keeps_old_file_on_failure(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise OSError("disk full")
     monkeypatch.setattr(np, "save", boom)
-    with pytest.raises(FlowError, match="cannot write in"):
+    with pytest.raises(ArtifactError, match="cannot write in"):
         im.save(im.random_intmodel(im.make_config(**TINY), seed=1), str(path))
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["m.zip"]
@@ -234,20 +234,20 @@ def test_atomic_save_keeps_old_file_on_failure(tmp_path, monkeypatch):
 
 def test_bad_images_are_refused():
     m = im.random_intmodel(im.make_config(**TINY), seed=0)
-    with pytest.raises(FlowError, match="shape .* expects"):
+    with pytest.raises(InputError, match="shape .* expects"):
         inference.run(m, np.zeros((1, 1, 3, 3), dtype=int))
-    with pytest.raises(FlowError, match="0..3"):
+    with pytest.raises(InputError, match="0..3"):
         inference.run(m, np.full((1, 1, 2, 2), 4))
-    with pytest.raises(FlowError, match="integers"):
+    with pytest.raises(InputError, match="integers"):
         inference.run(m, np.full((1, 1, 2, 2), 0.5))
 
 
 def test_config_errors():
-    with pytest.raises(FlowError, match="unknown configuration key"):
+    with pytest.raises(ConfigError, match="unknown configuration key"):
         im.make_config(colour=3)
-    with pytest.raises(FlowError, match="divisible"):
+    with pytest.raises(ConfigError, match="divisible"):
         im.make_config(heads=5)
-    with pytest.raises(FlowError, match="cannot pool"):
+    with pytest.raises(ConfigError, match="cannot pool"):
         im.make_config(tokenizer=[{"out": 8, "pool": True}])
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from golden.errors import FlowError
+from flowerrors import FlowError
 from quant import data, presets
 from quant.export import to_intmodel
 from quant.model import Spikingformer, fold

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from golden import primitives as P
-from golden.errors import FlowError
+from flowerrors import FlowError
 from quant import presets
 from quant.model import LIF, Spikingformer, fold, parameter_count, scale_exponent, weight_count, weight_scale
 

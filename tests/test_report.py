@@ -235,7 +235,7 @@ def test_firing_rate_on_a_hand_made_case():
                                  {"layer": "b.spikes", "rate": 0.0, "spikes": 0, "neurons": 4}]
     assert b["confusion"] == [[1, 1], [0, 0]] and b["per_class"][1]["accuracy"] is None
     assert b["latency"] is None
-    from golden.errors import FlowError
+    from flowerrors import FlowError
     with pytest.raises(FlowError, match="labels run from 0 to 2 but the model has 2 classes"):
         report_bench.stats({**passed, "labels": np.array([0, 2])}, ["x", "y"])
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import flow
-from golden.errors import FlowError
+from flowerrors import FlowError
+from golden.errors import IntModelError
 from golden.intmodel import load, load_testset, make_config, random_intmodel, save
 from quant import data, zoo
 
@@ -65,7 +66,7 @@ def test_a_swapped_or_tampered_zoo_entry_is_refused(shipped):
     raw = bytearray(open(zip_path, "rb").read())
     raw[-200] ^= 0xFF
     open(zip_path, "wb").write(bytes(raw))
-    with pytest.raises(FlowError):
+    with pytest.raises(IntModelError):
         zoo.provide("digits", str(build))
 
 

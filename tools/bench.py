@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from golden.artifacts import atomic_json
-from golden.errors import FlowError
+from flowerrors import FlowError
 
 from hls_models import resources
 from .explore import generate_core

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from golden.errors import FlowError
+from flowerrors import FlowError
 from rtl.board.top import BOARDS
 
 from .synth import _tool

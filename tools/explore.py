@@ -18,7 +18,7 @@ import numpy as np
 import cluster
 from cluster import map_tasks
 from golden.artifacts import atomic_json, atomic_write
-from golden.errors import FlowError
+from flowerrors import USER_ERRORS, FlowError
 
 from hls_models import resources
 from .synth import add_seed_timeout_argument, seed_timeout_seconds, synthesise
@@ -27,7 +27,7 @@ from .synth import add_seed_timeout_argument, seed_timeout_seconds, synthesise
 def generate_core(preset: str, build: str, lanes: int, out_dir: str, extra: list[str] | None = None) -> dict:
     """Generate the core of build/<preset>/intmodel.zip for one lane count into out_dir, in this process, with the
     gen-rtl options in `extra` (as typed on its command line); returns its manifest. A lane count or option the
-    generator refuses raises FlowError with its sentence. build/<preset>/rtl/ is never touched."""
+    generator refuses raises its one-sentence error. build/<preset>/rtl/ is never touched."""
     import argparse
 
     from golden.artifacts import build_root
@@ -96,7 +96,7 @@ def evaluate_point(lanes: int, preset: str, build: str, out: str, gen_args: list
     point_dir = os.path.join(out, f"P{lanes}")
     try:
         manifest = generate_core(preset, build, lanes, point_dir, gen_args)
-    except FlowError as exc:
+    except USER_ERRORS as exc:
         return str(exc)
     est = resources.estimate_from_manifest(manifest)
     if est is None:

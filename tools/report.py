@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from golden.errors import FlowError
+from flowerrors import FlowError
 
 from hls_models.energy import E_AC_PJ as E_AC, E_MAC_PJ as E_MAC
 from .synth import seed_summary

@@ -142,7 +142,7 @@ def stats(passed: dict, class_names: list[str], clock: tuple[float, str] | None 
     labels, classes = passed["labels"], passed["classes"]
     n = len(classes)
     if n and (labels.min() < 0 or labels.max() >= k):
-        from golden.errors import FlowError
+        from flowerrors import FlowError
         raise FlowError(f"the test set's labels run from {labels.min()} to {labels.max()} but the model has {k} "
                         "classes: the test set and the model come from different runs; rerun train-quant.")
     cm = confusion(labels, classes, k)

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from golden.artifacts import atomic_json, build_root, need, read_json
-from golden.errors import FlowError
+from flowerrors import FlowError
 
 # Device facts. LUT counts are the nextpnr "TRELLIS_COMB"/"ICESTORM_LC" capacity.
 TARGETS = {
