@@ -171,3 +171,20 @@ def test_mismatch_report_names_layer_timestep_token_channel(digits_model, tmp_pa
     summary = check_images(model, rtl_dir, images[:1], str(tmp_path / "sim"))
     msg = summary["per_image"][0]["mismatch"]
     assert msg and msg.startswith("layer blk0.q.spikes, timestep ") and f"channel {c}:" in msg, msg
+
+
+@pytest.mark.train
+def test_shipped_fashion_mnist_core_on_stratified_test_images(tmp_path):
+    """The zoo's Fashion-MNIST model on its 8-lane core (the lane count that keeps it in the ECP5-85F's block RAM):
+    one test image per class for four classes, bit-exact and cycle-exact (`flow.py sim --preset fashion-mnist
+    --images 1000 --stratified` runs the benchmark subset)."""
+    from quant import zoo
+    assert zoo.provide("fashion-mnist", str(tmp_path / "build"))
+    base = tmp_path / "build" / "fashion-mnist"
+    model = im.load(str(base / "intmodel.zip"))
+    images, labels = im.load_testset(str(base / "testset.npz"))
+    idx = im.stratified_subset(labels, 4)
+    generate(model, 8, str(tmp_path / "rtl"))
+    summary = check_images(model, str(tmp_path / "rtl"), images[idx], str(tmp_path / "sim"), labels=labels[idx])
+    _assert_clean(summary)
+    assert summary["images"] == 4 and summary["mismatches"] == 0

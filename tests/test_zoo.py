@@ -87,3 +87,22 @@ def test_every_shipped_model_passes_its_checks(preset):
     model, metrics = zoo.check(zoo.entry(preset))
     assert metrics["preset"] == preset and metrics["golden_equals_torch"] is True
     assert model.config == metrics["config"]
+
+
+def test_shipped_fashion_mnist_model_golden_equals_torch_on_300_test_images(tmp_path):
+    """The zoo's Fashion-MNIST model: hash-checked, installed with its test set (Debian's dataset-fashion-mnist,
+    `make data`), and golden == torch integer inference on a stratified 300-image subset, whose accuracy agrees with
+    the full-test-set figure training recorded (3 binomial standard deviations)."""
+    from golden.intmodel import stratified_subset
+    from quant.cli import evaluate_intmodel
+    model, metrics = zoo.check(zoo.entry("fashion-mnist"))
+    assert metrics["golden_equals_torch"] and metrics["test_images"] == 10000
+    assert metrics["params"] <= 350_000
+    assert zoo.provide("fashion-mnist", str(tmp_path)) is True
+    images, labels = load_testset(str(tmp_path / "fashion-mnist" / "testset.npz"))
+    assert images.shape == (10000, 1, 28, 28)
+    idx = stratified_subset(labels, 300)
+    ev = evaluate_intmodel(model, images[idx], labels[idx])
+    assert ev["golden_equals_torch"], ev["first_mismatch"]
+    p = metrics["int_test_accuracy"]
+    assert abs(ev["int_test_accuracy"] - p) <= 3 * (p * (1 - p) / 300) ** 0.5
