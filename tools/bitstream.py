@@ -3,8 +3,8 @@ generated core) -> Yosys -> nextpnr-ecp5 -> ecppack, all from PyPI (YoWASP), wit
 
 Reads build/<preset>/rtl/{core.v, manifest.json} (flow.py gen-rtl) and writes build/<preset>/board/<board>/:
 top.bit (and top.svf), report.json (LUT/FF/BRAM of the whole top, achieved Fmax of the core clock, whether it
-meets the clock, tool times) and every tool log (top.rpt Yosys, top.tim nextpnr). One place-and-route of the
-16-lane digits top takes 10-30 minutes on one core.
+meets the clock, tool times) and every tool log (top.rpt Yosys, top.tim nextpnr). One build of the
+16-lane digits top took ~100 minutes (Yosys 25, nextpnr 74) on a core shared with other jobs (docs/board.md).
 """
 from __future__ import annotations
 
