@@ -53,3 +53,13 @@ def test_readme_accuracy_row_matches_the_seed_sweep():
     default = next(r for r in seeds["runs"] if r["seed"] == 0)
     assert f"seed 0, the default model: float {100 * default['float_test_accuracy']:.2f} %, integer " \
            f"{100 * default['int_test_accuracy']:.2f} %" in row, row
+
+
+@pytest.mark.unit
+def test_readme_fashion_mnist_rows_match_the_shipped_model():
+    metrics = json.loads((ROOT / "models" / "fashion-mnist" / "metrics.json").read_text())
+    row = readme_row("fashion-mnist test accuracy")
+    assert f"float QAT {100 * metrics['float_test_accuracy']:.2f} %" in row, row
+    assert f"**integer {100 * metrics['int_test_accuracy']:.2f} %**" in row, row
+    assert metrics["test_images"] == 10000 and metrics["golden_equals_torch"]
+    assert f"{metrics['params']:,}" in readme_row("fashion-mnist parameters")
