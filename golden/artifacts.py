@@ -1,12 +1,14 @@
 """Artifacts under build/: where they live, how they are written, and how a stage reads one it did not write.
 
-Numpy-free. Every stage writes its files through `atomic_write` (temp file + rename, mode 0644 under the usual umask),
-resolves its default paths against the project (`project_path`), not the current directory, and reads the JSON
-another stage wrote through `read_json`, which turns a corrupt file into one sentence with the command that remakes
-it. `stale` says whether an artifact was made from the model (and core) at hand.
+Numpy-free. Every stage writes its files through `atomic_write` (temp file + rename, mode 0644 under the usual umask;
+`atomic_path` for a writer that wants a file name), resolves its default paths against the project (`project_path`),
+not the current directory, and reads the JSON another stage wrote through `read_json`, which turns a corrupt file
+into one sentence with the command that remakes it. `stale` says whether an artifact was made from the model (and
+core) at hand.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -39,25 +41,22 @@ def _mode() -> int:
     return 0o666 & ~umask
 
 
-def atomic_write(path: str, data: bytes | str | None = None, writer=None) -> str:
-    """Write `data` (or call writer(binary file)) to path through a temp file in the same folder and a rename, so a
-    reader never sees half a file; the file gets the mode a plain open() would give it (0644 under umask 022).
-    An unwritable folder becomes a ArtifactError naming it."""
+@contextlib.contextmanager
+def atomic_path(path: str):
+    """A temp file's name beside `path`, for a writer that takes a file name (torch.save, an ONNX exporter): when
+    the block ends the temp file is renamed onto path with the mode a plain open() would give it (0644 under umask
+    022), so a reader never sees half a file; when the block raises, the temp file is removed. An unwritable folder
+    becomes an ArtifactError naming it."""
     path = os.path.abspath(path)
     directory = os.path.dirname(path)
     try:
         os.makedirs(directory, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+        os.close(fd)
     except OSError as exc:
         raise unwritable(exc, directory) from None
     try:
-        with os.fdopen(fd, "wb") as f:
-            if writer is not None:
-                writer(f)
-            else:
-                f.write(data.encode() if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
+        yield tmp
         os.chmod(tmp, _mode())
         os.replace(tmp, path)
     except BaseException as exc:
@@ -66,7 +65,20 @@ def atomic_write(path: str, data: bytes | str | None = None, writer=None) -> str
         if isinstance(exc, OSError):
             raise unwritable(exc, directory) from None
         raise
-    return path
+
+
+def atomic_write(path: str, data: bytes | str | None = None, writer=None) -> str:
+    """Write `data` (or call writer(binary file)) to path through atomic_path: all of it or, on any error, nothing.
+    Returns the absolute path."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            if writer is not None:
+                writer(f)
+            else:
+                f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+    return os.path.abspath(path)
 
 
 def atomic_json(path: str, obj) -> str:

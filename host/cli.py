@@ -12,8 +12,9 @@ import time
 
 import numpy as np
 
-from golden import protocol as proto
 from flowerrors import FlowError
+from golden import protocol as proto
+from golden.artifacts import atomic_write
 from golden.inference import run as golden_run
 from golden.intmodel import load, load_testset
 
@@ -106,9 +107,6 @@ def _session(args, link, model, images, labels, ref) -> int:
           f"µs at {ident.clock_hz / 1e6:g} MHz; host round trip {summary['round_trip_ms_mean']:.2f} ms (mean); "
           f"throughput {summary['images_per_s']:.1f} images/s")
     out = args.out or os.path.join("build", args.preset, "board", "run.json")
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    with open(out + ".tmp", "w") as f:
-        json.dump(summary, f, indent=1)
-    os.replace(out + ".tmp", out)
+    atomic_write(out, json.dumps(summary, indent=1))
     print(f"run: wrote {out}")
     return 1 if mismatches else 0

@@ -14,12 +14,11 @@ Every weight scale is a power of two 2^e, so each conversion below is exact:
 from __future__ import annotations
 
 import copy
-import os
-import tempfile
 
 import numpy as np
 import torch
 
+from golden.artifacts import atomic_path
 from golden.intmodel import IntModel
 from golden.widths import check_hw_limits
 
@@ -121,18 +120,8 @@ def export_qonnx(model: Spikingformer, path: str) -> str:
     m.export_mode = True
     m.set_plain_spikes(True)
     cin, (h, w) = m.config["in_channels"], m.config["image_size"]
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".onnx")
-    os.close(fd)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            # The TorchScript exporter writes one self-contained file (dynamo lifts weights into graph inputs).
-            brevitas_export_qonnx(m, input_t=torch.zeros(1, cin, h, w), export_path=tmp, dynamo=False)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # The TorchScript exporter writes one self-contained file (dynamo lifts weights into graph inputs).
+        brevitas_export_qonnx(m, input_t=torch.zeros(1, cin, h, w), export_path=tmp, dynamo=False)
     return "whole folded spiking network, batch 1, T unrolled; input: raw pixel integers as float"

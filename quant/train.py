@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 
@@ -21,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from flowerrors import FlowError
+from golden.artifacts import atomic_path
 
 from . import distributed
 from .model import Spikingformer, fold
@@ -111,18 +111,8 @@ def evaluate(model, x, y, batch: int = 512) -> float:
 
 
 def save_checkpoint(path: str, state: dict) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".pt")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(state, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def load_checkpoint(path: str, model_cfg: dict, train_cfg: dict) -> dict:

@@ -14,9 +14,9 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 
 from flowerrors import FlowError
+from golden.artifacts import atomic_path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ZOO = os.path.join(ROOT, "models")
@@ -46,16 +46,8 @@ def check(folder: str):
 
 
 def _copy(src: str, dst: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(dst), prefix=".tmp-")
-    os.close(fd)
-    try:
+    with atomic_path(dst) as tmp:
         shutil.copyfile(src, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dst)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def provide(preset: str, build: str = "build", data_dir: str | None = None, log=None) -> bool:

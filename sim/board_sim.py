@@ -12,6 +12,8 @@ import os
 import sys
 from pathlib import Path
 
+from golden.artifacts import atomic_write
+
 SIM_DIR = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(SIM_DIR)
 
@@ -33,8 +35,7 @@ def board_verilog(rtl_dir: str, out_dir: str) -> str:
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, "board_top.v")
     if not os.path.exists(path) or Path(path).read_text() != text:
-        Path(path + ".tmp").write_text(text)
-        os.replace(path + ".tmp", path)
+        atomic_write(path, text)
     return path
 
 
@@ -50,8 +51,7 @@ def run_host_commands(rtl_dir: str, work_dir: str, commands: list[list[str]]) ->
     core_v = os.path.join(work_dir, "core.v")
     core_text = Path(rtl_dir, "core.v").read_text()
     if not os.path.exists(core_v) or Path(core_v).read_text() != core_text:
-        Path(core_v + ".tmp").write_text(core_text)
-        os.replace(core_v + ".tmp", core_v)
+        atomic_write(core_v, core_text)
     digest = hashlib.sha256(Path(top_v).read_bytes() + Path(core_v).read_bytes()).hexdigest()[:16]
     build_dir = os.path.join(work_dir, f"verilator-{digest}")
     _verilator_on_path()

@@ -192,7 +192,4 @@ def write_junit(path: str, summary: dict) -> None:
     text = (f'<?xml version="1.0" encoding="utf-8"?>\n<testsuite name="spikingformer_core" '
             f'tests="{summary["images"]}" failures="{summary["mismatches"]}" errors="0" '
             f'time="{summary["sim_seconds"]:.3f}">\n' + "\n".join(cases) + "\n</testsuite>\n")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path + ".tmp", "w") as f:
-        f.write(text)
-    os.replace(path + ".tmp", path)
+    atomic_write(path, text)

@@ -18,6 +18,8 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, Timer
 
+from golden.artifacts import atomic_write
+
 PERIOD_NS = 10
 POLL = 256
 
@@ -111,6 +113,5 @@ async def host_runtime_over_uart(dut):
         log.close()
         dut._log.info("host command %d: exit %d", len(records), proc.returncode)
     records_path = job["results"]
-    with open(records_path + ".tmp", "w") as f:
-        json.dump({"commands": records, "bytes_to_device": bridge.to_device, "bytes_to_host": bridge.to_host}, f)
-    os.replace(records_path + ".tmp", records_path)
+    atomic_write(records_path, json.dumps({"commands": records, "bytes_to_device": bridge.to_device,
+                                           "bytes_to_host": bridge.to_host}))

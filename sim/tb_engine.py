@@ -15,6 +15,8 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge, Timer, with_timeout
 
+from golden.artifacts import atomic_write
+
 
 def unsigned(value) -> int:
     return value.to_unsigned() if hasattr(value, "to_unsigned") else int(value)
@@ -71,7 +73,4 @@ async def run_images(dut):
         results.append(record)
         if (index + 1) % 20 == 0:
             dut._log.info("%d/%d images", index + 1, len(images))
-    tmp = job["results"] + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(results, f)
-    os.replace(tmp, job["results"])
+    atomic_write(job["results"], json.dumps(results))
