@@ -12,9 +12,12 @@ from .intmodel import IntModel
 
 @dataclass
 class InferenceResult:
+    """One golden run: what came out, and (trace=True) every layer-graph value, beside the images that went in, so
+    a consumer that needs both (the cycle model reads the first conv's pixel bits) gets them from one object."""
     logits: np.ndarray            # [B, K] int64
     classes: np.ndarray           # [B]
-    trace: dict = field(default_factory=dict)  # empty unless trace=True; see layer_order()
+    trace: dict = field(default_factory=dict)  # empty unless trace=True; keys: layer_order(), values [T, B, ...]
+    images: np.ndarray | None = None           # the input [B, Cin, H, W] int64, as model.check_images returned it
 
 
 def layer_order(model: IntModel) -> list[str]:
@@ -32,7 +35,7 @@ def run(model: IntModel, images, trace: bool = False, batch: int = 256) -> Infer
         for key in parts[0][1]:
             axis = 0 if key in ("head.z", "logits") else 1
             tr[key] = np.concatenate([p[1][key] for p in parts], axis=axis)
-    return InferenceResult(logits, P.argmax_lowest(logits), tr)
+    return InferenceResult(logits, P.argmax_lowest(logits), tr, x)
 
 
 def _run_batch(model: IntModel, u: np.ndarray, keep: bool):

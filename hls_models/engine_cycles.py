@@ -1,5 +1,6 @@
-"""Exact cycle model of the generated core (rtl/engine.py), from the IntModel, the image's golden trace and the core's
-manifest (build/<preset>/rtl/manifest.json).
+"""Exact cycle model of the generated core (rtl/engine.py), from the IntModel, the golden run of the images
+(golden.inference.run(model, images, trace=True): its trace and the images it ran on) and the core's manifest
+(build/<preset>/rtl/manifest.json).
 
 Written from the engine's schedule, not from its code: the tests compare it with the RTL's cycle counter on every
 simulated image. Every fixed cost is read from the manifest's `timing` section, which the generator writes next to
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from golden.inference import InferenceResult, run
 from golden.intmodel import IntModel
 from golden.primitives import pack_words
 from golden.widths import analyze
@@ -53,10 +55,22 @@ def _conv_cost(row_cost: np.ndarray, stride: int, out_hw) -> np.ndarray:
     return total
 
 
-def _layer_work(model: IntModel, trace: dict, image: int, P: int, widths: dict | None = None) -> list[dict]:
+def _trace_and_pixels(golden: InferenceResult | dict) -> tuple[dict, np.ndarray]:
+    """The layer values and the input pixels of a golden run (golden.inference.run(..., trace=True)). A plain trace
+    dict carrying the pixels under "_pixels" is still read, for tools/report.py until it passes the run itself."""
+    if isinstance(golden, dict):
+        return golden, golden["_pixels"]
+    if not golden.trace or golden.images is None:
+        raise ValueError("the cycle model needs a golden run with trace=True")
+    return golden.trace, golden.images
+
+
+def _layer_work(model: IntModel, golden: InferenceResult, image: int, P: int,
+                widths: dict | None = None) -> list[dict]:
     """The work of every engine layer for one image, in layer-table order: for the loop-nest layers the per-output
     arrays of per-row event counts; for the fixed-schedule layers their sizes. `widths`: golden.widths.analyze(model)
     when a caller loops over images (it is the same for all, and costs more than the rest of one image)."""
+    trace, pixels = _trace_and_pixels(golden)
     T = model.T
     C, N, d, heads = model.C, model.tokens, model.d, model.heads
     G = _ceil_div(C, P)
@@ -81,7 +95,7 @@ def _layer_work(model: IntModel, trace: dict, image: int, P: int, widths: dict |
         gout = _ceil_div(cout, P)
         if i == 0:
             # rows are pixels, one per input channel; the events are the pixel's set bits
-            px = trace["_pixels"][image]                                  # [Cin, H, W]
+            px = pixels[image]                                  # [Cin, H, W]
             nnz = np.zeros(px.shape, dtype=np.int64)
             for b in range(model.input_bits):
                 nnz += (px >> b) & 1
@@ -138,13 +152,14 @@ def _layer_work(model: IntModel, trace: dict, image: int, P: int, widths: dict |
     return layers
 
 
-def layer_cycles(model: IntModel, trace: dict, image: int, manifest: dict, widths: dict | None = None) -> dict[str, int]:
-    """Cycles per engine layer for one image of a golden trace (keys as in the layer table), for the core that
+def layer_cycles(model: IntModel, golden: InferenceResult, image: int, manifest: dict,
+                 widths: dict | None = None) -> dict[str, int]:
+    """Cycles per engine layer for one image of a golden run (keys as in the layer table), for the core that
     `manifest` (gen-rtl's manifest.json, as a dict) describes (`widths`: see _layer_work)."""
     tm = manifest["timing"]
     P = int(manifest["parameters"]["lanes"])
     cyc: dict[str, int] = {}
-    for layer in _layer_work(model, trace, image, P, widths):
+    for layer in _layer_work(model, golden, image, P, widths):
         kind, name = layer["kind"], layer["name"]
         if kind == "argmax":
             cyc[name] = tm["argmax_class"] * layer["classes"] + tm["argmax_fixed"]
@@ -171,13 +186,14 @@ def layer_cycles(model: IntModel, trace: dict, image: int, manifest: dict, width
     return cyc
 
 
-def layer_events(model: IntModel, trace: dict, image: int, lanes: int, widths: dict | None = None) -> dict[str, int]:
+def layer_events(model: IntModel, golden: InferenceResult, image: int, lanes: int,
+                 widths: dict | None = None) -> dict[str, int]:
     """Events per engine layer for one image: the event bound in cycles (one cycle per event entering the lanes,
     every fixed cost zero; docs/engine.md). An event is a non-zero input word (or a set pixel / Z bit in the
     bit-serial layers) times the output lane groups that read it, and in Kᵀ·V a token whose K word is non-zero
     (its V row then enters the lanes)."""
     ev: dict[str, int] = {}
-    for layer in _layer_work(model, trace, image, lanes, widths):
+    for layer in _layer_work(model, golden, image, lanes, widths):
         if "rows" in layer and layer["kind"] != "pool":
             ev[layer["name"]] = layer["groups"] * int(np.clip(layer["rows"], 0, None).sum())
         else:
@@ -185,30 +201,22 @@ def layer_events(model: IntModel, trace: dict, image: int, lanes: int, widths: d
     return ev
 
 
-def exp_cycles(model: IntModel, trace: dict, image: int, manifest: dict, widths: dict | None = None) -> int:
-    """Whole-inference cycles of one image on the core of `manifest`; `trace` is
-    golden.inference.run(..., trace=True).trace with the pixels added under "_pixels" (see `trace_for`)."""
-    return sum(layer_cycles(model, trace, image, manifest, widths).values())
+def exp_cycles(model: IntModel, golden: InferenceResult, image: int, manifest: dict,
+               widths: dict | None = None) -> int:
+    """Whole-inference cycles of image `image` of `golden` (golden.inference.run(model, images, trace=True)) on the
+    core of `manifest`."""
+    return sum(layer_cycles(model, golden, image, manifest, widths).values())
 
 
-def trace_for(model: IntModel, images) -> dict:
-    """The golden trace plus the pixels, as the cycle model needs them."""
-    from golden.inference import run
-    images = model.check_images(images)
-    trace = run(model, images, trace=True).trace
-    trace["_pixels"] = images
-    return trace
-
-
-def cycle_table(model: IntModel, images, manifest: dict, trace: dict | None = None) -> dict:
+def cycle_table(model: IntModel, images, manifest: dict, golden: InferenceResult | None = None) -> dict:
     """Per engine layer and in total, over `images` on the core of `manifest`: mean cycles, mean event bound
-    (layer_events) and their ratio, plus the per-image totals' mean, min and max (`trace`: trace_for(model, images)
-    when already at hand)."""
-    trace = trace if trace is not None else trace_for(model, images)
+    (layer_events) and their ratio, plus the per-image totals' mean, min and max (`golden`: run(model, images,
+    trace=True) when already at hand)."""
+    golden = golden if golden is not None else run(model, images, trace=True)
     lanes = int(manifest["parameters"]["lanes"])
     widths = analyze(model)
-    cyc = [layer_cycles(model, trace, i, manifest, widths) for i in range(len(trace["_pixels"]))]
-    ev = [layer_events(model, trace, i, lanes, widths) for i in range(len(trace["_pixels"]))]
+    cyc = [layer_cycles(model, golden, i, manifest, widths) for i in range(len(golden.images))]
+    ev = [layer_events(model, golden, i, lanes, widths) for i in range(len(golden.images))]
     per_layer = {}
     for name in cyc[0]:
         c, e = float(np.mean([x[name] for x in cyc])), float(np.mean([x[name] for x in ev]))

@@ -8,7 +8,8 @@ import os
 import pytest
 
 from golden import intmodel as im
-from hls_models.engine_cycles import exp_cycles, trace_for
+from golden.inference import run
+from hls_models.engine_cycles import exp_cycles
 from rtl.gen import generate
 from sim.board_sim import SIM_BAUD, host_command, run_host_commands
 
@@ -50,6 +51,6 @@ def test_host_runtime_drives_the_simulated_board(digits_model, tmp_path):
         "LOAD while the core runs": "BUSY"}
     # the cycle counts that came over the UART are the core's, image by image
     images, _ = im.load_testset(os.path.join(base, "testset.npz"))
-    trace = trace_for(model, images[:IMAGES])
+    ref = run(model, images[:IMAGES], trace=True)
     got = [r["cycles"] for r in summary["per_image"]]
-    assert got == [exp_cycles(model, trace, i, manifest) for i in range(IMAGES)]
+    assert got == [exp_cycles(model, ref, i, manifest) for i in range(IMAGES)]

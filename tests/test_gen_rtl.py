@@ -6,8 +6,9 @@ import re
 import numpy as np
 import pytest
 
-from golden import intmodel as im
 from flowerrors import FlowError
+from golden import intmodel as im
+from golden.inference import run
 from rtl.engine_plan import build_plan
 from rtl.gen import generate
 
@@ -108,8 +109,8 @@ def test_cycle_model_reads_every_timing_figure_from_the_manifest(tmp_path):
                                seed=3, firing=0.3)
     manifest = generate(model, 8, str(tmp_path))
     images = np.random.default_rng(1).integers(0, 1 << model.input_bits, size=(1, *model.input_shape))
-    trace = engine_cycles.trace_for(model, images)
-    base = engine_cycles.exp_cycles(model, trace, 0, manifest)
+    ref = run(model, images, trace=True)
+    base = engine_cycles.exp_cycles(model, ref, 0, manifest)
     for path in _timing_leaves(manifest["timing"]):
         if path in {("acc_latency",), ("drain",)}:
             continue
@@ -118,7 +119,7 @@ def test_cycle_model_reads_every_timing_figure_from_the_manifest(tmp_path):
         for key in path[:-1]:
             node = node[key]
         node[path[-1]] += 1
-        assert engine_cycles.exp_cycles(model, trace, 0, altered) > base, path
+        assert engine_cycles.exp_cycles(model, ref, 0, altered) > base, path
 
 
 def test_event_bound_counts_the_events_entering_the_lanes(tmp_path):
@@ -129,15 +130,15 @@ def test_event_bound_counts_the_events_entering_the_lanes(tmp_path):
     lanes = 8
     manifest = generate(model, lanes, str(tmp_path))
     images = np.random.default_rng(2).integers(0, 1 << model.input_bits, size=(2, *model.input_shape))
-    trace = engine_cycles.trace_for(model, images)
+    ref = run(model, images, trace=True)
     for i in range(2):
-        events = engine_cycles.layer_events(model, trace, i, lanes)
-        cycles = engine_cycles.layer_cycles(model, trace, i, manifest)
+        events = engine_cycles.layer_events(model, ref, i, lanes)
+        cycles = engine_cycles.layer_cycles(model, ref, i, manifest)
         assert set(events) == set(cycles) and all(cycles[k] >= events[k] for k in cycles)
         # fc1 reads mlp_spikes: every non-zero (channel, token) word enters once per output lane group
-        words = pack_words(trace["blk0.mlp_spikes"][:, i])               # [C, N]
+        words = pack_words(ref.trace["blk0.mlp_spikes"][:, i])               # [C, N]
         assert events["blk0.fc1"] == int((words != 0).sum()) * (-(-model.mlp_hidden // lanes))
         # the first conv: every set pixel bit, once per 3x3 tap that covers it, per output lane group
-        px = trace["_pixels"][i]
+        px = ref.images[i]
         bits = sum(int(((px >> b) & 1).sum()) for b in range(model.input_bits))
         assert events["tok0"] <= 9 * bits * (-(-model.stage_shapes[0][1] // lanes)) and events["tok0"] > 0

@@ -56,17 +56,18 @@ def cycle_bench(model, preset_dir: str, args) -> dict:
     """Generate the core at every lane count and store its cycle table (cycles beside the event bound, per layer,
     mean over the preset's test images; docs/engine.md "Event bound") in args.cycles_out; returns the manifests."""
     from golden.artifacts import read_json
+    from golden.inference import run
     from golden.intmodel import load_testset
     from hls_models import engine_cycles
     images, _ = load_testset(os.path.join(preset_dir, "testset.npz"),
                              command=f"python flow.py train-quant --preset {args.preset}")
-    trace = engine_cycles.trace_for(model, images)
+    golden = run(model, images, trace=True)
     manifests, tables = {}, []
     for lanes in args.lanes:
         point_dir = os.path.join(preset_dir, "bench", f"P{lanes}")
         print(f"bench: P={lanes}: generating the core...", flush=True)
         manifests[lanes] = manifest = generate_core(args.preset, args.build, lanes, point_dir)
-        table = engine_cycles.cycle_table(model, images, manifest, trace)
+        table = engine_cycles.cycle_table(model, images, manifest, golden)
         table["verilog_sha256"] = manifest.get("verilog_sha256")
         print(f"bench: P={lanes}: cycles per inference beside the event bound ({table['images']} test images):\n"
               + engine_cycles.format_cycle_table(table), flush=True)

@@ -47,12 +47,11 @@ def generate_core(preset: str, build: str, lanes: int, out_dir: str, extra: list
         return json.load(f)
 
 
-def model_cycles(model, trace: dict, images, manifest: dict) -> float:
+def model_cycles(model, golden, manifest: dict) -> float:
     """Mean cycles per inference from the core's exact cycle model (hls_models/engine_cycles.py) for the core that
     gen-rtl's `manifest` describes."""
     from hls_models import engine_cycles
-    trace = {**trace, "_pixels": model.check_images(images)}
-    return float(np.mean([engine_cycles.exp_cycles(model, trace, i, manifest) for i in range(len(images))]))
+    return float(np.mean([engine_cycles.exp_cycles(model, golden, i, manifest) for i in range(len(golden.images))]))
 
 
 def pareto(points: list[dict], x: str = "lut", y: str = "cycles") -> list[dict]:
@@ -89,10 +88,10 @@ def plot(points: list[dict], front: list[dict], path: str) -> None:
     atomic_write(path, buf.getvalue())
 
 
-def evaluate_point(lanes: int, preset: str, build: str, out: str, gen_args: list, model, trace: dict,
-                   images) -> dict | str:
+def evaluate_point(lanes: int, preset: str, build: str, out: str, gen_args: list, model, golden) -> dict | str:
     """One exploration point: the core for `lanes` generated, its model cycles and resources; a sentence when
-    gen-rtl rejects the lane count. A function of picklable arguments, so it can run on a Dask worker."""
+    gen-rtl rejects the lane count (`golden`: golden.inference.run(model, images, trace=True) of the test images). A
+    function of picklable arguments, so it can run on a Dask worker."""
     point_dir = os.path.join(out, f"P{lanes}")
     try:
         manifest = generate_core(preset, build, lanes, point_dir, gen_args)
@@ -102,7 +101,7 @@ def evaluate_point(lanes: int, preset: str, build: str, out: str, gen_args: list
     if est is None:
         raise FlowError("the resource model cannot read this core's manifest; regenerate it with the "
                         "current `python flow.py gen-rtl`.")
-    cyc = model_cycles(model, trace, images, manifest)
+    cyc = model_cycles(model, golden, manifest)
     return {"lanes": lanes, "cycles": cyc, "lut": est["lut"], "ff": est["ff"], "bram": est["bram"], "dir": point_dir}
 
 
@@ -133,10 +132,10 @@ def main(args) -> int:
     images, _ = load_testset(os.path.join(preset_dir, "testset.npz"), command=train)
     cap = TARGETS["ecp5"]["capacity"]
     images = images[:max(1, args.images)]
-    trace = inference.run(model, images, trace=True).trace
+    golden = inference.run(model, images, trace=True)
     # each lane count is one independent task (gen-rtl + models): local workers or a Dask cluster (cluster/)
     task = functools.partial(evaluate_point, preset=args.preset, build=args.build, out=out, gen_args=args.gen_arg,
-                             model=model, trace=trace, images=images)
+                             model=model, golden=golden)
     lanes_list = sorted(set(args.lanes))
     results = map_tasks(task, lanes_list, jobs=args.jobs, scheduler=args.scheduler, key="explore-point",
                         processes=True)     # generation is Python (Amaranth): processes, not threads

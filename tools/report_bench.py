@@ -101,10 +101,8 @@ def _pass(model, images, labels, manifest, chunk, progress) -> dict:
             ones[k] += int(np.count_nonzero(s))
             total[k] += int(s.size)
         if manifest:
-            tr = dict(res.trace)
-            tr["_pixels"] = x
             for i in range(len(x)):
-                cycles[start + i] = engine_cycles.exp_cycles(model, tr, i, manifest, widths)
+                cycles[start + i] = engine_cycles.exp_cycles(model, res, i, manifest, widths)
         done = start + len(x)
         now = time.time()
         if progress and (now - last >= PROGRESS_SECONDS or (done == n and now - t0 >= PROGRESS_SECONDS)):
