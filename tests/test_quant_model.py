@@ -6,6 +6,7 @@ import torch
 
 from golden import primitives as P
 from flowerrors import FlowError
+from golden.errors import ConfigError
 from quant import presets
 from quant.model import LIF, Spikingformer, fold, parameter_count, scale_exponent, weight_count, weight_scale
 
@@ -32,7 +33,7 @@ def test_overrides_scale_the_tokenizer_and_reject_unknown_keys():
         presets.resolve("digits", ["embed=32"])
     with pytest.raises(FlowError, match="unknown preset 'mnist'; choose one of: digits"):
         presets.resolve("mnist")
-    with pytest.raises(FlowError, match="not divisible"):
+    with pytest.raises(ConfigError, match="not divisible"):
         presets.resolve("digits", ["heads=5"])
 
 
