@@ -14,7 +14,7 @@ import numpy as np
 
 from flowerrors import FlowError
 from golden import protocol as proto
-from golden.artifacts import atomic_write
+from golden.artifacts import atomic_write, preset_dir
 from golden.inference import run as golden_run
 from golden.intmodel import load, load_testset
 
@@ -24,7 +24,8 @@ from .runtime import BoardLink, link_test
 def add_arguments(parser):
     parser.add_argument("--port", required=True, help="serial port of the board (e.g. /dev/ttyUSB0)")
     parser.add_argument("--baud", type=int, default=3_000_000, help="baud rate of the bitstream (default 3000000)")
-    parser.add_argument("--preset", default="digits", help="preset whose model and test set to use")
+    parser.add_argument("--preset", default="digits", help="preset whose model and test set to use (default: digits)")
+    parser.add_argument("--build", default="build", help="build directory (default: the project's build/)")
     parser.add_argument("--model", help="integer model (default: build/<preset>/intmodel.zip)")
     parser.add_argument("--testset", help="test set .npz (default: build/<preset>/testset.npz)")
     parser.add_argument("--images", type=int, default=None, help="first N test images (default: all)")
@@ -38,7 +39,7 @@ def add_arguments(parser):
 
 
 def main(args) -> int:
-    base = os.path.join("build", args.preset)
+    base = preset_dir(args.preset, args.build)
     model = load(args.model or os.path.join(base, "intmodel.zip"))
     images, labels = load_testset(args.testset or os.path.join(base, "testset.npz"))
     if args.images is not None:
@@ -56,10 +57,11 @@ def main(args) -> int:
 
 
 def _session(args, link, model, images, labels, ref) -> int:
+    base = preset_dir(args.preset, args.build)
     ident = link.identify()
     if ident.model_sha256 != bytes.fromhex(model.sha256):
         raise FlowError(f"the board runs model {ident.model_sha256.hex()[:12]}, not {model.sha256[:12]} "
-                        f"({args.model or 'build/' + args.preset + '/intmodel.zip'}); build and load the bitstream "
+                        f"({args.model or os.path.join(base, 'intmodel.zip')}); build and load the bitstream "
                         f"of this model (flow.py bitstream) or pass its --model.")
     print(f"run: board core {ident.core_id.hex()} (interface v{ident.core_interface}, protocol v{ident.protocol}), "
           f"model {model.sha256[:12]}, T={ident.T}, {ident.lanes} lanes, {ident.clock_hz / 1e6:g} MHz, "
@@ -106,7 +108,7 @@ def _session(args, link, model, images, labels, ref) -> int:
     print(f"run: device {summary['cycles_mean']:.0f} cycles per inference (mean) = {summary['latency_us_mean']:.1f} "
           f"µs at {ident.clock_hz / 1e6:g} MHz; host round trip {summary['round_trip_ms_mean']:.2f} ms (mean); "
           f"throughput {summary['images_per_s']:.1f} images/s")
-    out = args.out or os.path.join("build", args.preset, "board", "run.json")
+    out = args.out or os.path.join(base, "board", "run.json")
     atomic_write(out, json.dumps(summary, indent=1))
     print(f"run: wrote {out}")
     return 1 if mismatches else 0

@@ -27,9 +27,16 @@ TRAIN_THREADS = 2       # torch intra-op threads for training (see main)
 
 def add_arguments(parser) -> None:
     parser.add_argument("--preset", default="digits", help=f"one of: {', '.join(presets.PRESETS)} (default digits)")
-    parser.add_argument("--epochs", type=int, help="QAT epochs (phase 1)")
-    parser.add_argument("--finetune-epochs", type=int, help="fine-tune epochs with BN folded (phase 2)")
-    parser.add_argument("--weight-bits", type=int, help="weight bit width (8 and 4 are tested)")
+    per_preset = {p: presets.resolve(p) for p in presets.PRESETS}
+
+    def by_preset(value) -> str:    # a default that depends on the preset, shown for each
+        return "default by preset: " + ", ".join(f"{p} {value(*per_preset[p])}" for p in per_preset)
+    parser.add_argument("--epochs", type=int,
+                        help=f"QAT epochs (phase 1; {by_preset(lambda m, t: t['epochs'])})")
+    finetune = by_preset(lambda m, t: t["finetune_epochs"])
+    parser.add_argument("--finetune-epochs", type=int, help=f"fine-tune epochs with BN folded (phase 2; {finetune})")
+    parser.add_argument("--weight-bits", type=int,
+                        help=f"weight bit width, 8 and 4 are tested ({by_preset(lambda m, t: m['weight_bits'])})")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                         help="train on the CPU or a CUDA GPU (default: cpu)")
     parser.add_argument("--restart", action="store_true",
@@ -40,6 +47,7 @@ def add_arguments(parser) -> None:
                         help="where checkpoint.pt lives (default: the output directory); put it outside the work "
                              "tree, e.g. ~/.cache/spikingformer-hw/fashion-mnist, for runs that span sessions")
     parser.add_argument("--data-dir", help="dataset directory (Fashion-MNIST IDX files or cifar-10-batches-py)")
+    parser.add_argument("--build", default="build", help="build directory (default: the project's build/)")
     parser.add_argument("--out", help="output directory (default build/<preset>)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a model or training setting, e.g. --set embed_dim=32 (repeatable)")
@@ -141,7 +149,7 @@ def main(args) -> int:
         return eval_model(args)
     model_cfg, train_cfg = presets.resolve(args.preset, args.set, args.weight_bits, args.epochs, args.finetune_epochs)
     from golden.artifacts import preset_dir
-    out = args.out or preset_dir(args.preset)
+    out = args.out or preset_dir(args.preset, args.build)
     if args.device == "cuda":
         import torch
         if not torch.cuda.is_available():

@@ -11,6 +11,7 @@ from golden.intmodel import load
 
 def add_arguments(parser):
     parser.add_argument("--preset", default="digits", help="preset whose model to use (default: digits)")
+    parser.add_argument("--build", default="build", help="build directory (default: the project's build/)")
     parser.add_argument("--model", help="integer model file (default: build/<preset>/intmodel.zip)")
     parser.add_argument("--lanes", type=int, default=16, help="output-channel lanes P, a power of two (default 16)")
     parser.add_argument("--out", help="output folder (default: build/<preset>/rtl)")
@@ -36,8 +37,8 @@ def fit_note(manifest: dict, target: str = "ecp5") -> str | None:
 
 def main(args) -> int:
     train = f"python flow.py train-quant --preset {args.preset}"
-    model_path = args.model or os.path.join(preset_dir(args.preset), "intmodel.zip")
-    out = args.out or os.path.join(preset_dir(args.preset), "rtl")
+    model_path = args.model or os.path.join(preset_dir(args.preset, args.build), "intmodel.zip")
+    out = args.out or os.path.join(preset_dir(args.preset, args.build), "rtl")
     model = load(model_path, command=train)
     try:
         from rtl.gen import generate

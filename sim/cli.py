@@ -42,6 +42,7 @@ def _images_arg(text: str) -> int:
 
 def add_arguments(parser):
     parser.add_argument("--preset", default="digits", help="model preset; reads build/<preset>/ (default: digits)")
+    parser.add_argument("--build", default="build", help="build directory (default: the project's build/)")
     parser.add_argument("--model", help="integer model (default: build/<preset>/intmodel.zip)")
     parser.add_argument("--rtl", help="generated core folder (default: build/<preset>/rtl)")
     parser.add_argument("--images", default="all", help="N: the first N test images; all (default): every one")
@@ -78,7 +79,7 @@ def check_core(rtl_dir: str, model, preset: str) -> dict:
 
 
 def _load(args):
-    base = preset_dir(args.preset)
+    base = preset_dir(args.preset, args.build)
     for where in (PROJECT, base):
         if any(c.isspace() for c in os.path.abspath(where)):
             raise FlowError(f"the path {os.path.abspath(where)} contains a space, which GNU make (Verilator's build) "

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from flowerrors import FlowError
+from golden.artifacts import preset_dir
 from rtl.board.top import BOARDS
 
 from .synth import _tool
@@ -24,6 +25,7 @@ from .synth import _tool
 def add_arguments(parser):
     parser.add_argument("--preset", default="digits", help="preset whose generated core to use (default: digits)")
     parser.add_argument("--board", default="ulx3s-85f", choices=sorted(BOARDS), help="target board")
+    parser.add_argument("--build", default="build", help="build directory (default: the project's build/)")
     parser.add_argument("--rtl", help="generated core folder (default: build/<preset>/rtl)")
     parser.add_argument("--clock-mhz", type=float, default=75.0,
                         help="core clock made by the PLL from the board's oscillator (default 75)")
@@ -72,8 +74,9 @@ def prepare(rtl_dir: str, out: str, board: str, clock_hz: int, baud: int) -> tup
 
 
 def main(args) -> int:
-    rtl_dir = args.rtl or os.path.join("build", args.preset, "rtl")
-    out = args.out or os.path.join("build", args.preset, "board", args.board)
+    base = preset_dir(args.preset, args.build)
+    rtl_dir = args.rtl or os.path.join(base, "rtl")
+    out = args.out or os.path.join(base, "board", args.board)
     clock_hz = int(round(args.clock_mhz * 1e6))
     if not os.path.exists(os.path.join(rtl_dir, "manifest.json")):
         raise FlowError(f"{rtl_dir} has no generated core; run `python flow.py gen-rtl` first.")

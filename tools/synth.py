@@ -565,8 +565,8 @@ def seed_timeout_seconds(args) -> float | None:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--preset", default="digits", help="model preset; reads build/<preset>/rtl/core.v")
-    parser.add_argument("--build", default="build", help="build directory (default: build)")
+    parser.add_argument("--preset", default="digits", help="model preset; reads build/<preset>/rtl/core.v (default: digits)")
+    parser.add_argument("--build", default="build", help="build directory (default: the project's build/)")
     parser.add_argument("--target", choices=sorted(TARGETS), default="ecp5",
                         help="ecp5: LFE5U-85F CABGA381 speed 6; ice40: UP5K SG48")
     parser.add_argument("--seeds", type=int, default=3, help="place-and-route seeds; Fmax is their median (default 3)")
