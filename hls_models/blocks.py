@@ -1,5 +1,5 @@
-"""Exact cycle counts of the RTL building blocks (rtl/lif.py, accumulator.py, scanner.py, maxpool.py,
-attention.py, bitserial.py, residual.py). The cocotb benches (sim/tb_*.py) measure the same quantities and
+"""Exact cycle counts of the standalone RTL building blocks (rtl/maxpool.py, attention.py, bitserial.py,
+residual.py); the core's own components state theirs in rtl/engine/. The cocotb benches (sim/tb_*.py) measure the same quantities and
 compare them with these formulas exactly.
 
 Convention: a stream of n transactions presented back to back (no stalls) starting at cycle 0; the count is the
@@ -10,23 +10,6 @@ from __future__ import annotations
 
 def tree_depth(n: int) -> int:
     return max(0, (int(n) - 1).bit_length())
-
-
-def lif_cycles(n: int, T: int) -> int:
-    """LifLanes: T-stage pipeline, one set of P neurons per cycle."""
-    return n + T
-
-
-def accumulator_cycles(n_events: int) -> int:
-    """AccumulatorLanes: one event per cycle, 1 cycle latency (load cycles carry an event too)."""
-    return n_events + 1
-
-
-def scanner_cycles(nnz_per_row: list[int]) -> int:
-    """SpikeScanner busy cycles for rows sent back to back with out_ready high."""
-    if not nnz_per_row:
-        return 0
-    return sum(max(1, k) for k in nnz_per_row) + (1 if nnz_per_row[-1] else 0)
 
 
 def maxpool_cycles(rows: int) -> int:

@@ -1,4 +1,4 @@
-"""Exact cycle model of the generated core (rtl/engine.py), from the IntModel, the golden run of the images
+"""Exact cycle model of the generated core (rtl/engine/), from the IntModel, the golden run of the images
 (golden.inference.run(model, images, trace=True): its trace and the images it ran on) and the core's manifest
 (build/<preset>/rtl/manifest.json).
 

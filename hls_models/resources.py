@@ -142,7 +142,7 @@ def _engine_memory(mem: dict, target: str) -> dict:
 
 
 def engine_blocks(manifest: dict, target: str = "ecp5") -> list[dict]:
-    """Blocks of the SpikeEngine (rtl/engine.py) from its manifest: widths, dims and memory map."""
+    """Blocks of the SpikeEngine (rtl/engine/) from its manifest: widths, dims and memory map."""
     P, T = manifest["parameters"]["lanes"], manifest["parameters"]["T"]
     w, dm, mem = manifest["widths"], manifest["dims"], manifest["memory_map"]
     AW, MW, SW, ZW, TW, LW = w["acc"] + 1, w["membrane"], w["stream"], w["z"], w["theta"], w["logit"]

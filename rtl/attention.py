@@ -17,7 +17,7 @@ class AttentionUnit(wiring.Component):
     kv_out_index show each count as it is written.
     Phase Y (one token per cycle): q_valid, q_bits [d] (Q[n, ·]); Y[n, j] = Σ_{i: Q[n,i]} KV[i][j] by masking the
     KV rows (AND, no multiplier) into a registered adder tree over the d rows; y_valid, y [d·Y] (j at field j).
-    The attention LIF (θ = 4·2^T, golden.primitives.attn_theta) runs on Y in rtl.lif.LifLanes over the T
+    The attention LIF (θ = 4·2^T, golden.primitives.attn_theta) runs on Y in the core's rtl.engine.lif.LifLanes over the T
     timesteps of each token.
 
     Latency: KV 1 + ceil(log2 N) cycles to kv_out (the register file holds it the cycle after); Y 1 + ceil(log2 d).

@@ -1,6 +1,6 @@
 """The engine's plan: layer table, memory map, ROM images and widths, derived from an IntModel.
 
-Pure Python over golden/ (numpy). `rtl/engine.py` turns a plan into hardware; gen-rtl writes it as the manifest.
+Pure Python over golden/ (numpy). `rtl/engine/` turns a plan into hardware; gen-rtl writes it as the manifest.
 Every address in the layer table is a row index of one memory; rows hold P lanes (P = `lanes`).
 """
 from __future__ import annotations

@@ -54,7 +54,7 @@ def _bits(n: int) -> int:
 
 
 def port_widths(manifest: dict) -> dict:
-    """Port widths of the core, from its manifest (the same formulas as rtl/engine.py's signature)."""
+    """Port widths of the core, from its manifest (the same formulas as rtl/engine/core.py's signature)."""
     dims, widths, params = manifest["dims"], manifest["widths"], manifest["parameters"]
     k = dims["K"]
     return {"pixel": widths["pixel"], "class": _bits(max(1, k - 1)), "logit": widths["logit"],

@@ -1,4 +1,4 @@
-"""pytest entry of the block regression: builds each rtl/ block with a few generics, runs its cocotb bench
+"""pytest entry of the block regression: builds each standalone rtl/ block with a few generics, runs its cocotb bench
 (sim/tb_<block>.py) under Verilator, JUnit XML under build/sim/<block>-<generics>/. `--full` adds
 parametrisations and transactions."""
 from __future__ import annotations
@@ -33,32 +33,6 @@ def pytest_generate_tests(metafunc):
         fast, extra = GENERICS[metafunc.function.__name__]
         chosen = fast + (extra if metafunc.config.getoption("--full") else [])
         metafunc.parametrize("g", chosen, ids=["-".join(f"{k}{v}" for k, v in g.items()) for g in chosen])
-
-
-GENERICS["test_lif"] = ([dict(lanes=4, T=4, acc_width=10, theta_width=14)],
-                        [dict(lanes=2, T=2, acc_width=6, theta_width=8), dict(lanes=3, T=8, acc_width=16, theta_width=24)])
-
-
-def test_lif(g, full):
-    from rtl.lif import LifLanes
-    run_block(LifLanes(g["lanes"], g["T"], g["acc_width"], g["theta_width"]), "lif", g, full)
-
-
-GENERICS["test_accumulator"] = ([dict(lanes=4, T=4, weight_width=8, acc_width=13, max_events=12)],
-                                [dict(lanes=2, T=8, weight_width=4, acc_width=9, max_events=20)])
-
-
-def test_accumulator(g, full):
-    from rtl.accumulator import AccumulatorLanes
-    run_block(AccumulatorLanes(g["lanes"], g["T"], g["weight_width"], g["acc_width"]), "accumulator", g, full)
-
-
-GENERICS["test_scanner"] = ([dict(words=8, T=4)], [dict(words=16, T=2), dict(words=3, T=8)])
-
-
-def test_scanner(g, full):
-    from rtl.scanner import SpikeScanner
-    run_block(SpikeScanner(g["words"], g["T"]), "scanner", g, full)
 
 
 GENERICS["test_maxpool"] = ([dict(height=7, width=6, T=4)], [dict(height=8, width=8, T=2), dict(height=4, width=5, T=8)])
@@ -96,11 +70,13 @@ def test_residual(g, full):
     run_block(ResidualAdder(g["lanes"], g["stream_width"], g["branch_width"]), "residual", g, full)
 
 
-def test_lif_icarus_cross_check():
-    """The LIF bench again under Icarus: a second simulator must agree (fails with the install hint if absent)."""
+def test_residual_icarus_cross_check():
+    """The residual adder's bench again under Icarus: a second simulator must agree (fails with the install hint if
+    absent). The LIF, accumulators and scanner the core ships are tested in tests/test_engine_components.py, and
+    the whole core under Icarus in sim/test_engine.py."""
     import shutil
     from sim.runner import ICARUS_HINT
     assert shutil.which("iverilog"), ICARUS_HINT
-    from rtl.lif import LifLanes
-    g = dict(lanes=4, T=4, acc_width=10, theta_width=14)
-    run_block(LifLanes(g["lanes"], g["T"], g["acc_width"], g["theta_width"]), "lif", g, False, simulator="icarus")
+    from rtl.residual import ResidualAdder
+    g = dict(lanes=4, stream_width=12, branch_width=10)
+    run_block(ResidualAdder(g["lanes"], g["stream_width"], g["branch_width"]), "residual", g, False, simulator="icarus")

@@ -1,4 +1,5 @@
-"""The building blocks' synthesis figures (docs/blocks.md): each rtl/ block at its reference generics through
+"""The building blocks' synthesis figures (docs/blocks.md): each rtl/ block (and the core's LIF, accumulators and scanner,
+rtl/engine/) at its reference generics through
 Yosys for ECP5, with the word-level cells (to show there is no $mul) and the mapped cells.
 
     python -m tools.synth_blocks     prints the table rows of docs/blocks.md
@@ -20,17 +21,17 @@ def block_cells(verilog_text: str, top: str, work_dir: str) -> dict[str, dict[st
 def reference_blocks():
     """name -> (factory, label): the parametrisations of the synthesis figures in docs/blocks.md (the fast sim
     generics); factories, so that only the blocks actually synthesised get built."""
-    from rtl.accumulator import AccumulatorLanes
     from rtl.attention import AttentionUnit
     from rtl.bitserial import BitSerialMac
-    from rtl.lif import LifLanes
+    from rtl.engine.accumulators import LaneAccumulators
+    from rtl.engine.lif import LifLanes
+    from rtl.engine.scanner import RowScanner
     from rtl.maxpool import OrPool
     from rtl.residual import ResidualAdder
-    from rtl.scanner import SpikeScanner
     return {
-        "lif": (lambda: LifLanes(4, 4, 10, 14), "LifLanes(P=4, T=4, acc 10, theta 14)"),
-        "accumulator": (lambda: AccumulatorLanes(4, 4, 8, 13), "AccumulatorLanes(P=4, T=4, w 8, acc 13)"),
-        "scanner": (lambda: SpikeScanner(8, 4), "SpikeScanner(R=8, T=4)"),
+        "lif": (lambda: LifLanes(4, 4, 14, 14, 14), "engine LifLanes(P=4, T=4, x 14, theta 14, membrane 14)"),
+        "accumulators": (lambda: LaneAccumulators(4, 4, 13), "engine LaneAccumulators(P=4, T=4, acc 13)"),
+        "scanner": (lambda: RowScanner(32), "engine RowScanner(32)"),
         "maxpool": (lambda: OrPool(7, 6, 4), "OrPool(H=7, W=6, B=4)"),
         "attention": (lambda: AttentionUnit(16, 4), "AttentionUnit(N=16, d=4)"),
         "bitserial": (lambda: BitSerialMac(3, 10, 6, 20, True), "BitSerialMac(P=3, B=10 signed, w 6, acc 20)"),

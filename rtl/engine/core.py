@@ -1,5 +1,10 @@
 """SpikeEngine: one programmable, event-driven, accumulate-only layer engine for a whole Spikingformer.
 
+Built from the components of this package (each with a golden twin and a unit test, docs/engine.md): the layer
+table (LayerTable), the row scanner (RowScanner), the P x T lane accumulators (LaneAccumulators), the LIF
+epilogue (LifLanes) and the argmax (ArgmaxUnit); this file holds the memories, the controller's loop nest and
+the row and event pipelines that connect them.
+
 A controller walks the layer table (a ROM written by gen-rtl, see rtl/engine_plan.py and docs/engine.md) with
 one shared loop nest: output position → output lane group → kernel tap → input row. Each input row (P T-bit
 spike words, one pixel, or one Z value) is scanned by a priority encoder that emits one event per cycle for every
@@ -32,8 +37,14 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigne
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from .engine_plan import (FIELDS, OP_ACC, OP_ATTN, OP_CONV_IN, OP_HEAD, OP_HEAD_Z, OP_KV, OP_POOL, OP_STREAM_LIF,
-                          Plan)
+from ..engine_plan import Plan
+from .accumulators import LaneAccumulators
+from .argmax import ArgmaxUnit
+from .layer_table import LayerTable, Opcode, layer_field_widths
+from .lif import LifLanes, lif_input_width
+from .scanner import RowScanner
+from .util import bits as _bits
+from .util import fits as _fits
 
 # Cycles from the SCAN cycle that issues an event to the first cycle its addend is visible in the accumulators
 # (row + index add, address register, RAM read, bank registers, bank select, negate, shift, addend, accumulate).
@@ -47,10 +58,6 @@ def _pack(values, width):
     for i, v in enumerate(values):
         word |= (int(v) & ((1 << width) - 1)) << (i * width)
     return word
-
-
-def _bits(n):
-    return max(1, int(n).bit_length())
 
 
 # ECP5 block RAM (DP16KD) aspects, deepest first is narrowest. A memory deeper than 512 rows is split into column
@@ -139,15 +146,6 @@ def timing(T):
     }
 
 
-def layer_field_widths(plan):
-    """Bits of each layer-table field (a0 is signed, the others unsigned), in FIELDS order."""
-    widths = {}
-    for f in FIELDS:
-        vals = [e[f] for e in plan.layers]
-        widths[f] = max(_bits(abs(v)) for v in vals) + 1 if f == "a0" else _bits(max(vals))
-    return widths
-
-
 class _Port:
     def __init__(self, addr, data, en=None):
         self.addr, self.data, self.en = addr, data, en
@@ -185,12 +183,6 @@ def _sliced_memory(m, name, width, depth, init=None, wanted_slice=None, attrs=No
     return read_port, write_port
 
 
-def _fits(value, width):
-    """value fits a signed `width`-bit field: all bits from width-1 up are copies of the sign (no comparator)."""
-    top = value[width - 1:]
-    return (top == 0) | (top == (1 << len(top)) - 1)
-
-
 class SpikeEngine(wiring.Component):
     """The whole core. Ports:
 
@@ -223,23 +215,12 @@ class SpikeEngine(wiring.Component):
         m = Module()
         plan, P, T = self.plan, self.P, self.T
         W, D = plan.widths, plan.dims
-        fw = self.field_widths()
-        lt_width = sum(fw.values())
-
-        def pack_entry(e):
-            word, off = 0, 0
-            for f in FIELDS:
-                word |= (int(e[f]) & ((1 << fw[f]) - 1)) << off
-                off += fw[f]
-            return word
-
         # ---------------------------------------------------------------- memories
-        lt_mem = memory.Memory(shape=unsigned(lt_width), depth=len(plan.layers),
-                               init=[pack_entry(e) for e in plan.layers])
+        m.submodules.layer_table = layer_table = LayerTable(plan)
         img_mem = memory.Memory(shape=unsigned(W["pixel"]), depth=D["pixels"], init=[])
         WB = W["weight"]
         w_rows = [_pack(r, WB) for r in plan.weight_rows] or [0]
-        layout = memory_layout(plan, lt_width)
+        layout = memory_layout(plan, layer_table.layout.size)
         BANK_ROWS = layout["weights"]["bank_rows"]
         bank_sw = layout["weights"]["bank_slice"]
         w_banks = []    # per bank: its read-port factory
@@ -257,12 +238,11 @@ class SpikeEngine(wiring.Component):
         KW = W["kv"]
         ZW = W["z"]
         z_mem = memory.Memory(shape=unsigned(P * ZW), depth=max(1, D["z_rows"]), init=[])
-        for name, mem in [("layer_table", lt_mem), ("image", img_mem), ("params", p_mem), ("z", z_mem)]:
+        for name, mem in [("image", img_mem), ("params", p_mem), ("z", z_mem)]:
             m.submodules[name] = mem
         act_read, act_write = _sliced_memory(m, "act", P * T, D["act_rows"])
         s_read, s_write = _sliced_memory(m, "stream", P * SW, D["stream_rows"])
         kv_read, kv_write = _sliced_memory(m, "kv", P * T * KW, D["kv_rows"])
-        lt_rd = lt_mem.read_port()
         img_rd, img_wr = img_mem.read_port(), img_mem.write_port()
         act_rd, act_wr, act_dbg = act_read(), act_write(), act_read()
         w_rds, p_rd = [read() for read in w_banks], p_mem.read_port()
@@ -273,26 +253,22 @@ class SpikeEngine(wiring.Component):
         m.d.comb += [act_dbg.addr.eq(self.dbg_addr), self.dbg_data.eq(act_dbg.data)]
 
         # ---------------------------------------------------------------- layer registers
-        L = {}
-        for f in FIELDS:
-            L[f] = Signal(signed(fw[f]) if f == "a0" else unsigned(fw[f]), name=f"L_{f}")
-        lt_fields = {}
-        off = 0
-        for f in FIELDS:
-            raw = lt_rd.data[off:off + fw[f]]
-            lt_fields[f] = raw.as_signed() if f == "a0" else raw
-            off += fw[f]
+        L = Signal(layer_table.layout, name="layer")   # the current layer's entry
+        lt_fields = layer_table.entry                      # the entry being fetched (FETCH -> LOAD)
 
         AW = W["acc"] + 1          # one guard bit: overflow is the guard differing from the sign
         MW = W["membrane"]
-        LA = max(MW + 2 - T, 2)    # LIF input width: a wider input cannot give a membrane that fits MW bits
         ADW = _bits(max(D["act_rows"], D["weight_rows"], D["pixels"], D["stream_rows"], D["kv_rows"],
                         D["param_rows"], 2)) + 2  # signed address arithmetic with headroom
         lp = _bits(P) - 1  # log2(P)
         MASKW = max(P, W["pixel"], ZW)
         SHW = _bits(MASKW - 1)
 
-        acc = [[Signal(signed(AW), name=f"acc_{l}_{t}") for t in range(T)] for l in range(P)]
+        # the P lanes x T timestep accumulators, the LIF and the argmax
+        m.submodules.accumulators = lanes = LaneAccumulators(P, T, AW)
+        acc = [[lanes.acc[l][t] for t in range(T)] for l in range(P)]
+        m.submodules.lif = lif = LifLanes(P, T, max(AW, W["stream"]), TW, MW)
+        m.submodules.argmax = argmax = ArgmaxUnit(self.K, W["logit"])
         addend = [[Signal(signed(AW), name=f"add_{l}_{t}") for t in range(T)] for l in range(P)]
         add_en = [[Signal(name=f"add_en_{l}_{t}") for t in range(T)] for l in range(P)]
         acc_init = Signal()
@@ -301,13 +277,10 @@ class SpikeEngine(wiring.Component):
         acc_rotate = Signal()   # registered: its fan-out reaches every accumulator
         bias_gate = Signal()
         bias_q = [Signal(signed(BW), name=f"bias_{l}") for l in range(P)]
-        theta = [Signal(unsigned(TW), name=f"theta_{l}") for l in range(P)]
-        U = [Signal(signed(MW), name=f"u_{l}") for l in range(P)]
-        spk = [Signal(T, name=f"spk_{l}") for l in range(P)]
         logits = [Signal(signed(W["logit"]), name=f"logit_{k}") for k in range(self.K)]
         overflow = Signal()
         m.d.comb += self.overflow.eq(overflow)
-        bad = []   # registered overflow detectors, OR-ed into the sticky flag a cycle later
+        bad = [lanes.overflow]   # registered overflow detectors, OR-ed into the sticky flag a cycle later
 
         # counters
         layer = Signal(range(len(plan.layers) + 1))
@@ -336,9 +309,8 @@ class SpikeEngine(wiring.Component):
         # flip-flop, not an increment and a comparison in front of every register the decision steers
         gi_last, g_last, x_last, y_last = Signal(), Signal(), Signal(), Signal()
         n_last, kv_last, layer_last = Signal(), Signal(), Signal()
-        mask = Signal(MASKW)
-        mask_nz = Signal()
-        mask_multi = Signal()   # the mask has two or more set bits: the scanner keeps its row another cycle
+        # the scanner: one event per cycle from the row's non-zero mask (it keeps a row while it has more)
+        m.submodules.scanner = scanner = RowScanner(MASKW)
         # row pipeline (ROWS): the issuer walks taps and rows and issues one item a cycle (a row read, or a bubble
         # for a tap outside the map); stage 1 is the RAM output, stage 2 the registered row (act_q, imgq, zq),
         # then the scanner, which holds an item max(1, events) cycles. All stages advance together when the
@@ -383,12 +355,6 @@ class SpikeEngine(wiring.Component):
         kvq2 = Signal(P * T * KW)
         wn = [Signal(signed(WB + 1), name=f"wn_{l}") for l in range(P)]
         sh = [Signal(signed(AW), name=f"sh_{l}") for l in range(P)]
-        # LIF unit
-        lif_a = [Signal(signed(LA), name=f"lif_a_{l}") for l in range(P)]
-        lif_b = [Signal(signed(max(TW + 2, LA + T + 1) + 1), name=f"lif_b_{l}") for l in range(P)]   # 2θ - a·2^T
-        lif_ok = Signal(P)
-        lif_v = Signal()
-        lif_t = Signal(range(T))
         # stream and activation read registers
         s_addr, s_waddr = Signal(ADW), Signal(ADW)
         s_q = Signal(P * SW)
@@ -407,18 +373,13 @@ class SpikeEngine(wiring.Component):
         hz_step = Signal(ADW)   # RS - (T - 1): from the last timestep of token n to the first of token n + 1
         hz = [Signal(name=f"hz_{i}") for i in range(2)]
         kidx = Signal(range(self.K + 1))
-        cur_v = Signal()
-        cur_k = Signal(range(max(2, self.K)))
-        cur = Signal(signed(W["logit"]))
-        best = Signal(range(max(2, self.K)))
-        bestval = Signal(signed(W["logit"]))
         cycles = Signal(32)
         busy = Signal()
         done = Signal()
         ld_addr = Signal(range(D["pixels"] + 1))
 
         m.d.comb += [self.busy.eq(busy), self.done.eq(done), self.cycles.eq(cycles),
-                     self.pred_class.eq(best), self.logit.eq(Array(logits)[self.logit_sel])]
+                     self.pred_class.eq(argmax.best), self.logit.eq(Array(logits)[self.logit_sel])]
 
         # image load port
         m.d.comb += [self.in_ready.eq(~busy), img_wr.addr.eq(ld_addr), img_wr.data.eq(self.in_data),
@@ -432,7 +393,7 @@ class SpikeEngine(wiring.Component):
         row_addr_u = row_addr[:ADW]
         bank_bits = _bits(BANK_ROWS - 1)
         m.d.comb += [kv_rd.addr.eq(ev_addr2), p_rd.addr.eq(p_addr), s_rd.addr.eq(s_addr),
-                     img_rd.addr.eq(row_addr_u), z_rd.addr.eq(gi >> lp), lt_rd.addr.eq(layer)]
+                     img_rd.addr.eq(row_addr_u), z_rd.addr.eq(gi >> lp), layer_table.index.eq(layer)]
         m.d.comb += [rd.addr.eq(ev_addr[:bank_bits]) for rd in w_rds]
         m.d.sync += [ev_addr1.eq(ev_addr), ev_addr2.eq(ev_addr1),
                      bank_oh[0].eq(Cat(ev_addr[bank_bits:] == b for b in range(NB))),
@@ -488,39 +449,17 @@ class SpikeEngine(wiring.Component):
                     m.d.sync += [add_en[l][tt].eq(1), addend[l][tt].eq(s_vals[l])]
                 with m.Else():
                     m.d.sync += add_en[l][tt].eq(0)
-                with m.If(acc_init):
-                    m.d.sync += acc[l][tt].eq(Mux(bias_gate, bias_q[l], 0))
-                with m.Elif(add_en[l][tt]):
-                    m.d.sync += acc[l][tt].eq(acc[l][tt] + addend[l][tt])
-                with m.Elif(acc_rotate):
-                    m.d.sync += acc[l][tt].eq(acc[l][(tt + 1) % T])
-            lane_bad = Signal(name=f"acc_bad_{l}")
-            m.d.sync += lane_bad.eq(Cat(acc[l][tt][AW - 1] ^ acc[l][tt][AW - 2] for tt in range(T)).any())
-            bad.append(lane_bad)
+                m.d.comb += [lanes.add_en[l][tt].eq(add_en[l][tt]), lanes.addend[l][tt].eq(addend[l][tt])]
+            m.d.comb += lanes.init_value[l].eq(Mux(bias_gate, bias_q[l], 0))
+        m.d.comb += [lanes.init.eq(acc_init), lanes.rotate.eq(acc_rotate)]
         m.d.sync += [acc_init.eq(0), acc_rotate.eq(0)]
 
-        # ---------------------------------------------------------------- LIF unit: one timestep per cycle
-        lif_bad = Signal(P)
-        for l in range(P):
-            total = Signal(signed(MW + 3), name=f"lifsum_{l}")
-            m.d.comb += total.eq(U[l] + (lif_a[l] << T))
-            fire = U[l] >= lif_b[l]       # floor(total / 2) >= θ  ⟺  U >= 2θ - a·2^T: no add before the compare
-            with m.If(lif_v):
-                m.d.sync += [U[l].eq(Mux(fire, 0, total >> 1)), lif_bad[l].eq(~_fits(total, MW) | ~lif_ok[l])]
-                for tt in range(T):
-                    with m.If(lif_t == tt):
-                        m.d.sync += spk[l][tt].eq(fire)
-            with m.Else():
-                m.d.sync += lif_bad[l].eq(0)
-        bad.append(lif_bad.any())
-        m.d.sync += lif_v.eq(0)
+        # ---------------------------------------------------------------- LIF: one timestep per cycle
+        bad.append(lif.overflow)
 
         def lif_issue(values, step):
-            m.d.sync += [lif_v.eq(1), lif_t.eq(step)]
-            for l, v in enumerate(values):
-                a = v[:LA].as_signed() if len(v) > LA else v
-                m.d.sync += [lif_a[l].eq(a), lif_b[l].eq((theta[l] << 1) - (a << T)),
-                             lif_ok[l].eq(_fits(v, LA) if len(v) > LA else 1)]
+            m.d.comb += [lif.valid.eq(1), lif.step.eq(step)]
+            m.d.comb += [lif.x[l].eq(v) for l, v in enumerate(values)]
 
         with m.If(busy):
             m.d.sync += overflow.eq(overflow | Cat(*bad).any())
@@ -531,14 +470,14 @@ class SpikeEngine(wiring.Component):
         kmax = Mux(L["k3"], 2, 0)
 
         op = L["op"]
-        is_bitserial = (op == OP_CONV_IN) | (op == OP_HEAD)
+        is_bitserial = (op == Opcode.CONV_IN) | (op == Opcode.HEAD)
 
         def start_drain(cycles=DRAIN):
             m.d.sync += drain.eq(cycles - 1)
             m.next = "DRAIN"
 
         def goto_epilogue():
-            with m.If(op == OP_POOL):
+            with m.If(op == Opcode.POOL):
                 m.next = "WRITE"
             with m.Else():
                 start_drain()
@@ -620,14 +559,7 @@ class SpikeEngine(wiring.Component):
                 with m.Else():
                     next_layer()
 
-        # scanner: the lowest set bit of the mask as one-hot and as index, without a priority chain
-        below = Signal(MASKW)
-        m.d.comb += below.eq(mask - 1)
-        onehot = Signal(MASKW)
-        m.d.comb += onehot.eq(mask & ~below)
-        lowest = Signal(SHW)
-        m.d.comb += lowest.eq(Cat(Cat(onehot[b] for b in range(MASKW) if (b >> k) & 1).any()
-                                  for k in range(SHW)))
+        onehot, lowest = scanner.onehot, scanner.index
 
         words = [rowdata[l * T:(l + 1) * T] for l in range(P)]
         sel_word = Signal(T)
@@ -651,7 +583,7 @@ class SpikeEngine(wiring.Component):
                 m.next = "LOAD"
 
             with m.State("LOAD"):
-                m.d.sync += [L[f].eq(lt_fields[f]) for f in FIELDS]
+                m.d.sync += L.eq(lt_fields)
                 m.d.sync += [g_last.eq(lt_fields["Gout"] <= 1), x_last.eq(lt_fields["Wo"] <= 1),
                              kv_last.eq(lt_fields["d"] <= 1),
                              y_last.eq(lt_fields["Ho"] <= 1)]
@@ -660,9 +592,9 @@ class SpikeEngine(wiring.Component):
                              wg.eq(lt_fields["w_base"]), p_addr.eq(lt_fields["p_base"]), kv_i.eq(0),
                              khead.eq(lt_fields["k_base"]), kv_row.eq(0), hz_nbase.eq(0),
                              hz_step.eq(lt_fields["RS"] - (T - 1))]
-                with m.If(lt_fields["op"] == OP_KV):
+                with m.If(lt_fields["op"] == Opcode.KV):
                     m.next = "KV_INIT"
-                with m.Elif(lt_fields["op"] == OP_HEAD_Z):
+                with m.Elif(lt_fields["op"] == Opcode.HEAD_Z):
                     m.next = "HZ_INIT"
                 with m.Else():
                     m.next = "OUT_START"
@@ -673,9 +605,11 @@ class SpikeEngine(wiring.Component):
                 m.next = "OUT_INIT"
 
             with m.State("OUT_INIT"):
-                gate = (op == OP_ACC) | is_bitserial
+                gate = (op == Opcode.ACC) | is_bitserial
                 for l in range(P):
-                    m.d.sync += [theta[l].eq(p_theta[l]), bias_q[l].eq(p_bias[l]), U[l].eq(0)]
+                    m.d.sync += bias_q[l].eq(p_bias[l])
+                    m.d.comb += lif.theta[l].eq(p_theta[l])
+                m.d.comb += lif.start.eq(1)
                 m.d.sync += bias_gate.eq(gate)
                 for k in range(3):
                     m.d.sync += [xok[k].eq((ix + k >= 0) & (ix + k < L["Wi"])),
@@ -685,9 +619,9 @@ class SpikeEngine(wiring.Component):
                              row_addr.eq(pos), tap_addr.eq(pos),
                              tap_row.eq(pos), wrow.eq(wg), wtap.eq(wg), rowdata.eq(0), t.eq(0), s_addr.eq(srow)]
                 m.d.sync += [iss_done.eq(0), s1_v.eq(0), s2_v.eq(0), sc_act.eq(0)]
-                with m.If(op == OP_STREAM_LIF):
+                with m.If(op == Opcode.STREAM_LIF):
                     m.next = "SL"
-                with m.Elif(op == OP_POOL):
+                with m.Elif(op == Opcode.POOL):
                     m.next = "ROW_RD"
                 with m.Else():
                     m.next = "ROWS"
@@ -706,24 +640,23 @@ class SpikeEngine(wiring.Component):
 
             # accumulating layers: issuer, two pipeline stages and the scanner all work in this one state
             with m.State("ROWS"):
-                m.d.comb += [row_adv.eq(~sc_act | ~mask_multi), row_stall.eq(~row_adv), act_rd.addr.eq(row_addr_u)]
-                rest = mask & below
-                with m.If(sc_act & mask_nz):
+                m.d.comb += [row_adv.eq(~sc_act | ~scanner.more), row_stall.eq(~row_adv), act_rd.addr.eq(row_addr_u)]
+                with m.If(sc_act & scanner.valid):
                     m.d.sync += [evp_v.eq(1),
-                                 evp_attn.eq(op == OP_ATTN), evp_neg.eq((op == OP_HEAD) & onehot[ZW - 1]),
+                                 evp_attn.eq(op == Opcode.ATTN), evp_neg.eq((op == Opcode.HEAD) & onehot[ZW - 1]),
                                  evp_shift.eq(Mux(is_bitserial, lowest, 0)),
-                                 evp_word.eq(Mux(op == OP_CONV_IN, (1 << T) - 1, Mux(op == OP_HEAD, 1, sel_word))),
+                                 evp_word.eq(Mux(op == Opcode.CONV_IN, (1 << T) - 1, Mux(op == Opcode.HEAD, 1, sel_word))),
                                  evp_base.eq(sc_wrow), evp_off.eq(Mux(is_bitserial, 0, lowest))]
                     if heads_per_group > 1:
                         # Q channel (head, i): KV row group·d + i, lanes of that head only
-                        with m.If(op == OP_ATTN):
+                        with m.If(op == Opcode.ATTN):
                             m.d.sync += [evp_off.eq(lowest[:ld]), evp_head.eq(lowest[ld:])]
                 with m.If(row_adv):
                     # the scanner takes stage 2's item (or idles), stage 2 takes stage 1's, stage 1 the issuer's
-                    new_mask = Mux(s2_bub, 0, Mux(op == OP_CONV_IN, imgq, Mux(op == OP_HEAD, zq,
+                    new_mask = Mux(s2_bub, 0, Mux(op == Opcode.CONV_IN, imgq, Mux(op == Opcode.HEAD, zq,
                                                                              Cat(w != 0 for w in act_words))))
-                    m.d.sync += [sc_act.eq(s2_v), rowdata.eq(act_q), sc_wrow.eq(s2_wrow), mask.eq(new_mask),
-                                 mask_nz.eq(new_mask != 0), mask_multi.eq((new_mask & (new_mask - 1)) != 0)]
+                    m.d.sync += [sc_act.eq(s2_v), rowdata.eq(act_q), sc_wrow.eq(s2_wrow)]
+                    m.d.comb += [scanner.load.eq(1), scanner.row_mask.eq(new_mask)]
                     zvals = Array(z_rd.data[l * ZW:(l + 1) * ZW] for l in range(P))
                     m.d.sync += [s2_v.eq(s1_v), s2_bub.eq(s1_bub), s2_wrow.eq(s1_wrow),
                                  imgq.eq(img_rd.data), zq.eq(zvals[s1_sel] if lp else zvals[0])]
@@ -739,17 +672,17 @@ class SpikeEngine(wiring.Component):
                         # ACC_LATENCY cycles after this one
                         start_drain(DRAIN + 1)
                 with m.Else():
-                    m.d.sync += [mask.eq(rest), mask_multi.eq((rest & (rest - 1)) != 0)]
+                    m.d.comb += scanner.next.eq(1)
 
             with m.State("DRAIN"):
                 m.d.sync += drain.eq(drain - 1)
                 with m.If(drain == 0):
                     m.d.sync += [t.eq(0), s_addr.eq(srow), s_waddr.eq(srow)]
-                    with m.If(op == OP_KV):
+                    with m.If(op == Opcode.KV):
                         m.next = "KV_WR"
-                    with m.Elif(op == OP_HEAD_Z):
+                    with m.Elif(op == Opcode.HEAD_Z):
                         m.next = "HZ_WR"
-                    with m.Elif(op == OP_HEAD):
+                    with m.Elif(op == Opcode.HEAD):
                         m.next = "HEAD_WR"
                     with m.Elif(L["to_stream"]):
                         m.next = "SW"
@@ -769,7 +702,7 @@ class SpikeEngine(wiring.Component):
 
             with m.State("WRITE"):
                 m.d.comb += [act_wr.addr.eq(out_row), act_wr.en.eq(1),
-                             act_wr.data.eq(Mux(op == OP_POOL, rowdata | Mux(pool_pend, act_q, 0), Cat(*spk)))]
+                             act_wr.data.eq(Mux(op == Opcode.POOL, rowdata | Mux(pool_pend, act_q, 0), lif.spikes.as_value()))]
                 next_output()
 
             # stream add, pipelined over t: read (t), RAM, s_q (t + 2), sum (t + 3), write
@@ -870,9 +803,9 @@ class SpikeEngine(wiring.Component):
             # ------------------------------------------------------------ argmax, ties to the lowest index
             with m.State("ARGMAX"):
                 with m.If(kidx < self.K):
-                    m.d.sync += [cur.eq(Array(logits)[kidx]), cur_k.eq(kidx), cur_v.eq(1), kidx.eq(kidx + 1)]
+                    m.d.comb += [argmax.valid.eq(1), argmax.index.eq(kidx), argmax.value.eq(Array(logits)[kidx])]
+                    m.d.sync += kidx.eq(kidx + 1)
                 with m.Else():
-                    m.d.sync += cur_v.eq(0)
                     m.next = "ARGMAX_DONE"
 
             with m.State("ARGMAX_DONE"):
@@ -882,7 +815,4 @@ class SpikeEngine(wiring.Component):
         # Yosys re-encodes the state one-hot: every state test is then one flip-flop instead of a 5-bit compare in
         # front of wide fan-outs (left alone, Yosys keeps Amaranth's binary encoding)
         fsm.state.attrs["fsm_encoding"] = "one-hot"
-
-        with m.If(cur_v & ((cur_k == 0) | (cur > bestval))):
-            m.d.sync += [best.eq(cur_k), bestval.eq(cur)]
         return m

@@ -1,0 +1,76 @@
+"""Golden twins of the engine's components (rtl/engine/): one numpy function per component, the specification its
+unit test (tests/test_engine_components.py) compares values and cycles against. Where golden/primitives.py already
+is the twin (argmax_lowest for the argmax unit, lif_step inside lif_lanes) it is reused, not restated.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .primitives import lif_step
+
+
+def _fits(v, width: int):
+    """v fits a signed `width`-bit field."""
+    v = np.asarray(v, dtype=np.int64)
+    return (v >= -(1 << (width - 1))) & (v < (1 << (width - 1)))
+
+
+def _wrap(v, width: int):
+    """v as a signed `width`-bit register holds it (two's complement wrap)."""
+    v = np.asarray(v, dtype=np.int64) & ((1 << width) - 1)
+    return np.where(v >= 1 << (width - 1), v - (1 << width), v)
+
+
+def lif_lanes(x, theta, T: int, input_width: int, membrane_width: int):
+    """LifLanes (rtl/engine/lif.py): the LIF of P lanes over the T values x [T, P] with thresholds theta [P].
+
+    Returns (words [P] with bit t = spike at timestep t, overflow): overflow is set when some x does not fit the
+    LIF's signed `input_width`-bit input or some U + (x << T) does not fit the `membrane_width`-bit membrane; the
+    spikes are then unspecified (the core's sticky overflow flag reports it; never expected)."""
+    x = np.asarray(x, dtype=np.int64)
+    theta = np.asarray(theta, dtype=np.int64)
+    u = np.zeros(x.shape[1:], dtype=np.int64)
+    words = np.zeros(x.shape[1:], dtype=np.int64)
+    overflow = not _fits(x, input_width).all()
+    for t in range(x.shape[0]):
+        overflow |= not _fits(u + (x[t] << T), membrane_width).all()
+        spike, u, _ = lif_step(u, x[t], theta, T)
+        words |= spike.astype(np.int64) << t
+    return words, bool(overflow)
+
+
+def scan_row(mask: int) -> list[int]:
+    """RowScanner (rtl/engine/scanner.py): the events of a row mask, lowest set bit first, one per cycle; the row
+    holds the scanner max(1, len(events)) cycles."""
+    return [i for i in range(int(mask).bit_length()) if (int(mask) >> i) & 1]
+
+
+def lane_accumulators_step(acc, init: bool, init_value, add_en, addend, rotate: bool, width: int):
+    """LaneAccumulators (rtl/engine/accumulators.py), one clock edge: acc [P, T] signed `width`-bit registers.
+
+    init: every acc[l][t] <- init_value[l]; else where add_en[l][t]: acc[l][t] += addend[l][t] (wrapping); else
+    with rotate: acc[l][t] <- acc[l][(t + 1) % T] (the epilogues read timestep t at t = 0).
+    Returns (next acc, overflow): overflow is the guard check of the current acc (some value needs all `width`
+    bits: its top two bits differ), which the hardware registers at this edge."""
+    acc = np.asarray(acc, dtype=np.int64)
+    overflow = bool((~_fits(acc, width - 1)).any())
+    if init:
+        nxt = np.repeat(np.asarray(init_value, dtype=np.int64)[:, None], acc.shape[1], axis=1)
+    else:
+        add_en = np.asarray(add_en, dtype=bool)
+        rotated = np.roll(acc, -1, axis=1) if rotate else acc
+        nxt = np.where(add_en, acc + np.asarray(addend, dtype=np.int64), rotated)
+    return _wrap(nxt, width), overflow
+
+
+def decode_layer_word(word: int, fields: list[str], widths: dict, signed_fields=("a0",)) -> dict:
+    """LayerTable (rtl/engine/layer_table.py): the fields of one packed layer-table word, first field in the low
+    bits, each `widths[f]` bits, the signed ones sign-extended."""
+    out, off = {}, 0
+    for f in fields:
+        v = (int(word) >> off) & ((1 << widths[f]) - 1)
+        if f in signed_fields and v >> (widths[f] - 1):
+            v -= 1 << widths[f]
+        out[f] = v
+        off += widths[f]
+    return out

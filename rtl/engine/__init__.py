@@ -1,0 +1,15 @@
+"""The SpikeEngine core (rtl/engine/core.py) and its components, each a `wiring.Component` with a golden twin in
+golden/ and a unit test in tests/test_engine_components.py:
+
+  layer_table.LayerTable     layer-table ROM → decoded entry (Opcode, layer_entry_layout)
+  scanner.RowScanner         a row's non-zero mask → one event per cycle, lowest first
+  accumulators.LaneAccumulators   P lanes × T timestep accumulators (init, add, rotate, overflow guard)
+  lif.LifLanes               the LIF epilogue, one timestep of P lanes per cycle
+  argmax.ArgmaxUnit          running argmax of the logits, ties to the lowest class
+"""
+from .core import (ACC_LATENCY, BRAM_ASPECTS, DRAIN, SpikeEngine, _pack, memory_layout, slice_width, timing,
+                   weight_banking)
+from .layer_table import Opcode, layer_field_widths
+
+__all__ = ["ACC_LATENCY", "BRAM_ASPECTS", "DRAIN", "SpikeEngine", "_pack", "memory_layout", "slice_width", "timing",
+           "weight_banking", "Opcode", "layer_field_widths"]

@@ -1,0 +1,420 @@
+"""Unit tests of the engine's components (rtl/engine/) in Amaranth's simulator: each against its golden twin
+(golden/components.py, golden.primitives) with ≥ 1,000 seeded random transactions plus named edge cases, checking
+values and the cycle in which they appear (the latency each component's docstring states).
+
+Timing convention: each cycle the test applies the inputs, reads the outputs (registers from the previous edge,
+combinational outputs of these inputs), then the clock ticks.
+"""
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from golden.components import decode_layer_word, lane_accumulators_step, lif_lanes, scan_row
+from golden.primitives import argmax_lowest
+from rtl.engine.accumulators import LaneAccumulators
+from rtl.engine.argmax import ArgmaxUnit
+from rtl.engine.layer_table import FIELDS, LayerTable, Opcode, layer_field_widths
+from rtl.engine.lif import LifLanes, lif_input_width
+from rtl.engine.scanner import RowScanner
+
+pytestmark = pytest.mark.unit
+
+TRANSACTIONS = 1000
+
+
+def simulate(dut, bench):
+    """Run `bench(ctx)` against dut with one clock; returns what bench returns."""
+    out = {}
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+
+    async def run(ctx):
+        out["result"] = await bench(ctx)
+    sim.add_testbench(run)
+    sim.run()
+    return out["result"]
+
+
+# ---------------------------------------------------------------------------------------------------- LIF
+
+LIF = dict(lanes=3, T=4, x_width=14, theta_width=10, membrane_width=14)   # LIF input width 12 < x width 14
+
+
+def lif_outputs(n, rng):
+    """n random outputs (x [T, P], theta [P], idle cycles before each step): mostly in range, some overflowing."""
+    P, T, LA = LIF["lanes"], LIF["T"], lif_input_width(LIF["membrane_width"], LIF["T"])
+    outs = []
+    for _ in range(n):
+        scale = rng.choice([1 << 3, 1 << 6, 1 << (LA - 1), 1 << (LA + 1)], p=[0.3, 0.4, 0.25, 0.05])
+        x = rng.integers(-scale, scale, size=(T, P))
+        theta = rng.integers(0, 1 << LIF["theta_width"], size=P) >> rng.integers(0, 8)
+        outs.append((x, theta, rng.integers(0, 3, size=T) * (rng.random(T) < 0.2)))
+    return outs
+
+
+LIF_EDGES = {
+    # step 0: U_H = x·2^(T-1); θ equal to it fires, θ one above does not
+    "spike exactly at threshold": (np.full((4, 3), 5), np.full(3, 5 << 3)),
+    "one below threshold": (np.full((4, 3), 5), np.full(3, (5 << 3) + 1)),
+    "zero threshold fires on a zero input": (np.zeros((4, 3), dtype=np.int64), np.zeros(3, dtype=np.int64)),
+    "negative inputs never fire": (np.full((4, 3), -7), np.zeros(3, dtype=np.int64) + 1),
+    "largest input that fits": (np.full((4, 3), (1 << 11) - 1), np.full(3, 1023)),
+    "smallest input that fits": (np.full((4, 3), -(1 << 11)), np.full(3, 1023)),
+    "input one past the LIF width overflows": (np.full((4, 3), 1 << 11), np.full(3, 1023)),
+    "leak: sub-threshold inputs add up to a spike": (np.array([[40] * 3, [40] * 3, [40] * 3, [0] * 3]),
+                                                     np.full(3, 600)),
+}
+
+
+def run_lif(outputs):
+    """Drive each output as the core does (start with θ, then T steps, optional idle cycles between steps); returns
+    per output (words, overflow seen) and checks the 2-cycle latency of every step."""
+    dut = LifLanes(**LIF)
+    P, T = LIF["lanes"], LIF["T"]
+
+    async def bench(ctx):
+        results = []
+        for x, theta, gaps in outputs:
+            ctx.set(dut.start, 1)
+            for l in range(P):
+                ctx.set(dut.theta[l], int(theta[l]))
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            overflow = False
+            for t in range(T):
+                for _ in range(int(gaps[t])):
+                    await ctx.tick()
+                ctx.set(dut.valid, 1)
+                ctx.set(dut.step, t)
+                for l in range(P):
+                    ctx.set(dut.x[l], int(x[t, l]))
+                before = [ctx.get(dut.spikes[l]) for l in range(P)]
+                await ctx.tick()
+                ctx.set(dut.valid, 0)
+                # one cycle after valid: the step is not visible yet
+                assert [ctx.get(dut.spikes[l]) for l in range(P)] == before, f"step {t} visible after 1 cycle"
+                await ctx.tick()
+                overflow |= bool(ctx.get(dut.overflow))
+            results.append(([ctx.get(dut.spikes[l]) for l in range(P)], overflow))
+        return results
+    return simulate(dut, bench)
+
+
+def lif_check(outputs, results, names=None):
+    LA = lif_input_width(LIF["membrane_width"], LIF["T"])
+    for k, ((x, theta, _), (words, overflow)) in enumerate(zip(outputs, results)):
+        want, want_ovf = lif_lanes(x, theta, LIF["T"], LA, LIF["membrane_width"])
+        label = names[k] if names else f"transaction {k}"
+        assert overflow == want_ovf, f"{label}: overflow {overflow}, golden {want_ovf}"
+        if not want_ovf:
+            assert words == [int(w) for w in want], f"{label}: spikes {words}, golden {want.tolist()}"
+
+
+def test_lif_lanes_random_outputs_equal_golden():
+    outputs = lif_outputs(TRANSACTIONS, np.random.default_rng(1))
+    lif_check(outputs, run_lif(outputs))
+
+
+@pytest.mark.parametrize("case", list(LIF_EDGES))
+def test_lif_lanes_edge_case(case):
+    x, theta = LIF_EDGES[case]
+    outputs = [(np.asarray(x, dtype=np.int64), np.asarray(theta, dtype=np.int64), np.zeros(4, dtype=np.int64))]
+    # after an output that leaves a membrane behind: start must clear it
+    outputs = [(np.full((4, 3), 30), np.full(3, 1000), np.zeros(4, dtype=np.int64))] + outputs
+    results = run_lif(outputs)
+    lif_check(outputs, results, ["membrane carry", case])
+
+
+# ---------------------------------------------------------------------------------------------------- scanner
+
+SCAN_WIDTH = 10
+
+
+def run_scanner(masks, rng, hold_rate=0.1):
+    """Feed rows as the core does (load when the current row has no further event, else next; random holds with
+    neither); returns per row (events as indices, cycles it held the scanner)."""
+    dut = RowScanner(SCAN_WIDTH)
+
+    async def bench(ctx):
+        rows, i, current = [], 0, None
+        while True:
+            valid, more = ctx.get(dut.valid), ctx.get(dut.more)
+            hold = current is not None and rng.random() < hold_rate
+            ctx.set(dut.load, 0)
+            ctx.set(dut.next, 0)
+            if current is not None and not hold:
+                if valid:
+                    index, onehot = ctx.get(dut.index), ctx.get(dut.onehot)
+                    assert onehot == 1 << index, f"row {len(rows) - 1}: one-hot {onehot:b}, index {index}"
+                    current[0].append(index)
+                current[1] += 1
+            if hold:
+                pass
+            elif valid and more:
+                ctx.set(dut.next, 1)
+            elif i < len(masks):
+                ctx.set(dut.load, 1)
+                ctx.set(dut.row_mask, masks[i])
+                current = [[], 0]
+                rows.append(current)
+                i += 1
+            else:
+                break
+            await ctx.tick()
+        return rows
+    return simulate(dut, bench)
+
+
+def scanner_check(masks, rows, names=None):
+    assert len(rows) == len(masks)
+    for k, (mask, (events, cycles)) in enumerate(zip(masks, rows)):
+        label = names[k] if names else f"row {k} ({mask:0{SCAN_WIDTH}b})"
+        want = scan_row(mask)
+        assert events == want, f"{label}: events {events}, golden {want}"
+        assert cycles == max(1, len(want)), f"{label}: held {cycles} cycles, expected max(1, {len(want)})"
+
+
+def test_row_scanner_random_rows_equal_golden():
+    rng = np.random.default_rng(2)
+    masks = [int(sum(1 << b for b in range(SCAN_WIDTH) if rng.random() < d))
+             for d in rng.choice([0.0, 0.1, 0.3, 0.6, 1.0], size=TRANSACTIONS)]
+    scanner_check(masks, run_scanner(masks, rng))
+
+
+SCAN_EDGES = {
+    "silent row": 0,
+    "all ones": (1 << SCAN_WIDTH) - 1,
+    "lowest bit only": 1,
+    "top bit only": 1 << (SCAN_WIDTH - 1),
+    "alternating bits": int("0101010101", 2),
+    "two top bits": 3 << (SCAN_WIDTH - 2),
+}
+
+
+@pytest.mark.parametrize("case", list(SCAN_EDGES))
+def test_row_scanner_edge_case(case):
+    # the row between silent rows and a full row: back to back, no holds
+    masks = [0, SCAN_EDGES[case], 0, (1 << SCAN_WIDTH) - 1, SCAN_EDGES[case]]
+    scanner_check(masks, run_scanner(masks, np.random.default_rng(0), hold_rate=0.0),
+                  ["silent before", case, "silent after", "full after", case + " again"])
+
+
+# ---------------------------------------------------------------------------------------------------- accumulators
+
+ACC = dict(lanes=3, T=3, width=10)
+
+
+def run_accumulators(cycles):
+    """cycles: dicts of init, init_value [P], add_en [P, T], addend [P, T], rotate. Returns acc [P, T] and the
+    overflow flag observed before each cycle's edge (one more entry for the state after the last edge)."""
+    dut = LaneAccumulators(**ACC)
+    P, T = ACC["lanes"], ACC["T"]
+
+    async def bench(ctx):
+        seen = []
+        for c in cycles + [None]:
+            acc = np.array([[ctx.get(dut.acc[l][t]) for t in range(T)] for l in range(P)])
+            seen.append((acc, bool(ctx.get(dut.overflow))))
+            if c is None:
+                break
+            ctx.set(dut.init, int(c["init"]))
+            ctx.set(dut.rotate, int(c["rotate"]))
+            for l in range(P):
+                ctx.set(dut.init_value[l], int(c["init_value"][l]))
+                ctx.set(dut.add_en[l], int(sum(int(b) << t for t, b in enumerate(c["add_en"][l]))))
+                for t in range(T):
+                    ctx.set(dut.addend[l][t], int(c["addend"][l][t]))
+            await ctx.tick()
+        return seen
+    return simulate(dut, bench)
+
+
+def accumulators_check(cycles, seen, names=None):
+    P, T, width = ACC["lanes"], ACC["T"], ACC["width"]
+    acc, prev_flag = np.zeros((P, T), dtype=np.int64), False
+    for k, c in enumerate(cycles + [None]):
+        got, flag = seen[k]
+        label = names[k] if names and k < len(names) else f"cycle {k}"
+        assert (got == acc).all(), f"{label}: acc {got.tolist()}, golden {acc.tolist()}"
+        assert flag == prev_flag, f"{label}: overflow {flag}, golden {prev_flag}"
+        if c is not None:
+            acc, prev_flag = lane_accumulators_step(acc, c["init"], c["init_value"], c["add_en"], c["addend"],
+                                                    c["rotate"], width)
+
+
+def acc_cycle(rng, init=None, rotate=None, add_p=0.4, big=False):
+    P, T, w = ACC["lanes"], ACC["T"], ACC["width"]
+    lim = 1 << (w - 1) if big else 1 << (w - 4)
+    return {"init": rng.random() < 0.08 if init is None else init,
+            "init_value": rng.integers(-(1 << (w - 3)), 1 << (w - 3), size=P),
+            "add_en": rng.random((P, T)) < add_p, "addend": rng.integers(-lim, lim, size=(P, T)),
+            "rotate": rng.random() < 0.2 if rotate is None else rotate}
+
+
+def test_lane_accumulators_random_cycles_equal_golden():
+    rng = np.random.default_rng(3)
+    cycles = [acc_cycle(rng, big=rng.random() < 0.1) for _ in range(2 * TRANSACTIONS)]
+    accumulators_check(cycles, run_accumulators(cycles))
+
+
+def _acc_edge(name):
+    P, T, w = ACC["lanes"], ACC["T"], ACC["width"]
+    rng = np.random.default_rng(4)
+    none = np.zeros((P, T), dtype=bool)
+    allv = np.ones((P, T), dtype=bool)
+    c = lambda **kw: {**acc_cycle(rng, init=False, rotate=False, add_p=0), **kw}   # noqa: E731
+    if name == "init wins over an add in the same cycle":
+        return [c(init=True, add_en=allv, addend=np.full((P, T), 5), init_value=np.array([1, -2, 3]))]
+    if name == "an add wins over rotate, the others rotate":
+        en = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1]], dtype=bool)
+        return [c(init=True, init_value=np.array([1, 2, 3])),
+                c(add_en=allv, addend=np.arange(P * T).reshape(P, T)),
+                c(add_en=en, addend=np.full((P, T), 100), rotate=True), c(rotate=True), c(rotate=True)]
+    if name == "largest and smallest values wrap":
+        top = (1 << (w - 1)) - 1
+        return [c(add_en=allv, addend=np.full((P, T), top)), c(add_en=allv, addend=np.full((P, T), 1)),
+                c(add_en=allv, addend=np.full((P, T), -1)), c(add_en=allv, addend=np.full((P, T), -top)),
+                c(add_en=allv, addend=np.full((P, T), -1))]
+    if name == "guard bit: the first value that needs it flags overflow":
+        edge = (1 << (w - 2)) - 1
+        return [c(add_en=allv, addend=np.full((P, T), edge)), c(), c(add_en=allv, addend=np.full((P, T), 1)), c(),
+                c(add_en=allv, addend=np.full((P, T), -1)), c()]
+    if name == "single-bit addends in every bit position":
+        out = [c(init=True, init_value=np.zeros(P, dtype=np.int64))]
+        for b in range(w - 2):
+            out.append(c(add_en=allv, addend=np.full((P, T), 1 << b)))
+        return out + [c(add_en=none)]
+    raise KeyError(name)
+
+
+ACC_EDGES = ["init wins over an add in the same cycle", "an add wins over rotate, the others rotate",
+             "largest and smallest values wrap", "guard bit: the first value that needs it flags overflow",
+             "single-bit addends in every bit position"]
+
+
+@pytest.mark.parametrize("case", ACC_EDGES)
+def test_lane_accumulators_edge_case(case):
+    cycles = _acc_edge(case)
+    accumulators_check(cycles, run_accumulators(cycles), [f"{case}, cycle {k}" for k in range(len(cycles) + 1)])
+
+
+# ---------------------------------------------------------------------------------------------------- argmax
+
+ARGMAX_K, ARGMAX_W = 12, 8
+
+
+def run_argmax(sequences):
+    """Each sequence: the logits of classes 0.. presented one per cycle, back to back; returns `best` observed two
+    cycles after each logit (its stated latency) and one cycle after (where it must not show yet)."""
+    dut = ArgmaxUnit(ARGMAX_K, ARGMAX_W)
+
+    async def bench(ctx):
+        stream = [(k, v) for seq in sequences for k, v in enumerate(seq)]
+        observed = []
+        for c in range(len(stream) + 2):
+            if c < len(stream):
+                ctx.set(dut.valid, 1)
+                ctx.set(dut.index, stream[c][0])
+                ctx.set(dut.value, int(stream[c][1]))
+            else:
+                ctx.set(dut.valid, 0)
+            if c >= 2:
+                observed.append(ctx.get(dut.best))
+            await ctx.tick()
+        return observed
+    return simulate(dut, bench)
+
+
+def argmax_check(sequences, observed, names=None):
+    k = 0
+    for s, seq in enumerate(sequences):
+        for i in range(len(seq)):
+            want = int(argmax_lowest(np.asarray(seq[:i + 1])))
+            label = names[s] if names else f"sequence {s}"
+            assert observed[k] == want, f"{label}, after class {i}: best {observed[k]}, golden {want} ({seq})"
+            k += 1
+
+
+def test_argmax_random_logits_equal_golden():
+    rng = np.random.default_rng(5)
+    seqs, n = [], 0
+    while n < TRANSACTIONS:
+        K = int(rng.integers(1, ARGMAX_K + 1))
+        lim = int(rng.choice([4, 1 << (ARGMAX_W - 1)]))      # small ranges: many ties
+        seqs.append([int(v) for v in rng.integers(-lim, lim, size=K)])
+        n += K
+    argmax_check(seqs, run_argmax(seqs))
+
+
+ARGMAX_EDGES = {
+    "all equal: class 0": [3] * ARGMAX_K,
+    "tie between two maxima: the lower class": [0, 9, 1, 9, 2],
+    "maximum in the last class": list(range(-ARGMAX_K, 0)),
+    "all negative, most negative first": [-(1 << (ARGMAX_W - 1))] + [-5] * 4,
+    "one class": [-1],
+    "largest value in class 0 then equal values": [(1 << (ARGMAX_W - 1)) - 1] * 3,
+}
+
+
+def test_argmax_edge_cases():
+    seqs = list(ARGMAX_EDGES.values())
+    argmax_check(seqs, run_argmax(seqs), list(ARGMAX_EDGES))
+
+
+# ---------------------------------------------------------------------------------------------------- layer table
+
+class _Plan:
+    def __init__(self, layers):
+        self.layers = layers
+
+
+def random_entries(n, rng):
+    widths = {f: int(rng.integers(1, 12)) for f in FIELDS}
+    entries = []
+    for _ in range(n):
+        e = {f: int(rng.integers(0, 1 << widths[f])) for f in FIELDS}
+        e["op"] = int(rng.integers(0, len(Opcode)))
+        e["a0"] = int(rng.integers(-(1 << widths["a0"]), 1 << widths["a0"]))
+        entries.append(e)
+    return entries
+
+
+def run_layer_table(entries, order):
+    dut = LayerTable(_Plan(entries))
+
+    async def bench(ctx):
+        got = []
+        for c, i in enumerate(order + [None]):
+            if c >= 1:
+                got.append({f: ctx.get(dut.entry[f].as_value()) if f == "op" else ctx.get(dut.entry[f])
+                            for f in FIELDS})
+            if i is not None:
+                ctx.set(dut.index, i)
+            await ctx.tick()
+        return got, dut
+    return simulate(dut, bench)
+
+
+def layer_table_check(entries, order, names=None):
+    (got, dut) = run_layer_table(entries, order)
+    widths = layer_field_widths(_Plan(entries))
+    for k, i in enumerate(order):
+        want = decode_layer_word(dut.words[i], FIELDS, widths)
+        label = names[i] if names else f"read {k} (entry {i})"
+        assert want == entries[i], f"{label}: golden decode {want} of the packed word differs from the entry"
+        assert got[k] == want, f"{label}: entry {got[k]}, golden {want}"
+
+
+def test_layer_table_random_entries_equal_golden():
+    rng = np.random.default_rng(6)
+    entries = random_entries(64, rng)
+    order = [int(i) for i in rng.integers(0, len(entries), size=TRANSACTIONS)]
+    layer_table_check(entries, order)
+
+
+def test_layer_table_edge_cases():
+    base = {f: 1 for f in FIELDS}
+    names = ["all zero", "most negative a0", "largest a0 and the last opcode", "every field at its largest"]
+    entries = [{f: 0 for f in FIELDS}, {**base, "a0": -1000}, {**base, "a0": 999, "op": int(Opcode.HEAD.value)},
+               {**{f: (1 << 10) - 1 for f in FIELDS}, "op": 7, "a0": 1023}]
+    layer_table_check(entries, [0, 1, 2, 3, 3, 0], names)
