@@ -74,3 +74,8 @@ def decode_layer_word(word: int, fields: list[str], widths: dict, signed_fields=
         out[f] = v
         off += widths[f]
     return out
+
+
+def banked_rom_read(rows, addr: int) -> int:
+    """BankedRom (rtl/engine/memories.py): the row at `addr` (3 cycles after the address)."""
+    return int(rows[addr])

@@ -6,9 +6,10 @@ golden/ and a unit test in tests/test_engine_components.py:
   accumulators.LaneAccumulators   P lanes × T timestep accumulators (init, add, rotate, overflow guard)
   lif.LifLanes               the LIF epilogue, one timestep of P lanes per cycle
   argmax.ArgmaxUnit          running argmax of the logits, ties to the lowest class
+  memories.BankedRom         the banked weight ROM (read through a RomRead port, wiring.connect)
 """
-from .core import (ACC_LATENCY, BRAM_ASPECTS, DRAIN, SpikeEngine, _pack, memory_layout, slice_width, timing,
-                   weight_banking)
+from .core import ACC_LATENCY, DRAIN, SpikeEngine, _pack, timing
+from .memories import BRAM_ASPECTS, memory_layout, slice_width, weight_banking
 from .layer_table import Opcode, layer_field_widths
 
 __all__ = ["ACC_LATENCY", "BRAM_ASPECTS", "DRAIN", "SpikeEngine", "_pack", "memory_layout", "slice_width", "timing",

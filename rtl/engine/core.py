@@ -41,7 +41,9 @@ from ..engine_plan import Plan
 from .accumulators import LaneAccumulators
 from .argmax import ArgmaxUnit
 from .layer_table import LayerTable, Opcode, layer_field_widths
-from .lif import LifLanes, lif_input_width
+from .lif import LifLanes
+from .memories import BankedRom, RomRead, memory_layout
+from .memories import sliced_memory as _sliced_memory
 from .scanner import RowScanner
 from .util import bits as _bits
 from .util import fits as _fits
@@ -58,65 +60,6 @@ def _pack(values, width):
     for i, v in enumerate(values):
         word |= (int(v) & ((1 << width) - 1)) << (i * width)
     return word
-
-
-# ECP5 block RAM (DP16KD) aspects, deepest first is narrowest. A memory deeper than 512 rows is split into column
-# slices narrow enough that each slice is one block deep: Yosys then needs no LUT multiplexer behind the RAM, whose
-# clock-to-output (5.6-5.8 ns, measured) leaves no room for one at 100 MHz.
-BRAM_ASPECTS = [(512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)]
-# The weight ROM is split into banks one block RAM deep (the aspect with the fewest blocks, then the fewest banks:
-# 1024 x 18 for the digits core); every bank's output is registered, and a registered one-hot bank select picks
-# the row a cycle later.
-
-
-def weight_banking(depth, width):
-    """(rows per bank, slice width) of the weight ROM."""
-    return min(BRAM_ASPECTS, key=lambda a: (-(-depth // a[0]) * -(-width // a[1]), -(-depth // a[0])))
-
-
-def slice_width(depth, width, wanted=None):
-    """Column-slice width of a memory of depth x width: a memory one block deep keeps its width; a deeper one is
-    cut into slices of the widest aspect that holds `depth` rows (or `wanted`)."""
-    depth = max(1, depth)
-    if depth <= BRAM_ASPECTS[0][0]:
-        return width
-    return wanted or next((w for rows, w in BRAM_ASPECTS if depth <= rows), 1)
-
-
-def _parts(depth, width, sw):
-    """The physical memories [depth, width] of one memory cut into column slices of sw bits."""
-    return [[max(1, depth), min(width, lo + sw) - lo] for lo in range(0, width, sw)]
-
-
-def memory_layout(plan, layer_table_width):
-    """Every memory of the core as the generator builds it: kind (rom/ram), ram_style, read and write ports, and
-    its physical parts [depth, width] (column slices, weight-ROM banks). gen-rtl writes it into manifest.json
-    (`memories`); the resource model reads it from there."""
-    P, T, W, D = plan.lanes, plan.T, plan.widths, plan.dims
-    w_depth, w_width = max(1, D["weight_rows"]), P * W["weight"]
-    bank_rows, bank_sw = weight_banking(w_depth, w_width)
-    weight_parts = []
-    for lo in range(0, w_depth, bank_rows):
-        rows = min(bank_rows, w_depth - lo)
-        weight_parts += _parts(rows, w_width, slice_width(rows, w_width, bank_sw))
-
-    def sliced(depth, width):
-        return _parts(depth, width, slice_width(depth, width))
-
-    def entry(kind, parts, read_ports=1, write_ports=0, style=None):
-        return {"kind": kind, "style": style, "read_ports": read_ports, "write_ports": write_ports, "parts": parts}
-    return {
-        "layer_table": entry("rom", [[len(plan.layers), layer_table_width]]),
-        "image": entry("ram", [[D["pixels"], W["pixel"]]], write_ports=1),
-        "weights": {**entry("rom", weight_parts, style="block"), "bank_rows": bank_rows, "bank_slice": bank_sw},
-        # ram_style: left alone, Yosys builds this ROM from LUTs, whose depth then limits Fmax (measured)
-        "params": entry("rom", [[max(1, D["param_rows"]), P * (W["bias"] + W["theta"])]], style="block"),
-        "z": entry("ram", [[max(1, D["z_rows"]), P * W["z"]]], write_ports=1),
-        # the second read port is the debug read-out (dbg_addr -> dbg_data)
-        "act": entry("ram", sliced(D["act_rows"], P * T), read_ports=2, write_ports=1),
-        "stream": entry("ram", sliced(D["stream_rows"], P * W["stream"]), write_ports=1),
-        "kv": entry("ram", sliced(D["kv_rows"], P * T * W["kv"]), write_ports=1),
-    }
 
 
 def timing(T):
@@ -144,43 +87,6 @@ def timing(T):
         "head_z_group_fixed": DRAIN + 2,       # HZ_INIT, DRAIN, HZ_WR per lane group
         "argmax_class": 1, "argmax_fixed": 2,  # ARGMAX per class, ARGMAX's last cycle, ARGMAX_DONE
     }
-
-
-class _Port:
-    def __init__(self, addr, data, en=None):
-        self.addr, self.data, self.en = addr, data, en
-
-
-def _sliced_memory(m, name, width, depth, init=None, wanted_slice=None, attrs=None):
-    """A memory of `depth` x `width` as column slices one block RAM deep (`wanted_slice` wide, by default the
-    widest aspect that holds `depth` rows; see slice_width). Returns a factory of read/write ports."""
-    depth = max(1, depth)
-    sw = slice_width(depth, width, wanted_slice)
-    mems = []
-    for i, lo in enumerate(range(0, width, sw)):
-        hi = min(width, lo + sw)
-        mem = memory.Memory(shape=unsigned(hi - lo), depth=depth,
-                            init=[(v >> lo) & ((1 << (hi - lo)) - 1) for v in init] if init else [], attrs=attrs)
-        m.submodules[f"{name}_{i}" if width > sw else name] = mem
-        mems.append((lo, hi, mem))
-    aw = _bits(depth - 1)
-
-    def read_port():
-        addr, data = Signal(aw, name=f"{name}_raddr"), Signal(width, name=f"{name}_rdata")
-        en = Signal(name=f"{name}_ren", init=1)
-        for lo, hi, mem in mems:
-            rp = mem.read_port()
-            m.d.comb += [rp.addr.eq(addr), data[lo:hi].eq(rp.data), rp.en.eq(en)]
-        return _Port(addr, data, en)
-
-    def write_port():
-        addr, data = Signal(aw, name=f"{name}_waddr"), Signal(width, name=f"{name}_wdata")
-        en = Signal(name=f"{name}_we")
-        for lo, hi, mem in mems:
-            wp = mem.write_port()
-            m.d.comb += [wp.addr.eq(addr), wp.data.eq(data[lo:hi]), wp.en.eq(en)]
-        return _Port(addr, data, en)
-    return read_port, write_port
 
 
 class SpikeEngine(wiring.Component):
@@ -223,12 +129,6 @@ class SpikeEngine(wiring.Component):
         layout = memory_layout(plan, layer_table.layout.size)
         BANK_ROWS = layout["weights"]["bank_rows"]
         bank_sw = layout["weights"]["bank_slice"]
-        w_banks = []    # per bank: its read-port factory
-        for b, lo in enumerate(range(0, len(w_rows), BANK_ROWS)):
-            rows = w_rows[lo:lo + BANK_ROWS]
-            read, _ = _sliced_memory(m, f"weights_{b}", P * WB, len(rows), init=rows, wanted_slice=bank_sw,
-                                     attrs={"ram_style": "block"})
-            w_banks.append(read)
         BW, TW = W["bias"], W["theta"]
         # ram_style: left alone, Yosys builds this ROM from LUTs, whose depth then limits Fmax (measured)
         p_mem = memory.Memory(shape=unsigned(P * (BW + TW)), depth=max(1, D["param_rows"]),
@@ -245,7 +145,7 @@ class SpikeEngine(wiring.Component):
         kv_read, kv_write = _sliced_memory(m, "kv", P * T * KW, D["kv_rows"])
         img_rd, img_wr = img_mem.read_port(), img_mem.write_port()
         act_rd, act_wr, act_dbg = act_read(), act_write(), act_read()
-        w_rds, p_rd = [read() for read in w_banks], p_mem.read_port()
+        p_rd = p_mem.read_port()
         s_rd, s_wr = s_read(), s_write()
         kv_rd, kv_wr = kv_read(), kv_write()
         z_rd, z_wr = z_mem.read_port(), z_mem.write_port()
@@ -347,10 +247,11 @@ class SpikeEngine(wiring.Component):
         ev_head = [Signal(HB, name=f"ev{i}_head") for i in range(6)]
         evp_head = Signal(HB)
         ev_addr1, ev_addr2 = Signal(ADW), Signal(ADW)
-        NB = len(w_banks)
-        bank_oh = [Signal(NB, name=f"bank_oh{i}") for i in range(2)]
-        bank_q = [Signal(P * WB, name=f"bank_q_{b}") for b in range(NB)]
-        wq = Signal(P * WB)
+        # the weight ROM, banked; the event pipeline reads it through weight_read
+        m.submodules.weights = weights = BankedRom(w_rows, P * WB, BANK_ROWS, bank_sw, ADW, name="weights")
+        weight_read = RomRead(ADW, P * WB).create(path=("weight_read",))
+        wiring.connect(m, weight_read, weights.read)
+        wq = weight_read.data
         kvq = Signal(P * T * KW)
         kvq2 = Signal(P * T * KW)
         wn = [Signal(signed(WB + 1), name=f"wn_{l}") for l in range(P)]
@@ -391,16 +292,10 @@ class SpikeEngine(wiring.Component):
 
         # ---------------------------------------------------------------- RAM ports: registered addresses and data
         row_addr_u = row_addr[:ADW]
-        bank_bits = _bits(BANK_ROWS - 1)
         m.d.comb += [kv_rd.addr.eq(ev_addr2), p_rd.addr.eq(p_addr), s_rd.addr.eq(s_addr),
                      img_rd.addr.eq(row_addr_u), z_rd.addr.eq(gi >> lp), layer_table.index.eq(layer)]
-        m.d.comb += [rd.addr.eq(ev_addr[:bank_bits]) for rd in w_rds]
-        m.d.sync += [ev_addr1.eq(ev_addr), ev_addr2.eq(ev_addr1),
-                     bank_oh[0].eq(Cat(ev_addr[bank_bits:] == b for b in range(NB))),
-                     bank_oh[1].eq(bank_oh[0])]
-        m.d.sync += [q.eq(rd.data) for q, rd in zip(bank_q, w_rds)]
-        m.d.sync += wq.eq(Cat(*[Cat(q[i] & bank_oh[1][b] for b, q in enumerate(bank_q)).any()
-                                for i in range(P * WB)]))
+        m.d.comb += weight_read.addr.eq(ev_addr)
+        m.d.sync += [ev_addr1.eq(ev_addr), ev_addr2.eq(ev_addr1)]
         m.d.sync += [kvq.eq(kv_rd.data), kvq2.eq(kvq), s_q.eq(s_rd.data)]
         with m.If(~row_stall):
             m.d.sync += act_q.eq(act_rd.data)
