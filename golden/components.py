@@ -79,3 +79,16 @@ def decode_layer_word(word: int, fields: list[str], widths: dict, signed_fields=
 def banked_rom_read(rows, addr: int) -> int:
     """BankedRom (rtl/engine/memories.py): the row at `addr` (3 cycles after the address)."""
     return int(rows[addr])
+
+
+def ram_step(mem: list, reads, write, held):
+    """SlicedRam (rtl/engine/memories.py), one clock edge. mem: the rows; reads: (addr, en) per read port;
+    write: (addr, en, data); held: each port's data before the edge. Returns (each port's data after the edge,
+    mem after it): an enabled port reads the row as it was before the edge (no write-through), a disabled one
+    keeps its data."""
+    out = [mem[a] if en else h for (a, en), h in zip(reads, held)]
+    mem = list(mem)
+    addr, en, data = write
+    if en:
+        mem[addr] = data
+    return out, mem

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from golden.components import banked_rom_read, decode_layer_word, lane_accumulators_step, lif_lanes, scan_row
+from golden.components import banked_rom_read, decode_layer_word, ram_step, lane_accumulators_step, lif_lanes, scan_row
 from golden.primitives import argmax_lowest
 from rtl.engine.accumulators import LaneAccumulators
 from rtl.engine.argmax import ArgmaxUnit
 from rtl.engine.layer_table import FIELDS, LayerTable, Opcode, layer_field_widths
-from rtl.engine.memories import BankedRom, weight_banking
+from rtl.engine.memories import BankedRom, SlicedRam, weight_banking
 from rtl.engine.lif import LifLanes, lif_input_width
 from rtl.engine.scanner import RowScanner
 
@@ -466,3 +466,61 @@ def test_banked_rom_edge_cases():
 def test_banked_rom_shape_of_the_digits_weights():
     """The banking rule of the generator (weight_banking) at the digits core's shape: 1024 x 18 blocks."""
     assert weight_banking(4585, 160) == (1024, 18)
+
+
+# ---------------------------------------------------------------------------------------------------- sliced RAM
+
+def run_sliced_ram(width, depth, cycles):
+    """cycles: (reads [(addr, en)] per port, write (addr, en, data)); returns each port's data seen before every
+    edge (one more entry after the last)."""
+    dut = SlicedRam(width, depth, read_ports=2, name="ram")
+
+    async def bench(ctx):
+        seen = []
+        for c in cycles + [None]:
+            seen.append([ctx.get(p.data) for p in dut.read])
+            if c is None:
+                break
+            reads, (wa, we, wd) = c
+            for p, (a, en) in zip(dut.read, reads):
+                ctx.set(p.addr, a)
+                ctx.set(p.en, en)
+            ctx.set(dut.write.addr, wa)
+            ctx.set(dut.write.en, we)
+            ctx.set(dut.write.data, wd)
+            await ctx.tick()
+        return seen
+    return simulate(dut, bench)
+
+
+def sliced_ram_check(width, depth, cycles, names=None):
+    seen = run_sliced_ram(width, depth, cycles)
+    mem, held = [0] * depth, [0, 0]
+    for k, c in enumerate(cycles + [None]):
+        label = names[k] if names and k < len(names) else f"cycle {k}"
+        assert seen[k] == held, f"{label}: read data {seen[k]}, golden {held}"
+        if c is not None:
+            held, mem = ram_step(mem, c[0], c[1], held)
+
+
+def test_sliced_ram_random_cycles_equal_golden():
+    rng = np.random.default_rng(8)
+    width, depth = 20, 600                          # deeper than one block: 18-bit slices (1024 x 18)
+    cycles = []
+    for _ in range(TRANSACTIONS):
+        hot = int(rng.integers(0, 8))               # a few hot rows: reads of rows just written
+        addr = lambda: hot if rng.random() < 0.3 else int(rng.integers(0, depth))   # noqa: E731
+        reads = [(addr(), int(rng.random() < 0.8)) for _ in range(2)]
+        cycles.append((reads, (addr(), int(rng.random() < 0.5), int(rng.integers(0, 1 << width)))))
+    sliced_ram_check(width, depth, cycles)
+
+
+def test_sliced_ram_edge_cases():
+    width, depth, top = 20, 600, (1 << 20) - 1
+    cycles = [([(5, 1), (5, 1)], (5, 1, top)),          # read during the write of the same row: the old row
+              ([(5, 1), (599, 1)], (599, 1, 0x5A5A5)),  # the new row, and the last row being written
+              ([(599, 1), (5, 0)], (0, 0, 0)),          # en low keeps port 1's data
+              ([(0, 1), (599, 1)], (0, 1, 1)),
+              ([(0, 1), (0, 1)], (0, 0, 7))]            # write en low: row 0 keeps 1
+    names = ["before", "read during write", "after the write", "en low holds", "row 0 written", "write disabled"]
+    sliced_ram_check(width, depth, cycles, names)

@@ -7,6 +7,7 @@ golden/ and a unit test in tests/test_engine_components.py:
   lif.LifLanes               the LIF epilogue, one timestep of P lanes per cycle
   argmax.ArgmaxUnit          running argmax of the logits, ties to the lowest class
   memories.BankedRom         the banked weight ROM (read through a RomRead port, wiring.connect)
+  memories.SlicedRam         the activation, stream and KV RAMs (RamRead / RamWrite ports)
 """
 from .core import ACC_LATENCY, DRAIN, SpikeEngine, _pack, timing
 from .memories import BRAM_ASPECTS, memory_layout, slice_width, weight_banking

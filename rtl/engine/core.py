@@ -42,8 +42,7 @@ from .accumulators import LaneAccumulators
 from .argmax import ArgmaxUnit
 from .layer_table import LayerTable, Opcode, layer_field_widths
 from .lif import LifLanes
-from .memories import BankedRom, RomRead, memory_layout
-from .memories import sliced_memory as _sliced_memory
+from .memories import BankedRom, RamRead, RamWrite, RomRead, SlicedRam, memory_layout
 from .scanner import RowScanner
 from .util import bits as _bits
 from .util import fits as _fits
@@ -140,14 +139,24 @@ class SpikeEngine(wiring.Component):
         z_mem = memory.Memory(shape=unsigned(P * ZW), depth=max(1, D["z_rows"]), init=[])
         for name, mem in [("image", img_mem), ("params", p_mem), ("z", z_mem)]:
             m.submodules[name] = mem
-        act_read, act_write = _sliced_memory(m, "act", P * T, D["act_rows"])
-        s_read, s_write = _sliced_memory(m, "stream", P * SW, D["stream_rows"])
-        kv_read, kv_write = _sliced_memory(m, "kv", P * T * KW, D["kv_rows"])
+        # the activation RAM (a second read port for the debug read-out), the residual stream and the KV RAM
+        m.submodules.act = act_ram = SlicedRam(P * T, D["act_rows"], read_ports=2, name="act")
+        m.submodules.stream = s_ram = SlicedRam(P * SW, D["stream_rows"], name="stream")
+        m.submodules.kv = kv_ram = SlicedRam(P * T * KW, D["kv_rows"], name="kv")
+
+        def ports(ram, name, n_read=1):
+            aw = len(ram.write.addr)
+            reads = [RamRead(aw, ram.width).create(path=(f"{name}_read{i}",)) for i in range(n_read)]
+            write = RamWrite(aw, ram.width).create(path=(f"{name}_write",))
+            for req, port in zip(reads, ram.read):
+                wiring.connect(m, req, port)
+            wiring.connect(m, write, ram.write)
+            return reads + [write]
         img_rd, img_wr = img_mem.read_port(), img_mem.write_port()
-        act_rd, act_wr, act_dbg = act_read(), act_write(), act_read()
+        act_rd, act_dbg, act_wr = ports(act_ram, "act", 2)
         p_rd = p_mem.read_port()
-        s_rd, s_wr = s_read(), s_write()
-        kv_rd, kv_wr = kv_read(), kv_write()
+        s_rd, s_wr = ports(s_ram, "stream")
+        kv_rd, kv_wr = ports(kv_ram, "kv")
         z_rd, z_wr = z_mem.read_port(), z_mem.write_port()
 
         m.d.comb += [act_dbg.addr.eq(self.dbg_addr), self.dbg_data.eq(act_dbg.data)]

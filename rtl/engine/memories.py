@@ -148,3 +148,39 @@ class BankedRom(wiring.Component):
         m.d.sync += data.eq(Cat(*[Cat(q[i] & bank_oh[1][b] for b, q in enumerate(bank_q)).any() for i in range(W)]))
         m.d.comb += self.read.data.eq(data)
         return m
+
+
+def RamRead(addr_width, data_width):
+    """A synchronous RAM read port from the reader's side: addr and en (1 when left alone; 0 keeps the output)
+    out, data in."""
+    return wiring.Signature({"addr": Out(addr_width), "en": Out(1, init=1), "data": In(data_width)})
+
+
+def RamWrite(addr_width, data_width):
+    """A RAM write port from the writer's side."""
+    return wiring.Signature({"addr": Out(addr_width), "en": Out(1), "data": Out(data_width)})
+
+
+class SlicedRam(wiring.Component):
+    """A RAM of `depth` x `width` cut into column slices one block RAM deep (slice_width), with `read_ports`
+    synchronous read ports (`read[i]`, not transparent: a read in the cycle of a write to the same row returns
+    the old row) and one write port (`write`).
+
+    Latency: 1 cycle (addr in cycle c → data in cycle c + 1; en low keeps the port's data). Throughput: one read
+    per port and one write per cycle.
+    """
+
+    def __init__(self, width, depth, read_ports=1, name="ram"):
+        self.width, self.depth, self.name = width, max(1, depth), name
+        aw = _bits(self.depth - 1)
+        super().__init__({"read": In(RamRead(aw, width)).array(read_ports), "write": In(RamWrite(aw, width))})
+
+    def elaborate(self, platform):
+        m = Module()
+        read, write = sliced_memory(m, self.name, self.width, self.depth)
+        for port in self.read:
+            rp = read()
+            m.d.comb += [rp.addr.eq(port.addr), rp.en.eq(port.en), port.data.eq(rp.data)]
+        wp = write()
+        m.d.comb += [wp.addr.eq(self.write.addr), wp.en.eq(self.write.en), wp.data.eq(self.write.data)]
+        return m
