@@ -92,3 +92,17 @@ def ram_step(mem: list, reads, write, held):
     if en:
         mem[addr] = data
     return out, mem
+
+
+def addend_shift(w, neg: bool, shift: int, width: int):
+    """AddendShifter (rtl/engine/addend.py): each lane's addend (neg ? -w : w) << shift as a signed `width`-bit
+    register holds it."""
+    w = np.asarray(w, dtype=np.int64)
+    return _wrap((-w if neg else w) << shift, width)
+
+
+def stream_add(stream, branch, init: bool, width: int):
+    """StreamAdder (rtl/engine/stream_adder.py): X_new = (init ? 0 : X) + branch per lane; returns (the `width`-bit
+    values the stream RAM stores, overflow: some X_new does not fit `width` bits)."""
+    total = (0 if init else np.asarray(stream, dtype=np.int64)) + np.asarray(branch, dtype=np.int64)
+    return _wrap(total, width), bool((~_fits(total, width)).any())

@@ -1,5 +1,5 @@
-"""Exact cycle counts of the standalone RTL building blocks (rtl/maxpool.py, attention.py, bitserial.py,
-residual.py); the core's own components state theirs in rtl/engine/. The cocotb benches (sim/tb_*.py) measure the same quantities and
+"""Exact cycle counts of the standalone RTL building blocks (rtl/maxpool.py, attention.py,
+bitserial.py); the core's own components state theirs in rtl/engine/. The cocotb benches (sim/tb_*.py) measure the same quantities and
 compare them with these formulas exactly.
 
 Convention: a stream of n transactions presented back to back (no stalls) starting at cycle 0; the count is the
@@ -38,8 +38,3 @@ def attention_y_cycles(rows: int, d: int) -> int:
 def bitserial_cycles(values: int, bits: int) -> int:
     """BitSerialMac: transfer cycle, one value bit per cycle for values back to back, the final register."""
     return values * bits + 2
-
-
-def residual_cycles(n: int) -> int:
-    """ResidualAdder: one set of P channels per cycle, 1 cycle latency."""
-    return n + 1

@@ -61,22 +61,13 @@ def test_bitserial(g, full):
               "bitserial", g, full)
 
 
-GENERICS["test_residual"] = ([dict(lanes=4, stream_width=12, branch_width=10)],
-                             [dict(lanes=2, stream_width=16, branch_width=16)])
-
-
-def test_residual(g, full):
-    from rtl.residual import ResidualAdder
-    run_block(ResidualAdder(g["lanes"], g["stream_width"], g["branch_width"]), "residual", g, full)
-
-
-def test_residual_icarus_cross_check():
-    """The residual adder's bench again under Icarus: a second simulator must agree (fails with the install hint if
-    absent). The LIF, accumulators and scanner the core ships are tested in tests/test_engine_components.py, and
-    the whole core under Icarus in sim/test_engine.py."""
+def test_maxpool_icarus_cross_check():
+    """The OR-pool bench again under Icarus: a second simulator must agree (fails with the install hint if absent).
+    The core's own components (rtl/engine/) are tested in tests/test_engine_components.py, and the whole core under
+    Icarus in sim/test_engine.py."""
     import shutil
     from sim.runner import ICARUS_HINT
     assert shutil.which("iverilog"), ICARUS_HINT
-    from rtl.residual import ResidualAdder
-    g = dict(lanes=4, stream_width=12, branch_width=10)
-    run_block(ResidualAdder(g["lanes"], g["stream_width"], g["branch_width"]), "residual", g, False, simulator="icarus")
+    from rtl.maxpool import OrPool
+    g = dict(height=7, width=6, T=4)
+    run_block(OrPool(g["height"], g["width"], g["T"]), "maxpool", g, False, simulator="icarus")

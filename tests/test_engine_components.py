@@ -9,14 +9,16 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from golden.components import banked_rom_read, decode_layer_word, ram_step, lane_accumulators_step, lif_lanes, scan_row
+from golden.components import (addend_shift, banked_rom_read, decode_layer_word, ram_step, stream_add,                                lane_accumulators_step, lif_lanes, scan_row)
 from golden.primitives import argmax_lowest
 from rtl.engine.accumulators import LaneAccumulators
+from rtl.engine.addend import AddendShifter
 from rtl.engine.argmax import ArgmaxUnit
 from rtl.engine.layer_table import FIELDS, LayerTable, Opcode, layer_field_widths
 from rtl.engine.memories import BankedRom, SlicedRam, weight_banking
 from rtl.engine.lif import LifLanes, lif_input_width
 from rtl.engine.scanner import RowScanner
+from rtl.engine.stream_adder import StreamAdder
 
 pytestmark = pytest.mark.unit
 
@@ -524,3 +526,110 @@ def test_sliced_ram_edge_cases():
               ([(0, 1), (0, 1)], (0, 0, 7))]            # write en low: row 0 keeps 1
     names = ["before", "read during write", "after the write", "en low holds", "row 0 written", "write disabled"]
     sliced_ram_check(width, depth, cycles, names)
+
+
+# ---------------------------------------------------------------------------------------------------- addends
+
+ADD = dict(lanes=3, weight_width=6, shift_width=4, width=14)
+
+
+def run_addends(rows):
+    """rows: (weights [P], neg, shift) presented one per cycle; returns the addends seen 2 cycles after each."""
+    dut = AddendShifter(**ADD)
+
+    async def bench(ctx):
+        seen = []
+        for c in range(len(rows) + 2):
+            w, neg, shift = rows[c] if c < len(rows) else ([0] * ADD["lanes"], 0, 0)
+            for l in range(ADD["lanes"]):
+                ctx.set(dut.weights[l], int(w[l]))
+            ctx.set(dut.neg, int(neg))
+            ctx.set(dut.shift, int(shift))
+            if c >= 2:
+                seen.append([ctx.get(dut.addend[l]) for l in range(ADD["lanes"])])
+            await ctx.tick()
+        return seen
+    return simulate(dut, bench)
+
+
+def addends_check(rows, names=None):
+    seen = run_addends(rows)
+    for k, (w, neg, shift) in enumerate(rows):
+        want = [int(v) for v in addend_shift(w, neg, shift, ADD["width"])]
+        label = names[k] if names else f"row {k}"
+        assert seen[k] == want, f"{label}: addends {seen[k]}, golden {want} (w {list(w)}, neg {neg}, shift {shift})"
+
+
+def test_addend_shifter_random_rows_equal_golden():
+    rng = np.random.default_rng(9)
+    lim = 1 << (ADD["weight_width"] - 1)
+    rows = [(rng.integers(-lim, lim, size=ADD["lanes"]), int(rng.random() < 0.3), int(rng.integers(0, 10)))
+            for _ in range(TRANSACTIONS)]
+    addends_check(rows)
+
+
+def test_addend_shifter_edge_cases():
+    lo, hi = -(1 << (ADD["weight_width"] - 1)), (1 << (ADD["weight_width"] - 1)) - 1
+    rows = [([lo, hi, 0], 1, 0), ([lo, hi, 1], 0, 8), ([lo, hi, -1], 1, 8), ([1, -1, 1], 0, 13),
+            ([1, 2, 3], 1, 0), ([lo] * 3, 1, 15)]
+    names = ["negated most negative weight", "largest shift that fits", "negated and shifted",
+             "shift into the sign bit", "back to back: no shift", "shift past the width"]
+    addends_check(rows, names)
+
+
+# ---------------------------------------------------------------------------------------------------- stream adder
+
+SADD = dict(lanes=3, stream_width=10, branch_width=12)
+
+
+def run_stream_adder(sets):
+    """sets: (add, init, stream [P], branch [P]) one per cycle; returns (sum, overflow) seen before each edge."""
+    dut = StreamAdder(**SADD)
+
+    async def bench(ctx):
+        seen = []
+        for c in sets + [None]:
+            seen.append(([ctx.get(dut.sum[l]) for l in range(SADD["lanes"])], bool(ctx.get(dut.overflow))))
+            if c is None:
+                break
+            add, init, stream, branch = c
+            ctx.set(dut.add, add)
+            ctx.set(dut.init, init)
+            for l in range(SADD["lanes"]):
+                ctx.set(dut.stream[l], int(stream[l]))
+                ctx.set(dut.branch[l], int(branch[l]))
+            await ctx.tick()
+        return seen
+    return simulate(dut, bench)
+
+
+def stream_adder_check(sets, names=None):
+    seen = run_stream_adder(sets)
+    held = ([0] * SADD["lanes"], False)
+    for k, c in enumerate(sets + [None]):
+        label = names[k] if names and k < len(names) else f"cycle {k}"
+        assert seen[k] == held, f"{label}: (sum, overflow) {seen[k]}, golden {held}"
+        if c is not None and c[0]:
+            total, ovf = stream_add(c[2], c[3], c[1], SADD["stream_width"])
+            held = ([int(v) for v in total], ovf)
+
+
+def test_stream_adder_random_sets_equal_golden():
+    rng = np.random.default_rng(10)
+    S, B = SADD["stream_width"], SADD["branch_width"]
+    sets = []
+    for _ in range(TRANSACTIONS):
+        blim = 1 << (B - 1) if rng.random() < 0.1 else 1 << (S - 3)
+        sets.append((int(rng.random() < 0.8), int(rng.random() < 0.2),
+                     rng.integers(-(1 << (S - 1)), 1 << (S - 1), size=SADD["lanes"]),
+                     rng.integers(-blim, blim, size=SADD["lanes"])))
+    stream_adder_check(sets)
+
+
+def test_stream_adder_edge_cases():
+    top, bot = (1 << 9) - 1, -(1 << 9)
+    sets = [(1, 0, [top, bot, 0], [0, 0, 0]), (1, 0, [top, bot, 5], [1, 0, -5]), (1, 0, [bot, top, 0], [-1, 1, 0]),
+            (1, 1, [top, top, top], [7, -7, 0]), (0, 0, [1, 1, 1], [1, 1, 1]), (1, 1, [0, 0, 0], [top, bot, 0])]
+    names = ["before", "largest and smallest stream", "one past the top", "one past the bottom",
+             "init ignores the stream", "add low holds", "init: the branch alone at the limits"]
+    stream_adder_check(sets, names)

@@ -1,5 +1,5 @@
-"""The building blocks' synthesis figures (docs/blocks.md): each rtl/ block (and the core's LIF, accumulators and scanner,
-rtl/engine/) at its reference generics through
+"""The building blocks' synthesis figures (docs/blocks.md): each rtl/ block (and the core's LIF, accumulators, scanner and
+stream adder, rtl/engine/) at its reference generics through
 Yosys for ECP5, with the word-level cells (to show there is no $mul) and the mapped cells.
 
     python -m tools.synth_blocks     prints the table rows of docs/blocks.md
@@ -26,8 +26,8 @@ def reference_blocks():
     from rtl.engine.accumulators import LaneAccumulators
     from rtl.engine.lif import LifLanes
     from rtl.engine.scanner import RowScanner
+    from rtl.engine.stream_adder import StreamAdder
     from rtl.maxpool import OrPool
-    from rtl.residual import ResidualAdder
     return {
         "lif": (lambda: LifLanes(4, 4, 14, 14, 14), "engine LifLanes(P=4, T=4, x 14, theta 14, membrane 14)"),
         "accumulators": (lambda: LaneAccumulators(4, 4, 13), "engine LaneAccumulators(P=4, T=4, acc 13)"),
@@ -35,7 +35,7 @@ def reference_blocks():
         "maxpool": (lambda: OrPool(7, 6, 4), "OrPool(H=7, W=6, B=4)"),
         "attention": (lambda: AttentionUnit(16, 4), "AttentionUnit(N=16, d=4)"),
         "bitserial": (lambda: BitSerialMac(3, 10, 6, 20, True), "BitSerialMac(P=3, B=10 signed, w 6, acc 20)"),
-        "residual": (lambda: ResidualAdder(4, 12, 10), "ResidualAdder(P=4, stream 12, branch 10)"),
+        "stream_adder": (lambda: StreamAdder(4, 12, 10), "engine StreamAdder(P=4, stream 12, branch 10)"),
     }
 
 

@@ -4,7 +4,9 @@ golden/ and a unit test in tests/test_engine_components.py:
   layer_table.LayerTable     layer-table ROM → decoded entry (Opcode, layer_entry_layout)
   scanner.RowScanner         a row's non-zero mask → one event per cycle, lowest first
   accumulators.LaneAccumulators   P lanes × T timestep accumulators (init, add, rotate, overflow guard)
+  addend.AddendShifter       the event's weight row -> the lanes' addends (negate, shift)
   lif.LifLanes               the LIF epilogue, one timestep of P lanes per cycle
+  stream_adder.StreamAdder   residual stream + branch, with the overflow check
   argmax.ArgmaxUnit          running argmax of the logits, ties to the lowest class
   memories.BankedRom         the banked weight ROM (read through a RomRead port, wiring.connect)
   memories.SlicedRam         the activation, stream and KV RAMs (RamRead / RamWrite ports)

@@ -1,9 +1,10 @@
 """SpikeEngine: one programmable, event-driven, accumulate-only layer engine for a whole Spikingformer.
 
 Built from the components of this package (each with a golden twin and a unit test, docs/engine.md): the layer
-table (LayerTable), the row scanner (RowScanner), the P x T lane accumulators (LaneAccumulators), the LIF
-epilogue (LifLanes) and the argmax (ArgmaxUnit); this file holds the memories, the controller's loop nest and
-the row and event pipelines that connect them.
+table (LayerTable), the memories (BankedRom, SlicedRam), the row scanner (RowScanner), the addends
+(AddendShifter), the P x T lane accumulators (LaneAccumulators), the LIF epilogue (LifLanes), the stream adder
+(StreamAdder) and the argmax (ArgmaxUnit); this file holds the controller's loop nest and the row and event
+pipelines that connect them.
 
 A controller walks the layer table (a ROM written by gen-rtl, see rtl/engine_plan.py and docs/engine.md) with
 one shared loop nest: output position → output lane group → kernel tap → input row. Each input row (P T-bit
@@ -39,11 +40,13 @@ from amaranth.lib.wiring import In, Out
 
 from ..engine_plan import Plan
 from .accumulators import LaneAccumulators
+from .addend import AddendShifter
 from .argmax import ArgmaxUnit
 from .layer_table import LayerTable, Opcode, layer_field_widths
 from .lif import LifLanes
 from .memories import BankedRom, RamRead, RamWrite, RomRead, SlicedRam, memory_layout
 from .scanner import RowScanner
+from .stream_adder import StreamAdder
 from .util import bits as _bits
 from .util import fits as _fits
 
@@ -240,7 +243,7 @@ class SpikeEngine(wiring.Component):
         # ev*[i] is valid in cycle c + 1 + i for an event issued by SCAN in cycle c
         ev_v = [Signal(name=f"ev{i}_v") for i in range(6)]
         ev_word = [Signal(T, name=f"ev{i}_word") for i in range(6)]
-        ev_shift = [Signal(SHW, name=f"ev{i}_shift") for i in range(5)]
+        ev_shift = [Signal(SHW, name=f"ev{i}_shift") for i in range(4)]
         ev_neg = [Signal(name=f"ev{i}_neg") for i in range(4)]
         ev_attn = [Signal(name=f"ev{i}_attn") for i in range(6)]
         ev_addr = Signal(ADW)
@@ -263,12 +266,13 @@ class SpikeEngine(wiring.Component):
         wq = weight_read.data
         kvq = Signal(P * T * KW)
         kvq2 = Signal(P * T * KW)
-        wn = [Signal(signed(WB + 1), name=f"wn_{l}") for l in range(P)]
-        sh = [Signal(signed(AW), name=f"sh_{l}") for l in range(P)]
+        # the addends of the event's weight row (negate, shift), then the stream adder of the stream writers
+        m.submodules.addends = addends = AddendShifter(P, WB, SHW, AW)
+        sh = [addends.addend[l] for l in range(P)]
+        m.submodules.stream_adder = stream_adder = StreamAdder(P, SW, AW)
         # stream and activation read registers
         s_addr, s_waddr = Signal(ADW), Signal(ADW)
         s_q = Signal(P * SW)
-        v_q = [Signal(signed(max(SW, AW) + 1), name=f"stream_new_{l}") for l in range(P)]
         act_q = Signal(P * T)
         # KV / head-Z
         kv_i = Signal(16)
@@ -319,17 +323,15 @@ class SpikeEngine(wiring.Component):
         for i in range(1, 6):
             m.d.sync += [ev_v[i].eq(ev_v[i - 1]), ev_word[i].eq(ev_word[i - 1]), ev_attn[i].eq(ev_attn[i - 1]),
                          ev_head[i].eq(ev_head[i - 1])]
-            if i < 5:
+            if i < 4:
                 m.d.sync += ev_shift[i].eq(ev_shift[i - 1])
             if i < 4:
                 m.d.sync += ev_neg[i].eq(ev_neg[i - 1])
         m.d.sync += [ev_v[0].eq(evp_v), ev_word[0].eq(evp_word), ev_shift[0].eq(evp_shift), ev_neg[0].eq(evp_neg),
                      ev_attn[0].eq(evp_attn), ev_head[0].eq(evp_head), ev_addr.eq(evp_base + evp_off),
                      evp_v.eq(0)]
-        for l in range(P):
-            # negate the narrow weight, then shift: a short carry chain instead of one as wide as the accumulator
-            wv = wq[l * WB:(l + 1) * WB].as_signed()
-            m.d.sync += [wn[l].eq(Mux(ev_neg[3], -wv, wv)), sh[l].eq(wn[l] << ev_shift[4])]
+        m.d.comb += [addends.neg.eq(ev_neg[3]), addends.shift.eq(ev_shift[3])]
+        m.d.comb += [addends.weights[l].eq(wq[l * WB:(l + 1) * WB]) for l in range(P)]
         m.d.sync += [kk[1].eq(kk[0]), vv[1].eq(vv[0]), kk[0].eq(0), vv[0].eq(0), hz[1].eq(hz[0]), hz[0].eq(0)]
         # K word of channel i of each head in the group (one head per group when P <= d)
         kwords = [Signal(T, name=f"kword_{h}") for h in range(heads_per_group)]
@@ -616,11 +618,12 @@ class SpikeEngine(wiring.Component):
                 with m.If((t >= 1) & (t < T + 1)):
                     m.d.sync += acc_rotate.eq(1)
                 with m.If((t >= 2) & (t < T + 2)):
-                    for l in range(P):
-                        m.d.sync += v_q[l].eq(Mux(L["stream_init"], 0, s_vals[l]) + acc[l][0])
+                    m.d.comb += [stream_adder.add.eq(1), stream_adder.init.eq(L["stream_init"])]
+                    m.d.comb += [stream_adder.stream[l].eq(s_vals[l]) for l in range(P)]
+                    m.d.comb += [stream_adder.branch[l].eq(acc[l][0]) for l in range(P)]
                 with m.If(t >= 3):
-                    m.d.comb += [s_wr.addr.eq(s_waddr), s_wr.en.eq(1), s_wr.data.eq(Cat(*[v[:SW] for v in v_q]))]
-                    m.d.sync += [s_waddr.eq(s_waddr + 1), sw_bad.eq(Cat(~_fits(v, SW) for v in v_q).any())]
+                    m.d.comb += [s_wr.addr.eq(s_waddr), s_wr.en.eq(1), s_wr.data.eq(stream_adder.sum.as_value())]
+                    m.d.sync += [s_waddr.eq(s_waddr + 1), sw_bad.eq(stream_adder.overflow)]
                 m.d.sync += t.eq(t + 1)
                 with m.If(t == T + 2):
                     next_output()

@@ -1,0 +1,36 @@
+"""AddendShifter: the event's weight row made into the lanes' addends (golden twin: golden.components.addend_shift)."""
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+
+class AddendShifter(wiring.Component):
+    """P lanes of addend = (neg ? −w : w) << shift, for the bit-serial layers (first conv: pixel bit `shift`;
+    head: bit `shift` of Z, the top bit negative) and shift 0, neg 0 for the spike layers.
+
+    Ports: weights[P] (signed `weight_width`), neg, shift → addend[P] (signed `width`, wrapping).
+    Negate the narrow weight first, then shift: a short carry chain instead of one as wide as the accumulator.
+    Latency: 2 cycles (negate register, shift register: inputs in cycle c → addend in cycle c + 2).
+    Throughput: one row per cycle.
+    """
+
+    def __init__(self, lanes: int, weight_width: int, shift_width: int, width: int):
+        self.P, self.WB, self.width = lanes, weight_width, width
+        super().__init__({
+            "weights": In(data.ArrayLayout(signed(weight_width), lanes)), "neg": In(1), "shift": In(shift_width),
+            "addend": Out(data.ArrayLayout(signed(width), lanes)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        shift = Signal.like(self.shift, name="shift_q")
+        m.d.sync += shift.eq(self.shift)
+        for l in range(self.P):
+            w = self.weights[l]
+            wn = Signal(signed(self.WB + 1), name=f"wn_{l}")
+            sh = Signal(signed(self.width), name=f"sh_{l}")
+            m.d.sync += [wn.eq(Mux(self.neg, -w, w)), sh.eq(wn << shift)]
+            m.d.comb += self.addend[l].eq(sh)
+        return m
