@@ -1,7 +1,7 @@
 """RowScanner: the event-driven skip over one input row (golden twin: golden.components.scan_row)."""
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
