@@ -7,8 +7,9 @@ A LOAD is copied into the core only after its CRC and size are checked, so a bad
 in the core. Bytes that arrive while a reply is being sent wait in the FIFO (`fifo_depth` bytes: the most a host
 may send ahead of the replies).
 
-Latency of a command after its last CRC byte is received: IDENTIFY/START/READ of an idle core 2 cycles, LOAD
-pixels + 2 cycles, then the reply at 10 bit times per byte (plus 2 cycles per byte to form it).
+Latency of a command after its last CRC byte is received: IDENTIFY/START/READ of an idle core 3 cycles, LOAD
+pixels + 3 cycles (one of them the register behind the FIFO), then the reply at 10 bit times per byte (plus 3
+cycles per byte to form it).
 """
 from __future__ import annotations
 
@@ -124,9 +125,19 @@ class HostLink(wiring.Component):
         kind = Signal(2)            # reply payload: 0 none, 1 identity, 2 result
         loaded = Signal()
         copy_valid = Signal()
-        byte = rxf.r_data
+        # A register between the FIFO and the parser: the FIFO's data comes straight from a block RAM (about 5.8 ns
+        # clock-to-output on ECP5), too late to feed the CRC, the pixel check and the parser in the same cycle at
+        # 75 MHz. The register refills in the cycle the parser takes it, so the parser still gets a byte a cycle.
+        byte = Signal(8)
+        byte_valid = Signal()
+        take = Signal()             # the parser's state accepts a byte this cycle
+        m.d.comb += rxf.r_en.eq(~byte_valid | take)
+        with m.If(rxf.r_rdy & rxf.r_en):
+            m.d.sync += [byte.eq(rxf.r_data), byte_valid.eq(1)]
+        with m.Elif(take):
+            m.d.sync += byte_valid.eq(0)
         got = Signal()
-        m.d.comb += got.eq(rxf.r_rdy & rxf.r_en)
+        m.d.comb += got.eq(byte_valid & take)
         crc_next = crc16_update(crc, byte)
         m.d.sync += c_start.eq(0)
 
@@ -171,6 +182,10 @@ class HostLink(wiring.Component):
             with m.Default():
                 m.d.comb += result_byte.eq(logit_wide.as_unsigned().word_select((pidx - 6)[:lshift], 8))
         ident_rom = Array(Const(b, 8) for b in ident)
+        # The payload byte (the core's logit mux, the identity ROM) is registered a cycle before the reply byte is
+        # formed: REPLY_PREP lets it settle for the new idx, REPLY_FORM latches the byte.
+        payload_byte = Signal(8)
+        m.d.sync += payload_byte.eq(Mux(kind == 1, ident_rom[pidx[:6]], result_byte))
         out = Signal(8)
         with m.Switch(idx):
             with m.Case(0):
@@ -188,20 +203,18 @@ class HostLink(wiring.Component):
                     m.d.comb += out.eq(crc[8:])
                 with m.Elif(pidx == plen + 1):
                     m.d.comb += out.eq(crc[:8])
-                with m.Elif(kind == 1):
-                    m.d.comb += out.eq(ident_rom[pidx[:6]])
                 with m.Else():
-                    m.d.comb += out.eq(result_byte)
+                    m.d.comb += out.eq(payload_byte)
         tx_byte = Signal(8)
 
         with m.FSM(name="link"):
             with m.State("HUNT"):
-                m.d.comb += rxf.r_en.eq(1)
+                m.d.comb += take.eq(1)
                 with m.If(got & (byte == proto.SYNC_REQUEST)):
                     m.d.sync += [idx.eq(0), crc.eq(0xFFFF), pix_bad.eq(0), cmd.eq(0), timer.eq(0)]
                     m.next = "HEADER"
             with m.State("HEADER"):
-                m.d.comb += rxf.r_en.eq(1)
+                m.d.comb += take.eq(1)
                 with m.If(got):
                     m.d.sync += [crc.eq(crc_next), idx.eq(idx + 1)]
                     with m.Switch(idx):
@@ -221,7 +234,7 @@ class HostLink(wiring.Component):
                                 m.next = "PAYLOAD"
                 wait_timer(truncated)
             with m.State("PAYLOAD"):
-                m.d.comb += [rxf.r_en.eq(1), buf_wr.addr.eq(idx), buf_wr.data.eq(byte), buf_wr.en.eq(got)]
+                m.d.comb += [take.eq(1), buf_wr.addr.eq(idx), buf_wr.data.eq(byte), buf_wr.en.eq(got)]
                 with m.If(got):
                     m.d.sync += [crc.eq(crc_next), idx.eq(idx + 1), pix_bad.eq(pix_bad | (byte >> pbits).any())]
                     with m.If(idx == length - 1):
@@ -229,7 +242,7 @@ class HostLink(wiring.Component):
                         m.next = "CRC"
                 wait_timer(truncated)
             with m.State("CRC"):
-                m.d.comb += rxf.r_en.eq(1)
+                m.d.comb += take.eq(1)
                 with m.If(got):
                     m.d.sync += [crc.eq(crc_next), idx.eq(idx + 1)]
                     with m.If(idx == 1):
@@ -240,7 +253,7 @@ class HostLink(wiring.Component):
                             m.next = "DRAIN"
                 wait_timer(truncated)
             with m.State("DRAIN"):          # resynchronise: discard until the line is idle, then answer
-                m.d.comb += rxf.r_en.eq(1)
+                m.d.comb += take.eq(1)
                 wait_timer(lambda: reply(status))
             with m.State("EXEC"):
                 with m.Switch(cmd):
@@ -284,9 +297,11 @@ class HostLink(wiring.Component):
                     reply(proto.OK)
 
             with m.State("REPLY_PREP"):
-                m.d.sync += tx_byte.eq(out)
                 with m.If(idx == 0):
                     m.d.sync += crc.eq(0xFFFF)
+                m.next = "REPLY_FORM"
+            with m.State("REPLY_FORM"):
+                m.d.sync += tx_byte.eq(out)
                 m.next = "REPLY_SEND"
             with m.State("REPLY_SEND"):
                 m.d.comb += [tx.data.eq(tx_byte), tx.valid.eq(1)]
