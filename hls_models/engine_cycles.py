@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from golden import graph
 from golden.inference import InferenceResult, run
 from golden.intmodel import IntModel
 from golden.primitives import pack_words
@@ -89,65 +90,67 @@ def _layer_work(model: IntModel, golden: InferenceResult, image: int, P: int,
         taps = [padded[:, ky:ky + stride * ho:stride, kx:kx + stride * wo:stride] for ky in range(3) for kx in range(3)]
         return np.stack(taps).transpose(2, 3, 0, 1)
 
-    stages = model.stage_shapes
-    S = len(stages)
-    for i, (cin, cout, h, w) in enumerate(stages):
-        gout = _ceil_div(cout, P)
-        if i == 0:
+    def linear(step):
+        nnz = _nnz_rows(words(step.src), P)                               # [Gin, N]
+        layers.append({"name": step.name, "kind": "stream_add" if step.stream else "lif",
+                       "groups": _ceil_div(step.cout, P), "rows": nnz.T[:, None, :]})   # [N, 1 tap, Gin]
+
+    # the layer graph's steps in order, as the engine's layer table lays them out (rtl/engine_plan.py)
+    for step in graph.steps(model):
+        kind = "stream_add" if step.stream else "lif"
+        if step.op == "pixel_conv":
             # rows are pixels, one per input channel; the events are the pixel's set bits
             px = pixels[image]                                  # [Cin, H, W]
             nnz = np.zeros(px.shape, dtype=np.int64)
             for b in range(model.input_bits):
                 nnz += (px >> b) & 1
+            layers.append({"name": step.name, "kind": kind, "groups": _ceil_div(step.cout, P),
+                           "rows": conv_rows(nnz, 1, step.shape)})
+        elif step.op == "spike_conv":
+            if step.pool:
+                hi, wi = trace[step.src].shape[-2:]
+                rows = conv_rows(np.zeros((1, hi, wi), dtype=np.int64), 2, step.shape)
+                layers.append({"name": step.name + ".pool", "kind": "pool", "groups": _ceil_div(step.cin, P),
+                               "rows": rows})
+            nnz = _nnz_rows(words(step.pooled or step.src), P)            # [Gin, H, W]
+            layers.append({"name": step.name, "kind": kind, "groups": _ceil_div(step.cout, P),
+                           "rows": conv_rows(nnz, 1, step.shape)})
+        elif step.op == "spike_linear":
+            linear(step)
+        elif step.op == "stream_lif":
+            layers.append({"name": step.name + "_lif", "kind": "stream_lif", "outputs": N * G})
+        elif step.op == "attention":
+            p = step.name[:-len("attn")]
+            # Kᵀ·V: per (lane group, K channel i) the tokens whose K word of channel i is non-zero in a head of
+            # the group
+            k_nz = _nnz_rows(words(p + "k.spikes"), 1)                    # [C, N]: K word non-zero
+            kv_events = 0
+            for g in range(G):
+                heads_of_g = range(g * P // d, g * P // d + 1) if P <= d else \
+                    range(g * P // d, min(heads, (g + 1) * P // d))
+                kv_events += int(np.any([k_nz[h * d:(h + 1) * d] for h in heads_of_g], axis=0).sum())
+            layers.append({"name": p + "kv", "kind": "kv", "channels": G * d, "events": kv_events})
+            q = _nnz_rows(words(step.src), P)                              # [G, N]
+            if P <= d:
+                # lane group g reads the Q rows of its head: per token the dp rows of head g // dp
+                dp = d // P
+                rows = np.stack([q[(g // dp) * dp:(g // dp + 1) * dp].T[:, None, :] for g in range(G)])
+                rows = rows.reshape(G * N, 1, dp)
+            else:
+                rows = q.reshape(G * N, 1, 1)                              # whole heads: the group's own Q row
+            layers.append({"name": step.name, "kind": "lif", "groups": 1, "rows": rows})
+        elif step.op == "head":
+            layers.append({"name": "head.z", "kind": "head_z", "groups": G, "values": N * T})
+            zw = (widths or analyze(model))["head.z"].bits
+            z = trace["head.z"][image] & ((1 << zw) - 1)
+            pop = np.zeros_like(z)
+            for b in range(zw):
+                pop += (z >> b) & 1
+            layers.append({"name": "head", "kind": "head_write", "groups": _ceil_div(step.cout, P),
+                           "rows": pop.reshape(1, 1, -1)})                  # one output, one tap, C rows
         else:
-            src = f"tok{i}.pooled" if model.stages[i]["pool"] else f"tok{i-1}.spikes"
-            if model.stages[i]["pool"]:
-                hi, wi = trace[f"tok{i-1}.spikes"].shape[-2:]
-                rows = conv_rows(np.zeros((1, hi, wi), dtype=np.int64), 2, (h, w))
-                layers.append({"name": f"tok{i}.pool", "kind": "pool", "groups": _ceil_div(cin, P), "rows": rows})
-            nnz = _nnz_rows(words(src), P)                               # [Gin, H, W]
-        layers.append({"name": f"tok{i}", "kind": "stream_add" if i == S - 1 else "lif", "groups": gout,
-                       "rows": conv_rows(nnz, 1, (h, w))})
-
-    def linear(key, src, cout, to_stream):
-        nnz = _nnz_rows(words(src), P)                                    # [Gin, N]
-        layers.append({"name": key, "kind": "stream_add" if to_stream else "lif", "groups": _ceil_div(cout, P),
-                       "rows": nnz.T[:, None, :]})                         # [N, 1 tap, Gin]
-
-    for j in range(model.blocks):
-        p = f"blk{j}."
-        layers.append({"name": p + "ssa_lif", "kind": "stream_lif", "outputs": N * G})
-        for name in ("q", "k", "v"):
-            linear(p + name, p + "ssa_spikes", C, False)
-        # Kᵀ·V: per (lane group, K channel i) the tokens whose K word of channel i is non-zero in a head of the group
-        k_nz = _nnz_rows(words(p + "k.spikes"), 1)                        # [C, N]: K word non-zero
-        kv_events = 0
-        for g in range(G):
-            heads_of_g = range(g * P // d, g * P // d + 1) if P <= d else range(g * P // d, min(heads, (g + 1) * P // d))
-            kv_events += int(np.any([k_nz[h * d:(h + 1) * d] for h in heads_of_g], axis=0).sum())
-        layers.append({"name": p + "kv", "kind": "kv", "channels": G * d, "events": kv_events})
-        q = _nnz_rows(words(p + "q.spikes"), P)                           # [G, N]
-        if P <= d:
-            # lane group g reads the Q rows of its head: per token the dp rows of head g // dp
-            dp = d // P
-            rows = np.stack([q[(g // dp) * dp:(g // dp + 1) * dp].T[:, None, :] for g in range(G)])
-            rows = rows.reshape(G * N, 1, dp)
-        else:
-            rows = q.reshape(G * N, 1, 1)                                  # whole heads: the group's own Q row
-        layers.append({"name": p + "attn", "kind": "lif", "groups": 1, "rows": rows})
-        linear(p + "proj", p + "attn_spikes", C, True)
-        layers.append({"name": p + "mlp_lif", "kind": "stream_lif", "outputs": N * G})
-        linear(p + "fc1", p + "mlp_spikes", model.mlp_hidden, False)
-        linear(p + "fc2", p + "fc1.spikes", C, True)
-    layers.append({"name": "head.z", "kind": "head_z", "groups": G, "values": N * T})
-    zw = (widths or analyze(model))["head.z"].bits
-    z = trace["head.z"][image] & ((1 << zw) - 1)
-    pop = np.zeros_like(z)
-    for b in range(zw):
-        pop += (z >> b) & 1
+            raise AssertionError(f"the cycle model has no schedule for the layer graph's op {step.op!r}")
     K = model.num_classes
-    layers.append({"name": "head", "kind": "head_write", "groups": _ceil_div(K, P),
-                   "rows": pop.reshape(1, 1, -1)})                          # one output, one tap, C rows
     layers.append({"name": "argmax", "kind": "argmax", "classes": K})
     return layers
 

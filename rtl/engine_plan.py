@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from golden import graph
 from golden import primitives as P
 from flowerrors import FlowError
 from golden.intmodel import IntModel
@@ -111,76 +112,62 @@ def build_plan(model: IntModel, lanes: int) -> Plan:
         return dict(Hi=hi, Wi=wi, Ho=ho, Wo=wo, k3=k3, s2=s2, Gin=gin, PS=ps, RS=rs, GS=gs,
                     XSTEP=(2 if s2 else 1) * ps, YSTEP=(2 if s2 else 1) * rs, a0=in_base - pad * rs - pad * ps)
 
-    shapes = model.stage_shapes
-    S = len(shapes)
-    cin0, c0, h0, w0 = shapes[0]
-    prev_key = None
-    for i, (cin, cout, h, w) in enumerate(shapes):
-        last = i == S - 1
-        theta = None if last else a[f"tok{i}.theta"]
-        out_key = None if last else f"tok{i}.spikes"
-        if i == 0:
-            fields = conv_fields(h, w, h, w, 1, 0, cin, 1, h * w, 0)
-            wts = cin
-            op = OP_CONV_IN
-        else:
-            src = plan.regions[prev_key]
-            hi, wi = src["shape"]
-            if model.stages[i]["pool"]:
-                pbase = region(f"tok{i}.pooled", cin, h, w)
-                entry(f"tok{i}.pool", OP_POOL, out_base=pbase, Gout=src["groups"], hoff=1,
-                      **conv_fields(hi, wi, h, w, 1, 1, 1, src["groups"], 1, src["base"]))
-                src = plan.regions[f"tok{i}.pooled"]
-            fields = conv_fields(h, w, h, w, 1, 0, src["groups"], src["groups"], 1, src["base"])
-            wts = cin
-            op = OP_ACC
-        out_base = 0 if last else region(out_key, cout, h, w)
-        entry(f"tok{i}", op, to_stream=int(last), stream_init=int(last), out_base=out_base,
-              Gout=_ceil_div(cout, Pl), w_base=weights_rows(conv_weight_rows(a[f"tok{i}.w"])), R=9 * cin, WTS=wts,
-              WGS=1 if i == 0 else Pl, p_base=param_rows(a[f"tok{i}.b"], theta, cout), **fields)
-        prev_key = out_key
-
     def tok_fields(src_key):
         src = plan.regions[src_key]
         return conv_fields(N, 1, N, 1, 0, 0, src["groups"], src["groups"], 1, src["base"])
 
-    def linear(name, src_key, w, b, theta, out_key=None, to_stream=False):
-        cout, cin = w.shape
-        out_base = region(out_key, cout, N, 1) if out_key else 0
-        entry(name, OP_ACC, to_stream=int(to_stream), out_base=out_base, Gout=_ceil_div(cout, Pl),
-              w_base=weights_rows(conv_weight_rows(w)), R=cin, WTS=cin, WGS=Pl,
-              p_base=param_rows(b, theta, cout), **tok_fields(src_key))
+    def out_region(step, h, w):
+        return region(step.spikes, step.cout, h, w) if step.spikes else 0
 
-    for j in range(model.blocks):
-        p = f"blk{j}."
-        base = region(p + "ssa_spikes", C, N, 1)
-        entry(p + "ssa_lif", OP_STREAM_LIF, out_base=base, Gout=G, Ho=N, Wo=1,
-              p_base=param_rows(None, a[p + "ssa_theta"], C))
-        for name in ("q", "k", "v"):
-            linear(p + name, p + "ssa_spikes", a[p + name + ".w"], a[p + name + ".b"], a[p + name + ".theta"],
-                   out_key=p + name + ".spikes")
-        dp = max(1, d // Pl)         # lane groups per head (1 when a group holds whole heads)
-        entry(p + "kv", OP_KV, k_base=plan.regions[p + "k.spikes"]["base"],
-              v_base=plan.regions[p + "v.spikes"]["base"], N=N, heads=heads, d=d, DP=dp, Gout=G)
-        base = region(p + "attn_spikes", C, N, 1)
-        # each output group reads the Q rows of its head (dp rows), or, when it holds whole heads, its own Q row
-        entry(p + "attn", OP_ATTN, out_base=base, Gout=G, w_base=0, R=d, WTS=0, WGS=Pl, hoff=2 if Pl <= d else 1,
-              DP=dp, p_base=param_rows(None, np.full(C, P.attn_theta(T)), C),
-              **{**tok_fields(p + "q.spikes"), "Gin": dp})
-        linear(p + "proj", p + "attn_spikes", a[p + "proj.w"], a[p + "proj.b"], None, to_stream=True)
-        base = region(p + "mlp_spikes", C, N, 1)
-        entry(p + "mlp_lif", OP_STREAM_LIF, out_base=base, Gout=G, Ho=N, Wo=1,
-              p_base=param_rows(None, a[p + "mlp_theta"], C))
-        linear(p + "fc1", p + "mlp_spikes", a[p + "fc1.w"], a[p + "fc1.b"], a[p + "fc1.theta"],
-               out_key=p + "fc1.spikes")
-        linear(p + "fc2", p + "fc1.spikes", a[p + "fc2.w"], a[p + "fc2.b"], None, to_stream=True)
+    def weight_fields(step):
+        return dict(Gout=_ceil_div(step.cout, Pl), w_base=weights_rows(conv_weight_rows(a[step.name + ".w"])),
+                    p_base=param_rows(a[step.name + ".b"], a[step.theta] if step.theta else None, step.cout))
 
-    entry("head.z", OP_HEAD_Z, Gout=G, N=N, RS=G * T)
+    # One layer-table entry (two for a pooled stage, the attention and the head) per step of the layer graph;
+    # activation regions are laid out in the graph's order.
+    for step in graph.steps(model):
+        if step.op == "pixel_conv":
+            h, w = step.shape
+            fields = conv_fields(h, w, h, w, 1, 0, step.cin, 1, h * w, 0)
+            entry(step.name, OP_CONV_IN, to_stream=int(step.stream_init), stream_init=int(step.stream_init),
+                  out_base=out_region(step, h, w), R=9 * step.cin, WTS=step.cin, WGS=1, **weight_fields(step),
+                  **fields)
+        elif step.op == "spike_conv":
+            h, w = step.shape
+            src = plan.regions[step.src]
+            if step.pool:
+                hi, wi = src["shape"]
+                pbase = region(step.pooled, step.cin, h, w)
+                entry(step.name + ".pool", OP_POOL, out_base=pbase, Gout=src["groups"], hoff=1,
+                      **conv_fields(hi, wi, h, w, 1, 1, 1, src["groups"], 1, src["base"]))
+                src = plan.regions[step.pooled]
+            fields = conv_fields(h, w, h, w, 1, 0, src["groups"], src["groups"], 1, src["base"])
+            entry(step.name, OP_ACC, to_stream=int(step.stream_init), stream_init=int(step.stream_init),
+                  out_base=out_region(step, h, w), R=9 * step.cin, WTS=step.cin, WGS=Pl, **weight_fields(step),
+                  **fields)
+        elif step.op == "spike_linear":
+            entry(step.name, OP_ACC, to_stream=int(step.stream is not None), out_base=out_region(step, N, 1),
+                  R=step.cin, WTS=step.cin, WGS=Pl, **weight_fields(step), **tok_fields(step.src))
+        elif step.op == "stream_lif":
+            entry(step.name + "_lif", OP_STREAM_LIF, out_base=out_region(step, N, 1), Gout=G, Ho=N, Wo=1,
+                  p_base=param_rows(None, a[step.theta], C))
+        elif step.op == "attention":
+            p = step.name[:-len("attn")]
+            dp = max(1, d // Pl)         # lane groups per head (1 when a group holds whole heads)
+            entry(p + "kv", OP_KV, k_base=plan.regions[p + "k.spikes"]["base"],
+                  v_base=plan.regions[p + "v.spikes"]["base"], N=N, heads=heads, d=d, DP=dp, Gout=G)
+            # each output group reads the Q rows of its head (dp rows), or, when it holds whole heads, its own Q row
+            entry(step.name, OP_ATTN, out_base=out_region(step, N, 1), Gout=G, w_base=0, R=d, WTS=0, WGS=Pl,
+                  hoff=2 if Pl <= d else 1, DP=dp, p_base=param_rows(None, np.full(C, P.attn_theta(T)), C),
+                  **{**tok_fields(step.src), "Gin": dp})
+        elif step.op == "head":
+            entry("head.z", OP_HEAD_Z, Gout=G, N=N, RS=G * T)
+            entry("head", OP_HEAD, Ho=1, Wo=1, Hi=1, Wi=1, k3=0, Gin=C, PS=0, RS=0, GS=1, a0=0, R=C, WTS=C,
+                  WGS=1, **weight_fields(step))
+        else:
+            raise AssertionError(f"the engine plan has no layout for the layer graph's op {step.op!r}")
     K = model.num_classes
     hw = a["head.w"]
-    entry("head", OP_HEAD, Gout=_ceil_div(K, Pl), Ho=1, Wo=1, Hi=1, Wi=1, k3=0, Gin=C, PS=0, RS=0, GS=1,
-          a0=0, w_base=weights_rows(conv_weight_rows(hw)), R=C, WTS=C, WGS=1,
-          p_base=param_rows(a["head.b"], None, K))
 
     # ----- widths (all from golden's interval analysis; nothing can overflow)
     acc_keys = [k for k in ranges if k.endswith(".acc") or k.endswith(".y") or k.endswith(".kv")]

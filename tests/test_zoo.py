@@ -89,6 +89,7 @@ def test_every_shipped_model_passes_its_checks(preset):
     assert model.config == metrics["config"]
 
 
+@pytest.mark.train
 def test_shipped_fashion_mnist_model_golden_equals_torch_on_300_test_images(tmp_path):
     """The zoo's Fashion-MNIST model: hash-checked, installed with its test set (Debian's dataset-fashion-mnist,
     `make data`), and golden == torch integer inference on a stratified 300-image subset, whose accuracy agrees with

@@ -16,6 +16,7 @@ import os
 import numpy as np
 
 from flowerrors import FlowError
+from golden import graph
 
 from hls_models.energy import E_AC_PJ as E_AC, E_MAC_PJ as E_MAC
 from .synth import seed_summary
@@ -229,16 +230,18 @@ def latency_section(page: Page, b: dict, preset: str) -> None:
 
 
 def layer_inputs(model, trace: dict, images) -> list[tuple[str, np.ndarray]]:
-    """The values entering every weight layer, in execution order."""
-    out = [("tok0 (pixels)", np.asarray(images))]
-    for i in range(1, len(model.stages)):
-        key = f"tok{i}.pooled" if model.stages[i]["pool"] else f"tok{i-1}.spikes"
-        out.append((f"tok{i}", trace[key]))
-    for j in range(model.blocks):
-        p = f"blk{j}."
-        out += [(p + "q/k/v", trace[p + "ssa_spikes"]), (p + "proj", trace[p + "attn_spikes"]),
-                (p + "fc1", trace[p + "mlp_spikes"]), (p + "fc2", trace[p + "fc1.spikes"])]
-    out.append(("head (Z)", trace["head.z"]))
+    """The values entering every weight layer, in execution order (q, k and v read the same spikes: one entry)."""
+    out = []
+    for step in graph.steps(model):
+        if step.op == "pixel_conv":
+            out.append((f"{step.name} (pixels)", np.asarray(images)))
+        elif step.op == "spike_conv":
+            out.append((step.name, trace[step.pooled or step.src]))
+        elif step.op == "spike_linear" and not step.name.endswith((".k", ".v")):
+            label = step.name[:-len("q")] + "q/k/v" if step.name.endswith(".q") else step.name
+            out.append((label, trace[step.src]))
+        elif step.op == "head":
+            out.append(("head (Z)", trace["head.z"]))
     return out
 
 
