@@ -38,6 +38,18 @@ STAGES = {
 ZOO_USERS = ("gen-rtl", "sim", "synth", "explore", "report", "bench", "run")
 
 
+class _BadOption(Exception):
+    pass
+
+
+class _StageParser(argparse.ArgumentParser):
+    """A stage's options: a bad one raises instead of printing the usage and exiting, so main() reports it as one
+    sentence with exit status 2."""
+
+    def error(self, message):
+        raise _BadOption(message)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="flow.py", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -60,9 +72,14 @@ def main(argv=None) -> int:
         print(f"flow.py: error: stage '{argv[0]}' is not available ({exc}); run `make venv` first.",
               file=sys.stderr)
         return 2
-    stage_parser = argparse.ArgumentParser(prog=f"flow.py {argv[0]}", description=help_text)
+    stage_parser = _StageParser(prog=f"flow.py {argv[0]}", description=help_text)
     module.add_arguments(stage_parser)
-    args = stage_parser.parse_args(argv[1:])
+    try:
+        args = stage_parser.parse_args(argv[1:])
+    except _BadOption as exc:        # one sentence, like every other user error, before anything is read or written
+        text = str(exc).rstrip(".")
+        print(f"flow.py {argv[0]}: error: {text}; see `python flow.py {argv[0]} --help`.", file=sys.stderr)
+        return 2
     from golden import artifacts
     outputs = [o for o in ("--out", "--build") if o in stage_parser._option_string_actions]
     artifacts.OUTPUT_HINT = f" or choose another folder with {' or '.join(outputs)}" if outputs else ""

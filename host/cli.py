@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from flowerrors import FlowError
+from flowerrors import FlowError, image_count
 from golden import protocol as proto
 from golden.artifacts import atomic_write, preset_dir
 from golden.inference import run as golden_run
@@ -28,7 +28,7 @@ def add_arguments(parser):
     parser.add_argument("--build", default="build", help="build directory (default: the project's build/)")
     parser.add_argument("--model", help="integer model (default: build/<preset>/intmodel.zip)")
     parser.add_argument("--testset", help="test set .npz (default: build/<preset>/testset.npz)")
-    parser.add_argument("--images", type=int, default=None, help="first N test images (default: all)")
+    parser.add_argument("--images", type=image_count, default="all", help="N: the first N test images; all (default): every one")
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for a reply (default 5)")
     parser.add_argument("--link-test", action="store_true",
                         help="first send bad frames (bad CRC, truncated, unknown command, wrong size, ...) and "
@@ -39,13 +39,11 @@ def add_arguments(parser):
 
 
 def main(args) -> int:
+    count = args.images
     base = preset_dir(args.preset, args.build)
     model = load(args.model or os.path.join(base, "intmodel.zip"))
     images, labels = load_testset(args.testset or os.path.join(base, "testset.npz"))
-    if args.images is not None:
-        if args.images < 1:
-            raise FlowError(f"--images must be at least 1, got {args.images}.")
-        images, labels = images[:args.images], labels[:args.images]
+    images, labels = images[:count], labels[:count]
     images = model.check_images(images)
     ref = golden_run(model, images)
 

@@ -21,23 +21,11 @@ import numpy as np
 
 import cluster
 from golden.artifacts import PROJECT, need, preset_dir, read_json
-from flowerrors import FlowError
+from flowerrors import FlowError, image_count
 from golden.intmodel import load, load_testset, stratified_subset
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPEED = os.path.join(ROOT, "docs", "bench", "sim_speed.json")
-
-
-def _images_arg(text: str) -> int:
-    if text == "all":
-        return 0
-    try:
-        n = int(text)
-    except ValueError:
-        n = -1
-    if n < 0:
-        raise FlowError(f"--images {text} is not a count; use a number of images or 'all'.")
-    return n
 
 
 def add_arguments(parser):
@@ -45,7 +33,7 @@ def add_arguments(parser):
     parser.add_argument("--build", default="build", help="build directory (default: the project's build/)")
     parser.add_argument("--model", help="integer model (default: build/<preset>/intmodel.zip)")
     parser.add_argument("--rtl", help="generated core folder (default: build/<preset>/rtl)")
-    parser.add_argument("--images", default="all", help="N: the first N test images; all (default): every one")
+    parser.add_argument("--images", type=image_count, default="all", help="N: the first N test images; all (default): every one")
     parser.add_argument("--stratified", action="store_true",
                         help="with --images N: a fixed class-balanced subset of N test images (each class's first "
                              "N/classes images) instead of the first N")
@@ -94,7 +82,7 @@ def _load(args):
 
 def main(args) -> int:
     from sim.check import check_images
-    count = _images_arg(str(args.images))
+    count = args.images or 0
     cluster.check_jobs(args.jobs)
     if args.waves and args.bench != "cocotb":
         raise FlowError("--waves needs the cocotb bench; add --bench cocotb.")
@@ -133,7 +121,7 @@ def speed(args) -> int:
     from sim.check import check_images
     base, model, rtl_dir, images, labels = _load(args)
     work = os.path.join(base, "sim")      # the harness build of `flow.py sim` is reused
-    count = _images_arg(str(args.images)) or len(images)
+    count = args.images or len(images)
     jobs = max(2, args.jobs)
     runs = {}
     for label, kwargs, n in (("cocotb", dict(bench="cocotb"), min(count, 8)),

@@ -35,8 +35,7 @@ def test_every_stage_takes_build_and_shows_its_preset_default(stage):
     assert "--build" in options, f"flow.py {stage} has no --build"
     assert options["--build"].help == BUILD_HELP and options["--build"].default == "build", stage
     preset = options["--preset"]
-    if stage != "report":           # tools/report.py is its owner's this session (COORD.md): its --preset help lacks it
-        assert f"default: {preset.default}" in preset.help or f"(default {preset.default})" in preset.help, stage
+    assert f"default: {preset.default}" in preset.help or f"(default {preset.default})" in preset.help, stage
 
 
 @pytest.mark.parametrize("stage,extra", [("gen-rtl", []), ("sim", []), ("bitstream", []),
@@ -53,3 +52,29 @@ def test_train_quant_shows_the_defaults_each_preset_gives():
     text = _parser("train-quant").format_help().replace("\n", " ")
     for name in presets.PRESETS:
         assert f"{name} {presets.resolve(name)[1]['epochs']}" in " ".join(text.split()), name
+
+
+IMAGE_OPTIONS = [("sim", "--images"), ("report", "--images"), ("report", "--bench-images"), ("explore", "--images"),
+                 ("run", "--images")]
+
+
+@pytest.mark.parametrize("stage,option", IMAGE_OPTIONS)
+@pytest.mark.parametrize("value", ["0", "-1", "two"])
+def test_image_counts_mean_one_thing_everywhere(stage, option, value, tmp_path, capsys):
+    """Every image-count option takes N (the first N test images) or `all`, and refuses anything else with the same
+    sentence before it reads or writes anything."""
+    extra = ["--port", str(tmp_path / "no-such-port")] if stage == "run" else []
+    rc = flow.main([stage, "--build", str(tmp_path / "build"), option, value, *extra])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"flow.py {stage}: error: argument {option}: {value} is not a number of images; use a count "
+                          f"of 1 or more, or all; see `python flow.py {stage} --help`."), err
+    assert not (tmp_path / "build").exists()
+
+
+@pytest.mark.parametrize("stage,option", IMAGE_OPTIONS)
+def test_image_count_options_take_all_or_a_count(stage, option):
+    extra = ["--port", "x"] if stage == "run" else []
+    dest = option[2:].replace("-", "_")
+    assert getattr(_parser(stage).parse_args([option, "all", *extra]), dest) is None
+    assert getattr(_parser(stage).parse_args([option, "7", *extra]), dest) == 7

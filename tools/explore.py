@@ -18,7 +18,7 @@ import numpy as np
 import cluster
 from cluster import map_tasks
 from golden.artifacts import atomic_json, atomic_write
-from flowerrors import USER_ERRORS, FlowError
+from flowerrors import USER_ERRORS, FlowError, image_count
 
 from hls_models import resources
 from .synth import add_seed_timeout_argument, seed_timeout_seconds, synthesise
@@ -110,7 +110,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--build", default="build", help="build directory (default: the project's build/)")
     parser.add_argument("--lanes", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64],
                         help="lane counts to sweep; those gen-rtl rejects for this model are skipped")
-    parser.add_argument("--images", type=int, default=16, help="test images for the cycle model (default 16)")
+    parser.add_argument("--images", type=image_count, default="16", help="N: the first N test images for the cycle model (default 16); all: every one")
     parser.add_argument("--synth", type=int, default=3, help="synthesise at most this many Pareto points (0: none)")
     parser.add_argument("--seeds", type=int, default=1, help="place-and-route seeds per synthesised point")
     add_seed_timeout_argument(parser)
@@ -131,7 +131,7 @@ def main(args) -> int:
     model = load(os.path.join(preset_dir, "intmodel.zip"), command=train)
     images, _ = load_testset(os.path.join(preset_dir, "testset.npz"), command=train)
     cap = TARGETS["ecp5"]["capacity"]
-    images = images[:max(1, args.images)]
+    images = images[:args.images]
     golden = inference.run(model, images, trace=True)
     # each lane count is one independent task (gen-rtl + models): local workers or a Dask cluster (cluster/)
     task = functools.partial(evaluate_point, preset=args.preset, build=args.build, out=out, gen_args=args.gen_arg,

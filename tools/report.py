@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from flowerrors import FlowError
+from flowerrors import FlowError, image_count
 from golden import graph
 
 from hls_models.energy import E_AC_PJ as E_AC, E_MAC_PJ as E_MAC
@@ -665,7 +665,7 @@ def provenance_html(model, synth: dict) -> str:
     return _table(["what", "value"], rows)
 
 
-def build_report(preset: str, build: str | None = None, images_limit: int = REPORT_IMAGES, progress=print,
+def build_report(preset: str, build: str | None = None, images_limit: int | None = REPORT_IMAGES, progress=print,
                  bench_images: int | None = None, clock_mhz: float | None = None, jobs: int = 1,
                  scheduler: str | None = None) -> str:
     """Write build/<preset>/report/: index.html, its PNGs, summary.json and report.json (the benchmark figures:
@@ -813,14 +813,14 @@ def _fmax_source(synth: dict, bench: dict | None, manifest: dict | None):
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--preset", default="digits", help="model preset; reads build/<preset>/")
+    parser.add_argument("--preset", default="digits", help="model preset; reads build/<preset>/ (default: digits)")
     parser.add_argument("--build", default="build", help="build directory (default: the project's build/)")
-    parser.add_argument("--images", type=int, default=REPORT_IMAGES,
-                        help=f"test images used for value distributions, attention, cycles per layer and energy "
-                             f"(default {REPORT_IMAGES})")
-    parser.add_argument("--bench-images", type=int, default=None,
-                        help="test images for the confusion matrix, per-class accuracy, firing rates and latency "
-                             "distribution (default: the whole test set)")
+    parser.add_argument("--images", type=image_count, default=str(REPORT_IMAGES),
+                        help=f"N: the first N test images for value distributions, attention, cycles per layer and "
+                             f"energy (default {REPORT_IMAGES}); all: every one")
+    parser.add_argument("--bench-images", type=image_count, default="all",
+                        help="N: the first N test images for the confusion matrix, per-class accuracy, firing rates "
+                             "and latency distribution; all (default): the whole test set")
     parser.add_argument("--clock-mhz", type=float, default=None,
                         help="clock for latencies in µs (default: the synthesised Fmax, else the board's default)")
     import cluster
@@ -828,11 +828,6 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
-    if args.images < 1:
-        raise FlowError(f"--images {args.images} leaves nothing to analyse; use --images 1 or more.")
-    if args.bench_images is not None and args.bench_images < 1:
-        raise FlowError(f"--bench-images {args.bench_images} leaves nothing to analyse; use 1 or more, or leave it out "
-                        "for the whole test set.")
     if args.clock_mhz is not None and not args.clock_mhz > 0:
         raise FlowError(f"--clock-mhz {args.clock_mhz} is not a clock; give a frequency above 0 in MHz.")
     import cluster
