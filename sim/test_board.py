@@ -18,15 +18,6 @@ pytestmark = [pytest.mark.sim, pytest.mark.train]
 IMAGES = 24
 
 
-@pytest.fixture(scope="module")
-def digits_model(tmp_path_factory):
-    """The shipped default model (models/digits/, hash-checked) with its test set, installed in a temporary build
-    folder: the tests neither retrain it nor touch the user's build/."""
-    from quant import zoo
-    build = str(tmp_path_factory.mktemp("zoo"))
-    assert zoo.provide("digits", build)
-    return im.load(os.path.join(build, "digits", "intmodel.zip")), os.path.join(build, "digits")
-
 
 def test_host_runtime_drives_the_simulated_board(digits_model, tmp_path):
     model, base = digits_model

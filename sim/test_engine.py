@@ -93,15 +93,6 @@ def test_cycles_fall_with_activity(tmp_path):
     assert max(cycles[:2]) < min(cycles[2:]), cycles
 
 
-@pytest.fixture(scope="module")
-def digits_model(tmp_path_factory):
-    """The shipped default model (models/digits/, hash-checked) with its test set, installed in a temporary build
-    folder: the tests neither retrain it nor touch the user's build/."""
-    from quant import zoo
-    build = str(tmp_path_factory.mktemp("zoo"))
-    assert zoo.provide("digits", build)
-    return im.load(os.path.join(build, "digits", "intmodel.zip")), os.path.join(build, "digits")
-
 
 @pytest.fixture(scope="module")
 def digits_core(digits_model, tmp_path_factory):
