@@ -15,7 +15,7 @@ from .engine import SpikeEngine, _pack, layer_field_widths, memory_layout, timin
 from .engine_plan import FIELDS, OP_NAMES, build_plan
 
 TOP = "spikingformer_core"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2      # 2: the read-out port registers dbg_addr (timing.debug_read = 2 cycles)
 
 
 def _write(path: str, text: str) -> None:
@@ -65,7 +65,7 @@ def manifest_of(model: IntModel, plan, verilog_text: str) -> dict:
             "pred_class": "argmax of the logits, ties to the lowest index",
             "logit_sel/logit": "combinational logit readout", "cycles": "cycles of the last inference",
             "overflow": "sticky: a value left its analysed width (never expected)",
-            "dbg_addr/dbg_data": "activation RAM read port, one cycle latency",
+            "dbg_addr/dbg_data": "activation RAM read port, timing.debug_read cycles latency",
         },
     }
 

@@ -59,7 +59,8 @@ def run_images(verilog_path: str, manifest: dict, images: np.ndarray, work_dir: 
     if os.path.exists(results):
         os.unlink(results)
     job = {"images": img_path, "results": results, "classes": manifest["dims"]["K"],
-           "act_rows": manifest["dims"]["act_rows"], "timeout_cycles": 50_000_000}
+           "act_rows": manifest["dims"]["act_rows"], "debug_read": manifest["timing"]["debug_read"],
+           "timeout_cycles": 50_000_000}
     job_path = os.path.join(work_dir, "job.json")
     with open(job_path, "w") as f:
         json.dump(job, f)

@@ -60,7 +60,7 @@ def port_widths(manifest: dict) -> dict:
     return {"pixel": widths["pixel"], "class": _bits(max(1, k - 1)), "logit": widths["logit"],
             "dbg_addr": _bits(max(1, dims["act_rows"] - 1)), "act": params["lanes"] * params["T"],
             "pixels": dims["pixels"], "K": k, "act_rows": dims["act_rows"],
-            "dbg_latency": int(manifest.get("dbg_latency", 1))}
+            "dbg_latency": int(manifest["timing"]["debug_read"])}
 
 
 def testbench(manifest: dict) -> str:

@@ -41,7 +41,7 @@ async def read_outputs(dut, job):
     rows = []
     for addr in range(job["act_rows"]):
         dut.dbg_addr.value = addr
-        await RisingEdge(dut.clk)
+        await ClockCycles(dut.clk, job["debug_read"])
         await Timer(1, "ns")
         rows.append(unsigned(dut.dbg_data.value))
     return logits, rows

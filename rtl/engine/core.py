@@ -64,6 +64,9 @@ def _pack(values, width):
     return word
 
 
+DEBUG_READ_LATENCY = 2      # dbg_addr register, then the RAM's synchronous read
+
+
 def timing(T):
     """The schedule's cycle costs (manifest.json -> `timing`; hls_models/engine_cycles.py builds the exact cycle
     count of an inference from these and the image's events, and the tests compare it with the RTL's counter).
@@ -88,6 +91,7 @@ def timing(T):
         "head_z_value": 1,                     # HZ_RD per (token, timestep)
         "head_z_group_fixed": DRAIN + 2,       # HZ_INIT, DRAIN, HZ_WR per lane group
         "argmax_class": 1, "argmax_fixed": 2,  # ARGMAX per class, ARGMAX's last cycle, ARGMAX_DONE
+        "debug_read": DEBUG_READ_LATENCY,      # dbg_addr at edge c -> dbg_data after edge c + debug_read
     }
 
 
@@ -98,7 +102,8 @@ class SpikeEngine(wiring.Component):
     start: begin an inference; busy while running; done rises when the class is ready and stays until start.
     pred_class, logit_sel -> logit (combinational readout), cycles (cycles of the last inference),
     overflow (sticky: some value left its analysed width — never expected), dbg_addr -> dbg_data (activation RAM
-    row, one cycle latency) for checking every layer's spike words.
+    row, DEBUG_READ_LATENCY = 2 cycles: the address is registered before the RAM, so the read-out port adds no
+    path from the core's inputs into the activation RAM's address logic) for checking every layer's spike words.
     """
 
     def __init__(self, plan: Plan):
@@ -162,7 +167,9 @@ class SpikeEngine(wiring.Component):
         kv_rd, kv_wr = ports(kv_ram, "kv")
         z_rd, z_wr = z_mem.read_port(), z_mem.write_port()
 
-        m.d.comb += [act_dbg.addr.eq(self.dbg_addr), self.dbg_data.eq(act_dbg.data)]
+        dbg_addr = Signal.like(self.dbg_addr, name="dbg_addr_q")
+        m.d.sync += dbg_addr.eq(self.dbg_addr)
+        m.d.comb += [act_dbg.addr.eq(dbg_addr), self.dbg_data.eq(act_dbg.data)]
 
         # ---------------------------------------------------------------- layer registers
         L = Signal(layer_table.layout, name="layer")   # the current layer's entry
