@@ -66,3 +66,18 @@ def test_ecpix5_build_files(small_core, tmp_path):
     il = (tmp_path / "top.il").read_text()
     for name, value in (("CLKI_DIV", 4), ("CLKFB_DIV", 3), ("CLKOP_DIV", 6)):   # 100 / 4 * 3 = 75 MHz
         assert re.search(rf"parameter \\{name} {value}\b", il), name
+
+
+@pytest.mark.parametrize("achieved,met", [(82.84, True), (70.1, False)])
+def test_timing_summary_finds_the_pll_clock_as_nextpnr_states_it(tmp_path, achieved, met):
+    """nextpnr states the PLL output with the PLL's rounding (75.0019 MHz for 75); the summary must take that net as
+    the core clock, not the 25 MHz oscillator, and judge timing against it."""
+    from tools.bitstream import summarise
+    util = {"TRELLIS_COMB": {"used": 21210, "available": 83640}, "TRELLIS_FF": {"used": 11758, "available": 83640},
+            "DP16KD": {"used": 77, "available": 208}, "MULT18X18D": {"used": 0, "available": 156}}
+    fmax = {"$glbnet$clk": {"achieved": achieved, "constraint": 75.00187683105469},
+            "$glbnet$clk25": {"achieved": 300.0, "constraint": 25.0}}
+    (tmp_path / "pnr_report.json").write_text(json.dumps({"utilization": util, "fmax": fmax}))
+    rep = summarise(str(tmp_path), 75_000_000)
+    assert rep["fmax_mhz"] == achieved and rep["timing_met"] is met
+    assert (rep["lut"], rep["ff"], rep["bram"], rep["dsp"]) == (21210, 11758, 77, 0)
