@@ -8,7 +8,7 @@ synchronous reset is held for at least two clock cycles after configuration, PLL
 """
 
 from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
-from amaranth.lib import wiring
+from amaranth.lib import io, wiring
 from amaranth.lib.cdc import ResetSynchronizer
 from amaranth.lib.wiring import In, Out
 
@@ -91,7 +91,11 @@ class BoardTop(Elaboratable):
 
     def elaborate(self, platform):
         m = Module()
-        osc = platform.request(self.spec["osc"][0], 0)
+        # pins through explicit io.Buffer components (dir="-": the platform hands over the port, inversion included)
+        def pin(direction, port, name):
+            m.submodules[name] = buf = io.Buffer(direction, port)
+            return buf
+        osc = pin("i", platform.request(self.spec["osc"][0], 0, dir="-"), "osc_buffer")
         m.domains.sync = cd = ClockDomain("sync")
         locked = Signal()
         p = self.pll
@@ -111,14 +115,16 @@ class BoardTop(Elaboratable):
         # no FREQUENCY constraint on the PLL output: nextpnr derives it from the oscillator's frequency and the
         # dividers (its log says "Derived frequency constraint of 75.0 MHz for net clk"); tools/bitstream.py
         # checks that the report's core clock carries that constraint.
-        button = platform.request(*self.spec["reset"])
+        button = pin("i", platform.request(*self.spec["reset"], dir="-"), "button_buffer")
         m.submodules.reset_sync = ResetSynchronizer(~locked | button.i, domain="sync")
-        uart = platform.request("uart", 0)
+        uart = platform.request("uart", 0, dir="-")
+        rx, tx = pin("i", uart.rx, "uart_rx_buffer"), pin("o", uart.tx, "uart_tx_buffer")
         m.submodules.link = link = self.link
-        m.d.comb += [link.rx.eq(uart.rx.i), uart.tx.o.eq(link.tx)]
+        m.d.comb += [link.rx.eq(rx.i), tx.o.eq(link.tx)]
         requested = {}
         for i, (name, number, sub) in enumerate(self.spec["leds"]):
-            res = requested.get((name, number)) or platform.request(name, number)
+            res = requested.get((name, number)) or platform.request(name, number, dir="-")
             requested[(name, number)] = res
-            m.d.comb += (getattr(res, sub) if sub else res).o.eq(link.leds[i])
+            led = pin("o", getattr(res, sub) if sub else res, f"led{i}_buffer")
+            m.d.comb += led.o.eq(link.leds[i])
         return m
