@@ -65,7 +65,7 @@ synth: venv
 report: venv
 	$(VPY) flow.py report --preset $(PRESET)
 
-# The ULX3S-85F bitstream of the board top (docs/board.md); not in `make test`: Yosys + nextpnr took ~100 min (shared core).
+# The ULX3S-85F bitstream of the board top (docs/board.md); not in `make test`: Yosys + nextpnr take about 20 min.
 bitstream: venv
 	$(VPY) flow.py gen-rtl --preset $(PRESET)
 	$(VPY) flow.py bitstream --preset $(PRESET) --board ulx3s-85f

@@ -4,7 +4,7 @@ generated core) -> Yosys -> nextpnr-ecp5 -> ecppack, all from PyPI (YoWASP), wit
 Reads build/<preset>/rtl/{core.v, manifest.json} (flow.py gen-rtl) and writes build/<preset>/board/<board>/:
 top.bit (and top.svf), report.json (LUT/FF/BRAM of the whole top, achieved Fmax of the core clock, whether it
 meets the clock, tool times) and every tool log (top.rpt Yosys, top.tim nextpnr). One build of the
-16-lane digits top took ~100 minutes (Yosys 25, nextpnr 74) on a core shared with other jobs (docs/board.md).
+16-lane digits top takes about 20 minutes (Yosys 1.5, nextpnr 18) on the 2-core reference machine (docs/board.md).
 """
 from __future__ import annotations
 
