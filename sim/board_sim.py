@@ -6,7 +6,6 @@ board's divisor and 10 ms timeout would cost minutes of simulated idle line per 
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -42,9 +41,7 @@ def board_verilog(rtl_dir: str, out_dir: str) -> str:
 def run_host_commands(rtl_dir: str, work_dir: str, commands: list[list[str]]) -> dict:
     """Build (cached by the Verilog's hash) and simulate the board top while `commands` run one after the other
     against its UART ("{port}" in an argument becomes the pseudo-terminal). Returns the bench's records."""
-    from cocotb_tools.runner import get_runner
-
-    from .engine_sim import _verilator_on_path
+    from .runner import build_cocotb, test_cocotb
     work_dir = os.path.abspath(work_dir)
     top_v = board_verilog(rtl_dir, work_dir)
     # the core is copied beside the top so the cached build's sources keep their paths when rtl_dir is a new tmp dir
@@ -52,14 +49,7 @@ def run_host_commands(rtl_dir: str, work_dir: str, commands: list[list[str]]) ->
     core_text = Path(rtl_dir, "core.v").read_text()
     if not os.path.exists(core_v) or Path(core_v).read_text() != core_text:
         atomic_write(core_v, core_text)
-    digest = hashlib.sha256(Path(top_v).read_bytes() + Path(core_v).read_bytes()).hexdigest()[:16]
-    build_dir = os.path.join(work_dir, f"verilator-{digest}")
-    _verilator_on_path()
-    os.environ["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include"
-    runner = get_runner("verilator")
-    runner.build(sources=[core_v, top_v], hdl_toplevel="board_top", build_dir=build_dir,
-                 build_args=["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CASEINCOMPLETE"],
-                 always=False)
+    runner, build_dir = build_cocotb([core_v, top_v], "board_top", work_dir)
     results = os.path.join(work_dir, "host_records.json")
     if os.path.exists(results):
         os.remove(results)
@@ -67,14 +57,8 @@ def run_host_commands(rtl_dir: str, work_dir: str, commands: list[list[str]]) ->
            "results": results, "cwd": ROOT}
     job_path = os.path.join(work_dir, "job.json")
     Path(job_path).write_text(json.dumps(job))
-    if SIM_DIR not in sys.path:
-        sys.path.insert(0, SIM_DIR)
-    try:
-        runner.test(test_module="tb_board", hdl_toplevel="board_top", build_dir=build_dir, test_dir=work_dir,
-                    extra_env={"BOARD_JOB": job_path, "PYTHONPATH": SIM_DIR + os.pathsep + ROOT},
-                    results_xml=os.path.join(work_dir, "junit.xml"))
-    except SystemExit as exc:
-        raise AssertionError(f"the board bench failed (exit {exc.code}); see {work_dir}") from None
+    test_cocotb(runner, build_dir, "tb_board", "board_top", work_dir, os.path.join(work_dir, "junit.xml"),
+                env={"BOARD_JOB": job_path})
     if not os.path.exists(results):
         raise AssertionError(f"the board bench wrote no records; see {os.path.join(work_dir, 'junit.xml')}")
     return json.loads(Path(results).read_text())

