@@ -175,24 +175,13 @@ def meta_hash(meta: dict) -> str:
     return hashlib.sha256(_canonical_json(meta)).hexdigest()
 
 
-class IntModel:
-    """An integer Spikingformer: `config` (dict) and `arrays` (name -> int64 ndarray), see docs/intmodel.md."""
+class ModelShape:
+    """The network's shape from a config alone (no arrays): what golden.graph.steps and the stages' layouts read.
+    IntModel is a ModelShape with its arrays; the export builds its layer walk from one before the arrays exist."""
 
-    def __init__(self, config: dict, arrays: dict[str, np.ndarray], meta: dict | None = None):
+    def __init__(self, config: dict):
         self.config = normalise_config(config)
-        self.arrays = {k: np.asarray(v).astype(np.int64) for k, v in arrays.items()}
-        self.meta = dict(meta or {})
-        try:
-            _canonical_json(self.meta)
-        except (TypeError, ValueError):
-            raise IntModelError("the model's meta holds values JSON cannot store; keep it to strings, numbers, "
-                                "lists and objects.") from None
-        validate(self)
 
-    def __getitem__(self, name: str) -> np.ndarray:
-        return self.arrays[name]
-
-    # Shape helpers used by every stage.
     T = property(lambda self: self.config["T"])
     C = property(lambda self: self.config["embed_dim"])
     heads = property(lambda self: self.config["heads"])
@@ -209,6 +198,24 @@ class IntModel:
     def tokens(self) -> int:
         _, _, h, w = self.stage_shapes[-1]
         return h * w
+
+
+class IntModel(ModelShape):
+    """An integer Spikingformer: `config` (dict) and `arrays` (name -> int64 ndarray), see docs/intmodel.md."""
+
+    def __init__(self, config: dict, arrays: dict[str, np.ndarray], meta: dict | None = None):
+        super().__init__(config)
+        self.arrays = {k: np.asarray(v).astype(np.int64) for k, v in arrays.items()}
+        self.meta = dict(meta or {})
+        try:
+            _canonical_json(self.meta)
+        except (TypeError, ValueError):
+            raise IntModelError("the model's meta holds values JSON cannot store; keep it to strings, numbers, "
+                                "lists and objects.") from None
+        validate(self)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.arrays[name]
 
     @property
     def sha256(self) -> str:

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from golden.artifacts import atomic_path
-from golden.intmodel import IntModel
+from golden import graph
+from golden.intmodel import IntModel, ModelShape
 from golden.widths import check_hw_limits
 
 from .model import Spikingformer, scale_exponent, weight_scale
@@ -60,28 +61,27 @@ def to_intmodel(model: Spikingformer, meta: dict | None = None, check_limits: bo
     cfg = model.config
     T = cfg["T"]
     arrays: dict[str, np.ndarray] = {}
-    n_stages = len(model.tok)
+    # the torch layer of every weight step of the layer graph (golden.graph), by the step's name
+    layers = {f"tok{i}": layer for i, layer in enumerate(model.tok)}
+    layers.update({f"blk{j}.{name}": getattr(blk, name) for j, blk in enumerate(model.blocks)
+                   for name in ("q", "k", "v", "proj", "fc1", "fc2")})
     writers = {}
-    for i, layer in enumerate(model.tok):
-        w, e, b = _int_layer(layer)
-        if i < n_stages - 1:
-            arrays[f"tok{i}.w"], arrays[f"tok{i}.b"], arrays[f"tok{i}.theta"] = w, b, _theta(e, T)
-        else:
-            writers[f"tok{i}"] = (w, e, b)
-    for j, blk in enumerate(model.blocks):
-        p = f"blk{j}."
-        for name in ("q", "k", "v", "fc1"):
-            w, e, b = _int_layer(getattr(blk, name))
-            arrays[p + name + ".w"], arrays[p + name + ".b"], arrays[p + name + ".theta"] = w, b, _theta(e, T)
-        writers[p + "proj"] = _int_layer(blk.proj)
-        writers[p + "fc2"] = _int_layer(blk.fc2)
+    stream_thetas = []
+    for step in graph.steps(ModelShape(cfg)):
+        if step.op == "stream_lif":
+            stream_thetas.append(step.theta)        # the stream's scale is known once every writer is read
+        elif step.weighted and step.op != "head":
+            w, e, b = _int_layer(layers[step.name])
+            if step.stream:
+                writers[step.name] = (w, e, b)
+            else:
+                arrays[step.name + ".w"], arrays[step.name + ".b"], arrays[step.theta] = w, b, _theta(e, T)
     e_x = np.min(np.stack([e for _, e, _ in writers.values()]), axis=0)
     for name, (w, e, b) in writers.items():
         arrays[name + ".w"] = _shift(w, e - e_x)
         arrays[name + ".b"] = _shift(b, e - e_x)
-    for j in range(cfg["blocks"]):
-        arrays[f"blk{j}.ssa_theta"] = _theta(e_x, T)
-        arrays[f"blk{j}.mlp_theta"] = _theta(e_x, T)
+    for key in stream_thetas:
+        arrays[key] = _theta(e_x, T)
     # Check the float model agrees on the stream scale (it computes it the same way).
     assert np.array_equal(scale_exponent(model.stream_scale()).numpy(), e_x)
 
