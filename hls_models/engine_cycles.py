@@ -56,11 +56,8 @@ def _conv_cost(row_cost: np.ndarray, stride: int, out_hw) -> np.ndarray:
     return total
 
 
-def _trace_and_pixels(golden: InferenceResult | dict) -> tuple[dict, np.ndarray]:
-    """The layer values and the input pixels of a golden run (golden.inference.run(..., trace=True)). A plain trace
-    dict carrying the pixels under "_pixels" is still read, for tools/report.py until it passes the run itself."""
-    if isinstance(golden, dict):
-        return golden, golden["_pixels"]
+def _trace_and_pixels(golden: InferenceResult) -> tuple[dict, np.ndarray]:
+    """The layer values and the input pixels of a golden run (golden.inference.run(..., trace=True))."""
     if not golden.trace or golden.images is None:
         raise ValueError("the cycle model needs a golden run with trace=True")
     return golden.trace, golden.images

@@ -533,11 +533,15 @@ def _cycle_model(model, images, trace: dict, manifest: dict | None) -> dict | No
     except ImportError:
         return None
     lanes = int(manifest["parameters"]["lanes"])
-    trace = {**trace, "_pixels": model.check_images(images)}
+    from golden.inference import InferenceResult
     from golden.widths import analyze
     widths = analyze(model)
-    per_image = [engine_cycles.layer_cycles(model, trace, i, manifest, widths) for i in range(len(images))]
-    silent = {k: np.zeros_like(v) for k, v in trace.items()}
+    pixels = model.check_images(images)
+    run = InferenceResult(logits=np.zeros((len(pixels), 0)), classes=np.zeros(len(pixels)), trace=trace, images=pixels)
+    per_image = [engine_cycles.layer_cycles(model, run, i, manifest, widths) for i in range(len(images))]
+    # an inference with no spike, pixel bit or Z bit anywhere: the fixed part of every layer
+    silent = InferenceResult(logits=run.logits, classes=run.classes,
+                             trace={k: np.zeros_like(v) for k, v in trace.items()}, images=np.zeros_like(pixels))
     fixed = engine_cycles.layer_cycles(model, silent, 0, manifest, widths)
     names = list(per_image[0])
     per_layer = {n: float(np.mean([c[n] for c in per_image])) for n in names}
