@@ -18,7 +18,8 @@ USER_ERRORS = (FlowError, GoldenError)
 
 def image_count(value) -> int | None:
     """The argparse type of every image-count option (`--images`, `--bench-images`): a positive N, the first N test
-    images, or `all` (None: every test image). argparse reports a bad value before the stage reads or writes anything."""
+    images, or `all` (None: every test image). argparse reports a bad value before the stage reads or writes
+    anything."""
     text = str(value).strip()
     if text == "all":
         return None

@@ -3,7 +3,8 @@
 Inference (golden/inference.py), the width analysis (golden/widths.py), the trace key order, the energy model
 (hls_models/energy.py), the cycle model (hls_models/engine_cycles.py), the engine's layer table and memory map
 (rtl/engine_plan.py), the integer export (quant/export.py, through a ModelShape of the config) and the report's
-layer inputs all iterate `steps(model)` instead of spelling out the tokenizer stages and the `blk{j}.` layers again. A step names its arrays and the trace keys it produces, in execution order:
+layer inputs all iterate `steps(model)` instead of spelling out the tokenizer stages and the `blk{j}.` layers again.
+A step names its arrays and the trace keys it produces, in execution order:
 
   op            what it computes                                         trace keys it writes
   pixel_conv    acc = conv3x3(pixels, w) + b, the same at every t         NAME.acc

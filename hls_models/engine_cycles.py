@@ -87,33 +87,29 @@ def _layer_work(model: IntModel, golden: InferenceResult, image: int, P: int,
         taps = [padded[:, ky:ky + stride * ho:stride, kx:kx + stride * wo:stride] for ky in range(3) for kx in range(3)]
         return np.stack(taps).transpose(2, 3, 0, 1)
 
-    def linear(step):
-        nnz = _nnz_rows(words(step.src), P)                               # [Gin, N]
-        layers.append({"name": step.name, "kind": "stream_add" if step.stream else "lif",
-                       "groups": _ceil_div(step.cout, P), "rows": nnz.T[:, None, :]})   # [N, 1 tap, Gin]
-
     # the layer graph's steps in order, as the engine's layer table lays them out (rtl/engine_plan.py)
     for step in graph.steps(model):
         kind = "stream_add" if step.stream else "lif"
-        if step.op == "pixel_conv":
-            # rows are pixels, one per input channel; the events are the pixel's set bits
-            px = pixels[image]                                  # [Cin, H, W]
-            nnz = np.zeros(px.shape, dtype=np.int64)
-            for b in range(model.input_bits):
-                nnz += (px >> b) & 1
-            layers.append({"name": step.name, "kind": kind, "groups": _ceil_div(step.cout, P),
-                           "rows": conv_rows(nnz, 1, step.shape)})
-        elif step.op == "spike_conv":
-            if step.pool:
-                hi, wi = trace[step.src].shape[-2:]
-                rows = conv_rows(np.zeros((1, hi, wi), dtype=np.int64), 2, step.shape)
-                layers.append({"name": step.name + ".pool", "kind": "pool", "groups": _ceil_div(step.cin, P),
-                               "rows": rows})
-            nnz = _nnz_rows(words(step.pooled or step.src), P)            # [Gin, H, W]
+        if step.op in ("pixel_conv", "spike_conv"):
+            if step.op == "pixel_conv":
+                # rows are pixels, one per input channel; the events are the pixel's set bits
+                px = pixels[image]                              # [Cin, H, W]
+                nnz = np.zeros(px.shape, dtype=np.int64)
+                for b in range(model.input_bits):
+                    nnz += (px >> b) & 1
+            else:
+                if step.pool:
+                    hi, wi = trace[step.src].shape[-2:]
+                    rows = conv_rows(np.zeros((1, hi, wi), dtype=np.int64), 2, step.shape)
+                    layers.append({"name": step.name + ".pool", "kind": "pool", "groups": _ceil_div(step.cin, P),
+                                   "rows": rows})
+                nnz = _nnz_rows(words(step.pooled or step.src), P)        # [Gin, H, W]
             layers.append({"name": step.name, "kind": kind, "groups": _ceil_div(step.cout, P),
                            "rows": conv_rows(nnz, 1, step.shape)})
         elif step.op == "spike_linear":
-            linear(step)
+            nnz = _nnz_rows(words(step.src), P)                           # [Gin, N]
+            layers.append({"name": step.name, "kind": kind, "groups": _ceil_div(step.cout, P),
+                           "rows": nnz.T[:, None, :]})                     # [N, 1 tap, Gin]
         elif step.op == "stream_lif":
             layers.append({"name": step.name + "_lif", "kind": "stream_lif", "outputs": N * G})
         elif step.op == "attention":

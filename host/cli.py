@@ -28,7 +28,8 @@ def add_arguments(parser):
     parser.add_argument("--build", default="build", help="build directory (default: the project's build/)")
     parser.add_argument("--model", help="integer model (default: build/<preset>/intmodel.zip)")
     parser.add_argument("--testset", help="test set .npz (default: build/<preset>/testset.npz)")
-    parser.add_argument("--images", type=image_count, default="all", help="N: the first N test images; all (default): every one")
+    parser.add_argument("--images", type=image_count, default="all",
+                        help="N: the first N test images; all (default): every one")
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for a reply (default 5)")
     parser.add_argument("--link-test", action="store_true",
                         help="first send bad frames (bad CRC, truncated, unknown command, wrong size, ...) and "
@@ -39,11 +40,10 @@ def add_arguments(parser):
 
 
 def main(args) -> int:
-    count = args.images
     base = preset_dir(args.preset, args.build)
     model = load(args.model or os.path.join(base, "intmodel.zip"))
     images, labels = load_testset(args.testset or os.path.join(base, "testset.npz"))
-    images, labels = images[:count], labels[:count]
+    images, labels = images[:args.images], labels[:args.images]
     images = model.check_images(images)
     ref = golden_run(model, images)
 

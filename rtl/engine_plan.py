@@ -126,24 +126,22 @@ def build_plan(model: IntModel, lanes: int) -> Plan:
     # One layer-table entry (two for a pooled stage, the attention and the head) per step of the layer graph;
     # activation regions are laid out in the graph's order.
     for step in graph.steps(model):
-        if step.op == "pixel_conv":
+        if step.op in ("pixel_conv", "spike_conv"):
             h, w = step.shape
-            fields = conv_fields(h, w, h, w, 1, 0, step.cin, 1, h * w, 0)
-            entry(step.name, OP_CONV_IN, to_stream=int(step.stream_init), stream_init=int(step.stream_init),
-                  out_base=out_region(step, h, w), R=9 * step.cin, WTS=step.cin, WGS=1, **weight_fields(step),
-                  **fields)
-        elif step.op == "spike_conv":
-            h, w = step.shape
-            src = plan.regions[step.src]
-            if step.pool:
-                hi, wi = src["shape"]
-                pbase = region(step.pooled, step.cin, h, w)
-                entry(step.name + ".pool", OP_POOL, out_base=pbase, Gout=src["groups"], hoff=1,
-                      **conv_fields(hi, wi, h, w, 1, 1, 1, src["groups"], 1, src["base"]))
-                src = plan.regions[step.pooled]
-            fields = conv_fields(h, w, h, w, 1, 0, src["groups"], src["groups"], 1, src["base"])
-            entry(step.name, OP_ACC, to_stream=int(step.stream_init), stream_init=int(step.stream_init),
-                  out_base=out_region(step, h, w), R=9 * step.cin, WTS=step.cin, WGS=Pl, **weight_fields(step),
+            if step.op == "pixel_conv":      # rows are pixels: one weight group, the bit-serial first layer
+                op, wgs, fields = OP_CONV_IN, 1, conv_fields(h, w, h, w, 1, 0, step.cin, 1, h * w, 0)
+            else:
+                src = plan.regions[step.src]
+                if step.pool:
+                    hi, wi = src["shape"]
+                    pbase = region(step.pooled, step.cin, h, w)
+                    entry(step.name + ".pool", OP_POOL, out_base=pbase, Gout=src["groups"], hoff=1,
+                          **conv_fields(hi, wi, h, w, 1, 1, 1, src["groups"], 1, src["base"]))
+                    src = plan.regions[step.pooled]
+                fields = conv_fields(h, w, h, w, 1, 0, src["groups"], src["groups"], 1, src["base"])
+                op, wgs = OP_ACC, Pl
+            entry(step.name, op, to_stream=int(step.stream_init), stream_init=int(step.stream_init),
+                  out_base=out_region(step, h, w), R=9 * step.cin, WTS=step.cin, WGS=wgs, **weight_fields(step),
                   **fields)
         elif step.op == "spike_linear":
             entry(step.name, OP_ACC, to_stream=int(step.stream is not None), out_base=out_region(step, N, 1),

@@ -41,7 +41,7 @@ def board_verilog(rtl_dir: str, out_dir: str) -> str:
 def run_host_commands(rtl_dir: str, work_dir: str, commands: list[list[str]]) -> dict:
     """Build (cached by the Verilog's hash) and simulate the board top while `commands` run one after the other
     against its UART ("{port}" in an argument becomes the pseudo-terminal). Returns the bench's records."""
-    from .runner import build_cocotb, test_cocotb
+    from .runner import build_cocotb, run_cocotb_test
     work_dir = os.path.abspath(work_dir)
     top_v = board_verilog(rtl_dir, work_dir)
     # the core is copied beside the top so the cached build's sources keep their paths when rtl_dir is a new tmp dir
@@ -57,7 +57,7 @@ def run_host_commands(rtl_dir: str, work_dir: str, commands: list[list[str]]) ->
            "results": results, "cwd": ROOT}
     job_path = os.path.join(work_dir, "job.json")
     Path(job_path).write_text(json.dumps(job))
-    test_cocotb(runner, build_dir, "tb_board", "board_top", work_dir, os.path.join(work_dir, "junit.xml"),
+    run_cocotb_test(runner, build_dir, "tb_board", "board_top", work_dir, os.path.join(work_dir, "junit.xml"),
                 env={"BOARD_JOB": job_path})
     if not os.path.exists(results):
         raise AssertionError(f"the board bench wrote no records; see {os.path.join(work_dir, 'junit.xml')}")

@@ -33,7 +33,8 @@ def add_arguments(parser):
     parser.add_argument("--build", default="build", help="build directory (default: the project's build/)")
     parser.add_argument("--model", help="integer model (default: build/<preset>/intmodel.zip)")
     parser.add_argument("--rtl", help="generated core folder (default: build/<preset>/rtl)")
-    parser.add_argument("--images", type=image_count, default="all", help="N: the first N test images; all (default): every one")
+    parser.add_argument("--images", type=image_count, default="all",
+                        help="N: the first N test images; all (default): every one")
     parser.add_argument("--stratified", action="store_true",
                         help="with --images N: a fixed class-balanced subset of N test images (each class's first "
                              "N/classes images) instead of the first N")

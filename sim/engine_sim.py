@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .runner import build_cocotb, test_cocotb
+from .runner import build_cocotb, run_cocotb_test
 
 
 def build(verilog_path: str, build_root: str, waves: bool = False):
@@ -37,7 +37,7 @@ def run_images(verilog_path: str, manifest: dict, images: np.ndarray, work_dir: 
     job_path = os.path.join(work_dir, "job.json")
     with open(job_path, "w") as f:
         json.dump(job, f)
-    test_cocotb(runner, build_dir, "tb_engine", "spikingformer_core", work_dir,
+    run_cocotb_test(runner, build_dir, "tb_engine", "spikingformer_core", work_dir,
                 junit or os.path.join(work_dir, "results.xml"), env={"ENGINE_JOB": job_path}, waves=waves)
     if not os.path.exists(results):
         raise RuntimeError(f"the simulation wrote no results; see the log under {work_dir}")

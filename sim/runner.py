@@ -82,7 +82,7 @@ def build_cocotb(sources: list[str], toplevel: str, build_dir: str, waves: bool 
     return runner, sim_build
 
 
-def test_cocotb(runner, sim_build: str, test_module: str, toplevel: str, test_dir: str, results: str,
+def run_cocotb_test(runner, sim_build: str, test_module: str, toplevel: str, test_dir: str, results: str,
                 env: dict | None = None, waves: bool = False, testcase: str | None = None,
                 simulator: str = "verilator") -> str:
     """Run `test_module` (a module in sim/) on a build of build_cocotb; returns the JUnit XML path. A failing run
@@ -115,7 +115,7 @@ def run_cocotb(component_or_verilog, toplevel: str, test_module: str, build_dir:
     vpath = write_verilog(component_or_verilog, toplevel, build_dir)
     runner, sim_build = build_cocotb([vpath], toplevel, build_dir, waves, simulator)
     results = os.path.join(build_dir, f"{test_module}-{simulator}.junit.xml")
-    test_cocotb(runner, sim_build, test_module, toplevel, build_dir, results, env, waves, testcase, simulator)
+    run_cocotb_test(runner, sim_build, test_module, toplevel, build_dir, results, env, waves, testcase, simulator)
     if waves and os.path.exists(os.path.join(build_dir, "dump.fst")):
         os.replace(os.path.join(build_dir, "dump.fst"), os.path.join(build_dir, f"{test_module}-{simulator}.fst"))
     total, failed = get_results(Path(results))

@@ -110,7 +110,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--build", default="build", help="build directory (default: the project's build/)")
     parser.add_argument("--lanes", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64],
                         help="lane counts to sweep; those gen-rtl rejects for this model are skipped")
-    parser.add_argument("--images", type=image_count, default="16", help="N: the first N test images for the cycle model (default 16); all: every one")
+    parser.add_argument("--images", type=image_count, default="16",
+                        help="N: the first N test images for the cycle model (default 16); all: every one")
     parser.add_argument("--synth", type=int, default=3, help="synthesise at most this many Pareto points (0: none)")
     parser.add_argument("--seeds", type=int, default=1, help="place-and-route seeds per synthesised point")
     add_seed_timeout_argument(parser)
