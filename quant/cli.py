@@ -22,7 +22,7 @@ from flowerrors import FlowError
 from . import presets
 
 FIRING_KEYS = ("spikes", "pooled")
-TRAIN_THREADS = 2       # torch intra-op threads for training (see main)
+TRAIN_THREADS = 2       # torch intra-op threads for training by default (see main)
 
 
 def add_arguments(parser) -> None:
@@ -46,6 +46,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--checkpoint-dir", metavar="DIR",
                         help="where checkpoint.pt lives (default: the output directory); put it outside the work "
                              "tree, e.g. ~/.cache/spikingformer-hw/fashion-mnist, for runs that span sessions")
+    parser.add_argument("--threads", type=int, default=TRAIN_THREADS,
+                        help=f"torch CPU threads (default {TRAIN_THREADS}); the count changes how float sums split, so "
+                             "the same seed trains a slightly different model with another count")
     parser.add_argument("--data-dir", help="dataset directory (Fashion-MNIST IDX files or cifar-10-batches-py)")
     parser.add_argument("--build", default="build", help="build directory (default: the project's build/)")
     parser.add_argument("--out", help="output directory (default build/<preset>)")
@@ -166,7 +169,9 @@ def main(args) -> int:
     # The intra-op thread count decides how torch's CPU kernels split their float sums, so it changes the trained
     # model (1 vs 2 threads: different weights from the first epoch). Fixed here, whatever the core count or
     # OMP_NUM_THREADS, so every machine with the same CPU kernels trains the same model from the same seed.
-    torch.set_num_threads(TRAIN_THREADS)
+    if args.threads < 1:
+        raise FlowError(f"--threads {args.threads} is invalid; give 1 or more (default {TRAIN_THREADS}).")
+    torch.set_num_threads(args.threads)
     from .export import export_qonnx, to_intmodel
     from .model import Spikingformer, parameter_count, weight_count
     from .train import train
@@ -213,7 +218,7 @@ def main(args) -> int:
                              if h.get("phase") == "finetune" and h.get("val_accuracy") is not None), default=None),
         "val_images": len(xva),
         "test_images": len(xte),
-        "train_threads": TRAIN_THREADS,
+        "train_threads": args.threads,
         "total_seconds": round(time.perf_counter() - t_start, 2),
         "intmodel_sha256": digest,
         "qonnx": qonnx_note and {"path": qonnx_path, "contents": qonnx_note},

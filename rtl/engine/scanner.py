@@ -1,7 +1,7 @@
 """RowScanner: the event-driven skip over one input row (golden twin: golden.components.scan_row)."""
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -22,6 +22,11 @@ class RowScanner(wiring.Component):
 
     With load driven as ~(valid & more) and next as its complement, a row holds the scanner max(1, nnz) cycles
     (a silent row one cycle) and rows follow each other with no idle cycle.
+
+    Timing: `more` steers the whole row pipeline, so its next value must be cheap. It is "two or more set bits" of
+    the incoming mask on load and "three or more" of the current mask on next, both from one saturating-count tree
+    (ceil(log2 width) levels of 4-input functions, no carry chain); the only carry chain, mask − 1, feeds the mask
+    register alone.
     Latency: 1 cycle (row_mask loaded in cycle c → its first event in cycle c + 1). Throughput: one event per
     cycle. With neither load nor next the scanner holds its row.
     """
@@ -43,11 +48,25 @@ class RowScanner(wiring.Component):
         m.d.comb += [below.eq(mask - 1), self.onehot.eq(mask & ~below)]
         m.d.comb += self.index.eq(Cat(Cat(self.onehot[b] for b in range(W) if (b >> k) & 1).any()
                                       for k in range(len(self.index))))
-        rest = mask & below
         new = self.row_mask
         with m.If(self.load):
-            m.d.sync += [mask.eq(new), valid.eq(new != 0), more.eq((new & (new - 1)) != 0)]
+            m.d.sync += [mask.eq(new), valid.eq(new != 0), more.eq(at_least(m, new, 2))]
         with m.Elif(self.next):
-            m.d.sync += [mask.eq(rest), valid.eq(more), more.eq((rest & (rest - 1)) != 0)]
+            m.d.sync += [mask.eq(mask & below), valid.eq(more), more.eq(at_least(m, mask, 3))]
         m.d.comb += [self.valid.eq(valid), self.more.eq(more)]
         return m
+
+
+def at_least(m: Module, value, n: int):
+    """1 when `value` has n (1..3) or more set bits: a tree of 2-bit counts saturating at 3, each merge a 4-input
+    function per bit, so ceil(log2 width) LUT levels."""
+    counts = [value[i] for i in range(len(value))]
+    while len(counts) > 1:
+        merged = []
+        for a, b in zip(counts[0::2], counts[1::2]):
+            s = Signal(3)
+            c = Signal(2)
+            m.d.comb += [s.eq(a + b), c.eq(Mux(s[2], 3, s[:2]))]
+            merged.append(c)
+        counts = merged + ([counts[-1]] if len(counts) % 2 else [])
+    return counts[0] >= n
