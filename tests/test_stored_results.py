@@ -2,7 +2,9 @@
 
 docs/bench/synth_results.json (`make bench`) records, per lane count, the model and Verilog hashes it was measured on;
 docs/bench/digits_seeds.json (`python flow.py seeds --out docs/bench/digits_seeds.json`) the accuracy of the default
-recipe over several training seeds.
+recipe over several training seeds. Every stored result that names a core (synthesis, cycle table, report) must
+describe a core that gen-rtl still generates from the shipped model: a change to the RTL or the model makes the
+stored figures stale, and the test says which file to regenerate and how.
 """
 import json
 import re
@@ -15,6 +17,11 @@ ROOT = Path(__file__).parent.parent
 BENCH = ROOT / "docs" / "bench" / "synth_results.json"
 SEEDS = ROOT / "docs" / "bench" / "digits_seeds.json"
 README = ROOT / "README.md"
+STORED_CORES = {   # stored result -> the command that regenerates it
+    "synth_results.json": "make bench",
+    "cycles.json": "make bench (or python flow.py bench --cycles-only --cycles-out docs/bench/cycles.json)",
+    "report_digits.json": "python flow.py report --preset digits --jobs 2",
+}
 
 
 def readme_row(label: str) -> str:
@@ -63,3 +70,25 @@ def test_readme_fashion_mnist_rows_match_the_shipped_model():
     assert f"**integer {100 * metrics['int_test_accuracy']:.2f} %**" in row, row
     assert metrics["test_images"] == 10000 and metrics["golden_equals_torch"]
     assert f"{metrics['params']:,}" in readme_row("fashion-mnist parameters")
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("name", sorted(STORED_CORES))
+def test_stored_results_describe_rtl_that_gen_rtl_generates_today(name, tmp_path):
+    from golden.intmodel import load
+    from rtl.gen import generate
+    stored = json.loads((ROOT / "docs" / "bench" / name).read_text())
+    preset = stored["preset"]
+    model = load(str(ROOT / "models" / preset / "intmodel.zip"))
+    model_hash = stored.get("intmodel_sha256", stored.get("model_sha256"))
+    assert model_hash == model.sha256, \
+        f"docs/bench/{name} was measured on model {model_hash[:12]}, not the shipped {model.sha256[:12]}; " \
+        f"rerun `{STORED_CORES[name]}`"
+    points = stored["points"] if "points" in stored else [stored]
+    assert points
+    for point in points:
+        lanes = point["lanes"]
+        manifest = generate(model, lanes, str(tmp_path / f"P{lanes}"))
+        assert point.get("verilog_sha256") == manifest["verilog_sha256"], \
+            f"docs/bench/{name} ({lanes} lanes) describes Verilog that gen-rtl no longer generates; " \
+            f"rerun `{STORED_CORES[name]}`"
