@@ -94,11 +94,11 @@ def ram_step(mem: list, reads, write, held):
     return out, mem
 
 
-def addend_shift(w, neg: bool, shift: int, width: int):
-    """AddendShifter (rtl/engine/addend.py): each lane's addend (neg ? -w : w) << shift as a signed `width`-bit
-    register holds it."""
+def addend_shift(w, neg: bool, shift: int, width: int, lane_shift=0):
+    """AddendShifter (rtl/engine/addend.py): each lane's addend ((neg ? -w : w) << lane_shift) << shift as a signed
+    `width`-bit register holds it."""
     w = np.asarray(w, dtype=np.int64)
-    return _wrap((-w if neg else w) << shift, width)
+    return _wrap(((-w if neg else w) << np.asarray(lane_shift, dtype=np.int64)) << shift, width)
 
 
 def stream_add(stream, branch, init: bool, width: int):

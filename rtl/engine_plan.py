@@ -30,6 +30,30 @@ def _ceil_div(a, b):
     return -(-a // b)
 
 
+# Per output channel, the power of two common to all of its weights (at most 2^LANE_SHIFT_MAX) is taken out of the
+# weight ROM and put back by the addend shifter (a per-lane shift from the layer's parameter row). The layers that
+# write the residual stream carry their channel's scale alignment in their weights (up to 2 more bits than the
+# trained 8); without it the whole ROM, one width for all layers, would be as wide as those few layers need.
+LANE_SHIFT_MAX = 3
+
+
+def common_shift(values) -> int:
+    """The largest s <= LANE_SHIFT_MAX with every value a multiple of 2^s (0 for an all-zero row)."""
+    nz = [abs(int(v)) for v in values if v]
+    s = 0
+    while nz and s < LANE_SHIFT_MAX and all(v % (2 << s) == 0 for v in nz):
+        s += 1
+    return s
+
+
+# A parameter row: per lane a bias, a threshold and a lane shift, each field's P lanes side by side, in this order.
+PARAM_FIELDS = ("bias", "theta", "lane_shift")
+
+
+def param_row_width(lanes: int, widths: dict) -> int:
+    return lanes * sum(widths[f] for f in PARAM_FIELDS)
+
+
 @dataclass
 class Plan:
     lanes: int
@@ -38,7 +62,7 @@ class Plan:
     regions: dict = field(default_factory=dict)     # trace key -> {"base", "channels", "positions", "groups", "shape"}
     act_rows: int = 0
     weight_rows: list = field(default_factory=list)  # list of P-lists of ints
-    param_rows: list = field(default_factory=list)   # list of (bias P-list, theta P-list)
+    param_rows: list = field(default_factory=list)   # list of (bias P-list, theta P-list, lane shift P-list)
     widths: dict = field(default_factory=dict)
     dims: dict = field(default_factory=dict)
 
@@ -69,9 +93,10 @@ def build_plan(model: IntModel, lanes: int) -> Plan:
         plan.weight_rows.extend(w2d_by_group)
         return base
 
-    def conv_weight_rows(w):
-        # row index = g·R + tap·Cin + cin, lanes are output channels g·P .. g·P+P-1
+    def conv_weight_rows(w, shifts):
+        # row index = g·R + tap·Cin + cin, lanes are output channels g·P .. g·P+P-1; weights divided by 2^shift
         cout, cin = w.shape[:2]
+        w = w // (np.int64(1) << np.asarray(shifts, dtype=np.int64)).reshape((-1,) + (1,) * (w.ndim - 1))
         rows = []
         for g in range(_ceil_div(cout, Pl)):
             for tap in range(w.shape[2] * w.shape[3] if w.ndim == 4 else 1):
@@ -88,16 +113,17 @@ def build_plan(model: IntModel, lanes: int) -> Plan:
                     rows.append(row)
         return rows
 
-    def param_rows(bias, theta, count):
+    def param_rows(bias, theta, count, shifts=None):
         base = len(plan.param_rows)
         for g in range(_ceil_div(count, Pl)):
-            bs, ts = [], []
+            bs, ts, ss = [], [], []
             for lane in range(Pl):
                 c = g * Pl + lane
                 # padding lanes: zero weights and bias, threshold 1, so they never fire and never disturb the stream
                 bs.append(int(bias[c]) if bias is not None and c < count else 0)
                 ts.append(int(theta[c]) if theta is not None and c < count else 1)
-            plan.param_rows.append((bs, ts))
+                ss.append(int(shifts[c]) if shifts is not None and c < count else 0)
+            plan.param_rows.append((bs, ts, ss))
         return base
 
     def entry(name, op, **kw):
@@ -120,8 +146,10 @@ def build_plan(model: IntModel, lanes: int) -> Plan:
         return region(step.spikes, step.cout, h, w) if step.spikes else 0
 
     def weight_fields(step):
-        return dict(Gout=_ceil_div(step.cout, Pl), w_base=weights_rows(conv_weight_rows(a[step.name + ".w"])),
-                    p_base=param_rows(a[step.name + ".b"], a[step.theta] if step.theta else None, step.cout))
+        w = a[step.name + ".w"]
+        shifts = [common_shift(w[co].ravel()) for co in range(step.cout)]
+        return dict(Gout=_ceil_div(step.cout, Pl), w_base=weights_rows(conv_weight_rows(w, shifts)),
+                    p_base=param_rows(a[step.name + ".b"], a[step.theta] if step.theta else None, step.cout, shifts))
 
     # One layer-table entry (two for a pooled stage, the attention and the head) per step of the layer graph;
     # activation regions are laid out in the graph's order.
@@ -173,8 +201,9 @@ def build_plan(model: IntModel, lanes: int) -> Plan:
     zw = zr.bits
     head_bound = int(np.abs(a["head.b"]).max()) + int(np.abs(hw).sum(1).max()) * (1 << zw)
     stream_keys = [k for k in ranges if k.startswith("stream") or "stream_" in k]
-    bias_all = [v for bs, _ in plan.param_rows for v in bs]
-    theta_all = [v for _, ts in plan.param_rows for v in ts]
+    bias_all = [v for bs, _, _ in plan.param_rows for v in bs]
+    theta_all = [v for _, ts, _ in plan.param_rows for v in ts]
+    shift_all = [v for _, _, ss in plan.param_rows for v in ss]
     wall = [v for row in plan.weight_rows for v in row] or [0]
     widths = {
         "weight": signed_bits(min(wall), max(wall)),
@@ -186,6 +215,7 @@ def build_plan(model: IntModel, lanes: int) -> Plan:
         "kv": signed_bits(0, N),
         "bias": signed_bits(min(bias_all), max(bias_all)),
         "theta": signed_bits(0, max(theta_all)),
+        "lane_shift": max(1, max(shift_all).bit_length()),
         "pixel": model.input_bits,
         "logit": ranges["logits"].bits,
     }

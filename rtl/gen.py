@@ -12,7 +12,7 @@ from golden.artifacts import atomic_write
 from golden.intmodel import IntModel
 
 from .engine import SpikeEngine, _pack, layer_field_widths, memory_layout, timing
-from .engine_plan import FIELDS, OP_NAMES, build_plan
+from .engine_plan import FIELDS, OP_NAMES, PARAM_FIELDS, build_plan, param_row_width
 
 TOP = "spikingformer_core"
 MANIFEST_VERSION = 2      # 2: the read-out port registers dbg_addr (timing.debug_read = 2 cycles)
@@ -45,7 +45,7 @@ def manifest_of(model: IntModel, plan, verilog_text: str) -> dict:
                     "row": "base + position * groups + group; lane l of a row holds channel group*lanes + l, "
                            "bits [l*T, (l+1)*T) = its T-bit spike word"},
             "weights": {"width": plan.lanes * plan.widths["weight"], "depth": plan.dims["weight_rows"]},
-            "params": {"width": plan.lanes * (plan.widths["bias"] + plan.widths["theta"]),
+            "params": {"width": param_row_width(plan.lanes, plan.widths), "fields": list(PARAM_FIELDS),
                        "depth": plan.dims["param_rows"]},
             "stream": {"width": plan.lanes * plan.widths["stream"], "depth": plan.dims["stream_rows"],
                        "row": "(token * groups + group) * T + t"},

@@ -530,7 +530,7 @@ def test_sliced_ram_edge_cases():
 
 # ---------------------------------------------------------------------------------------------------- addends
 
-ADD = dict(lanes=3, weight_width=6, shift_width=4, width=14)
+ADD = dict(lanes=3, weight_width=6, shift_width=4, width=14, lane_shift_width=2)
 
 
 def run_addends(rows):
@@ -540,9 +540,10 @@ def run_addends(rows):
     async def bench(ctx):
         seen = []
         for c in range(len(rows) + 2):
-            w, neg, shift = rows[c] if c < len(rows) else ([0] * ADD["lanes"], 0, 0)
+            w, neg, shift, lane_shift = rows[c] if c < len(rows) else ([0] * ADD["lanes"], 0, 0, [0] * ADD["lanes"])
             for l in range(ADD["lanes"]):
                 ctx.set(dut.weights[l], int(w[l]))
+                ctx.set(dut.lane_shift[l], int(lane_shift[l]))
             ctx.set(dut.neg, int(neg))
             ctx.set(dut.shift, int(shift))
             if c >= 2:
@@ -554,26 +555,30 @@ def run_addends(rows):
 
 def addends_check(rows, names=None):
     seen = run_addends(rows)
-    for k, (w, neg, shift) in enumerate(rows):
-        want = [int(v) for v in addend_shift(w, neg, shift, ADD["width"])]
+    for k, (w, neg, shift, lane_shift) in enumerate(rows):
+        want = [int(v) for v in addend_shift(w, neg, shift, ADD["width"], lane_shift)]
         label = names[k] if names else f"row {k}"
-        assert seen[k] == want, f"{label}: addends {seen[k]}, golden {want} (w {list(w)}, neg {neg}, shift {shift})"
+        assert seen[k] == want, \
+            f"{label}: addends {seen[k]}, golden {want} (w {list(w)}, neg {neg}, shift {shift}, lane shift {lane_shift})"
 
 
 def test_addend_shifter_random_rows_equal_golden():
     rng = np.random.default_rng(9)
     lim = 1 << (ADD["weight_width"] - 1)
-    rows = [(rng.integers(-lim, lim, size=ADD["lanes"]), int(rng.random() < 0.3), int(rng.integers(0, 10)))
-            for _ in range(TRANSACTIONS)]
+    rows = [(rng.integers(-lim, lim, size=ADD["lanes"]), int(rng.random() < 0.3), int(rng.integers(0, 10)),
+             rng.integers(0, 1 << ADD["lane_shift_width"], size=ADD["lanes"])) for _ in range(TRANSACTIONS)]
     addends_check(rows)
 
 
 def test_addend_shifter_edge_cases():
     lo, hi = -(1 << (ADD["weight_width"] - 1)), (1 << (ADD["weight_width"] - 1)) - 1
-    rows = [([lo, hi, 0], 1, 0), ([lo, hi, 1], 0, 8), ([lo, hi, -1], 1, 8), ([1, -1, 1], 0, 13),
-            ([1, 2, 3], 1, 0), ([lo] * 3, 1, 15)]
+    top = (1 << ADD["lane_shift_width"]) - 1
+    rows = [([lo, hi, 0], 1, 0, [0] * 3), ([lo, hi, 1], 0, 8, [0] * 3), ([lo, hi, -1], 1, 8, [0] * 3),
+            ([1, -1, 1], 0, 13, [0] * 3), ([1, 2, 3], 1, 0, [0] * 3), ([lo] * 3, 1, 15, [0] * 3),
+            ([lo, hi, -1], 1, 0, [top] * 3), ([lo, hi, 1], 0, 8 - top, [top, 1, 0]), ([1, -1, 1], 0, 13, [top] * 3)]
     names = ["negated most negative weight", "largest shift that fits", "negated and shifted",
-             "shift into the sign bit", "back to back: no shift", "shift past the width"]
+             "shift into the sign bit", "back to back: no shift", "shift past the width",
+             "largest lane shift, negated extremes", "lane shifts differ per lane", "lane shift past the width"]
     addends_check(rows, names)
 
 

@@ -38,7 +38,7 @@ from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..engine_plan import Plan
+from ..engine_plan import Plan, param_row_width
 from .accumulators import LaneAccumulators
 from .addend import AddendShifter
 from .argmax import ArgmaxUnit
@@ -136,10 +136,11 @@ class SpikeEngine(wiring.Component):
         layout = memory_layout(plan, layer_table.layout.size)
         BANK_ROWS = layout["weights"]["bank_rows"]
         bank_sw = layout["weights"]["bank_slice"]
-        BW, TW = W["bias"], W["theta"]
+        BW, TW, LSW = W["bias"], W["theta"], W["lane_shift"]
         # ram_style: left alone, Yosys builds this ROM from LUTs, whose depth then limits Fmax (measured)
-        p_mem = memory.Memory(shape=unsigned(P * (BW + TW)), depth=max(1, D["param_rows"]),
-                              init=[_pack(b, BW) | (_pack(t, TW) << (P * BW)) for b, t in plan.param_rows],
+        p_mem = memory.Memory(shape=unsigned(param_row_width(P, W)), depth=max(1, D["param_rows"]),
+                              init=[_pack(b, BW) | (_pack(t, TW) << (P * BW)) | (_pack(s, LSW) << (P * (BW + TW)))
+                                    for b, t, s in plan.param_rows],
                               attrs={"ram_style": "block"})
         SW = W["stream"]
         KW = W["kv"]
@@ -274,7 +275,7 @@ class SpikeEngine(wiring.Component):
         kvq = Signal(P * T * KW)
         kvq2 = Signal(P * T * KW)
         # the addends of the event's weight row (negate, shift), then the stream adder of the stream writers
-        m.submodules.addends = addends = AddendShifter(P, WB, SHW, AW)
+        m.submodules.addends = addends = AddendShifter(P, WB, SHW, AW, LSW)
         sh = [addends.addend[l] for l in range(P)]
         m.submodules.stream_adder = stream_adder = StreamAdder(P, SW, AW)
         # stream and activation read registers
@@ -324,6 +325,11 @@ class SpikeEngine(wiring.Component):
         with m.If(pool_pend):
             m.d.sync += rowdata.eq(rowdata | act_q)
         s_vals = [s_q[l * SW:(l + 1) * SW].as_signed() for l in range(P)]
+        # The adder runs every cycle and SW writes only the sums of its window: an enable from the FSM's timestep
+        # compare in front of every sum bit was the critical path (92 MHz on the 16-lane digits core).
+        m.d.comb += [stream_adder.add.eq(1), stream_adder.init.eq(L["stream_init"])]
+        m.d.comb += [stream_adder.stream[l].eq(s_vals[l]) for l in range(P)]
+        m.d.comb += [stream_adder.branch[l].eq(acc[l][0]) for l in range(P)]
         act_words = [act_q[l * T:(l + 1) * T] for l in range(P)]
 
         # ---------------------------------------------------------------- event pipeline and accumulators
@@ -479,6 +485,7 @@ class SpikeEngine(wiring.Component):
         m.d.comb += sel_word.eq(Cat(*[Cat(onehot[l] & words[l][tt] for l in range(P)).any() for tt in range(T)]))
         p_bias = [p_rd.data[l * BW:(l + 1) * BW].as_signed() for l in range(P)]
         p_theta = [p_rd.data[P * BW + l * TW:P * BW + (l + 1) * TW] for l in range(P)]
+        p_shift = [p_rd.data[P * (BW + TW) + l * LSW:P * (BW + TW) + (l + 1) * LSW] for l in range(P)]
         sw_bad = Signal()
         hz_bad = Signal()
         m.d.sync += [sw_bad.eq(0), hz_bad.eq(0)]
@@ -520,7 +527,7 @@ class SpikeEngine(wiring.Component):
             with m.State("OUT_INIT"):
                 gate = (op == Opcode.ACC) | is_bitserial
                 for l in range(P):
-                    m.d.sync += bias_q[l].eq(p_bias[l])
+                    m.d.sync += [bias_q[l].eq(p_bias[l]), addends.lane_shift[l].eq(p_shift[l])]
                     m.d.comb += lif.theta[l].eq(p_theta[l])
                 m.d.comb += lif.start.eq(1)
                 m.d.sync += bias_gate.eq(gate)
@@ -624,10 +631,7 @@ class SpikeEngine(wiring.Component):
                     m.d.sync += s_addr.eq(s_addr + 1)
                 with m.If((t >= 1) & (t < T + 1)):
                     m.d.sync += acc_rotate.eq(1)
-                with m.If((t >= 2) & (t < T + 2)):
-                    m.d.comb += [stream_adder.add.eq(1), stream_adder.init.eq(L["stream_init"])]
-                    m.d.comb += [stream_adder.stream[l].eq(s_vals[l]) for l in range(P)]
-                    m.d.comb += [stream_adder.branch[l].eq(acc[l][0]) for l in range(P)]
+                # the stream adder adds in cycles t = 2 .. T + 1 (it runs every cycle, see above)
                 with m.If(t >= 3):
                     m.d.comb += [s_wr.addr.eq(s_waddr), s_wr.en.eq(1), s_wr.data.eq(stream_adder.sum.as_value())]
                     m.d.sync += [s_waddr.eq(s_waddr + 1), sw_bad.eq(stream_adder.overflow)]

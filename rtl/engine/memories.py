@@ -6,6 +6,7 @@ from amaranth.hdl import Cat, Module, Signal, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..engine_plan import param_row_width
 from .util import bits as _bits
 
 
@@ -13,14 +14,20 @@ from .util import bits as _bits
 # slices narrow enough that each slice is one block deep: Yosys then needs no LUT multiplexer behind the RAM, whose
 # clock-to-output (5.6-5.8 ns, measured) leaves no room for one at 100 MHz.
 BRAM_ASPECTS = [(512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)]
-# The weight ROM is split into banks one block RAM deep (the aspect with the fewest blocks, then the fewest banks:
-# 1024 x 18 for the digits core); every bank's output is registered, and a registered one-hot bank select picks
-# the row a cycle later.
+# The weight ROM is split into banks one block RAM deep; every bank's output is registered, and a registered one-hot
+# bank select picks the row a cycle later, so each bank costs one register and one multiplexer input per ROM bit.
+# The aspect is the one with the least cost in LUTs, a block RAM counted as the LUTs it displaces on the LFE5U-85F
+# (83,640 LUT4 / 208 DP16KD): deep narrow banks save blocks only while their registers cost less.
+LUTS_PER_BLOCK = 83640 // 208
 
 
 def weight_banking(depth, width):
-    """(rows per bank, slice width) of the weight ROM."""
-    return min(BRAM_ASPECTS, key=lambda a: (-(-depth // a[0]) * -(-width // a[1]), -(-depth // a[0])))
+    """(rows per bank, slice width) of the weight ROM: the aspect of least blocks x LUTS_PER_BLOCK + banks x width
+    (ties: fewer banks)."""
+    def cost(aspect):
+        banks = -(-depth // aspect[0])
+        return banks * -(-width // aspect[1]) * LUTS_PER_BLOCK + banks * width, banks
+    return min(BRAM_ASPECTS, key=cost)
 
 
 def slice_width(depth, width, wanted=None):
@@ -59,7 +66,7 @@ def memory_layout(plan, layer_table_width):
         "image": entry("ram", [[D["pixels"], W["pixel"]]], write_ports=1),
         "weights": {**entry("rom", weight_parts, style="block"), "bank_rows": bank_rows, "bank_slice": bank_sw},
         # ram_style: left alone, Yosys builds this ROM from LUTs, whose depth then limits Fmax (measured)
-        "params": entry("rom", [[max(1, D["param_rows"]), P * (W["bias"] + W["theta"])]], style="block"),
+        "params": entry("rom", [[max(1, D["param_rows"]), param_row_width(P, W)]], style="block"),
         "z": entry("ram", [[max(1, D["z_rows"]), P * W["z"]]], write_ports=1),
         # the second read port is the debug read-out (dbg_addr -> dbg_data)
         "act": entry("ram", sliced(D["act_rows"], P * T), read_ports=2, write_ports=1),
