@@ -147,6 +147,7 @@ def engine_blocks(manifest: dict, target: str = "ecp5") -> list[dict]:
     w, dm, mem = manifest["widths"], manifest["dims"], manifest["memory_map"]
     AW, MW, SW, ZW, TW, LW = w["acc"] + 1, w["membrane"], w["stream"], w["z"], w["theta"], w["logit"]
     WB, BW, KW = w["weight"], w["bias"], w["kv"]
+    LS = 1 << w.get("lane_shift", 0)      # lane-shift positions (1: a core without lane shifts)
     K = dm["K"]
     maskw = max(P, w["pixel"], ZW)
     la = max(MW + 2 - T, 2)
@@ -159,7 +160,8 @@ def engine_blocks(manifest: dict, target: str = "ecp5") -> list[dict]:
                   {"lut": 1, "ff": 0, "bram": 0})             # guard-bit check
     lane = add(scale(per_acc, T),
                register(banks * WB), mux(WB, banks), register(WB),          # weight bank registers and select
-               adder(WB + 1), register(WB + 1), shifter(AW, maskw), register(AW),  # negate, then shift
+               adder(WB + 1), shifter(WB + LS, LS), register(WB + LS),       # negate, lane shift
+               shifter(AW, maskw), register(AW),                             # bit-serial shift
                register(2 * T * KW),                                        # KV values, two stages
                mux(la, T + 1), register(la + 2),                           # LIF input (acc[t] or stream value)
                adder(la + T + 2), register(la + T + 2),                    # 2θ - a·2^T, prepared with the input

@@ -143,3 +143,31 @@ def test_event_bound_counts_the_events_entering_the_lanes(tmp_path):
         px = ref.images[i]
         bits = sum(int(((px >> b) & 1).sum()) for b in range(model.input_bits))
         assert events["tok0"] <= 9 * bits * (-(-model.stage_shapes[0][1] // lanes)) and events["tok0"] > 0
+
+
+def test_weight_rom_leaves_out_each_channels_common_power_of_two():
+    # the shipped digits model: its stream writers carry the residual stream's scale alignment in their weights
+    model = im.load(os.path.join(os.path.dirname(__file__), "..", "models", "digits", "intmodel.zip"))
+    plan = build_plan(model, 8)
+    from golden import graph
+    from rtl.engine_plan import LANE_SHIFT_MAX
+    shifted = 0
+    for step in graph.steps(model):
+        if not step.weighted:
+            continue
+        entry = next(e for e in plan.layers if e["name"] == step.name)
+        w = model[step.name + ".w"]
+        w = w.reshape(w.shape[0], w.shape[1], -1)          # [cout, cin, taps]
+        for co in range(step.cout):
+            g, lane = divmod(co, 8)
+            shift = plan.param_rows[entry["p_base"] + g][2][lane]
+            rows = [plan.weight_rows[entry["w_base"] + g * entry["R"] + tap * step.cin + ci][lane]
+                    for tap in range(w.shape[2]) for ci in range(step.cin)]
+            assert [r << shift for r in rows] == [int(w[co, ci, tap]) for tap in range(w.shape[2])
+                                                  for ci in range(step.cin)], (step.name, co)
+            # the largest such power: one more would not divide every weight (or the cap is reached)
+            assert shift == LANE_SHIFT_MAX or any(r % 2 for r in rows) or not any(rows), (step.name, co, shift)
+            shifted += shift > 0
+    assert shifted > 0
+    assert plan.widths["weight"] < max(int(np.abs(model[s.name + ".w"]).max()) for s in graph.steps(model)
+                                       if s.weighted).bit_length() + 1
