@@ -313,6 +313,10 @@ class SpikeEngine(wiring.Component):
 
         # ---------------------------------------------------------------- RAM ports: registered addresses and data
         row_addr_u = row_addr[:ADW]
+        # The activation RAM reads the row address in every state but KV_RD (which overrides it with the K and V
+        # rows): a read nobody latches costs nothing, while a per-state condition (the tap's in-bounds flags) in
+        # front of the address of 32 block RAMs spread over the die was the Fashion-MNIST core's critical path.
+        m.d.comb += act_rd.addr.eq(row_addr_u)
         m.d.comb += [kv_rd.addr.eq(ev_addr2), p_rd.addr.eq(p_addr), s_rd.addr.eq(s_addr),
                      img_rd.addr.eq(row_addr_u), z_rd.addr.eq(gi >> lp), layer_table.index.eq(layer)]
         m.d.comb += weight_read.addr.eq(ev_addr)
@@ -548,7 +552,6 @@ class SpikeEngine(wiring.Component):
 
             with m.State("ROW_RD"):
                 with m.If(in_bounds):
-                    m.d.comb += act_rd.addr.eq(row_addr_u)
                     m.next = "LATCH"
                 with m.Else():
                     next_tap()
@@ -560,7 +563,7 @@ class SpikeEngine(wiring.Component):
 
             # accumulating layers: issuer, two pipeline stages and the scanner all work in this one state
             with m.State("ROWS"):
-                m.d.comb += [row_adv.eq(~sc_act | ~scanner.more), row_stall.eq(~row_adv), act_rd.addr.eq(row_addr_u)]
+                m.d.comb += [row_adv.eq(~sc_act | ~scanner.more), row_stall.eq(~row_adv)]
                 with m.If(sc_act & scanner.valid):
                     m.d.sync += [evp_v.eq(1),
                                  evp_attn.eq(op == Opcode.ATTN), evp_neg.eq((op == Opcode.HEAD) & onehot[ZW - 1]),
