@@ -106,6 +106,19 @@ def test_critical_path_is_the_worst_clocked_path_not_a_pin_to_pin_path():
     assert synth.critical_path(only_async)["from"] == "pin_a"
 
 
+@pytest.mark.unit
+def test_a_tool_failure_names_the_error_line_of_the_tools_own_log(tmp_path):
+    # Yosys with -q and -l: the captured output ends with warnings, the ERROR line is only in its own log
+    (tmp_path / "yosys.out").write_text("Warning: Regarding the user-specified fsm_encoding attribute\n"
+                                        "    Initialization value on FSM state register is ignored.\n")
+    (tmp_path / "yosys.log").write_text("7.43.15.7. Executing ABC_OPS_REINTEGRATE pass\n"
+                                        "ERROR: Assert `GetSize(conn.first) == GetSize(conn.second)' failed\n")
+    assert synth._log_error(str(tmp_path / "yosys.out"), str(tmp_path)).startswith("ERROR: Assert")
+    assert synth._log_error(str(tmp_path / "yosys.out")).startswith("Initialization value")   # no tool log: last line
+    (tmp_path / "yosys.out").write_text("ERROR: Module `top' not found!\n")
+    assert synth._log_error(str(tmp_path / "yosys.out"), str(tmp_path)) == "ERROR: Module `top' not found!"
+
+
 @pytest.mark.synth
 def test_ecp5_reports_resources_fmax_and_keeps_logs(tmp_path):
     v = write_design(tmp_path, RomAccumulator(), "rom_acc")

@@ -119,7 +119,7 @@ def _run(cmd: list[str], log_path: str, what: str, cwd: str, progress, limit_s: 
             proc.wait()
             raise
     if rc != 0:
-        tail = _log_error(log_path)
+        tail = _log_error(log_path, cwd)
         raise FlowError(f"{what} failed ({tail}); see {log_path} for the full log.")
 
 
@@ -140,13 +140,21 @@ def _last_step(cwd: str) -> str:
     return "working"
 
 
-def _log_error(log_path: str) -> str:
-    try:
-        lines = Path(log_path).read_text(errors="replace").splitlines()
-    except OSError:
-        return "no log"
-    errors = [ln.strip() for ln in lines if re.match(r"\s*(ERROR|Error)\b", ln)]
-    return (errors[0] if errors else (lines[-1].strip() if lines else "no output"))[:300]
+def _log_error(log_path: str, cwd: str | None = None) -> str:
+    """The first ERROR line of the captured output or of the tool's own log (Yosys writes its errors to the -l log
+    only), else the output's last line."""
+    logs = [log_path] + ([os.path.join(cwd, n) for n in ("yosys.log", "nextpnr.log")] if cwd else [])
+    texts = []
+    for path in logs:
+        try:
+            texts.append(Path(path).read_text(errors="replace").splitlines())
+        except OSError:
+            texts.append([])
+    for lines in texts:
+        errors = [ln.strip() for ln in lines if re.match(r"\s*(ERROR|Error)\b", ln)]
+        if errors:
+            return errors[0][:300]
+    return (texts[0][-1].strip() if texts[0] else "no output")[:300]
 
 
 def tool_versions(target: str) -> dict:
