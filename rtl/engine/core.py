@@ -313,9 +313,9 @@ class SpikeEngine(wiring.Component):
 
         # ---------------------------------------------------------------- RAM ports: registered addresses and data
         row_addr_u = row_addr[:ADW]
-        # The activation RAM reads the row address in every state but KV_RD (which overrides it with the K and V
-        # rows): a read nobody latches costs nothing, while a per-state condition (the tap's in-bounds flags) in
-        # front of the address of 32 block RAMs spread over the die was the Fashion-MNIST core's critical path.
+        # The activation RAM always reads row_addr (the K·V loop steers it to its K and V rows too): a read nobody
+        # latches costs nothing, while a per-state multiplexer with the tap's in-bounds flags in its select, in
+        # front of the address of 32 block RAMs spread over the die, was the Fashion-MNIST core's critical path.
         m.d.comb += act_rd.addr.eq(row_addr_u)
         m.d.comb += [kv_rd.addr.eq(ev_addr2), p_rd.addr.eq(p_addr), s_rd.addr.eq(s_addr),
                      img_rd.addr.eq(row_addr_u), z_rd.addr.eq(gi >> lp), layer_table.index.eq(layer)]
@@ -662,19 +662,18 @@ class SpikeEngine(wiring.Component):
             with m.State("KV_INIT"):
                 m.d.sync += bias_gate.eq(0)
                 m.d.sync += [acc_init.eq(1), n.eq(0), n_last.eq(L["N"] <= 1), kv_ph.eq(0), k_addr.eq(khead + (kv_i >> lp)),
-                             v_addr.eq(L["v_base"] + g)]
+                             row_addr.eq(khead + (kv_i >> lp)), v_addr.eq(L["v_base"] + g)]
                 m.next = "KV_RD"
 
             with m.State("KV_RD"):
                 # K row then V row of token n; kword and the AND happen two cycles later on the registered rows
                 m.d.sync += kv_ph.eq(~kv_ph)
+                # the activation RAM reads row_addr: the K row (kv_ph 0), then the V row
                 with m.If(~kv_ph):
-                    m.d.comb += act_rd.addr.eq(k_addr)
-                    m.d.sync += kk[0].eq(1)
+                    m.d.sync += [kk[0].eq(1), row_addr.eq(v_addr)]
                 with m.Else():
-                    m.d.comb += act_rd.addr.eq(v_addr)
                     m.d.sync += [vv[0].eq(1), n.eq(n + 1), n_last.eq(n + 2 >= L["N"]), k_addr.eq(k_addr + L["Gout"]),
-                                 v_addr.eq(v_addr + L["Gout"])]
+                                 row_addr.eq(k_addr + L["Gout"]), v_addr.eq(v_addr + L["Gout"])]
                     with m.If(n_last):
                         start_drain()
 
