@@ -119,6 +119,18 @@ def test_a_tool_failure_names_the_error_line_of_the_tools_own_log(tmp_path):
     assert synth._log_error(str(tmp_path / "yosys.out"), str(tmp_path)) == "ERROR: Module `top' not found!"
 
 
+@pytest.mark.unit
+def test_yosys_abc9_assertion_is_one_sentence_with_the_way_round(tmp_path):
+    # a stand-in tool that fails the way Yosys 0.70 does: the assertion only in its own -l log
+    tool = ("import sys; open('yosys.log', 'w').write('ERROR: Assert `' + sys.argv[1] + \"' failed in rtlil.cc:3091.\\n\"); "
+            "sys.exit(1)")
+    with pytest.raises(FlowError) as err:
+        synth._run([sys.executable, "-c", tool, synth.YOSYS_ABC9_ASSERT], str(tmp_path / "yosys.out"),
+                   "Yosys synthesis", str(tmp_path), lambda msg: None)
+    text = str(err.value)
+    assert "ABC9" in text and "--lanes" in text and synth.YOSYS_ABC9_ASSERT in text and "\n" not in text
+
+
 @pytest.mark.synth
 def test_ecp5_reports_resources_fmax_and_keeps_logs(tmp_path):
     v = write_design(tmp_path, RomAccumulator(), "rom_acc")

@@ -38,7 +38,7 @@ from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..engine_plan import Plan, param_row_width
+from ..engine_plan import PARAM_FIELDS, Plan, param_row_width
 from .accumulators import LaneAccumulators
 from .addend import AddendShifter
 from .argmax import ArgmaxUnit
@@ -138,9 +138,11 @@ class SpikeEngine(wiring.Component):
         bank_sw = layout["weights"]["bank_slice"]
         BW, TW, LSW = W["bias"], W["theta"], W["lane_shift"]
         # ram_style: left alone, Yosys builds this ROM from LUTs, whose depth then limits Fmax (measured)
+        # a parameter row: the P lanes of each of PARAM_FIELDS in turn (rtl/engine_plan.py)
+        p_offset = {f: P * sum(W[g] for g in PARAM_FIELDS[:i]) for i, f in enumerate(PARAM_FIELDS)}
         p_mem = memory.Memory(shape=unsigned(param_row_width(P, W)), depth=max(1, D["param_rows"]),
-                              init=[_pack(b, BW) | (_pack(t, TW) << (P * BW)) | (_pack(s, LSW) << (P * (BW + TW)))
-                                    for b, t, s in plan.param_rows],
+                              init=[sum(_pack(values, W[f]) << p_offset[f] for f, values in zip(PARAM_FIELDS, row))
+                                    for row in plan.param_rows],
                               attrs={"ram_style": "block"})
         SW = W["stream"]
         KW = W["kv"]
@@ -487,9 +489,10 @@ class SpikeEngine(wiring.Component):
         words = [rowdata[l * T:(l + 1) * T] for l in range(P)]
         sel_word = Signal(T)
         m.d.comb += sel_word.eq(Cat(*[Cat(onehot[l] & words[l][tt] for l in range(P)).any() for tt in range(T)]))
-        p_bias = [p_rd.data[l * BW:(l + 1) * BW].as_signed() for l in range(P)]
-        p_theta = [p_rd.data[P * BW + l * TW:P * BW + (l + 1) * TW] for l in range(P)]
-        p_shift = [p_rd.data[P * (BW + TW) + l * LSW:P * (BW + TW) + (l + 1) * LSW] for l in range(P)]
+        p_lanes = {f: [p_rd.data[p_offset[f] + l * W[f]:p_offset[f] + (l + 1) * W[f]] for l in range(P)]
+                   for f in PARAM_FIELDS}
+        p_bias = [v.as_signed() for v in p_lanes["bias"]]
+        p_theta, p_shift = p_lanes["theta"], p_lanes["lane_shift"]
         sw_bad = Signal()
         hz_bad = Signal()
         m.d.sync += [sw_bad.eq(0), hz_bad.eq(0)]
