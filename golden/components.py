@@ -77,7 +77,7 @@ def decode_layer_word(word: int, fields: list[str], widths: dict, signed_fields=
 
 
 def banked_rom_read(rows, addr: int) -> int:
-    """BankedRom (rtl/engine/memories.py): the row at `addr` (3 cycles after the address)."""
+    """BankedRom (rtl/engine/memories.py): the row at `addr` (BankedRom.LATENCY cycles after the address)."""
     return int(rows[addr])
 
 

@@ -154,12 +154,14 @@ def engine_blocks(manifest: dict, target: str = "ecp5") -> list[dict]:
     mems = manifest["memories"]
     banks = max(1, math.ceil(dm["weight_rows"] / mems["weights"]["bank_rows"]))
 
+    # on ECP5 synthesis moves the bank registers into the block RAMs' output registers (tools/ecp5_outreg.py)
+    bank_registers = {"lut": 0, "ff": 0, "bram": 0} if target == "ecp5" else register(banks * WB)
     per_acc = add(adder(AW),                                  # acc + addend
                   {"lut": round(ACC_SELECT_LUTS_PER_BIT * AW), "ff": 0, "bram": 0},
                   register(AW), register(AW), register(1),    # accumulator, addend, enable
                   {"lut": 1, "ff": 0, "bram": 0})             # guard-bit check
     lane = add(scale(per_acc, T),
-               register(banks * WB), mux(WB, banks), register(WB),          # weight bank registers and select
+               bank_registers, mux(WB, banks), register(WB),                # weight bank registers and select
                adder(WB + 1), shifter(WB + LS, LS), register(WB + LS),       # negate, lane shift
                shifter(AW, maskw), register(AW),                             # bit-serial shift
                register(2 * T * KW),                                        # KV values, two stages

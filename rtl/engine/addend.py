@@ -14,9 +14,10 @@ class AddendShifter(wiring.Component):
 
     Ports: weights[P] (signed `weight_width`), neg, shift, lane_shift[P] → addend[P] (signed `width`, wrapping).
     Negate the narrow weight first, then shift: a short carry chain instead of one as wide as the accumulator.
-    Latency: 2 cycles (negate register, shift register: inputs in cycle c → addend in cycle c + 2).
+    Latency: LATENCY = 2 cycles (negate register, shift register: inputs in cycle c → addend in cycle c + 2).
     Throughput: one row per cycle.
     """
+    LATENCY = 2
 
     def __init__(self, lanes: int, weight_width: int, shift_width: int, width: int, lane_shift_width: int = 1):
         self.P, self.WB, self.width, self.LSW = lanes, weight_width, width, lane_shift_width

@@ -50,9 +50,10 @@ from .stream_adder import StreamAdder
 from .util import bits as _bits
 from .util import fits as _fits
 
-# Cycles from the SCAN cycle that issues an event to the first cycle its addend is visible in the accumulators
-# (row + index add, address register, RAM read, bank registers, bank select, negate, shift, addend, accumulate).
-ACC_LATENCY = 9
+# Cycles from the SCAN cycle that issues an event to the first cycle its addend is visible in the accumulators:
+# SCAN's event register, the row + index add (the ROM address register), the weight ROM (BankedRom.LATENCY),
+# the addend shifter (negate, shift: AddendShifter.LATENCY), the addend register, the accumulate.
+ACC_LATENCY = 2 + BankedRom.LATENCY + AddendShifter.LATENCY + 2
 # Cycles the controller waits between the cycle after the last SCAN of an output and its epilogue.
 DRAIN = ACC_LATENCY - 2
 
@@ -249,13 +250,16 @@ class SpikeEngine(wiring.Component):
         zq = Signal(ZW)
         t = Signal(range(T + 4))
         drain = Signal(range(DRAIN + 2))
-        # event pipeline: stage 0 (after SCAN: RAM address), 1 (RAM read), 2 (weight register), 3 (shifted)
-        # ev*[i] is valid in cycle c + 1 + i for an event issued by SCAN in cycle c
-        ev_v = [Signal(name=f"ev{i}_v") for i in range(6)]
-        ev_word = [Signal(T, name=f"ev{i}_word") for i in range(6)]
-        ev_shift = [Signal(SHW, name=f"ev{i}_shift") for i in range(4)]
-        ev_neg = [Signal(name=f"ev{i}_neg") for i in range(4)]
-        ev_attn = [Signal(name=f"ev{i}_attn") for i in range(6)]
+        # event pipeline: stage 0 (after SCAN's register: the ROM address), ROM_L (the weight row: the addend
+        # shifter's input), ADD (the shifted addend: the addend register's input)
+        # ev*[i] is valid in cycle c + 2 + i for an event issued by SCAN in cycle c
+        ROM_L = BankedRom.LATENCY
+        ADD = ROM_L + AddendShifter.LATENCY
+        ev_v = [Signal(name=f"ev{i}_v") for i in range(ADD + 1)]
+        ev_word = [Signal(T, name=f"ev{i}_word") for i in range(ADD + 1)]
+        ev_shift = [Signal(SHW, name=f"ev{i}_shift") for i in range(ROM_L + 1)]
+        ev_neg = [Signal(name=f"ev{i}_neg") for i in range(ROM_L + 1)]
+        ev_attn = [Signal(name=f"ev{i}_attn") for i in range(ADD + 1)]
         ev_addr = Signal(ADW)
         # SCAN's own registers: the event before its row + index add
         evp_v, evp_word, evp_shift, evp_neg, evp_attn = Signal(), Signal(T), Signal(SHW), Signal(), Signal()
@@ -266,9 +270,10 @@ class SpikeEngine(wiring.Component):
         heads_per_group = P // d if P > d else 1
         ld = (d - 1).bit_length() if heads_per_group > 1 else 0   # log2(d): d divides the power of two P
         HB = _bits(heads_per_group - 1)
-        ev_head = [Signal(HB, name=f"ev{i}_head") for i in range(6)]
+        ev_head = [Signal(HB, name=f"ev{i}_head") for i in range(ADD + 1)]
         evp_head = Signal(HB)
-        ev_addr1, ev_addr2 = Signal(ADW), Signal(ADW)
+        # the K.V value RAM reads ev_addr delayed so that its registered value (kvq2) meets the event at ADD
+        ev_addr_d = [ev_addr] + [Signal(ADW, name=f"ev_addr{i}") for i in range(1, ADD - 2)]
         # the weight ROM, banked; the event pipeline reads it through weight_read
         m.submodules.weights = weights = BankedRom(w_rows, P * WB, BANK_ROWS, bank_sw, ADW, name="weights")
         weight_read = RomRead(ADW, P * WB).create(path=("weight_read",))
@@ -319,10 +324,10 @@ class SpikeEngine(wiring.Component):
         # latches costs nothing, while a per-state multiplexer with the tap's in-bounds flags in its select, in
         # front of the address of 32 block RAMs spread over the die, was the Fashion-MNIST core's critical path.
         m.d.comb += act_rd.addr.eq(row_addr_u)
-        m.d.comb += [kv_rd.addr.eq(ev_addr2), p_rd.addr.eq(p_addr), s_rd.addr.eq(s_addr),
+        m.d.comb += [kv_rd.addr.eq(ev_addr_d[-1]), p_rd.addr.eq(p_addr), s_rd.addr.eq(s_addr),
                      img_rd.addr.eq(row_addr_u), z_rd.addr.eq(gi >> lp), layer_table.index.eq(layer)]
         m.d.comb += weight_read.addr.eq(ev_addr)
-        m.d.sync += [ev_addr1.eq(ev_addr), ev_addr2.eq(ev_addr1)]
+        m.d.sync += [ev_addr_d[i].eq(ev_addr_d[i - 1]) for i in range(1, len(ev_addr_d))]
         m.d.sync += [kvq.eq(kv_rd.data), kvq2.eq(kvq), s_q.eq(s_rd.data)]
         with m.If(~row_stall):
             m.d.sync += act_q.eq(act_rd.data)
@@ -339,17 +344,15 @@ class SpikeEngine(wiring.Component):
         act_words = [act_q[l * T:(l + 1) * T] for l in range(P)]
 
         # ---------------------------------------------------------------- event pipeline and accumulators
-        for i in range(1, 6):
+        for i in range(1, ADD + 1):
             m.d.sync += [ev_v[i].eq(ev_v[i - 1]), ev_word[i].eq(ev_word[i - 1]), ev_attn[i].eq(ev_attn[i - 1]),
                          ev_head[i].eq(ev_head[i - 1])]
-            if i < 4:
-                m.d.sync += ev_shift[i].eq(ev_shift[i - 1])
-            if i < 4:
-                m.d.sync += ev_neg[i].eq(ev_neg[i - 1])
+            if i <= ROM_L:
+                m.d.sync += [ev_shift[i].eq(ev_shift[i - 1]), ev_neg[i].eq(ev_neg[i - 1])]
         m.d.sync += [ev_v[0].eq(evp_v), ev_word[0].eq(evp_word), ev_shift[0].eq(evp_shift), ev_neg[0].eq(evp_neg),
                      ev_attn[0].eq(evp_attn), ev_head[0].eq(evp_head), ev_addr.eq(evp_base + evp_off),
                      evp_v.eq(0)]
-        m.d.comb += [addends.neg.eq(ev_neg[3]), addends.shift.eq(ev_shift[3])]
+        m.d.comb += [addends.neg.eq(ev_neg[ROM_L]), addends.shift.eq(ev_shift[ROM_L])]
         m.d.comb += [addends.weights[l].eq(wq[l * WB:(l + 1) * WB]) for l in range(P)]
         m.d.sync += [kk[1].eq(kk[0]), vv[1].eq(vv[0]), kk[0].eq(0), vv[0].eq(0), hz[1].eq(hz[0]), hz[0].eq(0)]
         # K word of channel i of each head in the group (one head per group when P <= d)
@@ -363,10 +366,10 @@ class SpikeEngine(wiring.Component):
         for l in range(P):
             for tt in range(T):
                 kvv = kvq2[(tt * P + l) * KW:(tt * P + l + 1) * KW]
-                lane_in_head = 1 if heads_per_group == 1 else ~ev_attn[5] | (ev_head[5] == l // d)
-                with m.If(ev_v[5]):
-                    m.d.sync += [add_en[l][tt].eq(ev_word[5][tt] & lane_in_head),
-                                 addend[l][tt].eq(Mux(ev_attn[5], kvv.as_unsigned(), sh[l]))]
+                lane_in_head = 1 if heads_per_group == 1 else ~ev_attn[ADD] | (ev_head[ADD] == l // d)
+                with m.If(ev_v[ADD]):
+                    m.d.sync += [add_en[l][tt].eq(ev_word[ADD][tt] & lane_in_head),
+                                 addend[l][tt].eq(Mux(ev_attn[ADD], kvv.as_unsigned(), sh[l]))]
                 with m.Elif(vv[1]):
                     m.d.sync += [add_en[l][tt].eq(kwords[l // d if heads_per_group > 1 else 0][tt] &
                                                   act_words[l][tt]), addend[l][tt].eq(1)]
