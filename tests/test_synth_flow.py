@@ -308,3 +308,25 @@ def test_a_plain_register_behind_a_block_ram_becomes_its_output_register(tmp_pat
     # a second pass finds nothing left to move
     from tools.ecp5_outreg import absorb_output_registers
     assert absorb_output_registers(netlist["modules"]["rom_regs"]) == 0
+
+
+@pytest.mark.synth
+def test_when_abc9_asserts_yosys_maps_again_with_the_classic_abc(tmp_path, monkeypatch):
+    """Yosys 0.70's ABC9 assertion (docs/synth.md) is made to happen on the first Yosys run; the flow then
+    synthesises with the classic ABC LUT mapper, and the design still places, with the same block RAM."""
+    real_run, scripts = synth._run, []
+
+    def run(cmd, log_path, what, cwd, progress, limit_s=None):
+        if what == "Yosys synthesis":
+            scripts.append(open(os.path.join(cwd, "synth.ys")).read())
+            if len(scripts) == 1:
+                raise synth.Abc9Assertion("Yosys synthesis hit Yosys 0.70's internal assertion (stand-in)")
+        return real_run(cmd, log_path, what, cwd, progress, limit_s)
+    monkeypatch.setattr(synth, "_run", run)
+    v = write_design(tmp_path, RomAccumulator(), "rom_acc")
+    messages = []
+    report = synth.synthesise(v, "rom_acc", "ecp5", seeds=1, out_dir=str(tmp_path / "ecp5"), progress=messages.append)
+    assert len(scripts) == 2 and "abc -lut 4" in scripts[1] and "abc -lut" not in scripts[0]
+    assert report["status"] == "ok" and report["lut_mapper"].startswith("abc (-noabc9")
+    assert report["bram"] == 1 and report["ff"] == 20 and report["dsp"] == 0
+    assert any("classic ABC" in m for m in messages)
