@@ -44,13 +44,14 @@ PRESETS = {
     "fashion-mnist": {
         "model": {
             "T": 4, "input_bits": 8, "in_channels": 1, "image_size": [28, 28],
-            "tokenizer": [{"out": 16, "pool": False}, {"out": 32, "pool": True}, {"out": 64, "pool": True},
+            # tok0 at 32 channels: its LIF is the input bottleneck (16 channels: integer 90.05 %, 32: 90.56 %)
+            "tokenizer": [{"out": 32, "pool": False}, {"out": 32, "pool": True}, {"out": 64, "pool": True},
                           {"out": 128, "pool": True}],
             "embed_dim": 128, "heads": 8, "blocks": 1, "mlp_hidden": 256, "num_classes": 10, "weight_bits": 8,
         },
-        "train": {"dataset": "fashion-mnist", "epochs": 30, "finetune_epochs": 5, "batch_size": 128,
+        "train": {"dataset": "fashion-mnist", "epochs": 30, "finetune_epochs": 4, "batch_size": 128,
                   "lr": 2e-3, "finetune_lr": 2e-4, "warmup_epochs": 2, "shift_augment": 2, "flip_augment": True,
-                  "val_size": 5000},
+                  "val_size": 5000, "weight_decay": 0.02},
     },
     # The paper's CIFAR-10 4-384 (9,320,122 parameters), CIFAR tokenizer: 32x32 -> 8x8 = 64 tokens.
     "cifar10-4-384": {
