@@ -15,6 +15,7 @@ and powers up 0, as the FF did), so the Verilog that simulation checks is still 
 from __future__ import annotations
 
 import json
+import os
 from collections import defaultdict
 
 PORTS = ("A", "B")
@@ -90,6 +91,5 @@ def absorb_in_file(netlist_path: str, top: str) -> int:
         tmp = netlist_path + ".tmp"
         with open(tmp, "w") as f:
             json.dump(netlist, f)
-        import os
         os.replace(tmp, netlist_path)
     return absorbed

@@ -228,35 +228,32 @@ def parse_data_ops(dump_text: str) -> list[dict]:
 
 
 def _yosys_script(verilog: list[str], top: str, target: str, json_out: str, cwd: str, abc9: bool = True) -> str:
+    """The Yosys script; abc9=False (ECP5 only) maps the LUTs with the classic ABC instead of synth_ecp5's ABC9
+    step (its map_luts label, otherwise unchanged), the way round Yosys 0.70's ABC9 assertion."""
     synth = TARGETS[target]["synth"]
     # Paths relative to the tool's working directory: YoWASP maps /tmp to a private directory of its own.
     reads = "\n".join(f"read_verilog -sv {os.path.relpath(os.path.abspath(v), cwd)}" for v in verilog)
     ops = " ".join(f"t:{op}" for op in DATA_OPS)
     # The arithmetic check runs after constant folding but before the DSP mapper and alumacc rewrite $mul cells.
-    return f"""{reads}
+    front = f"""{reads}
 {synth} -top {top} -run begin:coarse
 proc
 flatten
 opt_expr
 opt_clean
 tee -q -o data_ops.txt dump {ops}
-{synth} -top {top} -run coarse: -json {json_out}
-tee -q -o stat.json stat -json
-""" if abc9 else f"""{reads}
-{synth} -top {top} -run begin:coarse
-proc
-flatten
-opt_expr
-opt_clean
-tee -q -o data_ops.txt dump {ops}
-{synth} -top {top} -run coarse:map_luts
+"""
+    if abc9:
+        back = f"{synth} -top {top} -run coarse: -json {json_out}\n"
+    else:
+        back = f"""{synth} -top {top} -run coarse:map_luts
 check -latchonly -assert
 techmap -map +/lattice/latches_map.v
 abc -lut 4 -dress
 clean
 {synth} -top {top} -run map_cells: -json {json_out}
-tee -q -o stat.json stat -json
 """
+    return front + back + "tee -q -o stat.json stat -json\n"
 
 
 def _stat_cells(stat_path: str, top: str) -> dict:
@@ -441,7 +438,7 @@ def synthesise(verilog, top: str, target: str = "ecp5", seeds: int = 3, freq: fl
                      "Yosys synthesis", out_dir, progress)
                 break
             except Abc9Assertion:
-                if not abc9:
+                if not abc9 or target != "ecp5":
                     raise
                 # a Yosys bug, not the design's: the classic mapper gives a valid netlist (often a slower one)
                 progress("synth: Yosys's ABC9 LUT mapper hit its internal assertion (docs/synth.md, 'Known tool "
