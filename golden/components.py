@@ -45,22 +45,26 @@ def scan_row(mask: int) -> list[int]:
     return [i for i in range(int(mask).bit_length()) if (int(mask) >> i) & 1]
 
 
-def lane_accumulators_step(acc, init: bool, init_value, add_en, addend, rotate: bool, width: int):
-    """LaneAccumulators (rtl/engine/accumulators.py), one clock edge: acc [P, T] signed `width`-bit registers.
+def lane_accumulators_step(acc, held, init: bool, init_value, add_en, addend, snap: bool, rotate: bool,
+                           width: int):
+    """LaneAccumulators (rtl/engine/accumulators.py), one clock edge: acc and held [P, T] signed `width`-bit
+    registers.
 
-    init: every acc[l][t] <- init_value[l]; else where add_en[l][t]: acc[l][t] += addend[l][t] (wrapping); else
-    with rotate: acc[l][t] <- acc[l][(t + 1) % T] (the epilogues read timestep t at t = 0).
-    Returns (next acc, overflow): overflow is the guard check of the current acc (some value needs all `width`
-    bits: its top two bits differ), which the hardware registers at this edge."""
+    acc: init: every acc[l][t] <- init_value[l]; else where add_en[l][t]: acc[l][t] += addend[l][t] (wrapping).
+    held: snap: held <- acc (before this edge); else with rotate: held[l][t] <- held[l][(t + 1) % T] (the epilogues
+    read timestep t at t = 0).
+    Returns (next acc, next held, overflow): overflow is the guard check of the current acc (some value needs all
+    `width` bits: its top two bits differ), which the hardware registers at this edge."""
     acc = np.asarray(acc, dtype=np.int64)
+    held = np.asarray(held, dtype=np.int64)
     overflow = bool((~_fits(acc, width - 1)).any())
     if init:
         nxt = np.repeat(np.asarray(init_value, dtype=np.int64)[:, None], acc.shape[1], axis=1)
     else:
         add_en = np.asarray(add_en, dtype=bool)
-        rotated = np.roll(acc, -1, axis=1) if rotate else acc
-        nxt = np.where(add_en, acc + np.asarray(addend, dtype=np.int64), rotated)
-    return _wrap(nxt, width), overflow
+        nxt = np.where(add_en, acc + np.asarray(addend, dtype=np.int64), acc)
+    nxt_held = acc.copy() if snap else (np.roll(held, -1, axis=1) if rotate else held)
+    return _wrap(nxt, width), nxt_held, overflow
 
 
 def decode_layer_word(word: int, fields: list[str], widths: dict, signed_fields=("a0",)) -> dict:

@@ -171,13 +171,16 @@ def layer_cycles(model: IntModel, golden: InferenceResult, image: int, manifest:
             rows = layer["rows"]                                         # [outputs..., taps, rows per tap]
             if kind == "pool":
                 tap = np.where(rows[..., 0] < 0, tm["pool_tap_outside"], rows.shape[-1] * tm["pool_row"])
-                fixed = tm["output_start"] + tm["epilogue"]["pool_write"]
+                per_output = tm["output_start"] + tm["epilogue"]["pool_write"] + tap.sum(axis=-1)
+                total += layer["groups"] * int(per_output.sum())
             else:
+                # an output's epilogue overlaps the next output's scan: each output after the first costs at
+                # least the spacing, and the last epilogue ends before the next layer starts
                 tap = np.where(rows[..., 0] < 0, tm["tap_outside"],
                                np.maximum(tm["row_min"], rows).sum(axis=-1))
-                fixed = tm["output_start"] + tm["row_fill"] + tm["epilogue"][kind]
-            per_output = fixed + tap.sum(axis=-1)
-            total += layer["groups"] * int(per_output.sum())
+                natural = (tm["output_start"] + tm["row_fill"] + tap.sum(axis=-1)).reshape(-1)
+                spaced = np.maximum(tm["output_spacing"], natural)
+                total += layer["groups"] * int(spaced.sum()) - int(spaced[0] - natural[0]) + tm["layer_tail"][kind]
         cyc[name] = total
     return cyc
 

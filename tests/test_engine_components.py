@@ -208,8 +208,9 @@ ACC = dict(lanes=3, T=3, width=10)
 
 
 def run_accumulators(cycles):
-    """cycles: dicts of init, init_value [P], add_en [P, T], addend [P, T], rotate. Returns acc [P, T] and the
-    overflow flag observed before each cycle's edge (one more entry for the state after the last edge)."""
+    """cycles: dicts of init, init_value [P], add_en [P, T], addend [P, T], snap, rotate. Returns acc and held
+    [P, T] and the overflow flag observed before each cycle's edge (one more entry for the state after the last
+    edge)."""
     dut = LaneAccumulators(**ACC)
     P, T = ACC["lanes"], ACC["T"]
 
@@ -217,10 +218,12 @@ def run_accumulators(cycles):
         seen = []
         for c in cycles + [None]:
             acc = np.array([[ctx.get(dut.acc[l][t]) for t in range(T)] for l in range(P)])
-            seen.append((acc, bool(ctx.get(dut.overflow))))
+            held = np.array([[ctx.get(dut.held[l][t]) for t in range(T)] for l in range(P)])
+            seen.append((acc, held, bool(ctx.get(dut.overflow))))
             if c is None:
                 break
             ctx.set(dut.init, int(c["init"]))
+            ctx.set(dut.snap, int(c["snap"]))
             ctx.set(dut.rotate, int(c["rotate"]))
             for l in range(P):
                 ctx.set(dut.init_value[l], int(c["init_value"][l]))
@@ -234,24 +237,26 @@ def run_accumulators(cycles):
 
 def accumulators_check(cycles, seen, names=None):
     P, T, width = ACC["lanes"], ACC["T"], ACC["width"]
-    acc, prev_flag = np.zeros((P, T), dtype=np.int64), False
+    acc, held, prev_flag = np.zeros((P, T), dtype=np.int64), np.zeros((P, T), dtype=np.int64), False
     for k, c in enumerate(cycles + [None]):
-        got, flag = seen[k]
+        got, got_held, flag = seen[k]
         label = names[k] if names and k < len(names) else f"cycle {k}"
         assert (got == acc).all(), f"{label}: acc {got.tolist()}, golden {acc.tolist()}"
+        assert (got_held == held).all(), f"{label}: held {got_held.tolist()}, golden {held.tolist()}"
         assert flag == prev_flag, f"{label}: overflow {flag}, golden {prev_flag}"
         if c is not None:
-            acc, prev_flag = lane_accumulators_step(acc, c["init"], c["init_value"], c["add_en"], c["addend"],
-                                                    c["rotate"], width)
+            acc, held, prev_flag = lane_accumulators_step(acc, held, c["init"], c["init_value"], c["add_en"],
+                                                          c["addend"], c["snap"], c["rotate"], width)
 
 
-def acc_cycle(rng, init=None, rotate=None, add_p=0.4, big=False):
+def acc_cycle(rng, init=None, rotate=None, add_p=0.4, big=False, snap=None):
     P, T, w = ACC["lanes"], ACC["T"], ACC["width"]
     lim = 1 << (w - 1) if big else 1 << (w - 4)
     return {"init": rng.random() < 0.08 if init is None else init,
             "init_value": rng.integers(-(1 << (w - 3)), 1 << (w - 3), size=P),
             "add_en": rng.random((P, T)) < add_p, "addend": rng.integers(-lim, lim, size=(P, T)),
-            "rotate": rng.random() < 0.2 if rotate is None else rotate}
+            "snap": rng.random() < 0.1 if snap is None else snap,
+            "rotate": rng.random() < 0.3 if rotate is None else rotate}
 
 
 def test_lane_accumulators_random_cycles_equal_golden():
@@ -265,14 +270,18 @@ def _acc_edge(name):
     rng = np.random.default_rng(4)
     none = np.zeros((P, T), dtype=bool)
     allv = np.ones((P, T), dtype=bool)
-    c = lambda **kw: {**acc_cycle(rng, init=False, rotate=False, add_p=0), **kw}   # noqa: E731
+    c = lambda **kw: {**acc_cycle(rng, init=False, rotate=False, add_p=0, snap=False), **kw}   # noqa: E731
     if name == "init wins over an add in the same cycle":
         return [c(init=True, add_en=allv, addend=np.full((P, T), 5), init_value=np.array([1, -2, 3]))]
-    if name == "an add wins over rotate, the others rotate":
-        en = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1]], dtype=bool)
+    if name == "snap holds the sum before the init of the next output, then rotates":
         return [c(init=True, init_value=np.array([1, 2, 3])),
                 c(add_en=allv, addend=np.arange(P * T).reshape(P, T)),
-                c(add_en=en, addend=np.full((P, T), 100), rotate=True), c(rotate=True), c(rotate=True)]
+                c(snap=True, init=True, init_value=np.array([-7, 0, 7])),
+                c(rotate=True, add_en=allv, addend=np.full((P, T), 100)), c(rotate=True), c(rotate=True)]
+    if name == "snap wins over rotate; an add in the snap cycle is not in the snapshot":
+        en = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1]], dtype=bool)
+        return [c(add_en=allv, addend=np.arange(P * T).reshape(P, T)),
+                c(add_en=en, addend=np.full((P, T), 100), snap=True, rotate=True), c(rotate=True), c(snap=True)]
     if name == "largest and smallest values wrap":
         top = (1 << (w - 1)) - 1
         return [c(add_en=allv, addend=np.full((P, T), top)), c(add_en=allv, addend=np.full((P, T), 1)),
@@ -290,7 +299,9 @@ def _acc_edge(name):
     raise KeyError(name)
 
 
-ACC_EDGES = ["init wins over an add in the same cycle", "an add wins over rotate, the others rotate",
+ACC_EDGES = ["init wins over an add in the same cycle",
+             "snap holds the sum before the init of the next output, then rotates",
+             "snap wins over rotate; an add in the snap cycle is not in the snapshot",
              "largest and smallest values wrap", "guard bit: the first value that needs it flags overflow",
              "single-bit addends in every bit position"]
 

@@ -7,10 +7,12 @@ a second register in fabric, often placed far from the block. The core registers
 right away (rtl/engine/memories.BankedRom), so that fabric register is exactly the DP16KD output register.
 
 `absorb_output_registers` rewrites Yosys's JSON netlist before place and route: for each DP16KD port whose used
-outputs each drive one TRELLIS_FF and nothing else, and each such FF is a plain register of the same clock (no
-enable, no reset, powers up 0), it sets REGMODE_<port> to "OUTREG", drives the FFs' output nets from the RAM and
-removes the FFs. Cycle for cycle the design is the same (the output register loads on every edge, as the FF did,
-and powers up 0, as the FF did), so the Verilog that simulation checks is still the design that is placed.
+outputs each drive one TRELLIS_FF and nothing else, and each such FF is a register of the same clock with no reset
+that powers up 0, all of them loading on every edge or all on the same active-high enable, it sets REGMODE_<port>
+to "OUTREG", connects that enable (or a constant 1) to the port's output clock enable OCE<port>, drives the FFs'
+output nets from the RAM and removes the FFs. Cycle for cycle the design is the same (the output register loads on
+the edges the FFs loaded on, whatever the RAM's own read enable does, and powers up 0, as the FFs did), so the
+Verilog that simulation checks is still the design that is placed.
 """
 from __future__ import annotations
 
@@ -26,12 +28,17 @@ def _const(bits, value):
     return bits is None or bits == [value]
 
 
-def _plain_ff(cell, clock):
-    """True for a TRELLIS_FF that loads on every rising edge of `clock`, with no reset, powering up 0."""
+def _output_ff_enable(cell, clock):
+    """For a TRELLIS_FF of `clock` with no reset that powers up 0: its load enable as a net list ("1" when it
+    loads on every rising edge); None for any other cell (an inverted enable, a reset, another clock, set)."""
     p, c = cell["parameters"], cell["connections"]
-    enable_free = p.get("CEMUX", "").strip() == "1" or (p.get("CEMUX", "").strip() == "CE" and _const(c.get("CE"), "1"))
-    return (cell["type"] == "TRELLIS_FF" and c.get("CLK") == clock and p.get("CLKMUX", "CLK").strip() == "CLK"
-            and enable_free and _const(c.get("LSR"), "0") and p.get("REGSET", "RESET").strip() == "RESET")
+    if not (cell["type"] == "TRELLIS_FF" and c.get("CLK") == clock and p.get("CLKMUX", "CLK").strip() == "CLK"
+            and _const(c.get("LSR"), "0") and p.get("REGSET", "RESET").strip() == "RESET"):
+        return None
+    cemux = p.get("CEMUX", "").strip()
+    if cemux == "1" or (cemux == "CE" and _const(c.get("CE"), "1")):
+        return ["1"]
+    return c["CE"] if cemux == "CE" else None
 
 
 def absorb_output_registers(module: dict) -> int:
@@ -60,7 +67,7 @@ def absorb_output_registers(module: dict) -> int:
                     or not _const(conn.get(f"OCE{x}"), "1") or not _const(conn.get(f"RST{x}"), "0"):
                 continue
             clock = conn.get(f"CLK{x}")
-            moves = []                   # (output pin, FF name)
+            moves, enables = [], set()   # (output pin, FF name); the FFs' enables
             for i in range(DATA_BITS):
                 pin = f"DO{x}{i}"
                 bit = (conn.get(pin) or [None])[0]
@@ -68,15 +75,18 @@ def absorb_output_registers(module: dict) -> int:
                     continue
                 users = sinks[bit]
                 ff = cells.get(users[0][0]) if len(users) == 1 and users[0][1] == "DI" else None
-                if ff is None or not _plain_ff(ff, clock):
+                enable = _output_ff_enable(ff, clock) if ff is not None else None
+                if enable is None:
                     moves = []
                     break
+                enables.add(tuple(enable))
                 moves.append((pin, users[0][0]))
-            if not moves:
+            if not moves or len(enables) != 1:
                 continue
             for pin, ff_name in moves:
                 conn[pin] = cells.pop(ff_name)["connections"]["Q"]
             params[f"REGMODE_{x}"] = "OUTREG"
+            conn[f"OCE{x}"] = list(enables.pop())
             absorbed += len(moves)
     return absorbed
 

@@ -68,6 +68,13 @@ def _pack(values, width):
 DEBUG_READ_LATENCY = 2      # dbg_addr register, then the RAM's synchronous read
 
 
+def output_spacing(T):
+    """Least cycles between the last SCAN cycles of two outputs of an accumulating layer: the snapshot of an output
+    reads its context ACC_LATENCY cycles after its last SCAN (the next output must not have replaced it yet), and the
+    epilogue (LIF: T + 3 cycles, stream add: T + 4) must be back to idle before the next snapshot."""
+    return max(ACC_LATENCY, T + 4)
+
+
 def timing(T):
     """The schedule's cycle costs (manifest.json -> `timing`; hls_models/engine_cycles.py builds the exact cycle
     count of an inference from these and the image's events, and the tests compare it with the RTL's counter).
@@ -82,10 +89,12 @@ def timing(T):
         "tap_outside": 1,                      # a kernel tap outside the input map: one bubble item
         "pool_row": 2,                         # pooling: ROW_RD, LATCH (the OR needs no scan)
         "pool_tap_outside": 1,                 # pooling: ROW_RD only
-        "epilogue": {"lif": DRAIN + 1 + T + 2,     # DRAIN (DRAIN + 1), LIF (T + 1), WRITE
-                     "stream_add": DRAIN + 1 + T + 3,   # DRAIN (DRAIN + 1), SW (T + 3)
-                     "pool_write": 1,          # WRITE
-                     "head_write": DRAIN + 1 + 1},  # DRAIN (DRAIN + 1), HEAD_WR
+        "epilogue": {"pool_write": 1},         # WRITE
+        # accumulating layers: an output's epilogue runs beside the next output's scan (see the docstring)
+        "output_spacing": output_spacing(T),   # cycles from an output's last SCAN cycle to the next one's, at least
+        "layer_tail": {"lif": ACC_LATENCY + T + 3,          # snapshot, E_LIF (T + 1), E_WRITE, then FETCH
+                       "stream_add": ACC_LATENCY + T + 4,   # snapshot, E_SW (T + 3), then FETCH
+                       "head_write": ACC_LATENCY + 2},      # snapshot, E_HEAD, then FETCH
         "stream_lif_output": 2 + (T + 3) + 1,  # OUT_START, OUT_INIT, SL (T + 3), WRITE
         "kv_token": 2,                         # KV_RD: K row, V row
         "kv_channel_fixed": DRAIN + 2,         # KV_INIT, DRAIN, KV_WR per (lane group, K channel)
@@ -190,11 +199,13 @@ class SpikeEngine(wiring.Component):
         # the P lanes x T timestep accumulators, the LIF and the argmax
         m.submodules.accumulators = lanes = LaneAccumulators(P, T, AW)
         acc = [[lanes.acc[l][t] for t in range(T)] for l in range(P)]
+        held = [[lanes.held[l][t] for t in range(T)] for l in range(P)]
         m.submodules.lif = lif = LifLanes(P, T, max(AW, W["stream"]), TW, MW)
         m.submodules.argmax = argmax = ArgmaxUnit(self.K, W["logit"])
         addend = [[Signal(signed(AW), name=f"add_{l}_{t}") for t in range(T)] for l in range(P)]
         add_en = [[Signal(name=f"add_en_{l}_{t}") for t in range(T)] for l in range(P)]
         acc_init = Signal()
+        snap = Signal()         # the end-of-output marker reached the accumulators: held <- acc, acc <- next bias
         # the epilogues read timestep t from acc[l][0] and rotate the T accumulators by one: no t-indexed
         # multiplexer (its select fans out to every lane) in front of the LIF and the stream adder
         acc_rotate = Signal()   # registered: its fan-out reaches every accumulator
@@ -246,7 +257,7 @@ class SpikeEngine(wiring.Component):
         row_stall = Signal()
         pool_pend = Signal()   # act_q holds a pooled row still to be OR-ed into rowdata
         rowdata = Signal(P * T)
-        imgq = Signal(W["pixel"])
+        imgq = Signal(W["pixel"], reset_less=True)
         zq = Signal(ZW)
         t = Signal(range(T + 4))
         drain = Signal(range(DRAIN + 2))
@@ -260,6 +271,10 @@ class SpikeEngine(wiring.Component):
         ev_shift = [Signal(SHW, name=f"ev{i}_shift") for i in range(ROM_L + 1)]
         ev_neg = [Signal(name=f"ev{i}_neg") for i in range(ROM_L + 1)]
         ev_attn = [Signal(name=f"ev{i}_attn") for i in range(ADD + 1)]
+        # the end-of-output marker: a slot without an event, one cycle behind the output's last SCAN cycle
+        mark, evp_end = Signal(), Signal()
+        ev_end = [Signal(name=f"ev{i}_end") for i in range(ADD + 1)]
+        assert ROM_L >= 1, "the lane shift changes one stage before the weight ROM's output"
         ev_addr = Signal(ADW)
         # SCAN's own registers: the event before its row + index add
         evp_v, evp_word, evp_shift, evp_neg, evp_attn = Signal(), Signal(T), Signal(SHW), Signal(), Signal()
@@ -279,7 +294,8 @@ class SpikeEngine(wiring.Component):
         weight_read = RomRead(ADW, P * WB).create(path=("weight_read",))
         wiring.connect(m, weight_read, weights.read)
         wq = weight_read.data
-        kvq = Signal(P * T * KW)
+        # registers right behind a block RAM have no reset, so they become its output register (docs/synth.md)
+        kvq = Signal(P * T * KW, reset_less=True)
         kvq2 = Signal(P * T * KW)
         # the addends of the event's weight row (negate, shift), then the stream adder of the stream writers
         m.submodules.addends = addends = AddendShifter(P, WB, SHW, AW, LSW)
@@ -287,8 +303,8 @@ class SpikeEngine(wiring.Component):
         m.submodules.stream_adder = stream_adder = StreamAdder(P, SW, AW)
         # stream and activation read registers
         s_addr, s_waddr = Signal(ADW), Signal(ADW)
-        s_q = Signal(P * SW)
-        act_q = Signal(P * T)
+        s_q = Signal(P * SW, reset_less=True)
+        act_q = Signal(P * T, reset_less=True)
         # KV / head-Z
         kv_i = Signal(16)
         khead = Signal(ADW)
@@ -340,7 +356,7 @@ class SpikeEngine(wiring.Component):
         # compare in front of every sum bit was the critical path (92 MHz on the 16-lane digits core).
         m.d.comb += [stream_adder.add.eq(1), stream_adder.init.eq(L["stream_init"])]
         m.d.comb += [stream_adder.stream[l].eq(s_vals[l]) for l in range(P)]
-        m.d.comb += [stream_adder.branch[l].eq(acc[l][0]) for l in range(P)]
+        m.d.comb += [stream_adder.branch[l].eq(held[l][0]) for l in range(P)]
         act_words = [act_q[l * T:(l + 1) * T] for l in range(P)]
 
         # ---------------------------------------------------------------- event pipeline and accumulators
@@ -352,6 +368,12 @@ class SpikeEngine(wiring.Component):
         m.d.sync += [ev_v[0].eq(evp_v), ev_word[0].eq(evp_word), ev_shift[0].eq(evp_shift), ev_neg[0].eq(evp_neg),
                      ev_attn[0].eq(evp_attn), ev_head[0].eq(evp_head), ev_addr.eq(evp_base + evp_off),
                      evp_v.eq(0)]
+        m.d.sync += [evp_end.eq(mark), ev_end[0].eq(evp_end), mark.eq(0), snap.eq(ev_end[ADD])]
+        m.d.sync += [ev_end[i].eq(ev_end[i - 1]) for i in range(1, ADD + 1)]
+        # the next output's lane shifts take over where the marker passes: the events behind it are the next output's
+        lane_shift_next = [Signal(LSW, name=f"lane_shift_next_{l}") for l in range(P)]
+        with m.If(ev_end[ROM_L - 1]):
+            m.d.sync += [addends.lane_shift[l].eq(lane_shift_next[l]) for l in range(P)]
         m.d.comb += [addends.neg.eq(ev_neg[ROM_L]), addends.shift.eq(ev_shift[ROM_L])]
         m.d.comb += [addends.weights[l].eq(wq[l * WB:(l + 1) * WB]) for l in range(P)]
         m.d.sync += [kk[1].eq(kk[0]), vv[1].eq(vv[0]), kk[0].eq(0), vv[0].eq(0), hz[1].eq(hz[0]), hz[0].eq(0)]
@@ -379,7 +401,7 @@ class SpikeEngine(wiring.Component):
                     m.d.sync += add_en[l][tt].eq(0)
                 m.d.comb += [lanes.add_en[l][tt].eq(add_en[l][tt]), lanes.addend[l][tt].eq(addend[l][tt])]
             m.d.comb += lanes.init_value[l].eq(Mux(bias_gate, bias_q[l], 0))
-        m.d.comb += [lanes.init.eq(acc_init), lanes.rotate.eq(acc_rotate)]
+        m.d.comb += [lanes.init.eq(acc_init | snap), lanes.snap.eq(snap), lanes.rotate.eq(acc_rotate)]
         m.d.sync += [acc_init.eq(0), acc_rotate.eq(0)]
 
         # ---------------------------------------------------------------- LIF: one timestep per cycle
@@ -460,7 +482,7 @@ class SpikeEngine(wiring.Component):
                 m.d.sync += layer.eq(layer + 1)
                 m.next = "FETCH"
 
-        def next_output():
+        def next_output(at_layer_end=next_layer):
             m.d.sync += [out_row.eq(out_row + 1), srow.eq(srow + T)]
             with m.If(~g_last):
                 m.d.sync += [g.eq(g + 1), g_last.eq(g + 2 >= L["Gout"]), wg.eq(wg + L["R"]), p_addr.eq(p_addr + 1)]
@@ -485,7 +507,27 @@ class SpikeEngine(wiring.Component):
                                  ys.eq(ys + Mux(L["s2"], 2, 1)), ybase.eq(ybase + L["YSTEP"])]
                     m.next = "OUT_START"
                 with m.Else():
-                    next_layer()
+                    at_layer_end()
+
+        # an accumulating layer's output ends: the marker follows its last event down the pipeline; the snapshot
+        # (ACC_LATENCY cycles on) starts its epilogue from the context captured here, while the next output scans
+        SPACING = output_spacing(T)
+        epilogue_idle = Signal()
+        gap = Signal(range(SPACING + 1))     # cycles until the next output may end
+        first_out = Signal()                 # no earlier output of this layer: OUT_INIT initialises the accumulators
+        ctx_row, ctx_srow, ctx_g = Signal(ADW), Signal(ADW), Signal(16)
+        ctx_theta = [Signal(TW, name=f"ctx_theta_{l}") for l in range(P)]
+        with m.If(gap != 0):
+            m.d.sync += gap.eq(gap - 1)
+
+        def end_output():
+            m.d.sync += [mark.eq(1), gap.eq(SPACING - 1), first_out.eq(0),
+                         ctx_row.eq(out_row), ctx_srow.eq(srow), ctx_g.eq(g)]
+            m.d.sync += [ctx_theta[l].eq(p_theta[l]) for l in range(P)]
+
+            def wait_for_epilogue():
+                m.next = "LAYER_WAIT"
+            next_output(wait_for_epilogue)
 
         onehot, lowest = scanner.onehot, scanner.index
 
@@ -513,7 +555,7 @@ class SpikeEngine(wiring.Component):
                 m.next = "LOAD"
 
             with m.State("LOAD"):
-                m.d.sync += L.eq(lt_fields)
+                m.d.sync += [L.eq(lt_fields), first_out.eq(1)]
                 m.d.sync += [g_last.eq(lt_fields["Gout"] <= 1), x_last.eq(lt_fields["Wo"] <= 1),
                              kv_last.eq(lt_fields["d"] <= 1),
                              y_last.eq(lt_fields["Ho"] <= 1)]
@@ -536,18 +578,26 @@ class SpikeEngine(wiring.Component):
 
             with m.State("OUT_INIT"):
                 gate = (op == Opcode.ACC) | is_bitserial
-                for l in range(P):
-                    m.d.sync += [bias_q[l].eq(p_bias[l]), addends.lane_shift[l].eq(p_shift[l])]
-                    m.d.comb += lif.theta[l].eq(p_theta[l])
-                m.d.comb += lif.start.eq(1)
+                # the bias and lane shifts of this output: the previous output's snapshot initialises the
+                # accumulators with them (after its events), the first output of a layer here
+                m.d.sync += [bias_q[l].eq(p_bias[l]) for l in range(P)]
+                m.d.sync += [lane_shift_next[l].eq(p_shift[l]) for l in range(P)]
+                with m.If(first_out):
+                    m.d.sync += [addends.lane_shift[l].eq(p_shift[l]) for l in range(P)]
+                    m.d.sync += acc_init.eq(1)
+                with m.If(op == Opcode.STREAM_LIF):
+                    m.d.comb += [lif.theta[l].eq(p_theta[l]) for l in range(P)]
+                    m.d.comb += lif.start.eq(1)
                 m.d.sync += bias_gate.eq(gate)
                 for k in range(3):
                     m.d.sync += [xok[k].eq((ix + k >= 0) & (ix + k < L["Wi"])),
                                  yok[k].eq((iy + k >= 0) & (iy + k < L["Hi"]))]
                 pos = pb1 + pb2
-                m.d.sync += [acc_init.eq(1), ky.eq(0), kx.eq(0), gi.eq(0), gi_last.eq(L["Gin"] <= 1),
+                m.d.sync += [ky.eq(0), kx.eq(0), gi.eq(0), gi_last.eq(L["Gin"] <= 1),
                              row_addr.eq(pos), tap_addr.eq(pos),
-                             tap_row.eq(pos), wrow.eq(wg), wtap.eq(wg), rowdata.eq(0), t.eq(0), s_addr.eq(srow)]
+                             tap_row.eq(pos), wrow.eq(wg), wtap.eq(wg), rowdata.eq(0), t.eq(0)]
+                with m.If(op == Opcode.STREAM_LIF):
+                    m.d.sync += s_addr.eq(srow)
                 m.d.sync += [iss_done.eq(0), s1_v.eq(0), s2_v.eq(0), sc_act.eq(0)]
                 with m.If(op == Opcode.STREAM_LIF):
                     m.next = "SL"
@@ -596,57 +646,31 @@ class SpikeEngine(wiring.Component):
                             issue_next_row()
                         with m.Else():
                             issue_next_tap()
-                    with m.If(iss_done & ~s1_v & ~s2_v):
-                        # the scanner's last item ends in this cycle; its last event reaches the accumulators
-                        # ACC_LATENCY cycles after this one
-                        start_drain(DRAIN + 1)
+                    with m.If(iss_done & ~s1_v & ~s2_v & (gap == 0)):
+                        # the scanner's last item ends in this cycle (or ended, and the output waited for the
+                        # spacing); its last event reaches the accumulators ACC_LATENCY cycles after this one
+                        end_output()
                 with m.Else():
                     m.d.comb += scanner.next.eq(1)
 
             with m.State("DRAIN"):
                 m.d.sync += drain.eq(drain - 1)
                 with m.If(drain == 0):
-                    m.d.sync += [t.eq(0), s_addr.eq(srow), s_waddr.eq(srow)]
                     with m.If(op == Opcode.KV):
                         m.next = "KV_WR"
-                    with m.Elif(op == Opcode.HEAD_Z):
-                        m.next = "HZ_WR"
-                    with m.Elif(op == Opcode.HEAD):
-                        m.next = "HEAD_WR"
-                    with m.Elif(L["to_stream"]):
-                        m.next = "SW"
                     with m.Else():
-                        m.d.sync += acc_rotate.eq(1)
-                        m.next = "LIF"
+                        m.next = "HZ_WR"
 
-            # ------------------------------------------------------------ epilogues
-            with m.State("LIF"):
-                with m.If(t < T):
-                    lif_issue([acc[l][0] for l in range(P)], t)
-                with m.If(t < T - 1):
-                    m.d.sync += acc_rotate.eq(1)
-                m.d.sync += t.eq(t + 1)
-                with m.If(t == T):
-                    m.next = "WRITE"
+            # the last output of an accumulating layer: its epilogue ends before the next layer reads its rows
+            with m.State("LAYER_WAIT"):
+                with m.If(~(mark | evp_end | Cat(*ev_end).any() | snap) & epilogue_idle):
+                    next_layer()
 
+            # ------------------------------------------------------------ pooling and stream-LIF write
             with m.State("WRITE"):
                 m.d.comb += [act_wr.addr.eq(out_row), act_wr.en.eq(1),
                              act_wr.data.eq(Mux(op == Opcode.POOL, rowdata | Mux(pool_pend, act_q, 0), lif.spikes.as_value()))]
                 next_output()
-
-            # stream add, pipelined over t: read (t), RAM, s_q (t + 2), sum (t + 3), write
-            with m.State("SW"):
-                with m.If(t < T):
-                    m.d.sync += s_addr.eq(s_addr + 1)
-                with m.If((t >= 1) & (t < T + 1)):
-                    m.d.sync += acc_rotate.eq(1)
-                # the stream adder adds in cycles t = 2 .. T + 1 (it runs every cycle, see above)
-                with m.If(t >= 3):
-                    m.d.comb += [s_wr.addr.eq(s_waddr), s_wr.en.eq(1), s_wr.data.eq(stream_adder.sum.as_value())]
-                    m.d.sync += [s_waddr.eq(s_waddr + 1), sw_bad.eq(stream_adder.overflow)]
-                m.d.sync += t.eq(t + 1)
-                with m.If(t == T + 2):
-                    next_output()
 
             # stream LIF: read the T stream rows and run the LIF on them as they arrive
             with m.State("SL"):
@@ -657,12 +681,6 @@ class SpikeEngine(wiring.Component):
                 m.d.sync += t.eq(t + 1)
                 with m.If(t == T + 2):
                     m.next = "WRITE"
-
-            with m.State("HEAD_WR"):
-                for k in range(self.K):
-                    with m.If(g == k // P):
-                        m.d.sync += logits[k].eq(acc[k % P][0])
-                next_output()
 
             # ------------------------------------------------------------ Kᵀ·V by AND-accumulate over tokens
             with m.State("KV_INIT"):
@@ -737,6 +755,61 @@ class SpikeEngine(wiring.Component):
             with m.State("ARGMAX_DONE"):
                 m.d.sync += [busy.eq(0), done.eq(1)]
                 m.next = "IDLE"
+
+        # ---------------------------------------------------------------- epilogue of the accumulating layers
+        # It starts at the snapshot of an output (held <- acc) and runs while the controller scans the next output;
+        # output_spacing() keeps one epilogue from catching up with the next.
+        e_row, e_g = Signal(ADW), Signal(16)
+        e_t = Signal(range(T + 4))
+        with m.FSM(init="E_IDLE", name="epilogue") as efsm:
+            with m.State("E_IDLE"):
+                with m.If(snap):
+                    m.d.sync += [e_row.eq(ctx_row), e_g.eq(ctx_g), e_t.eq(0), s_addr.eq(ctx_srow),
+                                 s_waddr.eq(ctx_srow)]
+                    with m.If(op == Opcode.HEAD):
+                        m.next = "E_HEAD"
+                    with m.Elif(L["to_stream"]):
+                        m.next = "E_SW"
+                    with m.Else():
+                        m.d.comb += [lif.theta[l].eq(ctx_theta[l]) for l in range(P)]
+                        m.d.comb += lif.start.eq(1)
+                        m.d.sync += acc_rotate.eq(1)
+                        m.next = "E_LIF"
+
+            # the LIF over the T held values, one timestep per cycle, then the output's spike words
+            with m.State("E_LIF"):
+                with m.If(e_t < T):
+                    lif_issue([held[l][0] for l in range(P)], e_t)
+                with m.If(e_t < T - 1):
+                    m.d.sync += acc_rotate.eq(1)
+                m.d.sync += e_t.eq(e_t + 1)
+                with m.If(e_t == T):
+                    m.next = "E_WRITE"
+
+            with m.State("E_WRITE"):
+                m.d.comb += [act_wr.addr.eq(e_row), act_wr.en.eq(1), act_wr.data.eq(lif.spikes.as_value())]
+                m.next = "E_IDLE"
+
+            # stream add, pipelined over t: read (t), RAM, s_q (t + 2), sum (t + 3), write
+            with m.State("E_SW"):
+                with m.If(e_t < T):
+                    m.d.sync += s_addr.eq(s_addr + 1)
+                with m.If((e_t >= 1) & (e_t < T + 1)):
+                    m.d.sync += acc_rotate.eq(1)
+                # the stream adder adds in cycles t = 2 .. T + 1 (it runs every cycle, see above)
+                with m.If(e_t >= 3):
+                    m.d.comb += [s_wr.addr.eq(s_waddr), s_wr.en.eq(1), s_wr.data.eq(stream_adder.sum.as_value())]
+                    m.d.sync += [s_waddr.eq(s_waddr + 1), sw_bad.eq(stream_adder.overflow)]
+                m.d.sync += e_t.eq(e_t + 1)
+                with m.If(e_t == T + 2):
+                    m.next = "E_IDLE"
+
+            with m.State("E_HEAD"):
+                for k in range(self.K):
+                    with m.If(e_g == k // P):
+                        m.d.sync += logits[k].eq(held[k % P][0])
+                m.next = "E_IDLE"
+        m.d.comb += epilogue_idle.eq(efsm.ongoing("E_IDLE"))
 
         # Yosys re-encodes the state one-hot: every state test is then one flip-flop instead of a 5-bit compare in
         # front of wide fan-outs (left alone, Yosys keeps Amaranth's binary encoding)
