@@ -7,10 +7,12 @@ simulated image. Every fixed cost is read from the manifest's `timing` section, 
 the hardware it describes (one source of truth); this module only knows how the schedule composes them:
 
   layer fetch                         layer_fetch
-  output (position, lane group)       output_start + row_fill + Σ_taps cost(tap) + epilogue
+  output (position, lane group)       span = output_start + row_fill + Σ_taps cost(tap); every output after the
+                                      layer's first costs max(output_spacing, span) (its epilogue runs beside the
+                                      next output's scan), and the layer ends layer_tail[lif | stream_add |
+                                      head_write] after its last output's scan
     tap out of the image              tap_outside (one bubble through the row pipeline)
     tap in the image                  Σ_rows max(row_min, nnz(row))   (the next rows are read while one is scanned)
-    epilogue                          epilogue[lif | stream_add | head_write]
   pooling output                      output_start + Σ_taps (pool_tap_outside | Σ_rows pool_row) + pool_write
   stream LIF output                   stream_lif_output
   Kᵀ·V, per (lane group, K channel)   kv_token·N + kv_channel_fixed

@@ -159,6 +159,7 @@ def engine_blocks(manifest: dict, target: str = "ecp5") -> list[dict]:
     per_acc = add(adder(AW),                                  # acc + addend
                   {"lut": round(ACC_SELECT_LUTS_PER_BIT * AW), "ff": 0, "bram": 0},
                   register(AW), register(AW), register(1),    # accumulator, addend, enable
+                  register(AW), mux(AW, 2),                   # held copy: snapshot or rotate
                   {"lut": 1, "ff": 0, "bram": 0})             # guard-bit check
     lane = add(scale(per_acc, T),
                bank_registers, mux(WB, banks), register(WB),                # weight bank registers and select
@@ -171,7 +172,8 @@ def engine_blocks(manifest: dict, target: str = "ecp5") -> list[dict]:
                register(MW + T + TW + BW),                                  # membrane, spikes, threshold, bias
                mux(AW, T), adder(max(SW, AW) + 1), register(max(SW, AW) + 1),
                _overflow_check(max(SW, AW) + 1),                            # stream add
-               register(SW + 3 * T))                                        # stream, activation and row registers
+               register(SW + 3 * T),                                        # stream, activation and row registers
+               register(TW + w.get("lane_shift", 0)))                       # next output's threshold, lane shift
     lanes = scale(lane, P)
 
     memories = []

@@ -13,28 +13,31 @@ non-zero word (or set bit, in the bit-serial layers), so a silent row costs one 
 rows while one is scanned (ROWS state: issuer, RAM read, row register, scanner; the whole pipeline stalls while the
 scanner holds a row with events left), so a row costs max(1, events) cycles.
 An event reads one weight row (P weights) and adds it into the T accumulators of every lane where the word's bit
-t is set (time-inner dataflow). The epilogue then runs the LIF over the T accumulators (no membrane memory),
-or adds them into the residual-stream RAM.
+t is set (time-inner dataflow). The epilogue then runs the LIF over the T sums (no membrane memory), adds them into
+the residual-stream RAM, or writes the logits. It runs beside the next output's scan: an end-of-output marker
+follows the output's last event down the event pipeline and, at the accumulators, copies them into their held copy
+and initialises them for the next output; a second state machine runs the epilogue from the held copy.
 
 Timing discipline (for Fmax): every block-RAM address comes from a register and every block-RAM output is
 registered before any logic; memories deeper than one block RAM are sliced (or, the weight ROM, banked) so no
 multiplexer sits behind a RAM. The event path is a pipeline SCAN → row + index → address → weight-RAM read → bank registers →
 bank select → negate → shift → addend (or KV value) → accumulate, so an event issued by SCAN in cycle c is
-visible in the accumulators from cycle c + ACC_LATENCY. After an output's last scan cycle the controller waits
-DRAIN + 1 cycles (Kᵀ·V and head Z: DRAIN = ACC_LATENCY - 2) before the epilogue reads the accumulators.
+visible in the accumulators from cycle c + ACC_LATENCY; the marker of an output whose last scan cycle is e snaps in
+cycle e + ACC_LATENCY. Kᵀ·V and head Z wait DRAIN = ACC_LATENCY - 2 cycles before they write.
 Overflow checks use a guard bit and run a cycle behind.
 
 Cycle cost (exact): `timing()` below lists every fixed cost; gen-rtl writes it into manifest.json and
 `hls_models/engine_cycles.py` composes it with the image's events (the tests compare it with the RTL):
-  per layer: 2 (fetch) ; per output (position, group): 2 + 3 (row pipeline fill) + Σ_taps [1 if out of bounds
-  else Σ_rows max(1, nnz(row))] + epilogue (DRAIN + 1 + T + 2 for LIF and write | DRAIN + 1 + T + 3 stream add |
-  DRAIN + 2 head write). pooling outputs: 2 + Σ_taps [1 | 2 per row] + 1. stream LIF outputs: 2 + (T + 3) + 1.
+  per layer: 2 (fetch) ; per output (position, group) of an accumulating layer, its span 2 + 3 (row pipeline
+  fill) + Σ_taps [1 if out of bounds else Σ_rows max(1, nnz(row))], and max(output_spacing(T), span) for every
+  output after the layer's first; then the layer's tail (ACC_LATENCY + T + 3 LIF | ACC_LATENCY + T + 4 stream add |
+  ACC_LATENCY + 2 head write). pooling outputs: 2 + Σ_taps [1 | 2 per row] + 1. stream LIF outputs: 2 + (T + 3) + 1.
   KV: (2N + DRAIN + 2) per (group, K channel). head Z: (N·T + DRAIN + 2) per group. argmax: K + 2 cycles.
 There is no multiplier: the bit-serial layers (first conv over pixel bits, head over the bits of Z) shift-add.
 """
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -44,7 +47,7 @@ from .addend import AddendShifter
 from .argmax import ArgmaxUnit
 from .layer_table import LayerTable, Opcode, layer_field_widths
 from .lif import LifLanes
-from .memories import BankedRom, RamRead, RamWrite, RomRead, SlicedRam, memory_layout
+from .memories import RAM_COLLISIONS, BankedRom, RamRead, RamWrite, RomRead, SlicedRam, memory_layout
 from .scanner import RowScanner
 from .stream_adder import StreamAdder
 from .util import bits as _bits
@@ -140,7 +143,7 @@ class SpikeEngine(wiring.Component):
         W, D = plan.widths, plan.dims
         # ---------------------------------------------------------------- memories
         m.submodules.layer_table = layer_table = LayerTable(plan)
-        img_mem = memory.Memory(shape=unsigned(W["pixel"]), depth=D["pixels"], init=[])
+        img_mem = memory.Memory(shape=unsigned(W["pixel"]), depth=D["pixels"], init=[], attrs=RAM_COLLISIONS)
         WB = W["weight"]
         w_rows = [_pack(r, WB) for r in plan.weight_rows] or [0]
         layout = memory_layout(plan, layer_table.layout.size)
@@ -157,7 +160,7 @@ class SpikeEngine(wiring.Component):
         SW = W["stream"]
         KW = W["kv"]
         ZW = W["z"]
-        z_mem = memory.Memory(shape=unsigned(P * ZW), depth=max(1, D["z_rows"]), init=[])
+        z_mem = memory.Memory(shape=unsigned(P * ZW), depth=max(1, D["z_rows"]), init=[], attrs=RAM_COLLISIONS)
         for name, mem in [("image", img_mem), ("params", p_mem), ("z", z_mem)]:
             m.submodules[name] = mem
         # the activation RAM (a second read port for the debug read-out), the residual stream and the KV RAM
@@ -179,6 +182,10 @@ class SpikeEngine(wiring.Component):
         s_rd, s_wr = ports(s_ram, "stream")
         kv_rd, kv_wr = ports(kv_ram, "kv")
         z_rd, z_wr = z_mem.read_port(), z_mem.write_port()
+
+        # the core's side of every RAM's compute read port and write port, for tests/test_engine_collisions.py
+        self.ram_ports = {"image": (img_rd, img_wr), "act": (act_rd, act_wr), "stream": (s_rd, s_wr),
+                          "kv": (kv_rd, kv_wr), "z": (z_rd, z_wr)}
 
         dbg_addr = Signal.like(self.dbg_addr, name="dbg_addr_q")
         m.d.sync += dbg_addr.eq(self.dbg_addr)
@@ -810,6 +817,12 @@ class SpikeEngine(wiring.Component):
                         m.d.sync += logits[k].eq(held[k % P][0])
                 m.next = "E_IDLE"
         m.d.comb += epilogue_idle.eq(efsm.ongoing("E_IDLE"))
+        # which layers use each RAM's reads: a read in another layer lands in a register nobody reads, so a
+        # collision there is harmless (tests/test_engine_collisions.py checks the others never happen)
+        self.ram_reads_used = {
+            "image": op == Opcode.CONV_IN,
+            "act": (op != Opcode.CONV_IN) & (op != Opcode.HEAD) & (op != Opcode.HEAD_Z) & (op != Opcode.STREAM_LIF),
+            "stream": Const(1), "kv": op == Opcode.ATTN, "z": op == Opcode.HEAD}
 
         # Yosys re-encodes the state one-hot: every state test is then one flip-flop instead of a 5-bit compare in
         # front of wide fan-outs (left alone, Yosys keeps Amaranth's binary encoding)

@@ -76,6 +76,10 @@ def memory_layout(plan, layer_table_width):
 
 
 
+# Yosys's promise that no read collides with a write to the same row (SlicedRam)
+RAM_COLLISIONS = {"no_rw_check": 1}
+
+
 class _Port:
     def __init__(self, addr, data, en=None):
         self.addr, self.data, self.en = addr, data, en
@@ -181,8 +185,12 @@ def RamWrite(addr_width, data_width):
 
 class SlicedRam(wiring.Component):
     """A RAM of `depth` x `width` cut into column slices one block RAM deep (slice_width), with `read_ports`
-    synchronous read ports (`read[i]`, not transparent: a read in the cycle of a write to the same row returns
-    the old row) and one write port (`write`).
+    synchronous read ports (`read[i]`) and one write port (`write`).
+
+    A read in the cycle of a write to the same row is undefined (RAM_COLLISIONS): simulation returns the old row,
+    the FPGA whatever its block RAM gives. The core never uses such a read (tests/test_engine_collisions.py), and
+    without the promise Yosys adds a write-data register and a bypass multiplexer behind every RAM output bit,
+    which keeps the register behind the RAM out of the block RAM's output register.
 
     Latency: 1 cycle (addr in cycle c → data in cycle c + 1; en low keeps the port's data). Throughput: one read
     per port and one write per cycle.
@@ -195,7 +203,7 @@ class SlicedRam(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        read, write = sliced_memory(m, self.name, self.width, self.depth)
+        read, write = sliced_memory(m, self.name, self.width, self.depth, attrs=RAM_COLLISIONS)
         for port in self.read:
             rp = read()
             m.d.comb += [rp.addr.eq(port.addr), rp.en.eq(port.en), port.data.eq(rp.data)]
