@@ -56,20 +56,22 @@ class WidePorts(wiring.Component):
 
 
 class RomRegisters(wiring.Component):
-    """Four 1024 x 8 ROMs read every cycle: `plain` behind a plain register (the block RAM output register's
-    job), `gated` behind a register with an enable (the output register's clock enable), `shared` behind a plain
-    register whose input also feeds logic, `reset` behind a register with a synchronous reset."""
+    """Five 1024 x 8 ROMs read every cycle: `plain` behind a plain register (the block RAM output register's
+    job), `gated` behind a register with an enable (the output register's clock enable), `held` behind one whose
+    enable is active low, `shared` behind a plain register whose input also feeds logic, `reset` behind a register
+    with a synchronous reset."""
     addr: In(10)
     en: In(1)
     plain: Out(8)
     gated: Out(8)
     shared: Out(9)
     reset: Out(8)
+    held: Out(8)
 
     def elaborate(self, platform):
         m = Module()
         data = {}
-        for i, name in enumerate(("plain", "gated", "shared", "reset")):
+        for i, name in enumerate(("plain", "gated", "shared", "reset", "held")):
             m.submodules[name] = rom = Memory(shape=8, depth=1024, init=[(a * (7 + 2 * i)) % 256 for a in range(1024)])
             port = rom.read_port()
             m.d.comb += port.addr.eq(self.addr)
@@ -78,7 +80,10 @@ class RomRegisters(wiring.Component):
         m.d.sync += [q["plain"].eq(data["plain"]), q["shared"].eq(data["shared"]), q["reset"].eq(data["reset"])]
         with m.If(self.en):
             m.d.sync += q["gated"].eq(data["gated"])
+        with m.If(~self.en):
+            m.d.sync += q["held"].eq(data["held"])
         m.d.comb += [self.plain.eq(q["plain"]), self.gated.eq(q["gated"]), self.reset.eq(q["reset"]),
+                     self.held.eq(q["held"]),
                      self.shared.eq(q["shared"] + data["shared"])]
         return m
 
@@ -298,17 +303,22 @@ def test_cli_user_errors(tmp_path, capsys):
 def test_a_plain_register_behind_a_block_ram_becomes_its_output_register(tmp_path):
     v = write_design(tmp_path, RomRegisters(), "rom_regs")
     report = synth.synthesise(v, "rom_regs", "ecp5", seeds=1, out_dir=str(tmp_path / "ecp5"), progress=lambda m: None)
-    assert report["status"] == "ok" and report["bram"] == 4
-    # `plain` and `gated` qualify; `shared`'s RAM output also feeds the adder, `reset`'s register has a reset
-    assert report["bram_outreg_bits"] == 16
+    assert report["status"] == "ok" and report["bram"] == 5
+    # `plain`, `gated` and `held` qualify; `shared`'s RAM output also feeds the adder, `reset`'s register has a reset
+    assert report["bram_outreg_bits"] == 24
     assert report["ff"] == 16
     netlist = json.loads((tmp_path / "ecp5" / "netlist.json").read_text())
     module = netlist["modules"]["rom_regs"]
     rams = {name.split(".")[0].split("$")[0]: c for name, c in module["cells"].items() if c["type"] == "DP16KD"}
     moved = {n: x for n, c in rams.items() for x in "AB" if c["parameters"].get(f"REGMODE_{x}") == "OUTREG"}
-    assert sorted(moved) == ["gated", "plain"], moved
-    # the gated register's enable drives the output register's clock enable; the plain one loads every edge
-    assert rams["gated"]["connections"][f"OCE{moved['gated']}"] == module["ports"]["en"]["bits"]
+    assert sorted(moved) == ["gated", "held", "plain"], moved
+    # the gated register's enable drives the output register's clock enable, the held one's through the port's
+    # inverting OCE multiplexer; the plain one loads every edge
+    en = module["ports"]["en"]["bits"]
+    x = moved["gated"]
+    assert rams["gated"]["connections"][f"OCE{x}"] == en and rams["gated"]["parameters"][f"OCE{x}MUX"] == f"OCE{x}"
+    x = moved["held"]
+    assert rams["held"]["connections"][f"OCE{x}"] == en and rams["held"]["parameters"][f"OCE{x}MUX"] == "INV"
     assert rams["plain"]["connections"][f"OCE{moved['plain']}"] == ["1"]
     # a second pass finds nothing left to move
     from tools.ecp5_outreg import absorb_output_registers

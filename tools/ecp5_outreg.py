@@ -8,9 +8,10 @@ right away (rtl/engine/memories.BankedRom), so that fabric register is exactly t
 
 `absorb_output_registers` rewrites Yosys's JSON netlist before place and route: for each DP16KD port whose used
 outputs each drive one TRELLIS_FF and nothing else, and each such FF is a register of the same clock with no reset
-that powers up 0, all of them loading on every edge or all on the same active-high enable, it sets REGMODE_<port>
-to "OUTREG", connects that enable (or a constant 1) to the port's output clock enable OCE<port>, drives the FFs'
-output nets from the RAM and removes the FFs. Cycle for cycle the design is the same (the output register loads on
+that powers up 0, all of them loading on every edge or all on the same enable, it sets REGMODE_<port> to "OUTREG",
+connects that enable (or a constant 1) to the port's output clock enable OCE<port> (an active-low enable through
+the port's OCE<port>MUX = "INV", as the FF's CEMUX had it), drives the FFs' output nets from the RAM and removes the
+FFs. Cycle for cycle the design is the same (the output register loads on
 the edges the FFs loaded on, whatever the RAM's own read enable does, and powers up 0, as the FFs did), so the
 Verilog that simulation checks is still the design that is placed.
 """
@@ -29,16 +30,19 @@ def _const(bits, value):
 
 
 def _output_ff_enable(cell, clock):
-    """For a TRELLIS_FF of `clock` with no reset that powers up 0: its load enable as a net list ("1" when it
-    loads on every rising edge); None for any other cell (an inverted enable, a reset, another clock, set)."""
+    """For a TRELLIS_FF of `clock` with no reset that powers up 0: its load enable as (polarity, net list):
+    ("OCE", ["1"]) when it loads on every rising edge, ("OCE", CE) or ("INV", CE) for an active-high or active-low
+    enable; None for any other cell (a reset, another clock, set)."""
     p, c = cell["parameters"], cell["connections"]
     if not (cell["type"] == "TRELLIS_FF" and c.get("CLK") == clock and p.get("CLKMUX", "CLK").strip() == "CLK"
             and _const(c.get("LSR"), "0") and p.get("REGSET", "RESET").strip() == "RESET"):
         return None
     cemux = p.get("CEMUX", "").strip()
     if cemux == "1" or (cemux == "CE" and _const(c.get("CE"), "1")):
-        return ["1"]
-    return c["CE"] if cemux == "CE" else None
+        return ("OCE", ("1",))
+    if cemux in ("CE", "INV") and c.get("CE"):
+        return ("OCE" if cemux == "CE" else "INV", tuple(c["CE"]))
+    return None
 
 
 def absorb_output_registers(module: dict) -> int:
@@ -64,6 +68,7 @@ def absorb_output_registers(module: dict) -> int:
         for x in PORTS:
             if params.get(f"REGMODE_{x}", "NOREG").strip() != "NOREG" \
                     or params.get(f"CLK{x}MUX", f"CLK{x}").strip() != f"CLK{x}" \
+                    or params.get(f"OCE{x}MUX", f"OCE{x}").strip() != f"OCE{x}" \
                     or not _const(conn.get(f"OCE{x}"), "1") or not _const(conn.get(f"RST{x}"), "0"):
                 continue
             clock = conn.get(f"CLK{x}")
@@ -79,14 +84,16 @@ def absorb_output_registers(module: dict) -> int:
                 if enable is None:
                     moves = []
                     break
-                enables.add(tuple(enable))
+                enables.add(enable)
                 moves.append((pin, users[0][0]))
             if not moves or len(enables) != 1:
                 continue
             for pin, ff_name in moves:
                 conn[pin] = cells.pop(ff_name)["connections"]["Q"]
             params[f"REGMODE_{x}"] = "OUTREG"
-            conn[f"OCE{x}"] = list(enables.pop())
+            polarity, net = enables.pop()
+            conn[f"OCE{x}"] = list(net)
+            params[f"OCE{x}MUX"] = f"OCE{x}" if polarity == "OCE" else "INV"
             absorbed += len(moves)
     return absorbed
 

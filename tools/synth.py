@@ -421,7 +421,7 @@ def synthesise(verilog, top: str, target: str = "ecp5", seeds: int = 3, freq: fl
     versions = tool_versions(target)
     netlist = os.path.join(out_dir, "netlist.json")
     script = _yosys_script(verilog, top, target, "netlist.json", out_dir)
-    synth_key = _hash(source, script, versions.get("yosys"), "bram-outreg-1")
+    synth_key = _hash(source, script, versions.get("yosys"), "bram-outreg-2")
     stamp_path = os.path.join(out_dir, "synth_stamp.json")
     stamp = json.loads(Path(stamp_path).read_text()) if os.path.exists(stamp_path) else {}
     if stamp.get("key") == synth_key and os.path.exists(netlist) and os.path.exists(os.path.join(out_dir, "stat.json")):
