@@ -15,7 +15,8 @@ the hardware it describes (one source of truth); this module only knows how the 
     tap in the image                  Σ_rows max(row_min, nnz(row))   (the next rows are read while one is scanned)
   pooling output                      output_start + Σ_taps (pool_tap_outside | Σ_rows pool_row) + pool_write
   stream LIF output                   stream_lif_output
-  Kᵀ·V, per (lane group, K channel)   kv_token·N + kv_channel_fixed
+  Kᵀ·V, per (lane group, K row block) kv_block_token·N + kv_block_fixed
+       per (lane group, K channel)    max(row_min, tokens whose K word is non-zero) + kv_channel_fixed
   head Z, per lane group              head_z_value·N·T + head_z_group_fixed
   argmax                              argmax_class·K + argmax_fixed
 nnz(row) counts the non-zero T-bit words of the row's P channels (spike layers), the set bits of the pixel
@@ -119,12 +120,13 @@ def _layer_work(model: IntModel, golden: InferenceResult, image: int, P: int,
             # Kᵀ·V: per (lane group, K channel i) the tokens whose K word of channel i is non-zero in a head of
             # the group
             k_nz = _nnz_rows(words(p + "k.spikes"), 1)                    # [C, N]: K word non-zero
-            kv_events = 0
+            tokens = []                                                   # per lane group: [d] tokens named
             for g in range(G):
                 heads_of_g = range(g * P // d, g * P // d + 1) if P <= d else \
                     range(g * P // d, min(heads, (g + 1) * P // d))
-                kv_events += int(np.any([k_nz[h * d:(h + 1) * d] for h in heads_of_g], axis=0).sum())
-            layers.append({"name": p + "kv", "kind": "kv", "channels": G * d, "events": kv_events})
+                tokens.append(np.any([k_nz[h * d:(h + 1) * d] for h in heads_of_g], axis=0).sum(axis=1))
+            layers.append({"name": p + "kv", "kind": "kv", "blocks": G * (_ceil_div(d, P) if P <= d else 1),
+                           "tokens": np.stack(tokens), "events": int(np.sum(tokens))})
             q = _nnz_rows(words(step.src), P)                              # [G, N]
             if P <= d:
                 # lane group g reads the Q rows of its head: per token the dp rows of head g // dp
@@ -166,7 +168,9 @@ def layer_cycles(model: IntModel, golden: InferenceResult, image: int, manifest:
         if kind == "stream_lif":
             total += layer["outputs"] * tm["stream_lif_output"]
         elif kind == "kv":
-            total += layer["channels"] * (tm["kv_token"] * model.tokens + tm["kv_channel_fixed"])
+            # per (lane group, K row block) the K rows of all tokens; per K channel the named tokens
+            total += layer["blocks"] * (tm["kv_block_token"] * model.tokens + tm["kv_block_fixed"])
+            total += int((np.maximum(tm["row_min"], layer["tokens"]) + tm["kv_channel_fixed"]).sum())
         elif kind == "head_z":
             total += layer["groups"] * (tm["head_z_value"] * layer["values"] + tm["head_z_group_fixed"])
         else:

@@ -68,7 +68,11 @@ def _pack(values, width):
     return word
 
 
-DEBUG_READ_LATENCY = 2      # dbg_addr register, then the RAM's synchronous read
+DEBUG_READ_LATENCY = 3      # dbg_addr register, the RAM's synchronous read, the data register (shared with Kᵀ·V)
+# Kᵀ·V, from the cycle its scanner names a token to the first cycle the token's K AND V counts are in the
+# accumulators: the token's row offset, the K and V row addresses, the RAM read, the K row and V row registers,
+# the K word and the V row's second register, the add-enable register, the accumulate.
+KV_ACC_LATENCY = 7
 
 
 def output_spacing(T):
@@ -99,8 +103,10 @@ def timing(T):
                        "stream_add": ACC_LATENCY + T + 4,   # snapshot, E_SW (T + 3), then FETCH
                        "head_write": ACC_LATENCY + 2},      # snapshot, E_HEAD, then FETCH
         "stream_lif_output": 2 + (T + 3) + 1,  # OUT_START, OUT_INIT, SL (T + 3), WRITE
-        "kv_token": 2,                         # KV_RD: K row, V row
-        "kv_channel_fixed": DRAIN + 2,         # KV_INIT, DRAIN, KV_WR per (lane group, K channel)
+        "kv_block_token": 1,                   # KVA: one K row per token, per (lane group, K row block)
+        "kv_block_fixed": 3,                   # KV_INIT, KVA_WAIT (2) per (lane group, K row block)
+        "kv_channel_fixed": KV_ACC_LATENCY + 1,  # KV_CH, DRAIN (KV_ACC_LATENCY - 1), KV_WR per K channel;
+                                               # KV_SCAN holds max(row_min, tokens with a non-zero K word) cycles
         "head_z_value": 1,                     # HZ_RD per (token, timestep)
         "head_z_group_fixed": DRAIN + 2,       # HZ_INIT, DRAIN, HZ_WR per lane group
         "argmax_class": 1, "argmax_fixed": 2,  # ARGMAX per class, ARGMAX's last cycle, ARGMAX_DONE
@@ -185,11 +191,11 @@ class SpikeEngine(wiring.Component):
 
         # the core's side of every RAM's compute read port and write port, for tests/test_engine_collisions.py
         self.ram_ports = {"image": (img_rd, img_wr), "act": (act_rd, act_wr), "stream": (s_rd, s_wr),
-                          "kv": (kv_rd, kv_wr), "z": (z_rd, z_wr)}
+                          "kv": (kv_rd, kv_wr), "z": (z_rd, z_wr), "act_v": (act_dbg, act_wr)}
 
         dbg_addr = Signal.like(self.dbg_addr, name="dbg_addr_q")
         m.d.sync += dbg_addr.eq(self.dbg_addr)
-        m.d.comb += [act_dbg.addr.eq(dbg_addr), self.dbg_data.eq(act_dbg.data)]
+        m.d.comb += act_dbg.addr.eq(dbg_addr)
 
         # ---------------------------------------------------------------- layer registers
         L = Signal(layer_table.layout, name="layer")   # the current layer's entry
@@ -316,11 +322,24 @@ class SpikeEngine(wiring.Component):
         kv_i = Signal(16)
         khead = Signal(ADW)
         n = Signal(16)
-        k_addr, v_addr = Signal(ADW), Signal(ADW)
-        kv_ph = Signal()
+        k_addr = Signal(ADW)
         kv_row = Signal(ADW)
-        kk = [Signal(name=f"kv_k{i}") for i in range(2)]
-        vv = [Signal(name=f"kv_v{i}") for i in range(2)]
+        # Kᵀ·V, event-driven over tokens: per lane group and K row block the K rows of all tokens are read once
+        # (KVA) and each token's non-zero K words kept (kv_nz, one bit per lane) beside its row offset (kv_off);
+        # per K channel a scanner then names the tokens whose K word is non-zero, and only their K and V rows are
+        # read, both in one cycle (the V row through the read-out port)
+        NT = max(1, D["N"])
+        m.submodules.kv_scanner = kv_scan = RowScanner(NT)
+        kv_nz = [Signal(P, name=f"kv_nz_{j}") for j in range(NT)]
+        kv_off = [Signal(ADW, name=f"kv_off_{j}") for j in range(NT)]
+        kv_tok = Signal(NT)                   # bit j: token j exists in this layer
+        off_acc, sel_off = Signal(ADW), Signal(ADW)
+        k_rowbase, v_rowbase = Signal(ADW), Signal(ADW)
+        kva_v = [Signal(name=f"kva_v{i}") for i in range(2)]
+        kva_n = [Signal(range(NT), name=f"kva_n{i}") for i in range(2)]
+        kvb_v = [Signal(name=f"kvb_v{i}") for i in range(KV_ACC_LATENCY - 2)]
+        vq = Signal(P * T, reset_less=True)   # the read-out port's registered row (the V row in Kᵀ·V)
+        vq2 = Signal(P * T)
         hz_nbase = Signal(ADW)
         hz_step = Signal(ADW)   # RS - (T - 1): from the last timestep of token n to the first of token n + 1
         hz = [Signal(name=f"hz_{i}") for i in range(2)]
@@ -383,10 +402,22 @@ class SpikeEngine(wiring.Component):
             m.d.sync += [addends.lane_shift[l].eq(lane_shift_next[l]) for l in range(P)]
         m.d.comb += [addends.neg.eq(ev_neg[ROM_L]), addends.shift.eq(ev_shift[ROM_L])]
         m.d.comb += [addends.weights[l].eq(wq[l * WB:(l + 1) * WB]) for l in range(P)]
-        m.d.sync += [kk[1].eq(kk[0]), vv[1].eq(vv[0]), kk[0].eq(0), vv[0].eq(0), hz[1].eq(hz[0]), hz[0].eq(0)]
+        m.d.sync += [hz[1].eq(hz[0]), hz[0].eq(0)]
+        # Kᵀ·V: phase A keeps each token's non-zero K words; phase B reads a named token's K and V rows
+        m.d.sync += [kva_v[1].eq(kva_v[0]), kva_n[1].eq(kva_n[0]), kva_v[0].eq(0)]
+        with m.If(kva_v[1]):
+            for j in range(NT):
+                with m.If(kva_n[1] == j):
+                    m.d.sync += kv_nz[j].eq(Cat(w != 0 for w in act_words))
+        m.d.sync += [kvb_v[i].eq(kvb_v[i - 1]) for i in range(1, len(kvb_v))] + [kvb_v[0].eq(0)]
+        with m.If(kvb_v[0]):
+            m.d.sync += [row_addr.eq(k_rowbase + sel_off), dbg_addr.eq(v_rowbase + sel_off)]
+        m.d.sync += [vq.eq(act_dbg.data), vq2.eq(vq)]
+        m.d.comb += self.dbg_data.eq(vq)
+        v_words = [vq2[l * T:(l + 1) * T] for l in range(P)]
         # K word of channel i of each head in the group (one head per group when P <= d)
         kwords = [Signal(T, name=f"kword_{h}") for h in range(heads_per_group)]
-        with m.If(kk[1]):
+        with m.If(kvb_v[3]):
             if heads_per_group > 1:
                 m.d.sync += [kw.eq(Array(act_words[h * d:(h + 1) * d])[kv_i[:ld]] if ld else act_words[h])
                              for h, kw in enumerate(kwords)]
@@ -399,9 +430,9 @@ class SpikeEngine(wiring.Component):
                 with m.If(ev_v[ADD]):
                     m.d.sync += [add_en[l][tt].eq(ev_word[ADD][tt] & lane_in_head),
                                  addend[l][tt].eq(Mux(ev_attn[ADD], kvv.as_unsigned(), sh[l]))]
-                with m.Elif(vv[1]):
+                with m.Elif(kvb_v[4]):
                     m.d.sync += [add_en[l][tt].eq(kwords[l // d if heads_per_group > 1 else 0][tt] &
-                                                  act_words[l][tt]), addend[l][tt].eq(1)]
+                                                  v_words[l][tt]), addend[l][tt].eq(1)]
                 with m.Elif(hz[1] & (tt == 0)):
                     m.d.sync += [add_en[l][tt].eq(1), addend[l][tt].eq(s_vals[l])]
                 with m.Else():
@@ -562,7 +593,8 @@ class SpikeEngine(wiring.Component):
                 m.next = "LOAD"
 
             with m.State("LOAD"):
-                m.d.sync += [L.eq(lt_fields), first_out.eq(1)]
+                m.d.sync += [L.eq(lt_fields), first_out.eq(1),
+                             kv_tok.eq(Cat(lt_fields["N"] > j for j in range(NT)))]
                 m.d.sync += [g_last.eq(lt_fields["Gout"] <= 1), x_last.eq(lt_fields["Wo"] <= 1),
                              kv_last.eq(lt_fields["d"] <= 1),
                              y_last.eq(lt_fields["Ho"] <= 1)]
@@ -691,22 +723,49 @@ class SpikeEngine(wiring.Component):
 
             # ------------------------------------------------------------ Kᵀ·V by AND-accumulate over tokens
             with m.State("KV_INIT"):
+                # phase A of a lane group's K row block: the K rows of all tokens, one per cycle
+                block = khead + (kv_i >> lp)
                 m.d.sync += bias_gate.eq(0)
-                m.d.sync += [acc_init.eq(1), n.eq(0), n_last.eq(L["N"] <= 1), kv_ph.eq(0), k_addr.eq(khead + (kv_i >> lp)),
-                             row_addr.eq(khead + (kv_i >> lp)), v_addr.eq(L["v_base"] + g)]
-                m.next = "KV_RD"
+                m.d.sync += [n.eq(0), n_last.eq(L["N"] <= 1), k_addr.eq(block), row_addr.eq(block), off_acc.eq(0),
+                             k_rowbase.eq(block), v_rowbase.eq(L["v_base"] + g)]
+                m.next = "KVA"
 
-            with m.State("KV_RD"):
-                # K row then V row of token n; kword and the AND happen two cycles later on the registered rows
-                m.d.sync += kv_ph.eq(~kv_ph)
-                # the activation RAM reads row_addr: the K row (kv_ph 0), then the V row
-                with m.If(~kv_ph):
-                    m.d.sync += [kk[0].eq(1), row_addr.eq(v_addr)]
+            with m.State("KVA"):
+                m.d.sync += [kva_v[0].eq(1), kva_n[0].eq(n), off_acc.eq(off_acc + L["Gout"]),
+                             k_addr.eq(k_addr + L["Gout"]), row_addr.eq(k_addr + L["Gout"]),
+                             n.eq(n + 1), n_last.eq(n + 2 >= L["N"])]
+                for j in range(NT):
+                    with m.If(n == j):
+                        m.d.sync += kv_off[j].eq(off_acc)
+                with m.If(n_last):
+                    m.d.sync += drain.eq(1)
+                    m.next = "KVA_WAIT"
+
+            with m.State("KVA_WAIT"):
+                # the last K row reaches kv_nz two cycles after its read
+                m.d.sync += drain.eq(drain - 1)
+                with m.If(drain == 0):
+                    m.next = "KV_CH"
+
+            with m.State("KV_CH"):
+                # phase B of K channel i: the tokens whose K word (any head of the group) is non-zero
+                if heads_per_group > 1:
+                    tokens = Cat(Cat(kv_nz[j].bit_select(hh * d + kv_i[:ld], 1) if ld else kv_nz[j][hh * d]
+                                     for hh in range(heads_per_group)).any() for j in range(NT))
+                else:
+                    tokens = Cat(kv_nz[j].bit_select(kv_i[:lp], 1) if lp else kv_nz[j][0] for j in range(NT))
+                m.d.comb += [kv_scan.load.eq(1), kv_scan.row_mask.eq(tokens & kv_tok)]
+                m.d.sync += acc_init.eq(1)
+                m.next = "KV_SCAN"
+
+            with m.State("KV_SCAN"):
+                with m.If(kv_scan.valid):
+                    m.d.sync += [sel_off.eq(Array(kv_off)[kv_scan.index]), kvb_v[0].eq(1)]
+                with m.If(kv_scan.valid & kv_scan.more):
+                    m.d.comb += kv_scan.next.eq(1)
                 with m.Else():
-                    m.d.sync += [vv[0].eq(1), n.eq(n + 1), n_last.eq(n + 2 >= L["N"]), k_addr.eq(k_addr + L["Gout"]),
-                                 row_addr.eq(k_addr + L["Gout"]), v_addr.eq(v_addr + L["Gout"])]
-                    with m.If(n_last):
-                        start_drain()
+                    # the last named token's counts reach the accumulators KV_ACC_LATENCY cycles after this one
+                    start_drain(KV_ACC_LATENCY - 1)
 
             with m.State("KV_WR"):
                 m.d.comb += [kv_wr.addr.eq(kv_row), kv_wr.en.eq(1),
@@ -714,7 +773,12 @@ class SpikeEngine(wiring.Component):
                 m.d.sync += kv_row.eq(kv_row + 1)
                 with m.If(~kv_last):
                     m.d.sync += [kv_i.eq(kv_i + 1), kv_last.eq(kv_i + 2 >= L["d"])]
-                    m.next = "KV_INIT"
+                    # the next channel's K words are in the K row block just read, unless it starts a new one
+                    new_block = (kv_i[:lp] == P - 1) if (heads_per_group == 1 and lp) else Const(int(heads_per_group == 1))
+                    with m.If(new_block):
+                        m.next = "KV_INIT"
+                    with m.Else():
+                        m.next = "KV_CH"
                 with m.Else():
                     m.d.sync += [kv_i.eq(0), kv_last.eq(L["d"] <= 1), g.eq(g + 1), g_last.eq(g + 2 >= L["Gout"])]
                     with m.If(gdp + 1 == L["DP"]):
@@ -822,7 +886,7 @@ class SpikeEngine(wiring.Component):
         self.ram_reads_used = {
             "image": op == Opcode.CONV_IN,
             "act": (op != Opcode.CONV_IN) & (op != Opcode.HEAD) & (op != Opcode.HEAD_Z) & (op != Opcode.STREAM_LIF),
-            "stream": Const(1), "kv": op == Opcode.ATTN, "z": op == Opcode.HEAD}
+            "stream": Const(1), "kv": op == Opcode.ATTN, "z": op == Opcode.HEAD, "act_v": op == Opcode.KV}
 
         # Yosys re-encodes the state one-hot: every state test is then one flip-flop instead of a 5-bit compare in
         # front of wide fan-outs (left alone, Yosys keeps Amaranth's binary encoding)
