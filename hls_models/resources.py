@@ -154,8 +154,10 @@ def engine_blocks(manifest: dict, target: str = "ecp5") -> list[dict]:
     mems = manifest["memories"]
     banks = max(1, math.ceil(dm["weight_rows"] / mems["weights"]["bank_rows"]))
 
-    # on ECP5 synthesis moves the bank registers into the block RAMs' output registers (tools/ecp5_outreg.py)
-    bank_registers = {"lut": 0, "ff": 0, "bram": 0} if target == "ecp5" else register(banks * WB)
+    # on ECP5 synthesis moves the registers right behind a RAM read (weight banks, K·V values, stream and activation
+    # rows) into the block RAMs' output registers (tools/ecp5_outreg.py)
+    in_bram = target == "ecp5"
+    bank_registers = {"lut": 0, "ff": 0, "bram": 0} if in_bram else register(banks * WB)
     per_acc = add(adder(AW),                                  # acc + addend
                   {"lut": round(ACC_SELECT_LUTS_PER_BIT * AW), "ff": 0, "bram": 0},
                   register(AW), register(AW), register(1),    # accumulator, addend, enable
@@ -165,14 +167,14 @@ def engine_blocks(manifest: dict, target: str = "ecp5") -> list[dict]:
                bank_registers, mux(WB, banks), register(WB),                # weight bank registers and select
                adder(WB + 1), shifter(WB + LS, LS), register(WB + LS),       # negate, lane shift
                shifter(AW, maskw), register(AW),                             # bit-serial shift
-               register(2 * T * KW),                                        # KV values, two stages
+               register((1 if in_bram else 2) * T * KW),                    # KV values, two stages
                mux(la, T + 1), register(la + 2),                           # LIF input (acc[t] or stream value)
                adder(la + T + 2), register(la + T + 2),                    # 2θ - a·2^T, prepared with the input
                adder(MW + 3), comparator(MW), mux(MW, 2), _overflow_check(MW + 3),
                register(MW + T + TW + BW),                                  # membrane, spikes, threshold, bias
                mux(AW, T), adder(max(SW, AW) + 1), register(max(SW, AW) + 1),
                _overflow_check(max(SW, AW) + 1),                            # stream add
-               register(SW + 3 * T),                                        # stream, activation and row registers
+               register(2 * T if in_bram else SW + 3 * T),                  # stream, activation and row registers
                register(TW + w.get("lane_shift", 0)))                       # next output's threshold, lane shift
     lanes = scale(lane, P)
 
@@ -193,6 +195,13 @@ def engine_blocks(manifest: dict, target: str = "ecp5") -> list[dict]:
                      register(5 * (T + shw + 3) + 2 * banks),           # event pipeline
                      add(adder(32), register(32)),                      # cycle counter
                      {"lut": 150, "ff": 40, "bram": 0})                 # FSM state and glue
+    # Kᵀ·V's token buffer: per token the lanes' non-zero K words and its row offset, the token mask's channel
+    # select, the token scanner, the offset select and the K / V row address adds, the V row registers
+    N = dm.get("N", 0) if dm.get("d") else 0
+    if N:
+        controller = add(controller, register(N * (P + addr)), scale(mux(1, P), N), mux(addr, N),
+                         add(adder(N), register(N)), register(4 * addr), scale(adder(addr), 2),
+                         register(2 * P * T))
     logits = add(register(K * LW), mux(LW * K, 2), mux(LW, K), mux(LW, K), comparator(LW), register(2 * LW))
 
     blocks = [{"name": f"lanes ({P} x {T} accumulators of {AW} bits, LIF, stream add)", **lanes},

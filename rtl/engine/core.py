@@ -32,7 +32,8 @@ Cycle cost (exact): `timing()` below lists every fixed cost; gen-rtl writes it i
   fill) + Σ_taps [1 if out of bounds else Σ_rows max(1, nnz(row))], and max(output_spacing(T), span) for every
   output after the layer's first; then the layer's tail (ACC_LATENCY + T + 3 LIF | ACC_LATENCY + T + 4 stream add |
   ACC_LATENCY + 2 head write). pooling outputs: 2 + Σ_taps [1 | 2 per row] + 1. stream LIF outputs: 2 + (T + 3) + 1.
-  KV: (2N + DRAIN + 2) per (group, K channel). head Z: (N·T + DRAIN + 2) per group. argmax: K + 2 cycles.
+  KV: N + 3 per (group, K row block), max(1, tokens with a non-zero K word) + KV_ACC_LATENCY + 1 per (group,
+  K channel). head Z: (N·T + DRAIN + 2) per group. argmax: K + 2 cycles.
 There is no multiplier: the bit-serial layers (first conv over pixel bits, head over the bits of Z) shift-add.
 """
 from __future__ import annotations
@@ -121,8 +122,9 @@ class SpikeEngine(wiring.Component):
     start: begin an inference; busy while running; done rises when the class is ready and stays until start.
     pred_class, logit_sel -> logit (combinational readout), cycles (cycles of the last inference),
     overflow (sticky: some value left its analysed width — never expected), dbg_addr -> dbg_data (activation RAM
-    row, DEBUG_READ_LATENCY = 2 cycles: the address is registered before the RAM, so the read-out port adds no
-    path from the core's inputs into the activation RAM's address logic) for checking every layer's spike words.
+    row, DEBUG_READ_LATENCY = 3 cycles: the address is registered before the RAM and the data after it, so the
+    read-out port adds no path from the core's inputs into the RAM's address logic; valid while idle, as Kᵀ·V
+    reads V rows through this port) for checking every layer's spike words.
     """
 
     def __init__(self, plan: Plan):
