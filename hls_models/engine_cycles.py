@@ -14,7 +14,7 @@ the hardware it describes (one source of truth); this module only knows how the 
     tap out of the image              tap_outside (one bubble through the row pipeline)
     tap in the image                  Σ_rows max(row_min, nnz(row))   (the next rows are read while one is scanned)
   pooling output                      output_start + Σ_taps (pool_tap_outside | Σ_rows pool_row) + pool_write
-  stream LIF output                   stream_lif_output
+  stream LIF, per layer               stream_lif_fixed + stream_lif_output per output (back to back)
   Kᵀ·V, per (lane group, K row block) kv_block_token·N + kv_block_fixed
        per (lane group, K channel)    max(row_min, tokens whose K word is non-zero) + kv_channel_fixed
   head Z, per lane group              head_z_value·N·T + head_z_group_fixed
@@ -166,7 +166,7 @@ def layer_cycles(model: IntModel, golden: InferenceResult, image: int, manifest:
             continue
         total = tm["layer_fetch"]
         if kind == "stream_lif":
-            total += layer["outputs"] * tm["stream_lif_output"]
+            total += layer["outputs"] * tm["stream_lif_output"] + tm["stream_lif_fixed"]
         elif kind == "kv":
             # per (lane group, K row block) the K rows of all tokens; per K channel the named tokens
             total += layer["blocks"] * (tm["kv_block_token"] * model.tokens + tm["kv_block_fixed"])

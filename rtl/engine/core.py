@@ -103,7 +103,8 @@ def timing(T):
         "layer_tail": {"lif": ACC_LATENCY + T + 3,          # snapshot, E_LIF (T + 1), E_WRITE, then FETCH
                        "stream_add": ACC_LATENCY + T + 4,   # snapshot, E_SW (T + 3), then FETCH
                        "head_write": ACC_LATENCY + 2},      # snapshot, E_HEAD, then FETCH
-        "stream_lif_output": 2 + (T + 3) + 1,  # OUT_START, OUT_INIT, SL (T + 3), WRITE
+        "stream_lif_output": T + 1,            # SLP: one output's start and T timesteps, the outputs back to back
+        "stream_lif_fixed": 4,                 # SL_INIT, SL_WAIT, then the last output's write (2)
         "kv_block_token": 1,                   # KVA: one K row per token, per (lane group, K row block)
         "kv_block_fixed": 3,                   # KV_INIT, KVA_WAIT (2) per (lane group, K row block)
         "kv_channel_fixed": KV_ACC_LATENCY + 1,  # KV_CH, DRAIN (KV_ACC_LATENCY - 1), KV_WR per K channel;
@@ -319,6 +320,8 @@ class SpikeEngine(wiring.Component):
         # stream and activation read registers
         s_addr, s_waddr = Signal(ADW), Signal(ADW)
         s_q = Signal(P * SW, reset_less=True)
+        sl_ph = Signal(range(T + 1))     # stream LIF: phase of the output's period
+        sl_prev, sl_last, sl_end = Signal(), Signal(), Signal()
         act_q = Signal(P * T, reset_less=True)
         # KV / head-Z
         kv_i = Signal(16)
@@ -609,6 +612,8 @@ class SpikeEngine(wiring.Component):
                     m.next = "KV_INIT"
                 with m.Elif(lt_fields["op"] == Opcode.HEAD_Z):
                     m.next = "HZ_INIT"
+                with m.Elif(lt_fields["op"] == Opcode.STREAM_LIF):
+                    m.next = "SL_INIT"
                 with m.Else():
                     m.next = "OUT_START"
 
@@ -626,9 +631,6 @@ class SpikeEngine(wiring.Component):
                 with m.If(first_out):
                     m.d.sync += [addends.lane_shift[l].eq(p_shift[l]) for l in range(P)]
                     m.d.sync += acc_init.eq(1)
-                with m.If(op == Opcode.STREAM_LIF):
-                    m.d.comb += [lif.theta[l].eq(p_theta[l]) for l in range(P)]
-                    m.d.comb += lif.start.eq(1)
                 m.d.sync += bias_gate.eq(gate)
                 for k in range(3):
                     m.d.sync += [xok[k].eq((ix + k >= 0) & (ix + k < L["Wi"])),
@@ -637,12 +639,8 @@ class SpikeEngine(wiring.Component):
                 m.d.sync += [ky.eq(0), kx.eq(0), gi.eq(0), gi_last.eq(L["Gin"] <= 1),
                              row_addr.eq(pos), tap_addr.eq(pos),
                              tap_row.eq(pos), wrow.eq(wg), wtap.eq(wg), rowdata.eq(0), t.eq(0)]
-                with m.If(op == Opcode.STREAM_LIF):
-                    m.d.sync += s_addr.eq(srow)
                 m.d.sync += [iss_done.eq(0), s1_v.eq(0), s2_v.eq(0), sc_act.eq(0)]
-                with m.If(op == Opcode.STREAM_LIF):
-                    m.next = "SL"
-                with m.Elif(op == Opcode.POOL):
+                with m.If(op == Opcode.POOL):
                     m.next = "ROW_RD"
                 with m.Else():
                     m.next = "ROWS"
@@ -713,15 +711,43 @@ class SpikeEngine(wiring.Component):
                              act_wr.data.eq(Mux(op == Opcode.POOL, rowdata | Mux(pool_pend, act_q, 0), lif.spikes.as_value()))]
                 next_output()
 
-            # stream LIF: read the T stream rows and run the LIF on them as they arrive
-            with m.State("SL"):
-                with m.If(t < T):
+            # stream LIF, the outputs back to back: each a period of T + 1 cycles, phase 0 the LIF's start (the
+            # previous output's last timestep is in its second stage then), phases 1..T its timesteps, and the
+            # previous output's spikes written in phase 1. The stream RAM reads a row every cycle but one per period,
+            # two cycles ahead of its timestep; the parameter RAM reads the next output's row during the period.
+            with m.State("SL_INIT"):
+                m.d.sync += [s_addr.eq(srow), sl_ph.eq(0), sl_prev.eq(0), sl_last.eq(0), sl_end.eq(0)]
+                m.next = "SL_WAIT"
+
+            with m.State("SL_WAIT"):
+                m.d.sync += s_addr.eq(s_addr + 1)
+                m.next = "SLP"
+
+            with m.State("SLP"):
+                with m.If(sl_ph == 0):
+                    with m.If(~sl_end):
+                        m.d.comb += [lif.theta[l].eq(p_theta[l]) for l in range(P)]
+                        m.d.comb += lif.start.eq(1)
+                    m.d.sync += sl_last.eq(g_last & y_last)
+                    with m.If(~g_last):
+                        m.d.sync += [g.eq(g + 1), g_last.eq(g + 2 >= L["Gout"]), p_addr.eq(p_addr + 1)]
+                    with m.Else():
+                        m.d.sync += [g.eq(0), g_last.eq(L["Gout"] <= 1), p_addr.eq(L["p_base"]),
+                                     y.eq(y + 1), y_last.eq(y + 2 >= L["Ho"])]
+                with m.If((sl_ph != 0) & ~sl_end):
+                    lif_issue(s_vals, sl_ph - 1)
+                with m.If((sl_ph == 1) & sl_prev):
+                    m.d.comb += [act_wr.addr.eq(out_row), act_wr.en.eq(1), act_wr.data.eq(lif.spikes.as_value())]
+                    m.d.sync += out_row.eq(out_row + 1)
+                with m.If(sl_ph != T - 1):
                     m.d.sync += s_addr.eq(s_addr + 1)
-                with m.If((t >= 2) & (t < T + 2)):
-                    lif_issue(s_vals, t - 2)
-                m.d.sync += t.eq(t + 1)
-                with m.If(t == T + 2):
-                    m.next = "WRITE"
+                with m.If(sl_ph == T):
+                    m.d.sync += [sl_ph.eq(0), sl_prev.eq(1), sl_end.eq(sl_last)]
+                with m.Else():
+                    m.d.sync += sl_ph.eq(sl_ph + 1)
+                with m.If(sl_end & (sl_ph == 1)):
+                    next_layer()
+
 
             # ------------------------------------------------------------ Kᵀ·V by AND-accumulate over tokens
             with m.State("KV_INIT"):
