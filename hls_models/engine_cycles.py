@@ -170,7 +170,7 @@ def layer_cycles(model: IntModel, golden: InferenceResult, image: int, manifest:
         elif kind == "kv":
             # per (lane group, K row block) the K rows of all tokens; per K channel the named tokens
             total += layer["blocks"] * (tm["kv_block_token"] * model.tokens + tm["kv_block_fixed"])
-            total += int((np.maximum(tm["row_min"], layer["tokens"]) + tm["kv_channel_fixed"]).sum())
+            total += int((np.maximum(tm["row_min"], layer["tokens"]) + tm["kv_channel_fixed"]).sum()) + tm["kv_tail"]
         elif kind == "head_z":
             total += layer["groups"] * (tm["head_z_value"] * layer["values"] + tm["head_z_group_fixed"])
         else:

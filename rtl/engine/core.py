@@ -106,9 +106,10 @@ def timing(T):
         "stream_lif_output": T + 1,            # SLP: one output's start and T timesteps, the outputs back to back
         "stream_lif_fixed": 4,                 # SL_INIT, SL_WAIT, then the last output's write (2)
         "kv_block_token": 1,                   # KVA: one K row per token, per (lane group, K row block)
-        "kv_block_fixed": 3,                   # KV_INIT, KVA_WAIT (2) per (lane group, K row block)
-        "kv_channel_fixed": KV_ACC_LATENCY + 1,  # KV_CH, DRAIN (KV_ACC_LATENCY - 1), KV_WR per K channel;
-                                               # KV_SCAN holds max(row_min, tokens with a non-zero K word) cycles
+        "kv_block_fixed": 4,                   # KV_INIT, KVA_WAIT (2), KV_NEXT per (lane group, K row block)
+        "kv_channel_fixed": 1,                 # KV_CH per K channel; KV_SCAN holds max(row_min, tokens with a
+                                               # non-zero K word) cycles; the channel's write overlaps the next
+        "kv_tail": KV_ACC_LATENCY + 1,         # LAYER_WAIT: the last channel's snapshot and write
         "head_z_value": 1,                     # HZ_RD per (token, timestep)
         "head_z_group_fixed": DRAIN + 2,       # HZ_INIT, DRAIN, HZ_WR per lane group
         "argmax_class": 1, "argmax_fixed": 2,  # ARGMAX per class, ARGMAX's last cycle, ARGMAX_DONE
@@ -343,6 +344,12 @@ class SpikeEngine(wiring.Component):
         kva_v = [Signal(name=f"kva_v{i}") for i in range(2)]
         kva_n = [Signal(range(NT), name=f"kva_n{i}") for i in range(2)]
         kvb_v = [Signal(name=f"kvb_v{i}") for i in range(KV_ACC_LATENCY - 2)]
+        # the K word's lane within the K row travels with the token: the next channel starts while it is in flight
+        kvb_sel = [Signal(max(1, lp, ld), name=f"kvb_sel{i}") for i in range(4)]
+        kv_mark = Signal()                    # a K channel's end-of-channel marker, one slot behind its last token
+        kvb_end = [Signal(name=f"kvb_end{i}") for i in range(KV_ACC_LATENCY - 2)]
+        kv_snap, kv_write = Signal(), Signal()
+        kv_done = Signal()                    # the layer's last channel has been scanned
         vq = Signal(P * T, reset_less=True)   # the read-out port's registered row (the V row in Kᵀ·V)
         vq2 = Signal(P * T)
         hz_nbase = Signal(ADW)
@@ -415,6 +422,13 @@ class SpikeEngine(wiring.Component):
                 with m.If(kva_n[1] == j):
                     m.d.sync += kv_nz[j].eq(Cat(w != 0 for w in act_words))
         m.d.sync += [kvb_v[i].eq(kvb_v[i - 1]) for i in range(1, len(kvb_v))] + [kvb_v[0].eq(0)]
+        m.d.sync += [kvb_end[i].eq(kvb_end[i - 1]) for i in range(1, len(kvb_end))]
+        m.d.sync += [kvb_sel[i].eq(kvb_sel[i - 1]) for i in range(1, len(kvb_sel))]
+        m.d.sync += [kvb_end[0].eq(kv_mark), kv_mark.eq(0), kv_snap.eq(kvb_end[-1]), kv_write.eq(kv_snap)]
+        with m.If(kv_write):
+            m.d.comb += [kv_wr.addr.eq(kv_row), kv_wr.en.eq(1),
+                         kv_wr.data.eq(Cat(*[held[l][tt][:KW] for tt in range(T) for l in range(P)]))]
+            m.d.sync += kv_row.eq(kv_row + 1)
         with m.If(kvb_v[0]):
             m.d.sync += [row_addr.eq(k_rowbase + sel_off), dbg_addr.eq(v_rowbase + sel_off)]
         m.d.sync += [vq.eq(act_dbg.data), vq2.eq(vq)]
@@ -424,10 +438,10 @@ class SpikeEngine(wiring.Component):
         kwords = [Signal(T, name=f"kword_{h}") for h in range(heads_per_group)]
         with m.If(kvb_v[3]):
             if heads_per_group > 1:
-                m.d.sync += [kw.eq(Array(act_words[h * d:(h + 1) * d])[kv_i[:ld]] if ld else act_words[h])
+                m.d.sync += [kw.eq(Array(act_words[h * d:(h + 1) * d])[kvb_sel[3][:ld]] if ld else act_words[h])
                              for h, kw in enumerate(kwords)]
             else:
-                m.d.sync += kwords[0].eq(Array(act_words)[kv_i[:lp] if lp else 0])
+                m.d.sync += kwords[0].eq(Array(act_words)[kvb_sel[3][:lp] if lp else 0])
         for l in range(P):
             for tt in range(T):
                 kvv = kvq2[(tt * P + l) * KW:(tt * P + l + 1) * KW]
@@ -444,7 +458,8 @@ class SpikeEngine(wiring.Component):
                     m.d.sync += add_en[l][tt].eq(0)
                 m.d.comb += [lanes.add_en[l][tt].eq(add_en[l][tt]), lanes.addend[l][tt].eq(addend[l][tt])]
             m.d.comb += lanes.init_value[l].eq(Mux(bias_gate, bias_q[l], 0))
-        m.d.comb += [lanes.init.eq(acc_init | snap), lanes.snap.eq(snap), lanes.rotate.eq(acc_rotate)]
+        m.d.comb += [lanes.init.eq(acc_init | snap | kv_snap), lanes.snap.eq(snap | kv_snap),
+                     lanes.rotate.eq(acc_rotate)]
         m.d.sync += [acc_init.eq(0), acc_rotate.eq(0)]
 
         # ---------------------------------------------------------------- LIF: one timestep per cycle
@@ -599,7 +614,7 @@ class SpikeEngine(wiring.Component):
 
             with m.State("LOAD"):
                 m.d.sync += [L.eq(lt_fields), first_out.eq(1),
-                             kv_tok.eq(Cat(lt_fields["N"] > j for j in range(NT)))]
+                             kv_tok.eq(Cat(lt_fields["N"] > j for j in range(NT))), kv_done.eq(0)]
                 m.d.sync += [g_last.eq(lt_fields["Gout"] <= 1), x_last.eq(lt_fields["Wo"] <= 1),
                              kv_last.eq(lt_fields["d"] <= 1),
                              y_last.eq(lt_fields["Ho"] <= 1)]
@@ -695,14 +710,12 @@ class SpikeEngine(wiring.Component):
             with m.State("DRAIN"):
                 m.d.sync += drain.eq(drain - 1)
                 with m.If(drain == 0):
-                    with m.If(op == Opcode.KV):
-                        m.next = "KV_WR"
-                    with m.Else():
-                        m.next = "HZ_WR"
+                    m.next = "HZ_WR"
 
             # the last output of an accumulating layer: its epilogue ends before the next layer reads its rows
             with m.State("LAYER_WAIT"):
-                with m.If(~(mark | evp_end | Cat(*ev_end).any() | snap) & epilogue_idle):
+                with m.If(~(mark | evp_end | Cat(*ev_end).any() | snap | kv_mark | Cat(*kvb_end).any() | kv_snap |
+                            kv_write) & epilogue_idle):
                     next_layer()
 
             # ------------------------------------------------------------ pooling and stream-LIF write
@@ -755,7 +768,10 @@ class SpikeEngine(wiring.Component):
                 block = khead + (kv_i >> lp)
                 m.d.sync += bias_gate.eq(0)
                 m.d.sync += [n.eq(0), n_last.eq(L["N"] <= 1), k_addr.eq(block), row_addr.eq(block), off_acc.eq(0),
-                             k_rowbase.eq(block), v_rowbase.eq(L["v_base"] + g)]
+                             k_rowbase.eq(block), v_rowbase.eq(L["v_base"] + g), first_out.eq(0)]
+                with m.If(first_out):
+                    # later channels start from the previous channel's snapshot, which clears the accumulators
+                    m.d.sync += acc_init.eq(1)
                 m.next = "KVA"
 
             with m.State("KVA"):
@@ -783,40 +799,43 @@ class SpikeEngine(wiring.Component):
                 else:
                     tokens = Cat(kv_nz[j].bit_select(kv_i[:lp], 1) if lp else kv_nz[j][0] for j in range(NT))
                 m.d.comb += [kv_scan.load.eq(1), kv_scan.row_mask.eq(tokens & kv_tok)]
-                m.d.sync += acc_init.eq(1)
                 m.next = "KV_SCAN"
 
             with m.State("KV_SCAN"):
                 with m.If(kv_scan.valid):
-                    m.d.sync += [sel_off.eq(Array(kv_off)[kv_scan.index]), kvb_v[0].eq(1)]
+                    m.d.sync += [sel_off.eq(Array(kv_off)[kv_scan.index]), kvb_v[0].eq(1),
+                                 kvb_sel[0].eq(kv_i[:len(kvb_sel[0])])]
                 with m.If(kv_scan.valid & kv_scan.more):
                     m.d.comb += kv_scan.next.eq(1)
                 with m.Else():
-                    # the last named token's counts reach the accumulators KV_ACC_LATENCY cycles after this one
-                    start_drain(KV_ACC_LATENCY - 1)
+                    # the channel's last scan cycle: its marker follows the last token down the pipeline and, at
+                    # the accumulators, snaps them into the held copy (written to the K·V RAM the cycle after) and
+                    # clears them for the next channel, which starts right away
+                    m.d.sync += kv_mark.eq(1)
+                    with m.If(~kv_last):
+                        m.d.sync += [kv_i.eq(kv_i + 1), kv_last.eq(kv_i + 2 >= L["d"])]
+                        # the next channel's K words are in the K row block just read, unless it starts a new one
+                        new_block = (kv_i[:lp] == P - 1) if (heads_per_group == 1 and lp) \
+                            else Const(int(heads_per_group == 1))
+                        with m.If(new_block):
+                            m.next = "KV_NEXT"
+                        with m.Else():
+                            m.next = "KV_CH"
+                    with m.Else():
+                        m.d.sync += [kv_i.eq(0), kv_last.eq(L["d"] <= 1), g.eq(g + 1), g_last.eq(g + 2 >= L["Gout"]),
+                                     kv_done.eq(g_last)]
+                        with m.If(gdp + 1 == L["DP"]):
+                            m.d.sync += [gdp.eq(0), khead.eq(khead + L["DP"])]
+                        with m.Else():
+                            m.d.sync += gdp.eq(gdp + 1)
+                        m.next = "KV_NEXT"
 
-            with m.State("KV_WR"):
-                m.d.comb += [kv_wr.addr.eq(kv_row), kv_wr.en.eq(1),
-                             kv_wr.data.eq(Cat(*[acc[l][tt][:KW] for tt in range(T) for l in range(P)]))]
-                m.d.sync += kv_row.eq(kv_row + 1)
-                with m.If(~kv_last):
-                    m.d.sync += [kv_i.eq(kv_i + 1), kv_last.eq(kv_i + 2 >= L["d"])]
-                    # the next channel's K words are in the K row block just read, unless it starts a new one
-                    new_block = (kv_i[:lp] == P - 1) if (heads_per_group == 1 and lp) else Const(int(heads_per_group == 1))
-                    with m.If(new_block):
-                        m.next = "KV_INIT"
-                    with m.Else():
-                        m.next = "KV_CH"
+            # a new K row block reads the activation RAM: one cycle lets the last token's rows be read first
+            with m.State("KV_NEXT"):
+                with m.If(kv_done):
+                    m.next = "LAYER_WAIT"
                 with m.Else():
-                    m.d.sync += [kv_i.eq(0), kv_last.eq(L["d"] <= 1), g.eq(g + 1), g_last.eq(g + 2 >= L["Gout"])]
-                    with m.If(gdp + 1 == L["DP"]):
-                        m.d.sync += [gdp.eq(0), khead.eq(khead + L["DP"])]
-                    with m.Else():
-                        m.d.sync += gdp.eq(gdp + 1)
-                    with m.If(g_last):
-                        next_layer()
-                    with m.Else():
-                        m.next = "KV_INIT"
+                    m.next = "KV_INIT"
 
             # ------------------------------------------------------------ head: Z_c = Σ_t Σ_n X[t, n, c]
             with m.State("HZ_INIT"):
