@@ -31,9 +31,10 @@ Cycle cost (exact): `timing()` below lists every fixed cost; gen-rtl writes it i
   per layer: 2 (fetch) ; per output (position, group) of an accumulating layer, its span 2 + 3 (row pipeline
   fill) + Σ_taps [1 if out of bounds else Σ_rows max(1, nnz(row))], and max(output_spacing(T), span) for every
   output after the layer's first; then the layer's tail (ACC_LATENCY + T + 3 LIF | ACC_LATENCY + T + 4 stream add |
-  ACC_LATENCY + 2 head write). pooling outputs: 2 + Σ_taps [1 | 2 per row] + 1. stream LIF outputs: 2 + (T + 3) + 1.
-  KV: N + 3 per (group, K row block), max(1, tokens with a non-zero K word) + KV_ACC_LATENCY + 1 per (group,
-  K channel). head Z: (N·T + DRAIN + 2) per group. argmax: K + 2 cycles.
+  ACC_LATENCY + 2 head write). pooling outputs: 2 + Σ_taps [1 | 2 per row] + 1. stream LIF: T + 1 per output
+  (back to back) + 4 per layer. KV: N + 4 per (group, K row block), 1 + max(1, tokens with a non-zero K word) per
+  (group, K channel) (channels back to back), KV_ACC_LATENCY + 1 per layer. head Z: (N·T + DRAIN + 2) per group.
+  argmax: K + 2 cycles.
 There is no multiplier: the bit-serial layers (first conv over pixel bits, head over the bits of Z) shift-add.
 """
 from __future__ import annotations
