@@ -719,7 +719,7 @@ class SpikeEngine(wiring.Component):
                             kv_write) & epilogue_idle):
                     next_layer()
 
-            # ------------------------------------------------------------ pooling and stream-LIF write
+            # ------------------------------------------------------------ pooling write (the stream LIF writes in SLP)
             with m.State("WRITE"):
                 m.d.comb += [act_wr.addr.eq(out_row), act_wr.en.eq(1),
                              act_wr.data.eq(Mux(op == Opcode.POOL, rowdata | Mux(pool_pend, act_q, 0), lif.spikes.as_value()))]
