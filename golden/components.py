@@ -46,25 +46,30 @@ def scan_row(mask: int) -> list[int]:
 
 
 def lane_accumulators_step(acc, held, init: bool, init_value, add_en, addend, snap: bool, rotate: bool,
-                           width: int):
-    """LaneAccumulators (rtl/engine/accumulators.py), one clock edge: acc and held [P, T] signed `width`-bit
-    registers.
+                           width: int, rest_width: int | None = None, init_t0_only: bool = False):
+    """LaneAccumulators (rtl/engine/accumulators.py), one clock edge: acc and held [P, T] signed registers,
+    timestep 0 `width` bits, timesteps 1 .. T - 1 `rest_width` bits (default `width`); each wraps at its own width.
 
-    acc: init: every acc[l][t] <- init_value[l]; else where add_en[l][t]: acc[l][t] += addend[l][t] (wrapping).
+    acc: init: acc[l][0] <- init_value[l], acc[l][t >= 1] <- init_value[l] (0 with init_t0_only); else where
+    add_en[l][t]: acc[l][t] += addend[l][t].
     held: snap: held <- acc (before this edge); else with rotate: held[l][t] <- held[l][(t + 1) % T] (the epilogues
     read timestep t at t = 0).
     Returns (next acc, next held, overflow): overflow is the guard check of the current acc (some value needs all
-    `width` bits: its top two bits differ), which the hardware registers at this edge."""
+    the bits of its timestep's width: its top two bits differ), which the hardware registers at this edge."""
     acc = np.asarray(acc, dtype=np.int64)
     held = np.asarray(held, dtype=np.int64)
-    overflow = bool((~_fits(acc, width - 1)).any())
+    T = acc.shape[1]
+    widths = np.array([width] + [width if rest_width is None else rest_width] * (T - 1))
+    overflow = bool((~_fits(acc, widths - 1)).any())
     if init:
-        nxt = np.repeat(np.asarray(init_value, dtype=np.int64)[:, None], acc.shape[1], axis=1)
+        nxt = np.repeat(np.asarray(init_value, dtype=np.int64)[:, None], T, axis=1)
+        if init_t0_only:
+            nxt[:, 1:] = 0
     else:
         add_en = np.asarray(add_en, dtype=bool)
         nxt = np.where(add_en, acc + np.asarray(addend, dtype=np.int64), acc)
     nxt_held = acc.copy() if snap else (np.roll(held, -1, axis=1) if rotate else held)
-    return _wrap(nxt, width), nxt_held, overflow
+    return _wrap(nxt, widths), _wrap(nxt_held, widths), overflow
 
 
 def decode_layer_word(word: int, fields: list[str], widths: dict, signed_fields=("a0",)) -> dict:

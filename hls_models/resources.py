@@ -158,13 +158,17 @@ def engine_blocks(manifest: dict, target: str = "ecp5") -> list[dict]:
     # rows) into the block RAMs' output registers (tools/ecp5_outreg.py)
     in_bram = target == "ecp5"
     bank_registers = {"lut": 0, "ff": 0, "bram": 0} if in_bram else register(banks * WB)
-    per_acc = add(adder(AW),                                  # acc + addend
-                  {"lut": round(ACC_SELECT_LUTS_PER_BIT * AW), "ff": 0, "bram": 0},
-                  register(AW), register(AW), register(1),    # accumulator, addend, enable
-                  register(AW),                               # held copy (its snapshot-or-rotate select:
-                                                              # no LUTs beyond the accumulator's, measured at 4/8 lanes)
-                  {"lut": 1, "ff": 0, "bram": 0})             # guard-bit check
-    lane = add(scale(per_acc, T),
+    # timestep 0 holds every layer's sums (the head's too), timesteps 1 .. T - 1 only the spike layers' (narrower)
+    ARW = w.get("acc_rest", w["acc"]) + 1
+
+    def per_acc(bits):
+        return add(adder(bits),                                   # acc + addend
+                   {"lut": round(ACC_SELECT_LUTS_PER_BIT * bits), "ff": 0, "bram": 0},
+                   register(bits), register(bits), register(1),   # accumulator, addend, enable
+                   register(bits),                                # held copy (its snapshot-or-rotate select:
+                                                                  # no LUTs beyond the accumulator's, measured)
+                   {"lut": 1, "ff": 0, "bram": 0})                # guard-bit check
+    lane = add(per_acc(AW), scale(per_acc(ARW), T - 1),
                bank_registers, mux(WB, banks), register(WB),                # weight bank registers and select
                adder(WB + 1), shifter(WB + LS, LS), register(WB + LS),       # negate, lane shift
                shifter(AW, maskw), register(AW),                             # bit-serial shift
@@ -205,7 +209,7 @@ def engine_blocks(manifest: dict, target: str = "ecp5") -> list[dict]:
                          register(2 * P * T))
     logits = add(register(K * LW), mux(LW * K, 2), mux(LW, K), mux(LW, K), comparator(LW), register(2 * LW))
 
-    blocks = [{"name": f"lanes ({P} x {T} accumulators of {AW} bits, LIF, stream add)", **lanes},
+    blocks = [{"name": f"lanes ({P} x {T} accumulators of {AW} / {ARW} bits, LIF, stream add)", **lanes},
               {"name": "controller (layer table, loop nest, scanner)", **controller},
               {"name": f"logits and argmax ({K} x {LW} bits)", **logits}, *memories]
     out = []

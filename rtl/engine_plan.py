@@ -209,6 +209,8 @@ def build_plan(model: IntModel, lanes: int) -> Plan:
         "weight": signed_bits(min(wall), max(wall)),
         "acc": max([ranges[k].bits for k in acc_keys + stream_keys + ["head.z"]] +
                    [signed_bits(-head_bound, head_bound), signed_bits(min(bias_all), max(bias_all))]),
+        # timesteps 1 .. T - 1 of the accumulators never hold the head's sums (Z and the logits use timestep 0)
+        "acc_rest": max(ranges[k].bits for k in acc_keys + stream_keys),
         "membrane": max(r.bits for k, r in ranges.items() if k.endswith(".membrane")) + 1,
         "stream": max(ranges[k].bits for k in stream_keys),
         "z": zw,

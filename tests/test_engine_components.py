@@ -204,11 +204,12 @@ def test_row_scanner_edge_case(case):
 
 # ---------------------------------------------------------------------------------------------------- accumulators
 
-ACC = dict(lanes=3, T=3, width=10)
+ACC = dict(lanes=3, T=3, width=10, rest_width=7)   # timestep 0 wide, the others narrow
 
 
 def run_accumulators(cycles):
-    """cycles: dicts of init, init_value [P], add_en [P, T], addend [P, T], snap, rotate. Returns acc and held
+    """cycles: dicts of init, init_value [P], init_t0_only, add_en [P, T], addend [P, T], snap, rotate. Returns acc
+    and held
     [P, T] and the overflow flag observed before each cycle's edge (one more entry for the state after the last
     edge)."""
     dut = LaneAccumulators(**ACC)
@@ -225,6 +226,7 @@ def run_accumulators(cycles):
             ctx.set(dut.init, int(c["init"]))
             ctx.set(dut.snap, int(c["snap"]))
             ctx.set(dut.rotate, int(c["rotate"]))
+            ctx.set(dut.init_t0_only, int(c["init_t0_only"]))
             for l in range(P):
                 ctx.set(dut.init_value[l], int(c["init_value"][l]))
                 ctx.set(dut.add_en[l], int(sum(int(b) << t for t, b in enumerate(c["add_en"][l]))))
@@ -236,7 +238,7 @@ def run_accumulators(cycles):
 
 
 def accumulators_check(cycles, seen, names=None):
-    P, T, width = ACC["lanes"], ACC["T"], ACC["width"]
+    P, T, width, rest_width = ACC["lanes"], ACC["T"], ACC["width"], ACC["rest_width"]
     acc, held, prev_flag = np.zeros((P, T), dtype=np.int64), np.zeros((P, T), dtype=np.int64), False
     for k, c in enumerate(cycles + [None]):
         got, got_held, flag = seen[k]
@@ -246,15 +248,24 @@ def accumulators_check(cycles, seen, names=None):
         assert flag == prev_flag, f"{label}: overflow {flag}, golden {prev_flag}"
         if c is not None:
             acc, held, prev_flag = lane_accumulators_step(acc, held, c["init"], c["init_value"], c["add_en"],
-                                                          c["addend"], c["snap"], c["rotate"], width)
+                                                          c["addend"], c["snap"], c["rotate"], width,
+                                                          rest_width, c["init_t0_only"])
+
+
+def acc_widths():
+    """Each timestep's register width, broadcast over the lanes: [1, T]."""
+    return np.array([[ACC["width"]] + [ACC["rest_width"]] * (ACC["T"] - 1)])
 
 
 def acc_cycle(rng, init=None, rotate=None, add_p=0.4, big=False, snap=None):
-    P, T, w = ACC["lanes"], ACC["T"], ACC["width"]
-    lim = 1 << (w - 1) if big else 1 << (w - 4)
+    P, T, w, rw = ACC["lanes"], ACC["T"], ACC["width"], ACC["rest_width"]
+    wt = np.repeat(acc_widths(), P, axis=0)
+    lim = 1 << (wt - 1) if big else 1 << (wt - 4)
+    t0_only = rng.random() < 0.3
+    ilim = 1 << ((w if t0_only else rw) - 3)     # a wide bias with init_t0_only, as the head's
     return {"init": rng.random() < 0.08 if init is None else init,
-            "init_value": rng.integers(-(1 << (w - 3)), 1 << (w - 3), size=P),
-            "add_en": rng.random((P, T)) < add_p, "addend": rng.integers(-lim, lim, size=(P, T)),
+            "init_value": rng.integers(-ilim, ilim, size=P), "init_t0_only": t0_only,
+            "add_en": rng.random((P, T)) < add_p, "addend": rng.integers(-lim, lim),
             "snap": rng.random() < 0.1 if snap is None else snap,
             "rotate": rng.random() < 0.3 if rotate is None else rotate}
 
@@ -282,20 +293,27 @@ def _acc_edge(name):
         en = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1]], dtype=bool)
         return [c(add_en=allv, addend=np.arange(P * T).reshape(P, T)),
                 c(add_en=en, addend=np.full((P, T), 100), snap=True, rotate=True), c(rotate=True), c(snap=True)]
+    wt = np.repeat(acc_widths(), P, axis=0)       # each timestep at its own width
     if name == "largest and smallest values wrap":
-        top = (1 << (w - 1)) - 1
-        return [c(add_en=allv, addend=np.full((P, T), top)), c(add_en=allv, addend=np.full((P, T), 1)),
-                c(add_en=allv, addend=np.full((P, T), -1)), c(add_en=allv, addend=np.full((P, T), -top)),
+        top = (1 << (wt - 1)) - 1
+        return [c(add_en=allv, addend=top), c(add_en=allv, addend=np.full((P, T), 1)),
+                c(add_en=allv, addend=np.full((P, T), -1)), c(add_en=allv, addend=-top),
                 c(add_en=allv, addend=np.full((P, T), -1))]
     if name == "guard bit: the first value that needs it flags overflow":
-        edge = (1 << (w - 2)) - 1
-        return [c(add_en=allv, addend=np.full((P, T), edge)), c(), c(add_en=allv, addend=np.full((P, T), 1)), c(),
+        edge = (1 << (wt - 2)) - 1
+        return [c(add_en=allv, addend=edge), c(), c(add_en=allv, addend=np.full((P, T), 1)), c(),
                 c(add_en=allv, addend=np.full((P, T), -1)), c()]
     if name == "single-bit addends in every bit position":
         out = [c(init=True, init_value=np.zeros(P, dtype=np.int64))]
         for b in range(w - 2):
-            out.append(c(add_en=allv, addend=np.full((P, T), 1 << b)))
+            out.append(c(add_en=allv, addend=np.where(b < wt - 2, 1 << b, 0)))
         return out + [c(add_en=none)]
+    if name == "the head's wide bias: init_t0_only zeroes the narrow timesteps":
+        bias = np.array([(1 << (w - 2)) - 1, -(1 << (w - 2)), 5])
+        return [c(init=True, init_t0_only=True, init_value=bias), c(), c(init=True, init_value=np.array([3, -3, 1]))]
+    if name == "rotate wraps timestep 0 into the narrow last timestep":
+        return [c(init=True, init_t0_only=True, init_value=np.array([1 << (w - 3), -(1 << (w - 3)) - 1, 9])),
+                c(snap=True), c(rotate=True), c(rotate=True), c(rotate=True)]
     raise KeyError(name)
 
 
@@ -303,7 +321,9 @@ ACC_EDGES = ["init wins over an add in the same cycle",
              "snap holds the sum before the init of the next output, then rotates",
              "snap wins over rotate; an add in the snap cycle is not in the snapshot",
              "largest and smallest values wrap", "guard bit: the first value that needs it flags overflow",
-             "single-bit addends in every bit position"]
+             "single-bit addends in every bit position",
+             "the head's wide bias: init_t0_only zeroes the narrow timesteps",
+             "rotate wraps timestep 0 into the narrow last timestep"]
 
 
 @pytest.mark.parametrize("case", ACC_EDGES)

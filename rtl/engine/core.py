@@ -32,8 +32,8 @@ Cycle cost (exact): `timing()` below lists every fixed cost; gen-rtl writes it i
   fill) + Σ_taps [1 if out of bounds else Σ_rows max(1, nnz(row))], and max(output_spacing(T), span) for every
   output after the layer's first; then the layer's tail (ACC_LATENCY + T + 3 LIF | ACC_LATENCY + T + 4 stream add |
   ACC_LATENCY + 2 head write). pooling outputs: 2 + Σ_taps [1 | 2 per row] + 1. stream LIF: T + 1 per output
-  (back to back) + 4 per layer. KV: N + 4 per (group, K row block), 1 + max(1, tokens with a non-zero K word) per
-  (group, K channel) (channels back to back), KV_ACC_LATENCY + 1 per layer. head Z: (N·T + DRAIN + 2) per group.
+  (back to back) + 4 per layer. KV: N + 5 per (group, K row block), 1 + max(1, tokens with a non-zero K word) per
+  (group, K channel) (channels back to back), KV_ACC_LATENCY per layer. head Z: (N·T + DRAIN + 2) per group.
   argmax: K + 2 cycles.
 There is no multiplier: the bit-serial layers (first conv over pixel bits, head over the bits of Z) shift-add.
 """
@@ -72,9 +72,10 @@ def _pack(values, width):
 
 DEBUG_READ_LATENCY = 3      # dbg_addr register, the RAM's synchronous read, the data register (shared with Kᵀ·V)
 # Kᵀ·V, from the cycle its scanner names a token to the first cycle the token's K AND V counts are in the
-# accumulators: the token's row offset, the K and V row addresses, the RAM read, the K row and V row registers,
-# the K word and the V row's second register, the add-enable register, the accumulate.
-KV_ACC_LATENCY = 7
+# accumulators: the token's one-hot register, its row offset (an AND-OR over the one-hot), the K and V row
+# addresses, the RAM read, the K row and V row registers, the K word and the V row's second register, the
+# add-enable register, the accumulate.
+KV_ACC_LATENCY = 8
 
 
 def output_spacing(T):
@@ -107,10 +108,11 @@ def timing(T):
         "stream_lif_output": T + 1,            # SLP: one output's start and T timesteps, the outputs back to back
         "stream_lif_fixed": 4,                 # SL_INIT, SL_WAIT, then the last output's write (2)
         "kv_block_token": 1,                   # KVA: one K row per token, per (lane group, K row block)
-        "kv_block_fixed": 4,                   # KV_INIT, KVA_WAIT (2), KV_NEXT per (lane group, K row block)
+        "kv_block_fixed": 5,                   # KV_INIT, KVA_WAIT (2), KV_NEXT (2) per (lane group, K row block)
         "kv_channel_fixed": 1,                 # KV_CH per K channel; KV_SCAN holds max(row_min, tokens with a
                                                # non-zero K word) cycles; the channel's write overlaps the next
-        "kv_tail": KV_ACC_LATENCY + 1,         # LAYER_WAIT: the last channel's snapshot and write
+        "kv_tail": KV_ACC_LATENCY,             # LAYER_WAIT: the last channel's snapshot and write (its marker
+                                               # is two stages on when the last block's KV_NEXT ends)
         "head_z_value": 1,                     # HZ_RD per (token, timestep)
         "head_z_group_fixed": DRAIN + 2,       # HZ_INIT, DRAIN, HZ_WR per lane group
         "argmax_class": 1, "argmax_fixed": 2,  # ARGMAX per class, ARGMAX's last cycle, ARGMAX_DONE
@@ -215,7 +217,7 @@ class SpikeEngine(wiring.Component):
         SHW = _bits(MASKW - 1)
 
         # the P lanes x T timestep accumulators, the LIF and the argmax
-        m.submodules.accumulators = lanes = LaneAccumulators(P, T, AW)
+        m.submodules.accumulators = lanes = LaneAccumulators(P, T, AW, W["acc_rest"] + 1)
         acc = [[lanes.acc[l][t] for t in range(T)] for l in range(P)]
         held = [[lanes.held[l][t] for t in range(T)] for l in range(P)]
         m.submodules.lif = lif = LifLanes(P, T, max(AW, W["stream"]), TW, MW)
@@ -228,6 +230,7 @@ class SpikeEngine(wiring.Component):
         # multiplexer (its select fans out to every lane) in front of the LIF and the stream adder
         acc_rotate = Signal()   # registered: its fan-out reaches every accumulator
         bias_gate = Signal()
+        bias_t0_only = Signal()   # the head's bias: timestep 0 alone (the others are narrower)
         bias_q = [Signal(signed(BW), name=f"bias_{l}") for l in range(P)]
         logits = [Signal(signed(W["logit"]), name=f"logit_{k}") for k in range(self.K)]
         overflow = Signal()
@@ -344,11 +347,14 @@ class SpikeEngine(wiring.Component):
         k_rowbase, v_rowbase = Signal(ADW), Signal(ADW)
         kva_v = [Signal(name=f"kva_v{i}") for i in range(2)]
         kva_n = [Signal(range(NT), name=f"kva_n{i}") for i in range(2)]
-        kvb_v = [Signal(name=f"kvb_v{i}") for i in range(KV_ACC_LATENCY - 2)]
+        # the pick stage: the scanner's one-hot token, registered before the AND-OR that selects its row offset
+        kvp_v, kvp_end, kvp_hot = Signal(), Signal(), Signal(NT)
+        kvp_sel = Signal(max(1, lp, ld))
+        kvb_v = [Signal(name=f"kvb_v{i}") for i in range(KV_ACC_LATENCY - 3)]
         # the K word's lane within the K row travels with the token: the next channel starts while it is in flight
         kvb_sel = [Signal(max(1, lp, ld), name=f"kvb_sel{i}") for i in range(4)]
         kv_mark = Signal()                    # a K channel's end-of-channel marker, one slot behind its last token
-        kvb_end = [Signal(name=f"kvb_end{i}") for i in range(KV_ACC_LATENCY - 2)]
+        kvb_end = [Signal(name=f"kvb_end{i}") for i in range(KV_ACC_LATENCY - 3)]
         kv_snap, kv_write = Signal(), Signal()
         kv_done = Signal()                    # the layer's last channel has been scanned
         vq = Signal(P * T, reset_less=True)   # the read-out port's registered row (the V row in Kᵀ·V)
@@ -422,10 +428,13 @@ class SpikeEngine(wiring.Component):
             for j in range(NT):
                 with m.If(kva_n[1] == j):
                     m.d.sync += kv_nz[j].eq(Cat(w != 0 for w in act_words))
-        m.d.sync += [kvb_v[i].eq(kvb_v[i - 1]) for i in range(1, len(kvb_v))] + [kvb_v[0].eq(0)]
+        m.d.sync += [kvb_v[i].eq(kvb_v[i - 1]) for i in range(1, len(kvb_v))] + [kvb_v[0].eq(kvp_v), kvp_v.eq(0)]
+        m.d.sync += [kvb_sel[0].eq(kvp_sel),
+                     sel_off.eq(Cat(Cat(kvp_hot[j] & kv_off[j][b] for j in range(NT)).any() for b in range(ADW)))]
         m.d.sync += [kvb_end[i].eq(kvb_end[i - 1]) for i in range(1, len(kvb_end))]
         m.d.sync += [kvb_sel[i].eq(kvb_sel[i - 1]) for i in range(1, len(kvb_sel))]
-        m.d.sync += [kvb_end[0].eq(kv_mark), kv_mark.eq(0), kv_snap.eq(kvb_end[-1]), kv_write.eq(kv_snap)]
+        m.d.sync += [kvp_end.eq(kv_mark), kvb_end[0].eq(kvp_end), kv_mark.eq(0), kv_snap.eq(kvb_end[-1]),
+                     kv_write.eq(kv_snap)]
         with m.If(kv_write):
             m.d.comb += [kv_wr.addr.eq(kv_row), kv_wr.en.eq(1),
                          kv_wr.data.eq(Cat(*[held[l][tt][:KW] for tt in range(T) for l in range(P)]))]
@@ -459,7 +468,8 @@ class SpikeEngine(wiring.Component):
                     m.d.sync += add_en[l][tt].eq(0)
                 m.d.comb += [lanes.add_en[l][tt].eq(add_en[l][tt]), lanes.addend[l][tt].eq(addend[l][tt])]
             m.d.comb += lanes.init_value[l].eq(Mux(bias_gate, bias_q[l], 0))
-        m.d.comb += [lanes.init.eq(acc_init | snap | kv_snap), lanes.snap.eq(snap | kv_snap),
+        m.d.comb += [lanes.init.eq(acc_init | snap | kv_snap), lanes.init_t0_only.eq(bias_t0_only),
+                     lanes.snap.eq(snap | kv_snap),
                      lanes.rotate.eq(acc_rotate)]
         m.d.sync += [acc_init.eq(0), acc_rotate.eq(0)]
 
@@ -573,14 +583,15 @@ class SpikeEngine(wiring.Component):
         SPACING = output_spacing(T)
         epilogue_idle = Signal()
         gap = Signal(range(SPACING + 1))     # cycles until the next output may end
+        gap_zero = Signal(init=1)            # gap == 0, kept as a flag: it steers the whole loop nest
         first_out = Signal()                 # no earlier output of this layer: OUT_INIT initialises the accumulators
         ctx_row, ctx_srow, ctx_g = Signal(ADW), Signal(ADW), Signal(16)
         ctx_theta = [Signal(TW, name=f"ctx_theta_{l}") for l in range(P)]
         with m.If(gap != 0):
-            m.d.sync += gap.eq(gap - 1)
+            m.d.sync += [gap.eq(gap - 1), gap_zero.eq(gap == 1)]
 
         def end_output():
-            m.d.sync += [mark.eq(1), gap.eq(SPACING - 1), first_out.eq(0),
+            m.d.sync += [mark.eq(1), gap.eq(SPACING - 1), gap_zero.eq(SPACING == 1), first_out.eq(0),
                          ctx_row.eq(out_row), ctx_srow.eq(srow), ctx_g.eq(g)]
             m.d.sync += [ctx_theta[l].eq(p_theta[l]) for l in range(P)]
 
@@ -647,7 +658,7 @@ class SpikeEngine(wiring.Component):
                 with m.If(first_out):
                     m.d.sync += [addends.lane_shift[l].eq(p_shift[l]) for l in range(P)]
                     m.d.sync += acc_init.eq(1)
-                m.d.sync += bias_gate.eq(gate)
+                m.d.sync += [bias_gate.eq(gate), bias_t0_only.eq(op == Opcode.HEAD)]
                 for k in range(3):
                     m.d.sync += [xok[k].eq((ix + k >= 0) & (ix + k < L["Wi"])),
                                  yok[k].eq((iy + k >= 0) & (iy + k < L["Hi"]))]
@@ -701,7 +712,7 @@ class SpikeEngine(wiring.Component):
                             issue_next_row()
                         with m.Else():
                             issue_next_tap()
-                    with m.If(iss_done & ~s1_v & ~s2_v & (gap == 0)):
+                    with m.If(iss_done & ~s1_v & ~s2_v & gap_zero):
                         # the scanner's last item ends in this cycle (or ended, and the output waited for the
                         # spacing); its last event reaches the accumulators ACC_LATENCY cycles after this one
                         end_output()
@@ -715,8 +726,8 @@ class SpikeEngine(wiring.Component):
 
             # the last output of an accumulating layer: its epilogue ends before the next layer reads its rows
             with m.State("LAYER_WAIT"):
-                with m.If(~(mark | evp_end | Cat(*ev_end).any() | snap | kv_mark | Cat(*kvb_end).any() | kv_snap |
-                            kv_write) & epilogue_idle):
+                with m.If(~(mark | evp_end | Cat(*ev_end).any() | snap | kv_mark | kvp_end | Cat(*kvb_end).any() |
+                            kv_snap | kv_write) & epilogue_idle):
                     next_layer()
 
             # ------------------------------------------------------------ pooling write (the stream LIF writes in SLP)
@@ -793,19 +804,16 @@ class SpikeEngine(wiring.Component):
                     m.next = "KV_CH"
 
             with m.State("KV_CH"):
-                # phase B of K channel i: the tokens whose K word (any head of the group) is non-zero
-                if heads_per_group > 1:
-                    tokens = Cat(Cat(kv_nz[j].bit_select(hh * d + kv_i[:ld], 1) if ld else kv_nz[j][hh * d]
-                                     for hh in range(heads_per_group)).any() for j in range(NT))
-                else:
-                    tokens = Cat(kv_nz[j].bit_select(kv_i[:lp], 1) if lp else kv_nz[j][0] for j in range(NT))
+                # phase B of K channel i: the tokens whose K word (any head of the group) is non-zero. kv_nz
+                # shifts down one lane per channel, so channel i's words are at bit 0 of each head: no select
+                # by i in front of the scanner
+                tokens = Cat(Cat(kv_nz[j][hh * d] for hh in range(heads_per_group)).any() for j in range(NT))
                 m.d.comb += [kv_scan.load.eq(1), kv_scan.row_mask.eq(tokens & kv_tok)]
                 m.next = "KV_SCAN"
 
             with m.State("KV_SCAN"):
                 with m.If(kv_scan.valid):
-                    m.d.sync += [sel_off.eq(Array(kv_off)[kv_scan.index]), kvb_v[0].eq(1),
-                                 kvb_sel[0].eq(kv_i[:len(kvb_sel[0])])]
+                    m.d.sync += [kvp_v.eq(1), kvp_hot.eq(kv_scan.onehot), kvp_sel.eq(kv_i[:len(kvp_sel)])]
                 with m.If(kv_scan.valid & kv_scan.more):
                     m.d.comb += kv_scan.next.eq(1)
                 with m.Else():
@@ -813,6 +821,7 @@ class SpikeEngine(wiring.Component):
                     # the accumulators, snaps them into the held copy (written to the K·V RAM the cycle after) and
                     # clears them for the next channel, which starts right away
                     m.d.sync += kv_mark.eq(1)
+                    m.d.sync += [kv_nz[j].eq(kv_nz[j] >> 1) for j in range(NT)]
                     with m.If(~kv_last):
                         m.d.sync += [kv_i.eq(kv_i + 1), kv_last.eq(kv_i + 2 >= L["d"])]
                         # the next channel's K words are in the K row block just read, unless it starts a new one
@@ -831,8 +840,11 @@ class SpikeEngine(wiring.Component):
                             m.d.sync += gdp.eq(gdp + 1)
                         m.next = "KV_NEXT"
 
-            # a new K row block reads the activation RAM: one cycle lets the last token's rows be read first
+            # a new K row block reads the activation RAM: two cycles let the last token's rows be read first
             with m.State("KV_NEXT"):
+                m.next = "KV_NEXT2"
+
+            with m.State("KV_NEXT2"):
                 with m.If(kv_done):
                     m.next = "LAYER_WAIT"
                 with m.Else():
