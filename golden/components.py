@@ -45,6 +45,42 @@ def scan_row(mask: int) -> list[int]:
     return [i for i in range(int(mask).bit_length()) if (int(mask) >> i) & 1]
 
 
+def event_pipeline_stages(issues, marks, rom_latency: int, shifter_latency: int, value_addr_stage: int) -> dict:
+    """EventPipeline (rtl/engine/events.py): where each event and marker is in which cycle. issues: the cycles
+    in which an event was issued (one per cycle at most); marks: the cycles in which a marker was given.
+    Returns {"rom_addr", "value_addr", "shifter", "add"}: {cycle: index of the event there} and {"switch", "snap",
+    "busy"}: sets of cycles. An event issued in c is at stage i in c + 2 + i (rom_addr stage 0, value_addr stage
+    value_addr_stage, the shifter's inputs stage rom_latency, add stage rom_latency + shifter_latency); a marker
+    given in e switches in e + 2 + rom_latency, snaps in e + 4 + add stage (one slot behind an event issued in e,
+    which is at the add stage in e + 2 + add stage, registered and accumulated by then), and is in flight from
+    e + 1 to the snap."""
+    add = rom_latency + shifter_latency
+    out = {"rom_addr": {}, "value_addr": {}, "shifter": {}, "add": {}}
+    for k, c in enumerate(issues):
+        for key, stage in (("rom_addr", 0), ("value_addr", value_addr_stage), ("shifter", rom_latency),
+                           ("add", add)):
+            out[key][c + 2 + stage] = k
+    out["switch"] = {e + 2 + rom_latency for e in marks}
+    out["snap"] = {e + 4 + add for e in marks}
+    out["busy"] = {c for e in marks for c in range(e + 1, e + 5 + add)}
+    return out
+
+
+def kv_channel_tokens(nz_words, offsets, present: int, heads: int, head_dim: int) -> list[int]:
+    """KvTokenScanner (rtl/engine/kv_tokens.py): the row offsets of the present tokens (bit j of `present`) whose
+    stored lane bits (nz_words[j]) have lane h·head_dim set for some head h, lowest token first: one per cycle, from
+    the cycle after the load; the channel holds the scan max(1, len) cycles. The next channel's words are
+    kv_shift_words(nz_words)."""
+    lanes = [h * head_dim for h in range(heads)]
+    return [int(offsets[j]) for j in range(len(nz_words))
+            if (present >> j) & 1 and any((int(nz_words[j]) >> lane) & 1 for lane in lanes)]
+
+
+def kv_shift_words(nz_words) -> list[int]:
+    """KvTokenScanner's shift: every token's lane bits move down one lane (the next K channel at lane 0)."""
+    return [int(w) >> 1 for w in nz_words]
+
+
 def lane_accumulators_step(acc, held, init: bool, init_value, add_en, addend, snap: bool, rotate: bool,
                            width: int, rest_width: int | None = None, init_t0_only: bool = False):
     """LaneAccumulators (rtl/engine/accumulators.py), one clock edge: acc and held [P, T] signed registers,

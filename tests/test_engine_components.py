@@ -9,11 +9,15 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from golden.components import (addend_shift, banked_rom_read, decode_layer_word, ram_step, stream_add,                                lane_accumulators_step, lif_lanes, scan_row)
+from golden.components import (addend_shift, banked_rom_read, decode_layer_word, event_pipeline_stages,
+                               kv_channel_tokens, kv_shift_words,
+                               lane_accumulators_step, lif_lanes, ram_step, scan_row, stream_add)
 from golden.primitives import argmax_lowest
 from rtl.engine.accumulators import LaneAccumulators
 from rtl.engine.addend import AddendShifter
 from rtl.engine.argmax import ArgmaxUnit
+from rtl.engine.events import EventPipeline
+from rtl.engine.kv_tokens import KvTokenScanner
 from rtl.engine.layer_table import FIELDS, LayerTable, Opcode, layer_field_widths
 from rtl.engine.memories import BankedRom, SlicedRam, weight_banking
 from rtl.engine.lif import LifLanes, lif_input_width
@@ -330,6 +334,236 @@ ACC_EDGES = ["init wins over an add in the same cycle",
 def test_lane_accumulators_edge_case(case):
     cycles = _acc_edge(case)
     accumulators_check(cycles, run_accumulators(cycles), [f"{case}, cycle {k}" for k in range(len(cycles) + 1)])
+
+
+# ---------------------------------------------------------------------------------------------------- event pipeline
+
+EVENTS = dict(T=3, shift_width=3, head_bits=2, addr_width=8, off_width=3, rom_latency=2, shifter_latency=2,
+              value_addr_stage=1)
+
+
+def event_cycles(rng, n, issue_p=0.6, mark_p=0.05):
+    """n cycles of random events (payload drawn per cycle) and markers."""
+    E = EVENTS
+    return [{"issue": rng.random() < issue_p, "mark": rng.random() < mark_p,
+             "word": int(rng.integers(0, 1 << E["T"])), "shift": int(rng.integers(0, 1 << E["shift_width"])),
+             "neg": int(rng.integers(0, 2)), "attn": int(rng.integers(0, 2)),
+             "head": int(rng.integers(0, 1 << E["head_bits"])),
+             "base": int(rng.integers(0, 1 << (E["addr_width"] - 1))),
+             "off": int(rng.integers(0, 1 << E["off_width"]))} for _ in range(n)]
+
+
+def run_events(cycles):
+    dut = EventPipeline(**EVENTS)
+    tail = dut.add_stage + 5
+    outs = ("rom_addr", "value_addr", "shifter_shift", "shifter_neg", "switch", "add_v", "add_word", "add_attn",
+            "add_head", "snap", "busy")
+
+    async def bench(ctx):
+        seen = []
+        for c in cycles + [None] * tail:
+            for port in ("issue", "mark", "word", "shift", "neg", "attn", "head", "base", "off"):
+                ctx.set(getattr(dut, port), int(c[port]) if c else 0)
+            seen.append({o: ctx.get(getattr(dut, o)) for o in outs})
+            await ctx.tick()
+        return seen
+    return simulate(dut, bench)
+
+
+def events_check(cycles, seen, names=None):
+    E = EVENTS
+    issues = [c for c, x in enumerate(cycles) if x["issue"]]
+    marks = [c for c, x in enumerate(cycles) if x["mark"]]
+    want = event_pipeline_stages(issues, marks, E["rom_latency"], E["shifter_latency"], E["value_addr_stage"])
+    ev = [cycles[c] for c in issues]
+    for c, got in enumerate(seen):
+        label = names[c] if names and c < len(names) else f"cycle {c}"
+        if c in want["rom_addr"]:
+            e = ev[want["rom_addr"][c]]
+            assert got["rom_addr"] == e["base"] + e["off"], f"{label}: rom_addr {got['rom_addr']}, golden {e}"
+        if c in want["value_addr"]:
+            e = ev[want["value_addr"][c]]
+            assert got["value_addr"] == e["base"] + e["off"], f"{label}: value_addr {got['value_addr']}, golden {e}"
+        if c in want["shifter"]:
+            e = ev[want["shifter"][c]]
+            assert (got["shifter_shift"], got["shifter_neg"]) == (e["shift"], e["neg"]), \
+                f"{label}: shifter inputs {got['shifter_shift'], got['shifter_neg']}, golden {e}"
+        assert got["add_v"] == (c in want["add"]), f"{label}: add_v {got['add_v']}, golden {c in want['add']}"
+        if c in want["add"]:
+            e = ev[want["add"][c]]
+            assert (got["add_word"], got["add_attn"], got["add_head"]) == (e["word"], e["attn"], e["head"]), \
+                f"{label}: add stage {got['add_word'], got['add_attn'], got['add_head']}, golden {e}"
+        for key in ("switch", "snap", "busy"):
+            assert got[key] == (c in want[key]), f"{label}: {key} {got[key]}, golden {c in want[key]}"
+
+
+def test_event_pipeline_random_cycles_equal_golden():
+    rng = np.random.default_rng(21)
+    cycles = event_cycles(rng, 2 * TRANSACTIONS)
+    assert sum(c["issue"] for c in cycles) >= TRANSACTIONS
+    events_check(cycles, run_events(cycles))
+
+
+def _events_edge(name):
+    rng = np.random.default_rng(22)
+    quiet = lambda n: [dict(c, issue=False, mark=False) for c in event_cycles(rng, n)]   # noqa: E731
+    burst = lambda n: [dict(c, issue=True, mark=False) for c in event_cycles(rng, n)]    # noqa: E731
+    if name == "events back to back, then the marker one slot behind the last":
+        return burst(6) + [dict(quiet(1)[0], mark=True)] + quiet(3)
+    if name == "a marker with no event before it":
+        return [dict(quiet(1)[0], mark=True)] + quiet(2)
+    if name == "markers back to back with events between":
+        return burst(2) + [dict(burst(1)[0], mark=True), dict(burst(1)[0], mark=True)] + burst(2) + quiet(2)
+    if name == "largest address sum":
+        E = EVENTS
+        top = dict(burst(1)[0], base=(1 << (E["addr_width"] - 1)) - 1, off=(1 << E["off_width"]) - 1)
+        return [top] + quiet(2)
+    raise KeyError(name)
+
+
+EVENT_EDGES = ["events back to back, then the marker one slot behind the last", "a marker with no event before it",
+               "markers back to back with events between", "largest address sum"]
+
+
+@pytest.mark.parametrize("case", EVENT_EDGES)
+def test_event_pipeline_edge_case(case):
+    cycles = _events_edge(case)
+    events_check(cycles, run_events(cycles), [f"{case}, cycle {k}" for k in range(len(cycles) + 20)])
+
+
+# ---------------------------------------------------------------------------------------------------- Kᵀ·V tokens
+
+KV_TOKENS = {"one head per group": dict(tokens=7, lanes=4, heads=1, head_dim=4, offset_width=6, tag_width=3),
+             "two heads per group": dict(tokens=5, lanes=8, heads=2, head_dim=4, offset_width=7, tag_width=3)}
+
+
+def run_kv_tokens(cfg, blocks):
+    """blocks: (present, words [tokens], offsets [tokens], store order, channels, idle cycles before each load).
+    Drives the core's protocol: store the tokens, then per channel load, take until the scan's last token (shift
+    in that cycle). Returns, per block and channel, the scan cycles and the tags given, and every pick observed
+    (cycle, offset, tag)."""
+    dut = KvTokenScanner(**cfg)
+    rng = np.random.default_rng(11)
+
+    async def bench(ctx):
+        cycle, picks, scans = 0, [], []
+
+        async def tick():
+            nonlocal cycle
+            if ctx.get(dut.pick_valid):
+                picks.append((cycle, ctx.get(dut.pick_off), ctx.get(dut.pick_tag)))
+            await ctx.tick()
+            cycle += 1
+            for port in (dut.store, dut.load, dut.take, dut.shift):
+                ctx.set(port, 0)
+        for present, words, offsets, order, channels, idle in blocks:
+            ctx.set(dut.present, present)
+            for j in order:
+                ctx.set(dut.store, 1)
+                ctx.set(dut.store_token, int(j))
+                ctx.set(dut.store_nz, int(words[j]))
+                ctx.set(dut.store_off, int(offsets[j]))
+                await tick()
+            block_scans = []
+            for ch in range(channels):
+                for _ in range(idle[ch]):
+                    await tick()
+                ctx.set(dut.load, 1)
+                await tick()
+                taken = []
+                while True:
+                    tag = int(rng.integers(0, 1 << cfg["tag_width"]))
+                    ctx.set(dut.take, 1)
+                    ctx.set(dut.take_tag, tag)
+                    valid, more = ctx.get(dut.valid), ctx.get(dut.more)
+                    taken.append((cycle, tag, bool(valid)))
+                    end = not (valid and more)
+                    if end:
+                        ctx.set(dut.shift, 1)
+                    await tick()
+                    if end:
+                        break
+                block_scans.append(taken)
+            scans.append(block_scans)
+        for _ in range(3):
+            await tick()
+        return scans, picks
+    return simulate(dut, bench)
+
+
+def kv_tokens_check(cfg, blocks, result, names=None):
+    scans, picks = result
+    expected = []
+    for b, (present, words, offsets, _, channels, _) in enumerate(blocks):
+        words = list(words)
+        for ch in range(channels):
+            label = f"{names[b] if names else f'block {b}'}, channel {ch}"
+            want = kv_channel_tokens(words, offsets, present, cfg["heads"], cfg["head_dim"])
+            taken = scans[b][ch]
+            assert len(taken) == max(1, len(want)), f"{label}: {len(taken)} scan cycles, golden max(1, {len(want)})"
+            assert [v for _, _, v in taken] == [True] * len(want) + [False] * (len(want) == 0), \
+                f"{label}: valid {[v for _, _, v in taken]} for {len(want)} tokens"
+            expected += [(c + KvTokenScanner.PICK_LATENCY, off, tag) for (c, tag, _), off in zip(taken, want)]
+            words = kv_shift_words(words)
+    assert picks == expected, f"picks (cycle, offset, tag) {picks[:8]}..., golden {expected[:8]}..."
+
+
+def kv_block(rng, cfg, channels=None, density=None):
+    N, P = cfg["tokens"], cfg["lanes"]
+    density = rng.choice([0.05, 0.3, 0.7, 1.0]) if density is None else density
+    words = [int(sum(int(rng.random() < density) << b for b in range(P))) for _ in range(N)]
+    order = list(rng.permutation(N)) + list(rng.integers(0, N, size=int(rng.integers(0, 3))))
+    return (int(rng.integers(0, 1 << N)) | (int(rng.random() < 0.5) * ((1 << N) - 1)), words,
+            list(rng.integers(0, 1 << cfg["offset_width"], size=N)), order,
+            cfg["head_dim"] if channels is None else channels,
+            [int(rng.integers(0, 3)) * int(rng.random() < 0.3) for _ in range(P)])
+
+
+@pytest.mark.parametrize("config", list(KV_TOKENS))
+def test_kv_token_scanner_random_channels_equal_golden(config):
+    cfg = KV_TOKENS[config]
+    rng = np.random.default_rng(12)
+    blocks = [kv_block(rng, cfg) for _ in range(TRANSACTIONS // cfg["head_dim"] + 1)]
+    kv_tokens_check(cfg, blocks, run_kv_tokens(cfg, blocks))
+
+
+def _kv_edge(name, cfg):
+    N, P, d = cfg["tokens"], cfg["lanes"], cfg["head_dim"]
+    every, offs = (1 << N) - 1, [3 * j + 1 for j in range(N)]
+    order = list(range(N))
+    back_to_back = [0] * P
+    if name == "no token present":
+        return (0, [(1 << P) - 1] * N, offs, order, d, back_to_back)
+    if name == "every token in every channel, channels back to back":
+        return (every, [(1 << P) - 1] * N, offs, order, d, back_to_back)
+    if name == "only the last token, in the last channel of each head":
+        return (every, [0] * (N - 1) + [sum(1 << (h * d + d - 1) for h in range(cfg["heads"]))], offs, order, d,
+                back_to_back)
+    if name == "a present mask drops stored tokens":
+        return (0b101 & every, [(1 << P) - 1] * N, offs, order, d, back_to_back)
+    if name == "a token stored twice keeps the later row":
+        return (every, [1] * N, offs, order + [0], 1, back_to_back)
+    raise KeyError(name)
+
+
+KV_EDGES = ["no token present", "every token in every channel, channels back to back",
+            "only the last token, in the last channel of each head", "a present mask drops stored tokens",
+            "a token stored twice keeps the later row"]
+
+
+@pytest.mark.parametrize("case", KV_EDGES)
+@pytest.mark.parametrize("config", list(KV_TOKENS))
+def test_kv_token_scanner_edge_case(config, case):
+    cfg = KV_TOKENS[config]
+    block = _kv_edge(case, cfg)
+    if case == "a token stored twice keeps the later row":
+        # the second store of token 0 brings other lane bits and another offset
+        present, words, offs, order, ch, idle = block
+        blocks = [(present, words, offs, order[:-1], 0, idle), (present, [0b1] + words[1:], [40] + offs[1:], [0], ch,
+                                                                 idle)]
+    else:
+        blocks = [block]
+    kv_tokens_check(cfg, blocks, run_kv_tokens(cfg, blocks), [case] * len(blocks))
 
 
 # ---------------------------------------------------------------------------------------------------- argmax

@@ -47,6 +47,8 @@ from ..engine_plan import PARAM_FIELDS, Plan, param_row_width
 from .accumulators import LaneAccumulators
 from .addend import AddendShifter
 from .argmax import ArgmaxUnit
+from .kv_tokens import KvTokenScanner
+from .events import EventPipeline
 from .layer_table import LayerTable, Opcode, layer_field_widths
 from .lif import LifLanes
 from .memories import RAM_COLLISIONS, BankedRom, RamRead, RamWrite, RomRead, SlicedRam, memory_layout
@@ -72,10 +74,10 @@ def _pack(values, width):
 
 DEBUG_READ_LATENCY = 3      # dbg_addr register, the RAM's synchronous read, the data register (shared with Kᵀ·V)
 # Kᵀ·V, from the cycle its scanner names a token to the first cycle the token's K AND V counts are in the
-# accumulators: the token's one-hot register, its row offset (an AND-OR over the one-hot), the K and V row
-# addresses, the RAM read, the K row and V row registers, the K word and the V row's second register, the
+# accumulators: the token scanner's pick (KvTokenScanner.PICK_LATENCY: the token and its row offset), the K and V
+# row addresses, the RAM read, the K row and V row registers, the K word and the V row's second register, the
 # add-enable register, the accumulate.
-KV_ACC_LATENCY = 8
+KV_ACC_LATENCY = KvTokenScanner.PICK_LATENCY + 6
 
 
 def output_spacing(T):
@@ -282,34 +284,19 @@ class SpikeEngine(wiring.Component):
         zq = Signal(ZW)
         t = Signal(range(T + 4))
         drain = Signal(range(DRAIN + 2))
-        # event pipeline: stage 0 (after SCAN's register: the ROM address), ROM_L (the weight row: the addend
-        # shifter's input), ADD (the shifted addend: the addend register's input)
-        # ev*[i] is valid in cycle c + 2 + i for an event issued by SCAN in cycle c
-        ROM_L = BankedRom.LATENCY
-        ADD = ROM_L + AddendShifter.LATENCY
-        ev_v = [Signal(name=f"ev{i}_v") for i in range(ADD + 1)]
-        ev_word = [Signal(T, name=f"ev{i}_word") for i in range(ADD + 1)]
-        ev_shift = [Signal(SHW, name=f"ev{i}_shift") for i in range(ROM_L + 1)]
-        ev_neg = [Signal(name=f"ev{i}_neg") for i in range(ROM_L + 1)]
-        ev_attn = [Signal(name=f"ev{i}_attn") for i in range(ADD + 1)]
-        # the end-of-output marker: a slot without an event, one cycle behind the output's last SCAN cycle
-        mark, evp_end = Signal(), Signal()
-        ev_end = [Signal(name=f"ev{i}_end") for i in range(ADD + 1)]
-        assert ROM_L >= 1, "the lane shift changes one stage before the weight ROM's output"
-        ev_addr = Signal(ADW)
-        # SCAN's own registers: the event before its row + index add
-        evp_v, evp_word, evp_shift, evp_neg, evp_attn = Signal(), Signal(T), Signal(SHW), Signal(), Signal()
-        evp_base, evp_off = Signal(ADW), Signal(SHW)
         # lanes wider than a head (P > d): a lane group holds P / d whole heads; a Q·KV event then adds only into
-        # the lanes of the head of its Q channel (ev*_head), and Kᵀ·V selects each head's K word on its own
+        # the lanes of the head of its Q channel (the event's head), and Kᵀ·V selects each head's K word on its own
         d = D["d"]
         heads_per_group = P // d if P > d else 1
         ld = (d - 1).bit_length() if heads_per_group > 1 else 0   # log2(d): d divides the power of two P
         HB = _bits(heads_per_group - 1)
-        ev_head = [Signal(HB, name=f"ev{i}_head") for i in range(ADD + 1)]
-        evp_head = Signal(HB)
-        # the K.V value RAM reads ev_addr delayed so that its registered value (kvq2) meets the event at ADD
-        ev_addr_d = [ev_addr] + [Signal(ADW, name=f"ev_addr{i}") for i in range(1, ADD - 2)]
+        # the event pipeline: SCAN's event -> weight-ROM address -> ROM -> addend shifter -> the addend register;
+        # the K.V value RAM reads the address ADD - 3 stages on, so that its registered value (kvq2) meets the event
+        ROM_L = BankedRom.LATENCY
+        ADD = ROM_L + AddendShifter.LATENCY
+        m.submodules.events = events = EventPipeline(T, SHW, HB, ADW, SHW, ROM_L, AddendShifter.LATENCY, ADD - 3)
+        assert events.add_stage + 4 == ACC_LATENCY
+        m.d.comb += snap.eq(events.snap)
         # the weight ROM, banked; the event pipeline reads it through weight_read
         m.submodules.weights = weights = BankedRom(w_rows, P * WB, BANK_ROWS, bank_sw, ADW, name="weights")
         weight_read = RomRead(ADW, P * WB).create(path=("weight_read",))
@@ -335,26 +322,26 @@ class SpikeEngine(wiring.Component):
         k_addr = Signal(ADW)
         kv_row = Signal(ADW)
         # Kᵀ·V, event-driven over tokens: per lane group and K row block the K rows of all tokens are read once
-        # (KVA) and each token's non-zero K words kept (kv_nz, one bit per lane) beside its row offset (kv_off);
-        # per K channel a scanner then names the tokens whose K word is non-zero, and only their K and V rows are
-        # read, both in one cycle (the V row through the read-out port)
+        # (KVA) and the token scanner keeps which lanes hold a non-zero K word beside each token's row offset;
+        # per K channel it names the tokens whose K word is non-zero, and only their K and V rows are read, both in
+        # one cycle (the V row through the read-out port)
         NT = max(1, D["N"])
-        m.submodules.kv_scanner = kv_scan = RowScanner(NT)
-        kv_nz = [Signal(P, name=f"kv_nz_{j}") for j in range(NT)]
-        kv_off = [Signal(ADW, name=f"kv_off_{j}") for j in range(NT)]
+        SELW = max(1, lp, ld)
+        # the token's tag: the K word's lane within the K row (the next channel starts while it is in flight) and
+        # the end-of-channel flag of the channel's last scan cycle
+        m.submodules.kv_tokens = kv_tokens = KvTokenScanner(NT, P, heads_per_group, d, ADW, tag_width=SELW + 1)
         kv_tok = Signal(NT)                   # bit j: token j exists in this layer
-        off_acc, sel_off = Signal(ADW), Signal(ADW)
+        off_acc = Signal(ADW)
         k_rowbase, v_rowbase = Signal(ADW), Signal(ADW)
         kva_v = [Signal(name=f"kva_v{i}") for i in range(2)]
         kva_n = [Signal(range(NT), name=f"kva_n{i}") for i in range(2)]
-        # the pick stage: the scanner's one-hot token, registered before the AND-OR that selects its row offset
-        kvp_v, kvp_end, kvp_hot = Signal(), Signal(), Signal(NT)
-        kvp_sel = Signal(max(1, lp, ld))
-        kvb_v = [Signal(name=f"kvb_v{i}") for i in range(KV_ACC_LATENCY - 3)]
-        # the K word's lane within the K row travels with the token: the next channel starts while it is in flight
-        kvb_sel = [Signal(max(1, lp, ld), name=f"kvb_sel{i}") for i in range(4)]
-        kv_mark = Signal()                    # a K channel's end-of-channel marker, one slot behind its last token
-        kvb_end = [Signal(name=f"kvb_end{i}") for i in range(KV_ACC_LATENCY - 3)]
+        kva_off = [Signal(ADW, name=f"kva_off{i}") for i in range(2)]
+        sel_off = kv_tokens.pick_off
+        KVB = KV_ACC_LATENCY - KvTokenScanner.PICK_LATENCY - 1    # token stages from the pick to the add enable
+        kvb_v = [kv_tokens.pick_valid] + [Signal(name=f"kvb_v{i}") for i in range(1, KVB)]
+        kvb_sel = [kv_tokens.pick_tag[:SELW]] + [Signal(SELW, name=f"kvb_sel{i}") for i in range(1, 4)]
+        # the end-of-channel marker, one slot behind the channel's last token
+        kvb_end = [Signal(name=f"kvb_end{i}") for i in range(KVB)]
         kv_snap, kv_write = Signal(), Signal()
         kv_done = Signal()                    # the layer's last channel has been scanned
         vq = Signal(P * T, reset_less=True)   # the read-out port's registered row (the V row in Kᵀ·V)
@@ -385,10 +372,9 @@ class SpikeEngine(wiring.Component):
         # latches costs nothing, while a per-state multiplexer with the tap's in-bounds flags in its select, in
         # front of the address of 32 block RAMs spread over the die, was the Fashion-MNIST core's critical path.
         m.d.comb += act_rd.addr.eq(row_addr_u)
-        m.d.comb += [kv_rd.addr.eq(ev_addr_d[-1]), p_rd.addr.eq(p_addr), s_rd.addr.eq(s_addr),
+        m.d.comb += [kv_rd.addr.eq(events.value_addr), p_rd.addr.eq(p_addr), s_rd.addr.eq(s_addr),
                      img_rd.addr.eq(row_addr_u), z_rd.addr.eq(gi >> lp), layer_table.index.eq(layer)]
-        m.d.comb += weight_read.addr.eq(ev_addr)
-        m.d.sync += [ev_addr_d[i].eq(ev_addr_d[i - 1]) for i in range(1, len(ev_addr_d))]
+        m.d.comb += weight_read.addr.eq(events.rom_addr)
         m.d.sync += [kvq.eq(kv_rd.data), kvq2.eq(kvq), s_q.eq(s_rd.data)]
         with m.If(~row_stall):
             m.d.sync += act_q.eq(act_rd.data)
@@ -405,36 +391,21 @@ class SpikeEngine(wiring.Component):
         act_words = [act_q[l * T:(l + 1) * T] for l in range(P)]
 
         # ---------------------------------------------------------------- event pipeline and accumulators
-        for i in range(1, ADD + 1):
-            m.d.sync += [ev_v[i].eq(ev_v[i - 1]), ev_word[i].eq(ev_word[i - 1]), ev_attn[i].eq(ev_attn[i - 1]),
-                         ev_head[i].eq(ev_head[i - 1])]
-            if i <= ROM_L:
-                m.d.sync += [ev_shift[i].eq(ev_shift[i - 1]), ev_neg[i].eq(ev_neg[i - 1])]
-        m.d.sync += [ev_v[0].eq(evp_v), ev_word[0].eq(evp_word), ev_shift[0].eq(evp_shift), ev_neg[0].eq(evp_neg),
-                     ev_attn[0].eq(evp_attn), ev_head[0].eq(evp_head), ev_addr.eq(evp_base + evp_off),
-                     evp_v.eq(0)]
-        m.d.sync += [evp_end.eq(mark), ev_end[0].eq(evp_end), mark.eq(0), snap.eq(ev_end[ADD])]
-        m.d.sync += [ev_end[i].eq(ev_end[i - 1]) for i in range(1, ADD + 1)]
         # the next output's lane shifts take over where the marker passes: the events behind it are the next output's
         lane_shift_next = [Signal(LSW, name=f"lane_shift_next_{l}") for l in range(P)]
-        with m.If(ev_end[ROM_L - 1]):
+        with m.If(events.switch):
             m.d.sync += [addends.lane_shift[l].eq(lane_shift_next[l]) for l in range(P)]
-        m.d.comb += [addends.neg.eq(ev_neg[ROM_L]), addends.shift.eq(ev_shift[ROM_L])]
+        m.d.comb += [addends.neg.eq(events.shifter_neg), addends.shift.eq(events.shifter_shift)]
         m.d.comb += [addends.weights[l].eq(wq[l * WB:(l + 1) * WB]) for l in range(P)]
         m.d.sync += [hz[1].eq(hz[0]), hz[0].eq(0)]
         # Kᵀ·V: phase A keeps each token's non-zero K words; phase B reads a named token's K and V rows
-        m.d.sync += [kva_v[1].eq(kva_v[0]), kva_n[1].eq(kva_n[0]), kva_v[0].eq(0)]
-        with m.If(kva_v[1]):
-            for j in range(NT):
-                with m.If(kva_n[1] == j):
-                    m.d.sync += kv_nz[j].eq(Cat(w != 0 for w in act_words))
-        m.d.sync += [kvb_v[i].eq(kvb_v[i - 1]) for i in range(1, len(kvb_v))] + [kvb_v[0].eq(kvp_v), kvp_v.eq(0)]
-        m.d.sync += [kvb_sel[0].eq(kvp_sel),
-                     sel_off.eq(Cat(Cat(kvp_hot[j] & kv_off[j][b] for j in range(NT)).any() for b in range(ADW)))]
+        m.d.sync += [kva_v[1].eq(kva_v[0]), kva_n[1].eq(kva_n[0]), kva_off[1].eq(kva_off[0]), kva_v[0].eq(0)]
+        m.d.comb += [kv_tokens.present.eq(kv_tok), kv_tokens.store.eq(kva_v[1]), kv_tokens.store_token.eq(kva_n[1]),
+                     kv_tokens.store_nz.eq(Cat(w != 0 for w in act_words)), kv_tokens.store_off.eq(kva_off[1])]
+        m.d.sync += [kvb_v[i].eq(kvb_v[i - 1]) for i in range(1, len(kvb_v))]
         m.d.sync += [kvb_end[i].eq(kvb_end[i - 1]) for i in range(1, len(kvb_end))]
         m.d.sync += [kvb_sel[i].eq(kvb_sel[i - 1]) for i in range(1, len(kvb_sel))]
-        m.d.sync += [kvp_end.eq(kv_mark), kvb_end[0].eq(kvp_end), kv_mark.eq(0), kv_snap.eq(kvb_end[-1]),
-                     kv_write.eq(kv_snap)]
+        m.d.sync += [kvb_end[0].eq(kv_tokens.pick_tag[SELW]), kv_snap.eq(kvb_end[-1]), kv_write.eq(kv_snap)]
         with m.If(kv_write):
             m.d.comb += [kv_wr.addr.eq(kv_row), kv_wr.en.eq(1),
                          kv_wr.data.eq(Cat(*[held[l][tt][:KW] for tt in range(T) for l in range(P)]))]
@@ -455,10 +426,10 @@ class SpikeEngine(wiring.Component):
         for l in range(P):
             for tt in range(T):
                 kvv = kvq2[(tt * P + l) * KW:(tt * P + l + 1) * KW]
-                lane_in_head = 1 if heads_per_group == 1 else ~ev_attn[ADD] | (ev_head[ADD] == l // d)
-                with m.If(ev_v[ADD]):
-                    m.d.sync += [add_en[l][tt].eq(ev_word[ADD][tt] & lane_in_head),
-                                 addend[l][tt].eq(Mux(ev_attn[ADD], kvv.as_unsigned(), sh[l]))]
+                lane_in_head = 1 if heads_per_group == 1 else ~events.add_attn | (events.add_head == l // d)
+                with m.If(events.add_v):
+                    m.d.sync += [add_en[l][tt].eq(events.add_word[tt] & lane_in_head),
+                                 addend[l][tt].eq(Mux(events.add_attn, kvv.as_unsigned(), sh[l]))]
                 with m.Elif(kvb_v[4]):
                     m.d.sync += [add_en[l][tt].eq(kwords[l // d if heads_per_group > 1 else 0][tt] &
                                                   v_words[l][tt]), addend[l][tt].eq(1)]
@@ -591,7 +562,8 @@ class SpikeEngine(wiring.Component):
             m.d.sync += [gap.eq(gap - 1), gap_zero.eq(gap == 1)]
 
         def end_output():
-            m.d.sync += [mark.eq(1), gap.eq(SPACING - 1), gap_zero.eq(SPACING == 1), first_out.eq(0),
+            m.d.comb += events.mark.eq(1)
+            m.d.sync += [gap.eq(SPACING - 1), gap_zero.eq(SPACING == 1), first_out.eq(0),
                          ctx_row.eq(out_row), ctx_srow.eq(srow), ctx_g.eq(g)]
             m.d.sync += [ctx_theta[l].eq(p_theta[l]) for l in range(P)]
 
@@ -687,15 +659,17 @@ class SpikeEngine(wiring.Component):
             with m.State("ROWS"):
                 m.d.comb += [row_adv.eq(~sc_act | ~scanner.more), row_stall.eq(~row_adv)]
                 with m.If(sc_act & scanner.valid):
-                    m.d.sync += [evp_v.eq(1),
-                                 evp_attn.eq(op == Opcode.ATTN), evp_neg.eq((op == Opcode.HEAD) & onehot[ZW - 1]),
-                                 evp_shift.eq(Mux(is_bitserial, lowest, 0)),
-                                 evp_word.eq(Mux(op == Opcode.CONV_IN, (1 << T) - 1, Mux(op == Opcode.HEAD, 1, sel_word))),
-                                 evp_base.eq(sc_wrow), evp_off.eq(Mux(is_bitserial, 0, lowest))]
+                    m.d.comb += [events.issue.eq(1),
+                                 events.attn.eq(op == Opcode.ATTN),
+                                 events.neg.eq((op == Opcode.HEAD) & onehot[ZW - 1]),
+                                 events.shift.eq(Mux(is_bitserial, lowest, 0)),
+                                 events.word.eq(Mux(op == Opcode.CONV_IN, (1 << T) - 1,
+                                                    Mux(op == Opcode.HEAD, 1, sel_word))),
+                                 events.base.eq(sc_wrow), events.off.eq(Mux(is_bitserial, 0, lowest))]
                     if heads_per_group > 1:
                         # Q channel (head, i): KV row group·d + i, lanes of that head only
                         with m.If(op == Opcode.ATTN):
-                            m.d.sync += [evp_off.eq(lowest[:ld]), evp_head.eq(lowest[ld:])]
+                            m.d.comb += [events.off.eq(lowest[:ld]), events.head.eq(lowest[ld:])]
                 with m.If(row_adv):
                     # the scanner takes stage 2's item (or idles), stage 2 takes stage 1's, stage 1 the issuer's
                     new_mask = Mux(s2_bub, 0, Mux(op == Opcode.CONV_IN, imgq, Mux(op == Opcode.HEAD, zq,
@@ -726,8 +700,8 @@ class SpikeEngine(wiring.Component):
 
             # the last output of an accumulating layer: its epilogue ends before the next layer reads its rows
             with m.State("LAYER_WAIT"):
-                with m.If(~(mark | evp_end | Cat(*ev_end).any() | snap | kv_mark | kvp_end | Cat(*kvb_end).any() |
-                            kv_snap | kv_write) & epilogue_idle):
+                # (KV_NEXT's two cycles hold the last K channel's marker until it has left the token scanner)
+                with m.If(~(events.busy | Cat(*kvb_end).any() | kv_snap | kv_write) & epilogue_idle):
                     next_layer()
 
             # ------------------------------------------------------------ pooling write (the stream LIF writes in SLP)
@@ -787,41 +761,32 @@ class SpikeEngine(wiring.Component):
                 m.next = "KVA"
 
             with m.State("KVA"):
-                m.d.sync += [kva_v[0].eq(1), kva_n[0].eq(n), off_acc.eq(off_acc + L["Gout"]),
+                m.d.sync += [kva_v[0].eq(1), kva_n[0].eq(n), kva_off[0].eq(off_acc), off_acc.eq(off_acc + L["Gout"]),
                              k_addr.eq(k_addr + L["Gout"]), row_addr.eq(k_addr + L["Gout"]),
                              n.eq(n + 1), n_last.eq(n + 2 >= L["N"])]
-                for j in range(NT):
-                    with m.If(n == j):
-                        m.d.sync += kv_off[j].eq(off_acc)
                 with m.If(n_last):
                     m.d.sync += drain.eq(1)
                     m.next = "KVA_WAIT"
 
             with m.State("KVA_WAIT"):
-                # the last K row reaches kv_nz two cycles after its read
+                # the last K row reaches the token scanner two cycles after its read
                 m.d.sync += drain.eq(drain - 1)
                 with m.If(drain == 0):
                     m.next = "KV_CH"
 
             with m.State("KV_CH"):
-                # phase B of K channel i: the tokens whose K word (any head of the group) is non-zero. kv_nz
-                # shifts down one lane per channel, so channel i's words are at bit 0 of each head: no select
-                # by i in front of the scanner
-                tokens = Cat(Cat(kv_nz[j][hh * d] for hh in range(heads_per_group)).any() for j in range(NT))
-                m.d.comb += [kv_scan.load.eq(1), kv_scan.row_mask.eq(tokens & kv_tok)]
+                # phase B of K channel i: the tokens whose K word (any head of the group) is non-zero
+                m.d.comb += kv_tokens.load.eq(1)
                 m.next = "KV_SCAN"
 
             with m.State("KV_SCAN"):
-                with m.If(kv_scan.valid):
-                    m.d.sync += [kvp_v.eq(1), kvp_hot.eq(kv_scan.onehot), kvp_sel.eq(kv_i[:len(kvp_sel)])]
-                with m.If(kv_scan.valid & kv_scan.more):
-                    m.d.comb += kv_scan.next.eq(1)
-                with m.Else():
+                channel_end = ~(kv_tokens.valid & kv_tokens.more)
+                m.d.comb += [kv_tokens.take.eq(1), kv_tokens.take_tag.eq(Cat(kv_i[:SELW], channel_end))]
+                with m.If(channel_end):
                     # the channel's last scan cycle: its marker follows the last token down the pipeline and, at
                     # the accumulators, snaps them into the held copy (written to the K·V RAM the cycle after) and
                     # clears them for the next channel, which starts right away
-                    m.d.sync += kv_mark.eq(1)
-                    m.d.sync += [kv_nz[j].eq(kv_nz[j] >> 1) for j in range(NT)]
+                    m.d.comb += kv_tokens.shift.eq(1)
                     with m.If(~kv_last):
                         m.d.sync += [kv_i.eq(kv_i + 1), kv_last.eq(kv_i + 2 >= L["d"])]
                         # the next channel's K words are in the K row block just read, unless it starts a new one
