@@ -66,6 +66,32 @@ def event_pipeline_stages(issues, marks, rom_latency: int, shifter_latency: int,
     return out
 
 
+EPILOGUE_CYCLES = {"lif": lambda T: T + 3, "stream_add": lambda T: T + 4, "head": lambda T: 2}
+
+
+def epilogue_schedule(kind: str, T: int, s: int) -> dict:
+    """OutputEpilogue (rtl/engine/epilogue.py): the commands of one output's epilogue started (snapshot) in
+    cycle s, by cycle. kind: "lif" | "stream_add" | "head". Returns {command: {cycle: timestep or None}} for
+    lif_start, lif_valid, rotate, act_write, stream_start, stream_next, stream_write, head_write, and "busy": the
+    cycles in which it is not idle (it is again from s + EPILOGUE_CYCLES[kind](T))."""
+    out = {k: {} for k in ("lif_start", "lif_valid", "rotate", "act_write", "stream_start", "stream_next",
+                           "stream_write", "head_write")}
+    if kind == "lif":
+        out["lif_start"][s] = None
+        out["lif_valid"] = {s + 1 + t: t for t in range(T)}
+        out["rotate"] = {s + 1 + t: None for t in range(T)}          # timestep t + 1 at held[l][0] next
+        out["act_write"][s + T + 2] = None                            # the last spike is visible from s + T + 2
+    elif kind == "stream_add":
+        out["stream_start"][s] = None
+        out["stream_next"] = {s + 1 + t: None for t in range(T)}
+        out["rotate"] = {s + 3 + t: None for t in range(T)}          # stream value t in its register in s + 3 + t
+        out["stream_write"] = {s + 4 + t: t for t in range(T)}        # the adder's registered sum a cycle later
+    else:
+        out["head_write"][s + 1] = None
+    out["busy"] = set(range(s + 1, s + EPILOGUE_CYCLES[kind](T)))
+    return out
+
+
 def kv_channel_tokens(nz_words, offsets, present: int, heads: int, head_dim: int) -> list[int]:
     """KvTokenScanner (rtl/engine/kv_tokens.py): the row offsets of the present tokens (bit j of `present`) whose
     stored lane bits (nz_words[j]) have lane h·head_dim set for some head h, lowest token first: one per cycle, from

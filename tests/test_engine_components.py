@@ -9,13 +9,15 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from golden.components import (addend_shift, banked_rom_read, decode_layer_word, event_pipeline_stages,
+from golden.components import (addend_shift, banked_rom_read, decode_layer_word, epilogue_schedule,
+                               event_pipeline_stages,
                                kv_channel_tokens, kv_shift_words,
                                lane_accumulators_step, lif_lanes, ram_step, scan_row, stream_add)
 from golden.primitives import argmax_lowest
 from rtl.engine.accumulators import LaneAccumulators
 from rtl.engine.addend import AddendShifter
 from rtl.engine.argmax import ArgmaxUnit
+from rtl.engine.epilogue import EpilogueKind, OutputEpilogue
 from rtl.engine.events import EventPipeline
 from rtl.engine.kv_tokens import KvTokenScanner
 from rtl.engine.layer_table import FIELDS, LayerTable, Opcode, layer_field_widths
@@ -429,6 +431,124 @@ EVENT_EDGES = ["events back to back, then the marker one slot behind the last", 
 def test_event_pipeline_edge_case(case):
     cycles = _events_edge(case)
     events_check(cycles, run_events(cycles), [f"{case}, cycle {k}" for k in range(len(cycles) + 20)])
+
+
+# ---------------------------------------------------------------------------------------------------- epilogue
+
+EPILOGUE = dict(lanes=3, T=4, row_width=8, group_width=3, theta_width=6)
+KINDS = {"lif": EpilogueKind.LIF, "stream_add": EpilogueKind.STREAM_ADD, "head": EpilogueKind.HEAD}
+
+
+def epilogue_outputs(rng, n, kinds=tuple(KINDS), slack=(0, 1, 3)):
+    """n epilogues: (kind, context, capture delay before the start, idle cycles after the epilogue's length). The
+    next output's context is captured while the current epilogue runs, as the core does."""
+    E = EPILOGUE
+    return [(str(rng.choice(kinds)),
+             {"row": int(rng.integers(0, 1 << E["row_width"])), "srow": int(rng.integers(0, 1 << (E["row_width"] - 1))),
+              "group": int(rng.integers(0, 1 << E["group_width"])),
+              "theta": [int(v) for v in rng.integers(0, 1 << E["theta_width"], size=E["lanes"])]},
+             int(rng.integers(1, 4)), int(rng.choice(slack))) for _ in range(n)]
+
+
+def run_epilogue(outputs):
+    """Drives starts and captures; returns, per cycle, the outputs as {port: value} and the plan (kind, context,
+    start cycle) of each epilogue."""
+    from golden.components import EPILOGUE_CYCLES
+    E = EPILOGUE
+    dut = OutputEpilogue(**E)
+    ports = ("rotate", "lif_start", "lif_valid", "lif_step", "act_write", "act_row", "stream_start", "stream_row",
+             "stream_next", "stream_write", "stream_write_row", "head_write", "head_group", "idle")
+    plan, events = [], {}     # events: cycle -> ("capture", context) | ("start", kind)
+    c = 1
+    for kind, ctx_values, delay, slack in outputs:
+        cap = max(c - delay, 0 if not plan else plan[-1][2] + 1)
+        events.setdefault(cap, []).append(("capture", ctx_values))
+        events.setdefault(c, []).append(("start", kind))
+        plan.append((kind, ctx_values, c))
+        c += EPILOGUE_CYCLES[kind](E["T"]) + slack
+    total = c + 8
+
+    async def bench(ctx):
+        seen = []
+        for cycle in range(total):
+            ctx.set(dut.capture, 0)
+            ctx.set(dut.start, 0)
+            for what, arg in events.get(cycle, []):
+                if what == "capture":
+                    ctx.set(dut.capture, 1)
+                    ctx.set(dut.capture_row, arg["row"])
+                    ctx.set(dut.capture_srow, arg["srow"])
+                    ctx.set(dut.capture_group, arg["group"])
+                    for l, v in enumerate(arg["theta"]):
+                        ctx.set(dut.capture_theta[l], v)
+                else:
+                    ctx.set(dut.start, 1)
+                    ctx.set(dut.kind, KINDS[arg])
+            got = {p: ctx.get(getattr(dut, p)) for p in ports}
+            if got["lif_start"]:
+                got["lif_theta"] = [ctx.get(dut.lif_theta[l]) for l in range(E["lanes"])]
+            seen.append(got)
+            await ctx.tick()
+        return plan, seen
+    return simulate(dut, bench)
+
+
+def epilogue_check(result, names=None):
+    plan, seen = result
+    T = EPILOGUE["T"]
+    want = {k: {} for k in ("lif_start", "lif_valid", "rotate", "act_write", "stream_start", "stream_next",
+                            "stream_write", "head_write")}
+    busy, ctx_at = set(), {}
+    for i, (kind, ctx_values, s) in enumerate(plan):
+        sched = epilogue_schedule(kind, T, s)
+        for k in want:
+            for c, v in sched[k].items():
+                assert c not in want[k], f"the plan overlaps at cycle {c}"
+                want[k][c] = v
+                ctx_at[(k, c)] = (i, ctx_values)
+        busy |= sched["busy"]
+    for c, got in enumerate(seen):
+        for k in want:
+            assert got[k] == (c in want[k]), f"cycle {c}: {k} {got[k]}, golden {c in want[k]}"
+        assert got["idle"] == (c not in busy), f"cycle {c}: idle {got['idle']}, golden {c not in busy}"
+        for k, c_want in want.items():
+            if c not in c_want:
+                continue
+            i, cv = ctx_at[(k, c)]
+            label = f"{names[i] if names else f'epilogue {i}'} ({plan[i][0]}), cycle {c}, {k}"
+            if k == "lif_start":
+                assert got["lif_theta"] == cv["theta"], f"{label}: theta {got['lif_theta']}, golden {cv['theta']}"
+            if k == "lif_valid":
+                assert got["lif_step"] == c_want[c], f"{label}: step {got['lif_step']}, golden {c_want[c]}"
+            if k == "act_write":
+                assert got["act_row"] == cv["row"], f"{label}: row {got['act_row']}, golden {cv['row']}"
+            if k == "stream_start":
+                assert got["stream_row"] == cv["srow"], f"{label}: stream row {got['stream_row']}, golden {cv['srow']}"
+            if k == "stream_write":
+                assert got["stream_write_row"] == cv["srow"] + c_want[c], \
+                    f"{label}: write row {got['stream_write_row']}, golden {cv['srow'] + c_want[c]}"
+            if k == "head_write":
+                assert got["head_group"] == cv["group"], f"{label}: group {got['head_group']}, golden {cv['group']}"
+
+
+def test_output_epilogue_random_outputs_equal_golden():
+    rng = np.random.default_rng(31)
+    epilogue_check(run_epilogue(epilogue_outputs(rng, TRANSACTIONS)))
+
+
+EPILOGUE_EDGES = {
+    "LIF epilogues back to back": dict(kinds=("lif",), slack=(0,)),
+    "stream adds back to back": dict(kinds=("stream_add",), slack=(0,)),
+    "head writes back to back": dict(kinds=("head",), slack=(0,)),
+    "kinds alternating, back to back": dict(slack=(0,)),
+}
+
+
+@pytest.mark.parametrize("case", list(EPILOGUE_EDGES))
+def test_output_epilogue_edge_case(case):
+    rng = np.random.default_rng(32)
+    outputs = epilogue_outputs(rng, 12, **EPILOGUE_EDGES[case])
+    epilogue_check(run_epilogue(outputs), [case] * len(outputs))
 
 
 # ---------------------------------------------------------------------------------------------------- Kᵀ·V tokens

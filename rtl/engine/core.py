@@ -48,6 +48,7 @@ from .accumulators import LaneAccumulators
 from .addend import AddendShifter
 from .argmax import ArgmaxUnit
 from .kv_tokens import KvTokenScanner
+from .epilogue import EpilogueKind, OutputEpilogue
 from .events import EventPipeline
 from .layer_table import LayerTable, Opcode, layer_field_widths
 from .lif import LifLanes
@@ -83,8 +84,8 @@ KV_ACC_LATENCY = KvTokenScanner.PICK_LATENCY + 6
 def output_spacing(T):
     """Least cycles between the last SCAN cycles of two outputs of an accumulating layer: the snapshot of an output
     reads its context ACC_LATENCY cycles after its last SCAN (the next output must not have replaced it yet), and the
-    epilogue (LIF: T + 3 cycles, stream add: T + 4) must be back to idle before the next snapshot."""
-    return max(ACC_LATENCY, T + 4)
+    epilogue must be back to idle before the next snapshot."""
+    return max([ACC_LATENCY] + [OutputEpilogue.cycles(kind, T) for kind in EpilogueKind])
 
 
 def timing(T):
@@ -104,9 +105,10 @@ def timing(T):
         "epilogue": {"pool_write": 1},         # WRITE
         # accumulating layers: an output's epilogue runs beside the next output's scan (see the docstring)
         "output_spacing": output_spacing(T),   # cycles from an output's last SCAN cycle to the next one's, at least
-        "layer_tail": {"lif": ACC_LATENCY + T + 3,          # snapshot, E_LIF (T + 1), E_WRITE, then FETCH
-                       "stream_add": ACC_LATENCY + T + 4,   # snapshot, E_SW (T + 3), then FETCH
-                       "head_write": ACC_LATENCY + 2},      # snapshot, E_HEAD, then FETCH
+        # the last output's snapshot, its epilogue (OutputEpilogue's schedule), then FETCH
+        "layer_tail": {"lif": ACC_LATENCY + OutputEpilogue.cycles(EpilogueKind.LIF, T),
+                       "stream_add": ACC_LATENCY + OutputEpilogue.cycles(EpilogueKind.STREAM_ADD, T),
+                       "head_write": ACC_LATENCY + OutputEpilogue.cycles(EpilogueKind.HEAD, T)},
         "stream_lif_output": T + 1,            # SLP: one output's start and T timesteps, the outputs back to back
         "stream_lif_fixed": 4,                 # SL_INIT, SL_WAIT, then the last output's write (2)
         "kv_block_token": 1,                   # KVA: one K row per token, per (lane group, K row block)
@@ -223,14 +225,14 @@ class SpikeEngine(wiring.Component):
         acc = [[lanes.acc[l][t] for t in range(T)] for l in range(P)]
         held = [[lanes.held[l][t] for t in range(T)] for l in range(P)]
         m.submodules.lif = lif = LifLanes(P, T, max(AW, W["stream"]), TW, MW)
+        m.submodules.epilogue = epilogue = OutputEpilogue(P, T, ADW, 16, TW)
         m.submodules.argmax = argmax = ArgmaxUnit(self.K, W["logit"])
         addend = [[Signal(signed(AW), name=f"add_{l}_{t}") for t in range(T)] for l in range(P)]
         add_en = [[Signal(name=f"add_en_{l}_{t}") for t in range(T)] for l in range(P)]
         acc_init = Signal()
         snap = Signal()         # the end-of-output marker reached the accumulators: held <- acc, acc <- next bias
-        # the epilogues read timestep t from acc[l][0] and rotate the T accumulators by one: no t-indexed
+        # the epilogue reads timestep t from held[l][0] and rotates the held copy by one: no t-indexed
         # multiplexer (its select fans out to every lane) in front of the LIF and the stream adder
-        acc_rotate = Signal()   # registered: its fan-out reaches every accumulator
         bias_gate = Signal()
         bias_t0_only = Signal()   # the head's bias: timestep 0 alone (the others are narrower)
         bias_q = [Signal(signed(BW), name=f"bias_{l}") for l in range(P)]
@@ -310,7 +312,7 @@ class SpikeEngine(wiring.Component):
         sh = [addends.addend[l] for l in range(P)]
         m.submodules.stream_adder = stream_adder = StreamAdder(P, SW, AW)
         # stream and activation read registers
-        s_addr, s_waddr = Signal(ADW), Signal(ADW)
+        s_addr = Signal(ADW)
         s_q = Signal(P * SW, reset_less=True)
         sl_ph = Signal(range(T + 1))     # stream LIF: phase of the output's period
         sl_prev, sl_last, sl_end = Signal(), Signal(), Signal()
@@ -440,9 +442,8 @@ class SpikeEngine(wiring.Component):
                 m.d.comb += [lanes.add_en[l][tt].eq(add_en[l][tt]), lanes.addend[l][tt].eq(addend[l][tt])]
             m.d.comb += lanes.init_value[l].eq(Mux(bias_gate, bias_q[l], 0))
         m.d.comb += [lanes.init.eq(acc_init | snap | kv_snap), lanes.init_t0_only.eq(bias_t0_only),
-                     lanes.snap.eq(snap | kv_snap),
-                     lanes.rotate.eq(acc_rotate)]
-        m.d.sync += [acc_init.eq(0), acc_rotate.eq(0)]
+                     lanes.snap.eq(snap | kv_snap)]
+        m.d.sync += acc_init.eq(0)
 
         # ---------------------------------------------------------------- LIF: one timestep per cycle
         bad.append(lif.overflow)
@@ -552,20 +553,18 @@ class SpikeEngine(wiring.Component):
         # an accumulating layer's output ends: the marker follows its last event down the pipeline; the snapshot
         # (ACC_LATENCY cycles on) starts its epilogue from the context captured here, while the next output scans
         SPACING = output_spacing(T)
-        epilogue_idle = Signal()
         gap = Signal(range(SPACING + 1))     # cycles until the next output may end
         gap_zero = Signal(init=1)            # gap == 0, kept as a flag: it steers the whole loop nest
         first_out = Signal()                 # no earlier output of this layer: OUT_INIT initialises the accumulators
-        ctx_row, ctx_srow, ctx_g = Signal(ADW), Signal(ADW), Signal(16)
-        ctx_theta = [Signal(TW, name=f"ctx_theta_{l}") for l in range(P)]
         with m.If(gap != 0):
             m.d.sync += [gap.eq(gap - 1), gap_zero.eq(gap == 1)]
 
         def end_output():
             m.d.comb += events.mark.eq(1)
-            m.d.sync += [gap.eq(SPACING - 1), gap_zero.eq(SPACING == 1), first_out.eq(0),
-                         ctx_row.eq(out_row), ctx_srow.eq(srow), ctx_g.eq(g)]
-            m.d.sync += [ctx_theta[l].eq(p_theta[l]) for l in range(P)]
+            m.d.sync += [gap.eq(SPACING - 1), gap_zero.eq(SPACING == 1), first_out.eq(0)]
+            m.d.comb += [epilogue.capture.eq(1), epilogue.capture_row.eq(out_row), epilogue.capture_srow.eq(srow),
+                         epilogue.capture_group.eq(g)]
+            m.d.comb += [epilogue.capture_theta[l].eq(p_theta[l]) for l in range(P)]
 
             def wait_for_epilogue():
                 m.next = "LAYER_WAIT"
@@ -701,7 +700,7 @@ class SpikeEngine(wiring.Component):
             # the last output of an accumulating layer: its epilogue ends before the next layer reads its rows
             with m.State("LAYER_WAIT"):
                 # (KV_NEXT's two cycles hold the last K channel's marker until it has left the token scanner)
-                with m.If(~(events.busy | Cat(*kvb_end).any() | kv_snap | kv_write) & epilogue_idle):
+                with m.If(~(events.busy | Cat(*kvb_end).any() | kv_snap | kv_write) & epilogue.idle):
                     next_layer()
 
             # ------------------------------------------------------------ pooling write (the stream LIF writes in SLP)
@@ -854,58 +853,30 @@ class SpikeEngine(wiring.Component):
 
         # ---------------------------------------------------------------- epilogue of the accumulating layers
         # It starts at the snapshot of an output (held <- acc) and runs while the controller scans the next output;
-        # output_spacing() keeps one epilogue from catching up with the next.
-        e_row, e_g = Signal(ADW), Signal(16)
-        e_t = Signal(range(T + 4))
-        with m.FSM(init="E_IDLE", name="epilogue") as efsm:
-            with m.State("E_IDLE"):
-                with m.If(snap):
-                    m.d.sync += [e_row.eq(ctx_row), e_g.eq(ctx_g), e_t.eq(0), s_addr.eq(ctx_srow),
-                                 s_waddr.eq(ctx_srow)]
-                    with m.If(op == Opcode.HEAD):
-                        m.next = "E_HEAD"
-                    with m.Elif(L["to_stream"]):
-                        m.next = "E_SW"
-                    with m.Else():
-                        m.d.comb += [lif.theta[l].eq(ctx_theta[l]) for l in range(P)]
-                        m.d.comb += lif.start.eq(1)
-                        m.d.sync += acc_rotate.eq(1)
-                        m.next = "E_LIF"
-
-            # the LIF over the T held values, one timestep per cycle, then the output's spike words
-            with m.State("E_LIF"):
-                with m.If(e_t < T):
-                    lif_issue([held[l][0] for l in range(P)], e_t)
-                with m.If(e_t < T - 1):
-                    m.d.sync += acc_rotate.eq(1)
-                m.d.sync += e_t.eq(e_t + 1)
-                with m.If(e_t == T):
-                    m.next = "E_WRITE"
-
-            with m.State("E_WRITE"):
-                m.d.comb += [act_wr.addr.eq(e_row), act_wr.en.eq(1), act_wr.data.eq(lif.spikes.as_value())]
-                m.next = "E_IDLE"
-
-            # stream add, pipelined over t: read (t), RAM, s_q (t + 2), sum (t + 3), write
-            with m.State("E_SW"):
-                with m.If(e_t < T):
-                    m.d.sync += s_addr.eq(s_addr + 1)
-                with m.If((e_t >= 1) & (e_t < T + 1)):
-                    m.d.sync += acc_rotate.eq(1)
-                # the stream adder adds in cycles t = 2 .. T + 1 (it runs every cycle, see above)
-                with m.If(e_t >= 3):
-                    m.d.comb += [s_wr.addr.eq(s_waddr), s_wr.en.eq(1), s_wr.data.eq(stream_adder.sum.as_value())]
-                    m.d.sync += [s_waddr.eq(s_waddr + 1), sw_bad.eq(stream_adder.overflow)]
-                m.d.sync += e_t.eq(e_t + 1)
-                with m.If(e_t == T + 2):
-                    m.next = "E_IDLE"
-
-            with m.State("E_HEAD"):
-                for k in range(self.K):
-                    with m.If(e_g == k // P):
-                        m.d.sync += logits[k].eq(held[k % P][0])
-                m.next = "E_IDLE"
-        m.d.comb += epilogue_idle.eq(efsm.ongoing("E_IDLE"))
+        # output_spacing() keeps one epilogue from catching up with the next. The stream read-address register
+        # stays here (one register in front of the RAM, shared with the stream LIF and head Z loops above).
+        m.d.comb += [epilogue.start.eq(snap), lanes.rotate.eq(epilogue.rotate),
+                     epilogue.kind.eq(Mux(op == Opcode.HEAD, EpilogueKind.HEAD,
+                                          Mux(L["to_stream"], EpilogueKind.STREAM_ADD, EpilogueKind.LIF)))]
+        with m.If(epilogue.lif_start):
+            m.d.comb += [lif.start.eq(1), lif.theta.eq(epilogue.lif_theta)]
+        with m.If(epilogue.lif_valid):
+            lif_issue([held[l][0] for l in range(P)], epilogue.lif_step)
+        with m.If(epilogue.act_write):
+            m.d.comb += [act_wr.addr.eq(epilogue.act_row), act_wr.en.eq(1), act_wr.data.eq(lif.spikes.as_value())]
+        with m.If(epilogue.stream_start):
+            m.d.sync += s_addr.eq(epilogue.stream_row)
+        with m.If(epilogue.stream_next):
+            m.d.sync += s_addr.eq(s_addr + 1)
+        # the stream adder adds every cycle (see above); the epilogue writes the sums of its timesteps
+        with m.If(epilogue.stream_write):
+            m.d.comb += [s_wr.addr.eq(epilogue.stream_write_row), s_wr.en.eq(1),
+                         s_wr.data.eq(stream_adder.sum.as_value())]
+            m.d.sync += sw_bad.eq(stream_adder.overflow)
+        with m.If(epilogue.head_write):
+            for k in range(self.K):
+                with m.If(epilogue.head_group == k // P):
+                    m.d.sync += logits[k].eq(held[k % P][0])
         # which layers use each RAM's reads: a read in another layer lands in a register nobody reads, so a
         # collision there is harmless (tests/test_engine_collisions.py checks the others never happen)
         self.ram_reads_used = {
