@@ -92,6 +92,28 @@ def epilogue_schedule(kind: str, T: int, s: int) -> dict:
     return out
 
 
+def stream_lif_schedule(n: int, T: int, s: int) -> dict:
+    """StreamLifSequencer (rtl/engine/stream_lif.py): the commands of a stream-LIF layer of n outputs started in
+    cycle s, by cycle. Output k's period (T + 1 cycles) starts in s + 2 + k(T + 1); a last period (k = n) only writes.
+    Returns {command: {cycle: value}} for stream_start, stream_next, lif_start, advance, lif_valid (value: the
+    timestep), act_write (value: the output written) and done."""
+    out = {k: {} for k in ("stream_start", "stream_next", "lif_start", "advance", "lif_valid", "act_write", "done")}
+    out["stream_start"][s] = None
+    out["stream_next"][s + 1] = None
+    for k in range(n + 1):
+        base = s + 2 + k * (T + 1)
+        for p in range(T + 1 if k < n else 2):
+            if p != T - 1:
+                out["stream_next"][base + p] = None     # a row a cycle, two ahead of its timestep
+        if k < n:
+            out["lif_start"][base] = out["advance"][base] = None
+            out["lif_valid"].update({base + 1 + t: t for t in range(T)})
+        if k >= 1:
+            out["act_write"][base + 1] = k - 1
+    out["done"][s + 2 + n * (T + 1) + 1] = None
+    return out
+
+
 def kv_channel_tokens(nz_words, offsets, present: int, heads: int, head_dim: int) -> list[int]:
     """KvTokenScanner (rtl/engine/kv_tokens.py): the row offsets of the present tokens (bit j of `present`) whose
     stored lane bits (nz_words[j]) have lane h·head_dim set for some head h, lowest token first: one per cycle, from

@@ -55,6 +55,7 @@ from .lif import LifLanes
 from .memories import RAM_COLLISIONS, BankedRom, RamRead, RamWrite, RomRead, SlicedRam, memory_layout
 from .scanner import RowScanner
 from .stream_adder import StreamAdder
+from .stream_lif import StreamLifSequencer
 from .util import bits as _bits
 from .util import fits as _fits
 
@@ -109,8 +110,8 @@ def timing(T):
         "layer_tail": {"lif": ACC_LATENCY + OutputEpilogue.cycles(EpilogueKind.LIF, T),
                        "stream_add": ACC_LATENCY + OutputEpilogue.cycles(EpilogueKind.STREAM_ADD, T),
                        "head_write": ACC_LATENCY + OutputEpilogue.cycles(EpilogueKind.HEAD, T)},
-        "stream_lif_output": T + 1,            # SLP: one output's start and T timesteps, the outputs back to back
-        "stream_lif_fixed": 4,                 # SL_INIT, SL_WAIT, then the last output's write (2)
+        "stream_lif_output": StreamLifSequencer.period(T),    # the outputs back to back
+        "stream_lif_fixed": StreamLifSequencer.FIXED_CYCLES,   # start, the first read, the last output's write
         "kv_block_token": 1,                   # KVA: one K row per token, per (lane group, K row block)
         "kv_block_fixed": 5,                   # KV_INIT, KVA_WAIT (2), KV_NEXT (2) per (lane group, K row block)
         "kv_channel_fixed": 1,                 # KV_CH per K channel; KV_SCAN holds max(row_min, tokens with a
@@ -226,6 +227,7 @@ class SpikeEngine(wiring.Component):
         held = [[lanes.held[l][t] for t in range(T)] for l in range(P)]
         m.submodules.lif = lif = LifLanes(P, T, max(AW, W["stream"]), TW, MW)
         m.submodules.epilogue = epilogue = OutputEpilogue(P, T, ADW, 16, TW)
+        m.submodules.stream_lif = stream_lif = StreamLifSequencer(T)
         m.submodules.argmax = argmax = ArgmaxUnit(self.K, W["logit"])
         addend = [[Signal(signed(AW), name=f"add_{l}_{t}") for t in range(T)] for l in range(P)]
         add_en = [[Signal(name=f"add_en_{l}_{t}") for t in range(T)] for l in range(P)]
@@ -314,8 +316,6 @@ class SpikeEngine(wiring.Component):
         # stream and activation read registers
         s_addr = Signal(ADW)
         s_q = Signal(P * SW, reset_less=True)
-        sl_ph = Signal(range(T + 1))     # stream LIF: phase of the output's period
-        sl_prev, sl_last, sl_end = Signal(), Signal(), Signal()
         act_q = Signal(P * T, reset_less=True)
         # KV / head-Z
         kv_i = Signal(16)
@@ -611,7 +611,7 @@ class SpikeEngine(wiring.Component):
                 with m.Elif(lt_fields["op"] == Opcode.HEAD_Z):
                     m.next = "HZ_INIT"
                 with m.Elif(lt_fields["op"] == Opcode.STREAM_LIF):
-                    m.next = "SL_INIT"
+                    m.next = "SL_START"
                 with m.Else():
                     m.next = "OUT_START"
 
@@ -703,49 +703,20 @@ class SpikeEngine(wiring.Component):
                 with m.If(~(events.busy | Cat(*kvb_end).any() | kv_snap | kv_write) & epilogue.idle):
                     next_layer()
 
-            # ------------------------------------------------------------ pooling write (the stream LIF writes in SLP)
+            # ------------------------------------------------------------ pooling write
             with m.State("WRITE"):
                 m.d.comb += [act_wr.addr.eq(out_row), act_wr.en.eq(1),
                              act_wr.data.eq(Mux(op == Opcode.POOL, rowdata | Mux(pool_pend, act_q, 0), lif.spikes.as_value()))]
                 next_output()
 
-            # stream LIF, the outputs back to back: each a period of T + 1 cycles, phase 0 the LIF's start (the
-            # previous output's last timestep is in its second stage then), phases 1..T its timesteps, and the
-            # previous output's spikes written in phase 1. The stream RAM reads a row every cycle but one per period,
-            # two cycles ahead of its timestep; the parameter RAM reads the next output's row during the period.
-            with m.State("SL_INIT"):
-                m.d.sync += [s_addr.eq(srow), sl_ph.eq(0), sl_prev.eq(0), sl_last.eq(0), sl_end.eq(0)]
-                m.next = "SL_WAIT"
+            # stream LIF: StreamLifSequencer runs the layer, the outputs back to back (wired below the FSM)
+            with m.State("SL_START"):
+                m.d.comb += stream_lif.start.eq(1)
+                m.next = "SL_RUN"
 
-            with m.State("SL_WAIT"):
-                m.d.sync += s_addr.eq(s_addr + 1)
-                m.next = "SLP"
-
-            with m.State("SLP"):
-                with m.If(sl_ph == 0):
-                    with m.If(~sl_end):
-                        m.d.comb += [lif.theta[l].eq(p_theta[l]) for l in range(P)]
-                        m.d.comb += lif.start.eq(1)
-                    m.d.sync += sl_last.eq(g_last & y_last)
-                    with m.If(~g_last):
-                        m.d.sync += [g.eq(g + 1), g_last.eq(g + 2 >= L["Gout"]), p_addr.eq(p_addr + 1)]
-                    with m.Else():
-                        m.d.sync += [g.eq(0), g_last.eq(L["Gout"] <= 1), p_addr.eq(L["p_base"]),
-                                     y.eq(y + 1), y_last.eq(y + 2 >= L["Ho"])]
-                with m.If((sl_ph != 0) & ~sl_end):
-                    lif_issue(s_vals, sl_ph - 1)
-                with m.If((sl_ph == 1) & sl_prev):
-                    m.d.comb += [act_wr.addr.eq(out_row), act_wr.en.eq(1), act_wr.data.eq(lif.spikes.as_value())]
-                    m.d.sync += out_row.eq(out_row + 1)
-                with m.If(sl_ph != T - 1):
-                    m.d.sync += s_addr.eq(s_addr + 1)
-                with m.If(sl_ph == T):
-                    m.d.sync += [sl_ph.eq(0), sl_prev.eq(1), sl_end.eq(sl_last)]
-                with m.Else():
-                    m.d.sync += sl_ph.eq(sl_ph + 1)
-                with m.If(sl_end & (sl_ph == 1)):
+            with m.State("SL_RUN"):
+                with m.If(stream_lif.done):
                     next_layer()
-
 
             # ------------------------------------------------------------ Kᵀ·V by AND-accumulate over tokens
             with m.State("KV_INIT"):
@@ -850,6 +821,29 @@ class SpikeEngine(wiring.Component):
             with m.State("ARGMAX_DONE"):
                 m.d.sync += [busy.eq(0), done.eq(1)]
                 m.next = "IDLE"
+
+        # ---------------------------------------------------------------- stream LIF layers
+        # the sequencer's commands: the stream rows into the LIF, its spike words into the activation RAM, the
+        # output counters (the parameter RAM then reads the next output's thresholds)
+        m.d.comb += stream_lif.last.eq(g_last & y_last)
+        with m.If(stream_lif.stream_start):
+            m.d.sync += s_addr.eq(srow)
+        with m.If(stream_lif.stream_next):
+            m.d.sync += s_addr.eq(s_addr + 1)
+        with m.If(stream_lif.lif_start):
+            m.d.comb += lif.start.eq(1)
+            m.d.comb += [lif.theta[l].eq(p_theta[l]) for l in range(P)]
+        with m.If(stream_lif.lif_valid):
+            lif_issue(s_vals, stream_lif.lif_step)
+        with m.If(stream_lif.act_write):
+            m.d.comb += [act_wr.addr.eq(out_row), act_wr.en.eq(1), act_wr.data.eq(lif.spikes.as_value())]
+            m.d.sync += out_row.eq(out_row + 1)
+        with m.If(stream_lif.advance):
+            with m.If(~g_last):
+                m.d.sync += [g.eq(g + 1), g_last.eq(g + 2 >= L["Gout"]), p_addr.eq(p_addr + 1)]
+            with m.Else():
+                m.d.sync += [g.eq(0), g_last.eq(L["Gout"] <= 1), p_addr.eq(L["p_base"]),
+                             y.eq(y + 1), y_last.eq(y + 2 >= L["Ho"])]
 
         # ---------------------------------------------------------------- epilogue of the accumulating layers
         # It starts at the snapshot of an output (held <- acc) and runs while the controller scans the next output;
