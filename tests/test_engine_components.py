@@ -658,6 +658,8 @@ def run_kv_tokens(cfg, blocks):
                 ctx.set(dut.store_nz, int(words[j]))
                 ctx.set(dut.store_off, int(offsets[j]))
                 await tick()
+            for _ in range(KvTokenScanner.STORE_LATENCY - 1):
+                await tick()
             block_scans = []
             for ch in range(channels):
                 for _ in range(idle[ch]):

@@ -32,7 +32,7 @@ Cycle cost (exact): `timing()` below lists every fixed cost; gen-rtl writes it i
   fill) + Σ_taps [1 if out of bounds else Σ_rows max(1, nnz(row))], and max(output_spacing(T), span) for every
   output after the layer's first; then the layer's tail (ACC_LATENCY + T + 3 LIF | ACC_LATENCY + T + 4 stream add |
   ACC_LATENCY + 2 head write). pooling outputs: 2 + Σ_taps [1 | 2 per row] + 1. stream LIF: T + 1 per output
-  (back to back) + 4 per layer. KV: N + 5 per (group, K row block), 1 + max(1, tokens with a non-zero K word) per
+  (back to back) + 4 per layer. KV: N + 6 per (group, K row block), 1 + max(1, tokens with a non-zero K word) per
   (group, K channel) (channels back to back), KV_ACC_LATENCY per layer. head Z: (N·T + DRAIN + 2) per group.
   argmax: K + 2 cycles.
 There is no multiplier: the bit-serial layers (first conv over pixel bits, head over the bits of Z) shift-add.
@@ -113,7 +113,7 @@ def timing(T):
         "stream_lif_output": StreamLifSequencer.period(T),    # the outputs back to back
         "stream_lif_fixed": StreamLifSequencer.FIXED_CYCLES,   # start, the first read, the last output's write
         "kv_block_token": 1,                   # KVA: one K row per token, per (lane group, K row block)
-        "kv_block_fixed": 5,                   # KV_INIT, KVA_WAIT (2), KV_NEXT (2) per (lane group, K row block)
+        "kv_block_fixed": 6,                   # KV_INIT, KVA_WAIT (3), KV_NEXT (2) per (lane group, K row block)
         "kv_channel_fixed": 1,                 # KV_CH per K channel; KV_SCAN holds max(row_min, tokens with a
                                                # non-zero K word) cycles; the channel's write overlaps the next
         "kv_tail": KV_ACC_LATENCY,             # LAYER_WAIT: the last channel's snapshot and write (its marker
@@ -735,11 +735,11 @@ class SpikeEngine(wiring.Component):
                              k_addr.eq(k_addr + L["Gout"]), row_addr.eq(k_addr + L["Gout"]),
                              n.eq(n + 1), n_last.eq(n + 2 >= L["N"])]
                 with m.If(n_last):
-                    m.d.sync += drain.eq(1)
+                    m.d.sync += drain.eq(KvTokenScanner.STORE_LATENCY)
                     m.next = "KVA_WAIT"
 
             with m.State("KVA_WAIT"):
-                # the last K row reaches the token scanner two cycles after its read
+                # the last K row reaches the token scanner two cycles after its read, its scan STORE_LATENCY on
                 m.d.sync += drain.eq(drain - 1)
                 with m.If(drain == 0):
                     m.next = "KV_CH"

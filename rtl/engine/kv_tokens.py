@@ -27,12 +27,16 @@ class KvTokenScanner(wiring.Component):
       valid, more             the scan has a current token; it has another one after it (RowScanner's)
       pick_valid, pick_off    the token taken PICK_LATENCY cycles earlier and its row offset
       take_tag -> pick_tag    caller data (e.g. the channel's lane) that travels with the token
-    Latency: load in cycle c → first token valid in c + 1; take in c → pick_valid, pick_off in c + PICK_LATENCY
-    (the taken token's one-hot register, then the offset's AND-OR over the one-hot: no index encoder and no
-    token-indexed multiplexer). Throughput: one token per cycle; a channel holds the scan max(1, tokens) cycles.
-    Stored bits and offsets change only with store and shift.
+    Latency: store in cycle c → a load from c + STORE_LATENCY on sees it (the store is registered first: the K row
+    comes straight from a block RAM's output register anywhere on the die); load in cycle c → first token valid in
+    c + 1; take in c → pick_valid, pick_off in c + PICK_LATENCY (the taken token's one-hot register, then the
+    offset's AND-OR over the one-hot: no index encoder and no token-indexed multiplexer). Throughput: one store, or
+    one token, per cycle; a channel holds the scan max(1, tokens) cycles. Stored bits and offsets change only with
+    store and shift (a shift in the cycle after a store leaves that token's stored bits unshifted: the caller
+    does not do that).
     """
 
+    STORE_LATENCY = 2
     PICK_LATENCY = 2
 
     def __init__(self, tokens: int, lanes: int, heads: int, head_dim: int, offset_width: int, tag_width: int = 1):
@@ -53,9 +57,13 @@ class KvTokenScanner(wiring.Component):
         nz = [Signal(P, name=f"nz_{j}") for j in range(N)]
         off = [Signal(self.OW, name=f"off_{j}") for j in range(N)]
         m.submodules.scanner = scanner = RowScanner(N)
+        store, store_token = Signal(), Signal.like(self.store_token)
+        store_nz, store_off = Signal.like(self.store_nz), Signal.like(self.store_off)
+        m.d.sync += [store.eq(self.store), store_token.eq(self.store_token), store_nz.eq(self.store_nz),
+                     store_off.eq(self.store_off)]
         for j in range(N):
-            with m.If(self.store & (self.store_token == j)):
-                m.d.sync += [nz[j].eq(self.store_nz), off[j].eq(self.store_off)]
+            with m.If(store & (store_token == j)):
+                m.d.sync += [nz[j].eq(store_nz), off[j].eq(store_off)]
             with m.Elif(self.shift):
                 m.d.sync += nz[j].eq(nz[j] >> 1)
         channel = Cat(Cat(nz[j][h * d] for h in range(H)).any() for j in range(N))
