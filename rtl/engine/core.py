@@ -28,7 +28,7 @@ Overflow checks use a guard bit and run a cycle behind.
 
 Cycle cost (exact): `timing()` below lists every fixed cost; gen-rtl writes it into manifest.json and
 `hls_models/engine_cycles.py` composes it with the image's events (the tests compare it with the RTL):
-  per layer: 2 (fetch) ; per output (position, group) of an accumulating layer, its span 2 + 3 (row pipeline
+  per layer: 2 (fetch) ; per output (position, group) of an accumulating layer, its span 1 + 4 (row pipeline
   fill) + Σ_taps [1 if out of bounds else Σ_rows max(1, nnz(row))], and max(output_spacing(T), span) for every
   output after the layer's first; then the layer's tail (ACC_LATENCY + T + 3 LIF | ACC_LATENCY + T + 4 stream add |
   ACC_LATENCY + 2 head write). pooling outputs: 2 + Σ_taps [1 | 2 per row] + 1. stream LIF: T + 1 per output
@@ -97,8 +97,9 @@ def timing(T):
         "acc_latency": ACC_LATENCY,            # SCAN cycle of an event -> first cycle its addend is in the acc
         "drain": DRAIN,                        # wait between the cycle after an output's last SCAN and its epilogue
         "layer_fetch": 2,                      # FETCH, LOAD
-        "output_start": 2,                     # OUT_START, OUT_INIT
-        "row_fill": 3,                         # ROWS: issue, RAM read, row register before the first scan
+        "output_start": 1,                     # OUT_INIT
+        "row_fill": 4,                         # ROWS: issue, RAM read, row register, mask register before the
+                                               # first scan
         "row_min": 1,                          # a row (or a bubble) holds the scanner max(row_min, events) cycles
         "tap_outside": 1,                      # a kernel tap outside the input map: one bubble item
         "pool_row": 2,                         # pooling: ROW_RD, LATCH (the OR needs no scan)
@@ -246,20 +247,22 @@ class SpikeEngine(wiring.Component):
         # counters
         layer = Signal(range(len(plan.layers) + 1))
         y, x = Signal(16), Signal(16)
-        ys, xs = Signal(16), Signal(16)
-        ybase, xbase = Signal(signed(ADW)), Signal(signed(ADW))
+        xbase = Signal(signed(ADW))
         g = Signal(16)
         out_row = Signal(ADW)
         srow = Signal(ADW)
-        grow = Signal(ADW)
         gdp = Signal(16)
         wg = Signal(ADW)
         p_addr = Signal(ADW)
         ky, kx = Signal(2), Signal(2)
-        iy, ix = Signal(signed(18)), Signal(signed(18))   # input row / column of tap (0, 0)
+        # the next output's first input row and column (tap (0, 0)) and its row address a0 + Y·YSTEP + X·XSTEP + the
+        # group's row offset (pb1 + pb2), kept up to date by the loop nest itself so that an output starts in one
+        # cycle (OUT_INIT)
+        iy, ix = Signal(signed(18)), Signal(signed(18))
         xok = [Signal(name=f"xok_{k}") for k in range(3)]  # tap column k lies inside the input map
         yok = [Signal(name=f"yok_{k}") for k in range(3)]
         pb1, pb2 = Signal(signed(ADW + 2)), Signal(signed(ADW + 2))
+        params_due = Signal()   # OUT_INIT's output: its parameter row is read in the next cycle
         row_addr = Signal(signed(ADW + 2))      # the current input row
         tap_addr = Signal(signed(ADW + 2))      # row of gi = 0 in the current tap
         tap_row = Signal(signed(ADW + 2))       # row of gi = 0, kx = 0 in the current kernel row
@@ -274,11 +277,14 @@ class SpikeEngine(wiring.Component):
         m.submodules.scanner = scanner = RowScanner(MASKW)
         # row pipeline (ROWS): the issuer walks taps and rows and issues one item a cycle (a row read, or a bubble
         # for a tap outside the map); stage 1 is the RAM output, stage 2 the registered row (act_q, imgq, zq),
-        # then the scanner, which holds an item max(1, events) cycles. All stages advance together when the
-        # scanner takes its next item (row_adv); otherwise they hold, the RAMs with their read enable low.
+        # stage 3 the row and its non-zero mask in registers beside the scanner (act_q is the block RAM's own
+        # output register, anywhere on the die: its mask and the scanner's "two or more" count behind it were the
+        # critical path), then the scanner, which holds an item max(1, events) cycles. All stages advance together
+        # when the scanner takes its next item (row_adv); otherwise they hold, the RAMs with their read enable low.
         iss_done = Signal()
         s1_v, s1_bub, s1_wrow, s1_sel = Signal(), Signal(), Signal(ADW), Signal(max(1, lp))
         s2_v, s2_bub, s2_wrow = Signal(), Signal(), Signal(ADW)
+        s3_v, s3_wrow, s3_row, s3_mask = Signal(), Signal(ADW), Signal(P * T), Signal(MASKW)
         sc_act, sc_wrow = Signal(), Signal(ADW)
         row_adv = Signal()
         row_stall = Signal()
@@ -467,11 +473,8 @@ class SpikeEngine(wiring.Component):
             m.d.sync += drain.eq(cycles - 1)
             m.next = "DRAIN"
 
-        def goto_epilogue():
-            with m.If(op == Opcode.POOL):
-                m.next = "WRITE"
-            with m.Else():
-                start_drain()
+        def goto_epilogue():    # pooling, the only layer that walks its taps with next_tap
+            m.next = "WRITE"
 
         def next_tap():
             with m.If(kx < kmax):
@@ -524,29 +527,30 @@ class SpikeEngine(wiring.Component):
                 m.next = "FETCH"
 
         def next_output(at_layer_end=next_layer):
+            stride = Mux(L["s2"], 2, 1)
             m.d.sync += [out_row.eq(out_row + 1), srow.eq(srow + T)]
             with m.If(~g_last):
                 m.d.sync += [g.eq(g + 1), g_last.eq(g + 2 >= L["Gout"]), wg.eq(wg + L["R"]), p_addr.eq(p_addr + 1)]
+                # the group's row offset: one row per group, or DP rows every DP groups (hoff)
                 with m.If(L["hoff"] == 1):
-                    m.d.sync += grow.eq(grow + 1)
+                    m.d.sync += pb2.eq(pb2 + 1)
                 with m.Elif(L["hoff"] == 2):
                     with m.If(gdp + 1 == L["DP"]):
-                        m.d.sync += [gdp.eq(0), grow.eq(grow + L["DP"])]
+                        m.d.sync += [gdp.eq(0), pb2.eq(pb2 + L["DP"])]
                     with m.Else():
                         m.d.sync += gdp.eq(gdp + 1)
-                m.next = "OUT_START"
+                m.next = "OUT_INIT"
             with m.Else():
                 m.d.sync += [g.eq(0), g_last.eq(L["Gout"] <= 1), wg.eq(L["w_base"]), p_addr.eq(L["p_base"]),
-                             grow.eq(0), gdp.eq(0)]
+                             gdp.eq(0)]
                 with m.If(~x_last):
-                    m.d.sync += [x.eq(x + 1), x_last.eq(x + 2 >= L["Wo"]), xs.eq(xs + Mux(L["s2"], 2, 1)),
-                                 xbase.eq(xbase + L["XSTEP"])]
-                    m.next = "OUT_START"
+                    m.d.sync += [x.eq(x + 1), x_last.eq(x + 2 >= L["Wo"]), ix.eq(ix + stride),
+                                 xbase.eq(xbase + L["XSTEP"]), pb2.eq(xbase + L["XSTEP"])]
+                    m.next = "OUT_INIT"
                 with m.Elif(~y_last):
                     m.d.sync += [y.eq(y + 1), y_last.eq(y + 2 >= L["Ho"]), x.eq(0), x_last.eq(L["Wo"] <= 1),
-                                 xs.eq(0), xbase.eq(0),
-                                 ys.eq(ys + Mux(L["s2"], 2, 1)), ybase.eq(ybase + L["YSTEP"])]
-                    m.next = "OUT_START"
+                                 ix.eq(-pad), xbase.eq(0), pb2.eq(0), iy.eq(iy + stride), pb1.eq(pb1 + L["YSTEP"])]
+                    m.next = "OUT_INIT"
                 with m.Else():
                     at_layer_end()
 
@@ -584,6 +588,17 @@ class SpikeEngine(wiring.Component):
         m.d.sync += [sw_bad.eq(0), hz_bad.eq(0)]
         bad += [sw_bad, hz_bad]
 
+        # the bias and lane shifts of the output OUT_INIT started, read from the parameter RAM a cycle later (the
+        # loop nest advanced p_addr with the output): the previous output's snapshot initialises the accumulators
+        # with them (after its events), the first output of a layer here
+        m.d.sync += params_due.eq(0)
+        with m.If(params_due):
+            m.d.sync += [bias_q[l].eq(p_bias[l]) for l in range(P)]
+            m.d.sync += [lane_shift_next[l].eq(p_shift[l]) for l in range(P)]
+            with m.If(first_out):
+                m.d.sync += [addends.lane_shift[l].eq(p_shift[l]) for l in range(P)]
+                m.d.sync += acc_init.eq(1)
+
         with m.FSM(init="IDLE") as fsm:
             with m.State("IDLE"):
                 with m.If(self.start):
@@ -601,8 +616,10 @@ class SpikeEngine(wiring.Component):
                 m.d.sync += [g_last.eq(lt_fields["Gout"] <= 1), x_last.eq(lt_fields["Wo"] <= 1),
                              kv_last.eq(lt_fields["d"] <= 1),
                              y_last.eq(lt_fields["Ho"] <= 1)]
-                m.d.sync += [y.eq(0), x.eq(0), ys.eq(0), xs.eq(0), ybase.eq(0), xbase.eq(0), g.eq(0),
-                             out_row.eq(lt_fields["out_base"]), srow.eq(0), grow.eq(0), gdp.eq(0),
+                pad_next = Mux(lt_fields["k3"], 1, 0)
+                m.d.sync += [y.eq(0), x.eq(0), iy.eq(-pad_next), ix.eq(-pad_next), xbase.eq(0),
+                             pb1.eq(lt_fields["a0"]), pb2.eq(0), g.eq(0),
+                             out_row.eq(lt_fields["out_base"]), srow.eq(0), gdp.eq(0),
                              wg.eq(lt_fields["w_base"]), p_addr.eq(lt_fields["p_base"]), kv_i.eq(0),
                              khead.eq(lt_fields["k_base"]), kv_row.eq(0), hz_nbase.eq(0),
                              hz_step.eq(lt_fields["RS"] - (T - 1))]
@@ -613,23 +630,12 @@ class SpikeEngine(wiring.Component):
                 with m.Elif(lt_fields["op"] == Opcode.STREAM_LIF):
                     m.next = "SL_START"
                 with m.Else():
-                    m.next = "OUT_START"
+                    m.next = "OUT_INIT"
 
             # ------------------------------------------------------------ shared loop nest
-            with m.State("OUT_START"):
-                m.d.sync += [pb1.eq(L["a0"] + ybase), pb2.eq(xbase + grow), iy.eq(ys - pad), ix.eq(xs - pad)]
-                m.next = "OUT_INIT"
-
             with m.State("OUT_INIT"):
                 gate = (op == Opcode.ACC) | is_bitserial
-                # the bias and lane shifts of this output: the previous output's snapshot initialises the
-                # accumulators with them (after its events), the first output of a layer here
-                m.d.sync += [bias_q[l].eq(p_bias[l]) for l in range(P)]
-                m.d.sync += [lane_shift_next[l].eq(p_shift[l]) for l in range(P)]
-                with m.If(first_out):
-                    m.d.sync += [addends.lane_shift[l].eq(p_shift[l]) for l in range(P)]
-                    m.d.sync += acc_init.eq(1)
-                m.d.sync += [bias_gate.eq(gate), bias_t0_only.eq(op == Opcode.HEAD)]
+                m.d.sync += [bias_gate.eq(gate), bias_t0_only.eq(op == Opcode.HEAD), params_due.eq(1)]
                 for k in range(3):
                     m.d.sync += [xok[k].eq((ix + k >= 0) & (ix + k < L["Wi"])),
                                  yok[k].eq((iy + k >= 0) & (iy + k < L["Hi"]))]
@@ -637,7 +643,7 @@ class SpikeEngine(wiring.Component):
                 m.d.sync += [ky.eq(0), kx.eq(0), gi.eq(0), gi_last.eq(L["Gin"] <= 1),
                              row_addr.eq(pos), tap_addr.eq(pos),
                              tap_row.eq(pos), wrow.eq(wg), wtap.eq(wg), rowdata.eq(0), t.eq(0)]
-                m.d.sync += [iss_done.eq(0), s1_v.eq(0), s2_v.eq(0), sc_act.eq(0)]
+                m.d.sync += [iss_done.eq(0), s1_v.eq(0), s2_v.eq(0), s3_v.eq(0), sc_act.eq(0)]
                 with m.If(op == Opcode.POOL):
                     m.next = "ROW_RD"
                 with m.Else():
@@ -654,7 +660,7 @@ class SpikeEngine(wiring.Component):
                 m.d.sync += pool_pend.eq(1)
                 next_row()
 
-            # accumulating layers: issuer, two pipeline stages and the scanner all work in this one state
+            # accumulating layers: issuer, three pipeline stages and the scanner all work in this one state
             with m.State("ROWS"):
                 m.d.comb += [row_adv.eq(~sc_act | ~scanner.more), row_stall.eq(~row_adv)]
                 with m.If(sc_act & scanner.valid):
@@ -670,11 +676,12 @@ class SpikeEngine(wiring.Component):
                         with m.If(op == Opcode.ATTN):
                             m.d.comb += [events.off.eq(lowest[:ld]), events.head.eq(lowest[ld:])]
                 with m.If(row_adv):
-                    # the scanner takes stage 2's item (or idles), stage 2 takes stage 1's, stage 1 the issuer's
-                    new_mask = Mux(s2_bub, 0, Mux(op == Opcode.CONV_IN, imgq, Mux(op == Opcode.HEAD, zq,
-                                                                             Cat(w != 0 for w in act_words))))
-                    m.d.sync += [sc_act.eq(s2_v), rowdata.eq(act_q), sc_wrow.eq(s2_wrow)]
-                    m.d.comb += [scanner.load.eq(1), scanner.row_mask.eq(new_mask)]
+                    # the scanner takes stage 3's item (or idles), each stage the one before's, stage 1 the issuer's
+                    m.d.sync += [sc_act.eq(s3_v), rowdata.eq(s3_row), sc_wrow.eq(s3_wrow)]
+                    m.d.comb += [scanner.load.eq(1), scanner.row_mask.eq(s3_mask)]
+                    m.d.sync += [s3_v.eq(s2_v), s3_wrow.eq(s2_wrow), s3_row.eq(act_q),
+                                 s3_mask.eq(Mux(s2_bub, 0, Mux(op == Opcode.CONV_IN, imgq, Mux(
+                                     op == Opcode.HEAD, zq, Cat(w != 0 for w in act_words)))))]
                     zvals = Array(z_rd.data[l * ZW:(l + 1) * ZW] for l in range(P))
                     m.d.sync += [s2_v.eq(s1_v), s2_bub.eq(s1_bub), s2_wrow.eq(s1_wrow),
                                  imgq.eq(img_rd.data), zq.eq(zvals[s1_sel] if lp else zvals[0])]
@@ -685,7 +692,7 @@ class SpikeEngine(wiring.Component):
                             issue_next_row()
                         with m.Else():
                             issue_next_tap()
-                    with m.If(iss_done & ~s1_v & ~s2_v & gap_zero):
+                    with m.If(iss_done & ~s1_v & ~s2_v & ~s3_v & gap_zero):
                         # the scanner's last item ends in this cycle (or ended, and the output waited for the
                         # spacing); its last event reaches the accumulators ACC_LATENCY cycles after this one
                         end_output()
@@ -706,7 +713,7 @@ class SpikeEngine(wiring.Component):
             # ------------------------------------------------------------ pooling write
             with m.State("WRITE"):
                 m.d.comb += [act_wr.addr.eq(out_row), act_wr.en.eq(1),
-                             act_wr.data.eq(Mux(op == Opcode.POOL, rowdata | Mux(pool_pend, act_q, 0), lif.spikes.as_value()))]
+                             act_wr.data.eq(rowdata | Mux(pool_pend, act_q, 0))]
                 next_output()
 
             # stream LIF: StreamLifSequencer runs the layer, the outputs back to back (wired below the FSM)
