@@ -31,7 +31,7 @@ Cycle cost (exact): `timing()` below lists every fixed cost; gen-rtl writes it i
   per layer: 2 (fetch) ; per output (position, group) of an accumulating layer, its span 1 + 4 (row pipeline
   fill) + Σ_taps [1 if out of bounds else Σ_rows max(1, nnz(row))], and max(output_spacing(T), span) for every
   output after the layer's first; then the layer's tail (ACC_LATENCY + T + 3 LIF | ACC_LATENCY + T + 4 stream add |
-  ACC_LATENCY + 2 head write). pooling outputs: 2 + Σ_taps [1 | 2 per row] + 1. stream LIF: T + 1 per output
+  ACC_LATENCY + 2 head write). pooling outputs: 1 + Σ_taps [1 | 2 per row] + 1. stream LIF: T + 1 per output
   (back to back) + 4 per layer. KV: N + 6 per (group, K row block), 1 + max(1, tokens with a non-zero K word) per
   (group, K channel) (channels back to back), KV_ACC_LATENCY per layer. head Z: (N·T + DRAIN + 2) per group.
   argmax: K + 2 cycles.
