@@ -69,6 +69,17 @@ class Progress:
         self.stream.flush()
 
 
+def eta_seconds(epoch_seconds: list, phase: str, remaining: int) -> float:
+    """Seconds left for `remaining` more epochs: the median of this phase's epoch times so far, so that one epoch
+    stretched by a pause (a suspended job, a busy machine) does not set the estimate."""
+    times = sorted(e["seconds"] for e in epoch_seconds if e["phase"] == phase)
+    if not times:
+        return 0.0
+    mid = len(times) // 2
+    typical = times[mid] if len(times) % 2 else (times[mid - 1] + times[mid]) / 2
+    return typical * remaining
+
+
 def _hms(seconds: float) -> str:
     s = int(round(max(0.0, seconds)))
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
@@ -272,7 +283,8 @@ def train(model_cfg: dict, train_cfg: dict, data, ckpt_dir: str, device: str = "
             if phase == "finetune" and has_val and (best is None or val_acc > best["val"]):
                 best = {"val": val_acc, "epoch": epoch + 1,
                         "model": {k: v.detach().clone() for k, v in model.state_dict().items()}}
-            bar.final(loss, acc, val_acc, epoch_s, epoch_s * (epochs - epoch - 1 + epochs_after))
+            bar.final(loss, acc, val_acc, epoch_s,
+                      eta_seconds(epoch_seconds, phase, epochs - epoch - 1 + epochs_after))
             checkpoint(phase, epoch + 1, model, opt, sched)
 
     # ---------------------------------------------------------------- phase 1: QAT with BN

@@ -127,3 +127,13 @@ def test_mid_epoch_checkpoint_resumes_exactly(tmp_path, monkeypatch, capsys):
     assert (cut / "intmodel.zip").read_bytes() == (whole / "intmodel.zip").read_bytes()
     m1, m2 = (json.loads((d / "metrics.json").read_text()) for d in (whole, cut))
     assert m1["history"] == m2["history"] and m1["val_images"] == 200 and m1["val_accuracy"] is not None
+
+
+def test_eta_ignores_an_epoch_stretched_by_a_pause():
+    # a run suspended for an hour during epoch 3 (the training log showed a 39-hour ETA): the estimate stays the
+    # typical epoch's, and only this phase's epochs count
+    seconds = [{"phase": "qat", "epoch": e, "seconds": s} for e, s in enumerate([320.0, 330.0, 4120.0, 325.0], 1)]
+    seconds.append({"phase": "float", "epoch": 1, "seconds": 10.0})
+    assert train_mod.eta_seconds(seconds, "qat", 10) == pytest.approx(327.5 * 10)
+    assert train_mod.eta_seconds(seconds[:3], "qat", 4) == pytest.approx(330.0 * 4)
+    assert train_mod.eta_seconds(seconds, "finetune", 3) == 0.0
