@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import statistics
 import sys
 import time
 from dataclasses import dataclass
@@ -72,12 +73,8 @@ class Progress:
 def eta_seconds(epoch_seconds: list, phase: str, remaining: int) -> float:
     """Seconds left for `remaining` more epochs: the median of this phase's epoch times so far, so that one epoch
     stretched by a pause (a suspended job, a busy machine) does not set the estimate."""
-    times = sorted(e["seconds"] for e in epoch_seconds if e["phase"] == phase)
-    if not times:
-        return 0.0
-    mid = len(times) // 2
-    typical = times[mid] if len(times) % 2 else (times[mid - 1] + times[mid]) / 2
-    return typical * remaining
+    times = [e["seconds"] for e in epoch_seconds if e["phase"] == phase]
+    return statistics.median(times) * remaining if times else 0.0
 
 
 def _hms(seconds: float) -> str:

@@ -9,11 +9,9 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from golden.components import (addend_shift, banked_rom_read, decode_layer_word, epilogue_schedule,
-                               event_pipeline_stages,
-                               kv_channel_tokens, kv_shift_words,
-                               lane_accumulators_step, lif_lanes, ram_step, scan_row, stream_add,
-                               stream_lif_schedule)
+from golden.components import (EPILOGUE_CYCLES, addend_shift, banked_rom_read, decode_layer_word, epilogue_schedule,
+                               event_pipeline_stages, kv_channel_tokens, kv_shift_words, lane_accumulators_step,
+                               lif_lanes, ram_step, scan_row, stream_add, stream_lif_schedule)
 from golden.primitives import argmax_lowest
 from rtl.engine.accumulators import LaneAccumulators
 from rtl.engine.addend import AddendShifter
@@ -455,7 +453,6 @@ def epilogue_outputs(rng, n, kinds=tuple(KINDS), slack=(0, 1, 3)):
 def run_epilogue(outputs):
     """Drives starts and captures; returns, per cycle, the outputs as {port: value} and the plan (kind, context,
     start cycle) of each epilogue."""
-    from golden.components import EPILOGUE_CYCLES
     E = EPILOGUE
     dut = OutputEpilogue(**E)
     ports = ("rotate", "lif_start", "lif_valid", "lif_step", "act_write", "act_row", "stream_start", "stream_row",

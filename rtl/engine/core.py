@@ -47,9 +47,9 @@ from ..engine_plan import PARAM_FIELDS, Plan, param_row_width
 from .accumulators import LaneAccumulators
 from .addend import AddendShifter
 from .argmax import ArgmaxUnit
-from .kv_tokens import KvTokenScanner
 from .epilogue import EpilogueKind, OutputEpilogue
 from .events import EventPipeline
+from .kv_tokens import KvTokenScanner
 from .layer_table import LayerTable, Opcode, layer_field_widths
 from .lif import LifLanes
 from .memories import RAM_COLLISIONS, BankedRom, RamRead, RamWrite, RomRead, SlicedRam, memory_layout
