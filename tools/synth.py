@@ -121,7 +121,7 @@ def _run(cmd: list[str], log_path: str, what: str, cwd: str, progress, limit_s: 
             raise
     if rc != 0:
         tail = _log_error(log_path, cwd)
-        if any(marker in tail for marker in YOSYS_ABC9_ASSERTS):
+        if abc9_asserted(tail, os.path.join(cwd, "yosys.log") if cwd else None):
             raise Abc9Assertion(f"{what} hit Yosys 0.70's internal assertion in its ABC9 LUT mapping ({tail}), a Yosys bug "
                             "that depends on the netlist's exact shape (docs/synth.md, 'Known tool failures'); "
                             "generate the core with another --lanes or synthesise with another Yosys release.")
@@ -150,6 +150,22 @@ def _last_step(cwd: str) -> str:
 # marker, in rtlil.cc; the Fashion-MNIST core after the event-driven Kᵀ·V: `wire' in abc_ops_reintegrate.cc).
 YOSYS_ABC9_ASSERT = "GetSize(conn.first) == GetSize(conn.second)"
 YOSYS_ABC9_ASSERTS = (YOSYS_ABC9_ASSERT, "abc_ops_reintegrate.cc")
+
+
+def abc9_asserted(error: str, tool_log: str | None = None) -> bool:
+    """Whether Yosys stopped on an internal assertion of its ABC9 mapping: one of YOSYS_ABC9_ASSERTS, or any
+    `ERROR: Assert` while the last pass the tool's own log shows running is one of ABC9's (the board top hit a third
+    one, `count_id(wire->name) == 0` in rtlil.cc during ABC_OPS_REINTEGRATE, 2026-12-05)."""
+    if any(marker in error for marker in YOSYS_ABC9_ASSERTS):
+        return True
+    if not error.startswith("ERROR: Assert") or not tool_log:
+        return False
+    try:
+        lines = Path(tool_log).read_text(errors="replace").splitlines()
+    except OSError:
+        return False
+    passes = [ln for ln in lines if re.match(r"^\d+(\.\d+)*\. Executing ", ln)]
+    return bool(passes) and "ABC" in passes[-1].split("Executing", 1)[1].split("pass")[0].upper()
 
 
 class Abc9Assertion(FlowError):
@@ -229,6 +245,19 @@ def parse_data_ops(dump_text: str) -> list[dict]:
     return cells
 
 
+def classic_lut_mapping(synth_command: str, start: str, end_args: str = "") -> str:
+    """Yosys script lines that run `synth_command` (e.g. "synth_ecp5 -top top") from its `start` label with the
+    classic ABC LUT mapper in place of its map_luts step (ABC9), the way round Yosys 0.70's ABC9 assertion; the
+    last line carries end_args (e.g. " -json netlist.json")."""
+    return f"""{synth_command} -run {start}:map_luts
+check -latchonly -assert
+techmap -map +/lattice/latches_map.v
+abc -lut 4 -dress
+clean
+{synth_command} -run map_cells:{end_args}
+"""
+
+
 def _yosys_script(verilog: list[str], top: str, target: str, json_out: str, cwd: str, abc9: bool = True) -> str:
     """The Yosys script; abc9=False (ECP5 only) maps the LUTs with the classic ABC instead of synth_ecp5's ABC9
     step (its map_luts label, otherwise unchanged), the way round Yosys 0.70's ABC9 assertion."""
@@ -248,13 +277,7 @@ tee -q -o data_ops.txt dump {ops}
     if abc9:
         back = f"{synth} -top {top} -run coarse: -json {json_out}\n"
     else:
-        back = f"""{synth} -top {top} -run coarse:map_luts
-check -latchonly -assert
-techmap -map +/lattice/latches_map.v
-abc -lut 4 -dress
-clean
-{synth} -top {top} -run map_cells: -json {json_out}
-"""
+        back = classic_lut_mapping(f"{synth} -top {top}", "coarse", f" -json {json_out}")
     return front + back + "tee -q -o stat.json stat -json\n"
 
 
