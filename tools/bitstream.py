@@ -19,7 +19,7 @@ from flowerrors import FlowError
 from golden.artifacts import preset_dir
 from rtl.board.top import BOARDS
 
-from .synth import _log_error, _tool, abc9_asserted, classic_lut_mapping
+from .synth import CLASSIC_LUT_MAPPER, _log_error, _tool, abc9_asserted, classic_lut_mapping
 
 
 def add_arguments(parser):
@@ -75,7 +75,7 @@ def _yosys(out: str) -> tuple[float, str]:
           "mapping again with the classic ABC", flush=True)
     Path(out, "top.ys").write_text(script.replace(synth_line, classic_lut_mapping(synth_line.strip(), "begin")))
     _run(cmd, out, "yosys.log", "Yosys synthesis (classic ABC)", tool_log="top.rpt")
-    return time.time() - start, "abc (-noabc9: ABC9 hit its internal assertion)"
+    return time.time() - start, CLASSIC_LUT_MAPPER
 
 
 def prepare(rtl_dir: str, out: str, board: str, clock_hz: int, baud: int) -> tuple[dict, list[str]]:

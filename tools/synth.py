@@ -164,8 +164,12 @@ def abc9_asserted(error: str, tool_log: str | None = None) -> bool:
         lines = Path(tool_log).read_text(errors="replace").splitlines()
     except OSError:
         return False
-    passes = [ln for ln in lines if re.match(r"^\d+(\.\d+)*\. Executing ", ln)]
-    return bool(passes) and "ABC" in passes[-1].split("Executing", 1)[1].split("pass")[0].upper()
+    passes = [m.group(1) for m in (re.match(r"\d+(?:\.\d+)*\. Executing (\S+)", ln) for ln in lines) if m]
+    return bool(passes) and "ABC" in passes[-1].upper()
+
+
+# the report's `lut_mapper` when the classic mapper stood in for ABC9 (synth and bitstream)
+CLASSIC_LUT_MAPPER = "abc (-noabc9: ABC9 hit its internal assertion)"
 
 
 class Abc9Assertion(FlowError):
@@ -468,7 +472,7 @@ def synthesise(verilog, top: str, target: str = "ecp5", seeds: int = 3, freq: fl
                 # a Yosys bug, not the design's: the classic mapper gives a valid netlist (often a slower one)
                 progress("synth: Yosys's ABC9 LUT mapper hit its internal assertion (docs/synth.md, 'Known tool "
                          "failures'); mapping again with the classic ABC (-noabc9)")
-                mapper = "abc (-noabc9: ABC9 hit its internal assertion)"
+                mapper = CLASSIC_LUT_MAPPER
         progress(f"synth: Yosys done in {time.time() - t0:.0f} s")
         outreg = absorb_in_file(netlist, top) if target == "ecp5" else 0
         if outreg:
