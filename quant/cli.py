@@ -191,7 +191,10 @@ def main(args) -> int:
         distributed.finish()
         return 0
 
-    intmodel = to_intmodel(result.model, {"preset": args.preset})
+    intmodel = to_intmodel(result.model, {"preset": args.preset}, head_weight_bits=train_cfg["head_weight_bits"])
+    if train_cfg["head_weight_bits"]:
+        print(f"export: {intmodel.meta['head_saturated']} of {intmodel.arrays['head.w'].size} head weights saturated "
+              f"at {train_cfg['head_weight_bits']} bits", file=sys.stderr)
     ev = evaluate_intmodel(intmodel, xte, yte)
 
     from golden.intmodel import save, save_testset
@@ -211,6 +214,7 @@ def main(args) -> int:
         "params": params,
         "weights": weight_count(result.model),
         "weight_bits": model_cfg["weight_bits"],
+        "head_saturated": intmodel.meta.get("head_saturated", 0),
         "train_seconds": round(result.train_seconds, 2),
         "epoch_seconds": result.epoch_seconds,
         # the exported (best-validation) fine-tune epoch's validation accuracy

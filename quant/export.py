@@ -10,6 +10,11 @@ Every weight scale is a power of two 2^e, so each conversion below is exact:
 * attention needs nothing (θ = 4·2^T is a constant of the format);
 * head: one scale 2^e_h; with e_min = min_c e_X[c], head.w[k,c] = W_int[k,c] << (e_X[c] - e_min) and
   head.b = round(b·T·N / 2^(e_h + e_min)) (the integer head sums over T and N where the float one averages).
+
+The one inexact step, and only when asked (`head_weight_bits`): head.w saturates at that many bits. The alignment
+shifts above can push a few head weights past the width of every other layer's (whose common power of two per
+output channel the core takes out), and the core's weight ROM is as wide as its widest weight. The integer
+accuracy measured after export includes the saturation; meta["head_saturated"] counts the weights it changed.
 """
 from __future__ import annotations
 
@@ -54,7 +59,8 @@ def _shift(a: np.ndarray, by: np.ndarray) -> np.ndarray:
 
 
 @torch.no_grad()
-def to_intmodel(model: Spikingformer, meta: dict | None = None, check_limits: bool = True) -> IntModel:
+def to_intmodel(model: Spikingformer, meta: dict | None = None, check_limits: bool = True,
+                head_weight_bits: int = 0) -> IntModel:
     """The IntModel of a folded model; refuses (golden.errors.WidthError) one the hardware could not hold."""
     if not model.folded:
         raise ValueError("export needs the folded model (quant.model.fold)")
@@ -87,12 +93,20 @@ def to_intmodel(model: Spikingformer, meta: dict | None = None, check_limits: bo
 
     hw, _, _ = _int_layer(model.head)
     e_min = int(e_x.min())
-    arrays["head.w"] = np.left_shift(hw, (e_x - e_min)[None, :])
+    head_w = np.left_shift(hw, (e_x - e_min)[None, :])
+    saturated = 0
+    if head_weight_bits:
+        top = (1 << (head_weight_bits - 1)) - 1
+        saturated = int(((head_w > top) | (head_w < -top - 1)).sum())
+        head_w = np.clip(head_w, -top - 1, top)
+    arrays["head.w"] = head_w
     grid = model.head_bias_grid()
     arrays["head.b"] = torch.round(model.head.bias.detach() / grid).to(torch.int64).numpy()
 
     info = {"source": "quant/export.py", "stream_exponents": [int(v) for v in e_x],
-            "head_exponent": int(scale_exponent(weight_scale(model.head))[0]), **(meta or {})}
+            "head_exponent": int(scale_exponent(weight_scale(model.head))[0]),
+            **({"head_weight_bits": head_weight_bits, "head_saturated": saturated} if head_weight_bits else {}),
+            **(meta or {})}
     im = IntModel(cfg, arrays, info)
     if check_limits:
         check_hw_limits(im)

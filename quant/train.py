@@ -25,6 +25,7 @@ from golden.artifacts import atomic_path
 
 from . import distributed
 from .model import Spikingformer, fold
+from .presets import EXPORT_KEYS
 
 CHECKPOINT = "checkpoint.pt"
 PREVIOUS = "checkpoint.prev.pt"
@@ -129,7 +130,9 @@ def load_checkpoint(path: str, model_cfg: dict, train_cfg: dict) -> dict:
     except Exception as exc:  # torch raises many types for a damaged file
         raise FlowError(f"checkpoint {path} is unreadable ({type(exc).__name__}); rerun with --restart to start "
                         "over (the damaged file is kept as checkpoint.prev.pt).") from None
-    if state.get("model_config") != model_cfg or state.get("train_config") != train_cfg:
+    def training_part(cfg):
+        return {k: v for k, v in (cfg or {}).items() if k not in EXPORT_KEYS}
+    if state.get("model_config") != model_cfg or training_part(state.get("train_config")) != training_part(train_cfg):
         raise FlowError(f"checkpoint {path} was trained with different settings; rerun with the same --preset/--set "
                         "options to resume it, or add --restart to start over.")
     return state

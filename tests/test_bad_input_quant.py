@@ -11,7 +11,7 @@ import pytest
 
 import flow
 from golden import widths
-from golden.intmodel import random_intmodel, save, save_testset
+from golden.intmodel import load, random_intmodel, save, save_testset
 
 pytestmark = pytest.mark.unit
 
@@ -206,6 +206,25 @@ def test_resume_refuses_a_damaged_or_foreign_checkpoint(capsys, outdir):
     rc, err = run_cli(capsys, "--set", "embed_dim=32", "--out", str(outdir))
     assert rc == 2
     assert "was trained with different settings" in err.splitlines()[-1] and "--restart" in err
+    assert snapshot(outdir) == before
+    # an export-only setting is not a training setting: the same checkpoint resumes and exports under it
+    assert flow.main(["train-quant", "--epochs", "0", "--finetune-epochs", "0", "--set", "embed_dim=16",
+                      "--set", "head_weight_bits=9", "--no-qonnx", "--out", str(outdir)]) == 0
+    err = capsys.readouterr().err
+    assert "resuming from" in err and "head weights saturated at 9 bits" in err
+    metrics = json.loads((outdir / "metrics.json").read_text())
+    assert metrics["train_config"]["head_weight_bits"] == 9 and metrics["head_saturated"] >= 0
+    assert int(np.abs(load(str(outdir / "intmodel.zip")).arrays["head.w"]).max()) <= 256
+
+
+@pytest.mark.parametrize("value", ["5", "-1", "40", "true"])
+def test_bad_head_weight_bits(capsys, outdir, value):
+    before = snapshot(outdir)
+    rc, err = run_cli(capsys, "--set", f"head_weight_bits={value}", "--out", str(outdir))
+    assert rc == 2
+    one_sentence(err)
+    assert f"head_weight_bits={value.capitalize() if value == 'true' else value} is invalid" in err
+    assert "0 (no limit)" in err
     assert snapshot(outdir) == before
 
 

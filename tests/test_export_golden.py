@@ -165,3 +165,30 @@ def test_chunked_export_check_equals_one_pass_and_names_the_image_range(monkeypa
     monkeypatch.setattr(int_infer, "run", off_by_one_in_image_12)
     bad = evaluate_intmodel(m, x, y, chunk=5)
     assert not bad["golden_equals_torch"] and bad["first_mismatch"].startswith("test images 10-14: layer ")
+
+
+@pytest.mark.train
+def test_head_weight_saturation_clips_only_the_wide_head_weights_and_stays_exact(trained8, digits):
+    result, _ = trained8
+    free = to_intmodel(result.model)
+    head = free.arrays["head.w"]
+    bits = int(np.abs(head).max()).bit_length() + 1          # the unsaturated head's signed width
+    limit = bits - 1
+    top = (1 << (limit - 1)) - 1
+    wide = (head > top) | (head < -top - 1)
+    clipped = to_intmodel(result.model, head_weight_bits=limit)
+    w = clipped.arrays["head.w"]
+    assert clipped.meta["head_saturated"] == int(wide.sum()) > 0
+    assert w.max() <= top and w.min() >= -top - 1
+    assert np.array_equal(w[~wide], head[~wide]) and np.all(np.abs(w[wide]) >= top)
+    assert np.array_equal(np.sign(w[wide]), np.sign(head[wide]))
+    for key in free.arrays:                                   # nothing but the head's weights changes
+        if key != "head.w":
+            assert np.array_equal(free.arrays[key], clipped.arrays[key]), key
+    # a width the head already fits changes nothing
+    assert np.array_equal(to_intmodel(result.model, head_weight_bits=bits).arrays["head.w"], head)
+    xte = digits[2][:64]
+    ref = inference.run(clipped, xte, trace=True)
+    logits, trace = int_infer.run(clipped, xte, trace=True)
+    assert first_mismatch(ref.trace, trace, inference.layer_order(clipped)) is None
+    assert np.array_equal(logits, ref.logits)
