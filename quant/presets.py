@@ -26,9 +26,8 @@ TRAIN_DEFAULTS = {
     "flip_augment": False,    # mirror a random half of each batch left-right
     "val_size": 0,            # images held out of the training set (stratified, seeded) for model selection
     "seed": 0,
-    # export only (not training, so a checkpoint resumes under another value): the integer head's weights saturate
-    # at this many bits (0: never). The head's per-input-channel alignment shifts can widen a few of its weights
-    # past every other layer's, and one wider weight widens every row of the core's weight ROM (docs/intmodel.md).
+    # export only, so a checkpoint resumes under another value: head.w saturates at this many bits (0: never;
+    # why: quant/README.md, "Export arithmetic")
     "head_weight_bits": 0,
 }
 EXPORT_KEYS = ("head_weight_bits",)
@@ -55,7 +54,7 @@ PRESETS = {
             "embed_dim": 128, "heads": 8, "blocks": 1, "mlp_hidden": 256, "num_classes": 10, "weight_bits": 8,
         },
         # 40 QAT epochs, 1-pixel shifts, weight decay 0.01 (30 epochs, 2 pixels, 0.02: integer 90.56 %); the head
-        # saturates at 9 bits, the width of every other layer's weights in the 8-lane ROM's 9-bit block-RAM slices
+        # saturates at 9 bits, the 8-lane weight ROM's 9-bit block-RAM slices
         "train": {"dataset": "fashion-mnist", "epochs": 40, "finetune_epochs": 4, "batch_size": 128,
                   "lr": 2e-3, "finetune_lr": 2e-4, "warmup_epochs": 2, "shift_augment": 1, "flip_augment": True,
                   "val_size": 5000, "weight_decay": 0.01, "head_weight_bits": 9},
