@@ -40,6 +40,11 @@ RANDOM_SHAPES = {
                                          tokenizer=[{"out": 4, "pool": False}, {"out": 6, "pool": True}],
                                          embed_dim=6, heads=2, blocks=0, mlp_hidden=8, num_classes=3,
                                          weight_bits=5), lanes=1, firing=0.3, seed=14),
+    # one timestep with an encoder block: the stream LIF's outputs two cycles apart, the tightest parameter read
+    "T1-1block-2lanes": dict(config=dict(T=1, input_bits=3, in_channels=1, image_size=[4, 4],
+                                         tokenizer=[{"out": 4, "pool": False}, {"out": 8, "pool": True}],
+                                         embed_dim=8, heads=2, blocks=1, mlp_hidden=8, num_classes=3,
+                                         weight_bits=5), lanes=2, firing=0.3, seed=17),
     # sixteen timesteps, three blocks, odd head dimension (d = 3)
     "T16-3blocks-odd-d": dict(config=dict(T=16, input_bits=3, in_channels=1, image_size=[4, 4],
                                           tokenizer=[{"out": 4, "pool": False}, {"out": 6, "pool": True}],

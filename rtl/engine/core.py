@@ -82,6 +82,12 @@ DEBUG_READ_LATENCY = 3      # dbg_addr register, the RAM's synchronous read, the
 KV_ACC_LATENCY = KvTokenScanner.PICK_LATENCY + 6
 
 
+def param_read_latency(T):
+    """Cycles from a parameter-RAM address to its row at the readers: 2 (the RAM and its output register), or 1
+    at T = 1, where the stream LIF starts an output every two cycles and reads its thresholds at the start."""
+    return 2 if T >= 2 else 1
+
+
 def output_spacing(T):
     """Least cycles between the last SCAN cycles of two outputs of an accumulating layer: the snapshot of an output
     reads its context ACC_LATENCY cycles after its last SCAN (the next output must not have replaced it yet), and the
@@ -196,15 +202,22 @@ class SpikeEngine(wiring.Component):
             wiring.connect(m, write, ram.write)
             return reads + [write]
         img_rd, img_wr = img_mem.read_port(), img_mem.write_port()
-        act_rd, act_dbg, act_wr = ports(act_ram, "act", 2)
+        act_rd, act_dbg, act_ram_wr = ports(act_ram, "act", 2)
+        # The activation RAM's writers (pooling, stream LIF, epilogue) fill a write request, registered here before
+        # the RAM: its block RAMs sit all over the die, and the writers' multiplexers in front of their address and
+        # data pins were the Fashion-MNIST core's worst paths. A row is written a cycle after its request; every
+        # reader of a layer's output starts at least three cycles after the layer's last request (FETCH, LOAD,
+        # OUT_INIT), so nothing reads a row before it is written.
+        act_wr = RamWrite(len(act_ram.write.addr), act_ram.width).create(path=("act_write_req",))
+        m.d.sync += [act_ram_wr.addr.eq(act_wr.addr), act_ram_wr.data.eq(act_wr.data), act_ram_wr.en.eq(act_wr.en)]
         p_rd = p_mem.read_port()
         s_rd, s_wr = ports(s_ram, "stream")
         kv_rd, kv_wr = ports(kv_ram, "kv")
         z_rd, z_wr = z_mem.read_port(), z_mem.write_port()
 
         # the core's side of every RAM's compute read port and write port, for tests/test_engine_collisions.py
-        self.ram_ports = {"image": (img_rd, img_wr), "act": (act_rd, act_wr), "stream": (s_rd, s_wr),
-                          "kv": (kv_rd, kv_wr), "z": (z_rd, z_wr), "act_v": (act_dbg, act_wr)}
+        self.ram_ports = {"image": (img_rd, img_wr), "act": (act_rd, act_ram_wr), "stream": (s_rd, s_wr),
+                          "kv": (kv_rd, kv_wr), "z": (z_rd, z_wr), "act_v": (act_dbg, act_ram_wr)}
 
         dbg_addr = Signal.like(self.dbg_addr, name="dbg_addr_q")
         m.d.sync += dbg_addr.eq(self.dbg_addr)
@@ -579,7 +592,19 @@ class SpikeEngine(wiring.Component):
         words = [rowdata[l * T:(l + 1) * T] for l in range(P)]
         sel_word = Signal(T)
         m.d.comb += sel_word.eq(Cat(*[Cat(onehot[l] & words[l][tt] for l in range(P)).any() for tt in range(T)]))
-        p_lanes = {f: [p_rd.data[p_offset[f] + l * W[f]:p_offset[f] + (l + 1) * W[f]] for l in range(P)]
+        # The parameter row goes through a plain register right behind the RAM (synthesis moves it into the block
+        # RAM's output register): the RAM's own 5.7-ns clock-to-output plus the route to the epilogue's threshold
+        # registers was the Fashion-MNIST core's worst path once the activation writes were registered. The row
+        # then arrives two cycles after p_addr steps, which every reader allows for: the bias and lane shifts are
+        # taken two cycles after OUT_INIT, an accumulating output's thresholds at its end (five or more cycles
+        # after the step), the stream LIF's at the start of its next output (T + 1 cycles after the step). At
+        # T = 1 that is two cycles, too few: there the RAM's output is used directly (sim/test_engine.py's T = 1
+        # shape with an encoder block fails otherwise).
+        p_data = p_rd.data
+        if param_read_latency(T) == 2:
+            p_data = Signal.like(p_rd.data, name="p_q", reset_less=True)
+            m.d.sync += p_data.eq(p_rd.data)
+        p_lanes = {f: [p_data[p_offset[f] + l * W[f]:p_offset[f] + (l + 1) * W[f]] for l in range(P)]
                    for f in PARAM_FIELDS}
         p_bias = [v.as_signed() for v in p_lanes["bias"]]
         p_theta, p_shift = p_lanes["theta"], p_lanes["lane_shift"]
@@ -591,8 +616,12 @@ class SpikeEngine(wiring.Component):
         # the bias and lane shifts of the output OUT_INIT started, read from the parameter RAM a cycle later (the
         # loop nest advanced p_addr with the output): the previous output's snapshot initialises the accumulators
         # with them (after its events), the first output of a layer here
+        params_ready = params_due
+        for i in range(param_read_latency(T) - 1):
+            params_ready, prev = Signal(name=f"params_ready{i}"), params_ready
+            m.d.sync += params_ready.eq(prev)
         m.d.sync += params_due.eq(0)
-        with m.If(params_due):
+        with m.If(params_ready):
             m.d.sync += [bias_q[l].eq(p_bias[l]) for l in range(P)]
             m.d.sync += [lane_shift_next[l].eq(p_shift[l]) for l in range(P)]
             with m.If(first_out):
