@@ -466,10 +466,7 @@ class SpikeEngine(wiring.Component):
 
         # ---------------------------------------------------------------- LIF: one timestep per cycle
         bad.append(lif.overflow)
-
-        def lif_issue(values, step):
-            m.d.comb += [lif.valid.eq(1), lif.step.eq(step)]
-            m.d.comb += [lif.x[l].eq(v) for l, v in enumerate(values)]
+        lif_from_stream = Signal()   # the layer is a stream LIF: the LIF's inputs come from the stream
 
         with m.If(busy):
             m.d.sync += overflow.eq(overflow | Cat(*bad).any())
@@ -640,6 +637,7 @@ class SpikeEngine(wiring.Component):
                 m.next = "LOAD"
 
             with m.State("LOAD"):
+                m.d.sync += lif_from_stream.eq(lt_fields["op"] == Opcode.STREAM_LIF)
                 m.d.sync += [L.eq(lt_fields), first_out.eq(1),
                              kv_tok.eq(Cat(lt_fields["N"] > j for j in range(NT))), kv_done.eq(0)]
                 m.d.sync += [g_last.eq(lt_fields["Gout"] <= 1), x_last.eq(lt_fields["Wo"] <= 1),
@@ -858,6 +856,17 @@ class SpikeEngine(wiring.Component):
                 m.d.sync += [busy.eq(0), done.eq(1)]
                 m.next = "IDLE"
 
+        # ---------------------------------------------------------------- the LIF's inputs
+        # The LIF serves either the stream LIF (a layer of its own) or the epilogue (accumulating layers), never
+        # both in one layer, so its inputs are picked by a flag set with the layer: the two sequencers' states reach
+        # it only as valid, step and start. (Picking them by whichever sequencer's valid was high put the epilogue's
+        # state decode in front of the LIF's subtract and membrane registers: the Fashion-MNIST core's worst path.)
+        m.d.comb += [lif.x[l].eq(Mux(lif_from_stream, s_vals[l], held[l][0])) for l in range(P)]
+        m.d.comb += [lif.theta[l].eq(Mux(lif_from_stream, p_theta[l], epilogue.lif_theta[l])) for l in range(P)]
+        m.d.comb += [lif.valid.eq(stream_lif.lif_valid | epilogue.lif_valid),
+                     lif.start.eq(stream_lif.lif_start | epilogue.lif_start),
+                     lif.step.eq(Mux(lif_from_stream, stream_lif.lif_step, epilogue.lif_step))]
+
         # ---------------------------------------------------------------- stream LIF layers
         # the sequencer's commands: the stream rows into the LIF, its spike words into the activation RAM, the
         # output counters (the parameter RAM then reads the next output's thresholds)
@@ -866,11 +875,6 @@ class SpikeEngine(wiring.Component):
             m.d.sync += s_addr.eq(srow)
         with m.If(stream_lif.stream_next):
             m.d.sync += s_addr.eq(s_addr + 1)
-        with m.If(stream_lif.lif_start):
-            m.d.comb += lif.start.eq(1)
-            m.d.comb += [lif.theta[l].eq(p_theta[l]) for l in range(P)]
-        with m.If(stream_lif.lif_valid):
-            lif_issue(s_vals, stream_lif.lif_step)
         with m.If(stream_lif.act_write):
             m.d.comb += [act_wr.addr.eq(out_row), act_wr.en.eq(1), act_wr.data.eq(lif.spikes.as_value())]
             m.d.sync += out_row.eq(out_row + 1)
@@ -888,10 +892,6 @@ class SpikeEngine(wiring.Component):
         m.d.comb += [epilogue.start.eq(snap), lanes.rotate.eq(epilogue.rotate),
                      epilogue.kind.eq(Mux(op == Opcode.HEAD, EpilogueKind.HEAD,
                                           Mux(L["to_stream"], EpilogueKind.STREAM_ADD, EpilogueKind.LIF)))]
-        with m.If(epilogue.lif_start):
-            m.d.comb += [lif.start.eq(1), lif.theta.eq(epilogue.lif_theta)]
-        with m.If(epilogue.lif_valid):
-            lif_issue([held[l][0] for l in range(P)], epilogue.lif_step)
         with m.If(epilogue.act_write):
             m.d.comb += [act_wr.addr.eq(epilogue.act_row), act_wr.en.eq(1), act_wr.data.eq(lif.spikes.as_value())]
         with m.If(epilogue.stream_start):

@@ -18,14 +18,17 @@ class LifLanes(wiring.Component):
     per cycle; the membrane is a register per lane, cleared by `start` (no membrane memory).
 
     Ports:
-      start, theta[P]     clear the membranes and latch the lanes' thresholds (before timestep 0)
+      start, theta[P]     latch the lanes' thresholds (before timestep 0; timestep 0 starts from U = 0)
       valid, step, x[P]   timestep `step`'s input values (x is any signed width; values beyond the LIF's input
                           width LA = lif_input_width(MW, T) raise overflow)
       spikes[P]           lane l's T-bit word, bit t = spike at timestep t
       overflow            some input or membrane of the last step left its width (never expected)
 
-    Stage 1 registers a = x (LA bits) and b = 2θ − a·2^T; stage 2 fires when U ≥ b (⟺ ⌊(U + a·2^T) / 2⌋ ≥ θ: no
-    add in front of the compare), sets spikes[l] bit `step` and U ← fire ? 0 : (U + a·2^T) >> 1.
+    Stage 1 registers a = x (LA bits), b = 2θ − a·2^T and whether the step is timestep 0, in every cycle (valid
+    only marks the cycles whose values stage 2 uses: no enable fans out from the caller's control to the stage's
+    registers); stage 2 takes U as 0 at timestep 0 (`start` needs no path to the membranes), fires when U ≥ b (⟺
+    ⌊(U + a·2^T) / 2⌋ ≥ θ: no add in front of the compare), sets spikes[l] bit `step` and
+    U ← fire ? 0 : (U + a·2^T) >> 1.
     Latency: 2 cycles (valid in cycle c → spike bit, membrane and overflow visible from cycle c + 2).
     Throughput: P neurons × one timestep per cycle; a whole output: T cycles + 1 to drain (T + 2 from the first
     valid to its last spike visible).
@@ -51,23 +54,23 @@ class LifLanes(wiring.Component):
         lif_ok = Signal(P)
         lif_v = Signal()
         lif_t = Signal(range(T))
+        lif_first = Signal()
         lif_bad = Signal(P)
 
         # stage 1: the input register
-        m.d.sync += lif_v.eq(0)
-        with m.If(self.valid):
-            m.d.sync += [lif_v.eq(1), lif_t.eq(self.step)]
-            for l in range(P):
-                v = self.x[l]
-                a = v[:LA].as_signed() if len(v) > LA else v
-                m.d.sync += [lif_a[l].eq(a), lif_b[l].eq((theta[l] << 1) - (a << T)),
-                             lif_ok[l].eq(fits(v, LA) if len(v) > LA else 1)]
+        m.d.sync += [lif_v.eq(self.valid), lif_t.eq(self.step), lif_first.eq(self.step == 0)]
+        for l in range(P):
+            v = self.x[l]
+            a = v[:LA].as_signed() if len(v) > LA else v
+            m.d.sync += [lif_a[l].eq(a), lif_b[l].eq((theta[l] << 1) - (a << T)),
+                         lif_ok[l].eq(fits(v, LA) if len(v) > LA else 1)]
 
         # stage 2: the step
         for l in range(P):
+            u = Mux(lif_first, 0, U[l])
             total = Signal(signed(MW + 3), name=f"lifsum_{l}")
-            m.d.comb += total.eq(U[l] + (lif_a[l] << T))
-            fire = U[l] >= lif_b[l]       # floor(total / 2) >= θ  ⟺  U >= 2θ - a·2^T: no add before the compare
+            m.d.comb += total.eq(u + (lif_a[l] << T))
+            fire = u >= lif_b[l]          # floor(total / 2) >= θ  ⟺  U >= 2θ - a·2^T: no add before the compare
             with m.If(lif_v):
                 m.d.sync += [U[l].eq(Mux(fire, 0, total >> 1)), lif_bad[l].eq(~fits(total, MW) | ~lif_ok[l])]
                 for tt in range(T):
@@ -79,6 +82,5 @@ class LifLanes(wiring.Component):
 
         with m.If(self.start):
             m.d.sync += [theta[l].eq(self.theta[l]) for l in range(P)]
-            m.d.sync += [U[l].eq(0) for l in range(P)]
         m.d.comb += self.overflow.eq(lif_bad.any())
         return m
