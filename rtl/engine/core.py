@@ -591,12 +591,10 @@ class SpikeEngine(wiring.Component):
         m.d.comb += sel_word.eq(Cat(*[Cat(onehot[l] & words[l][tt] for l in range(P)).any() for tt in range(T)]))
         # The parameter row goes through a plain register right behind the RAM (synthesis moves it into the block
         # RAM's output register): the RAM's own 5.7-ns clock-to-output plus the route to the epilogue's threshold
-        # registers was the Fashion-MNIST core's worst path once the activation writes were registered. The row
-        # then arrives two cycles after p_addr steps, which every reader allows for: the bias and lane shifts are
-        # taken two cycles after OUT_INIT, an accumulating output's thresholds at its end (five or more cycles
-        # after the step), the stream LIF's at the start of its next output (T + 1 cycles after the step). At
-        # T = 1 that is two cycles, too few: there the RAM's output is used directly (sim/test_engine.py's T = 1
-        # shape with an encoder block fails otherwise).
+        # registers was the Fashion-MNIST core's worst path. Its readers: the bias and lane shifts (params_ready
+        # below), an accumulating output's thresholds at its end (five or more cycles after p_addr steps), the
+        # stream LIF's at the start of its next output (T + 1 cycles after; param_read_latency says why T = 1
+        # reads the RAM directly).
         p_data = p_rd.data
         if param_read_latency(T) == 2:
             p_data = Signal.like(p_rd.data, name="p_q", reset_less=True)
@@ -610,13 +608,13 @@ class SpikeEngine(wiring.Component):
         m.d.sync += [sw_bad.eq(0), hz_bad.eq(0)]
         bad += [sw_bad, hz_bad]
 
-        # the bias and lane shifts of the output OUT_INIT started, read from the parameter RAM a cycle later (the
-        # loop nest advanced p_addr with the output): the previous output's snapshot initialises the accumulators
-        # with them (after its events), the first output of a layer here
+        # the bias and lane shifts of the output OUT_INIT started, read from the parameter RAM param_read_latency
+        # cycles later (the loop nest advanced p_addr with the output): the previous output's snapshot initialises
+        # the accumulators with them (after its events), the first output of a layer here
         params_ready = params_due
-        for i in range(param_read_latency(T) - 1):
-            params_ready, prev = Signal(name=f"params_ready{i}"), params_ready
-            m.d.sync += params_ready.eq(prev)
+        if param_read_latency(T) == 2:
+            params_ready = Signal(name="params_ready0")
+            m.d.sync += params_ready.eq(params_due)
         m.d.sync += params_due.eq(0)
         with m.If(params_ready):
             m.d.sync += [bias_q[l].eq(p_bias[l]) for l in range(P)]

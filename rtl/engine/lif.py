@@ -15,7 +15,7 @@ def lif_input_width(membrane_width: int, T: int) -> int:
 
 class LifLanes(wiring.Component):
     """P LIF neurons (τ = 2, hard reset, U in V·2^T units) stepped over the T values of one output, one timestep
-    per cycle; the membrane is a register per lane, cleared by `start` (no membrane memory).
+    per cycle; the membrane is a register per lane, taken as 0 at timestep 0 (no membrane memory).
 
     Ports:
       start, theta[P]     latch the lanes' thresholds (before timestep 0; timestep 0 starts from U = 0)
