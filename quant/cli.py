@@ -49,6 +49,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--threads", type=int, default=TRAIN_THREADS,
                         help=f"torch CPU threads (default {TRAIN_THREADS}); the count changes how float sums split, so "
                              "the same seed trains a slightly different model with another count")
+    parser.add_argument("--no-compile", action="store_true",
+                        help="train with eager LIF kernels instead of torch.compile's fused loops (about 1.5x slower; "
+                             "needs no C++ compiler)")
     parser.add_argument("--data-dir", help="dataset directory (Fashion-MNIST IDX files or cifar-10-batches-py)")
     parser.add_argument("--build", default="build", help="build directory (default: the project's build/)")
     parser.add_argument("--out", help="output directory (default build/<preset>)")
@@ -173,8 +176,10 @@ def main(args) -> int:
         raise FlowError(f"--threads {args.threads} is invalid; give 1 or more (default {TRAIN_THREADS}).")
     torch.set_num_threads(args.threads)
     from .export import export_qonnx, to_intmodel
-    from .model import Spikingformer, parameter_count, weight_count
+    from .model import Spikingformer, lif_kernels_in_use, parameter_count, use_compiled_lif, weight_count
     from .train import train
+
+    use_compiled_lif(not args.no_compile)
 
     from . import distributed
     distributed.init(args.device)     # under torchrun: join the process group (docs/cluster.md)
@@ -223,6 +228,7 @@ def main(args) -> int:
         "val_images": len(xva),
         "test_images": len(xte),
         "train_threads": args.threads,
+        "lif_kernels": lif_kernels_in_use(),
         "total_seconds": round(time.perf_counter() - t_start, 2),
         "intmodel_sha256": digest,
         "qonnx": qonnx_note and {"path": qonnx_path, "contents": qonnx_note},

@@ -8,7 +8,8 @@ from golden import primitives as P
 from flowerrors import FlowError
 from golden.errors import ConfigError
 from quant import presets
-from quant.model import LIF, Spikingformer, fold, parameter_count, scale_exponent, weight_count, weight_scale
+from quant.model import (LIF, Spikingformer, fold, lif_kernels_in_use, parameter_count, scale_exponent, use_compiled_lif,
+                         weight_count, weight_scale)
 
 pytestmark = pytest.mark.unit
 
@@ -43,9 +44,11 @@ def test_float_lif_equals_integer_lif_on_power_of_two_grids(T):
     rng = np.random.default_rng(T)
     for e in (-7, -3, 0):
         acc = rng.integers(-300, 300, size=(T, 64, 5))
-        spikes_float = LIF(1.0)(torch.tensor(acc * 2.0 ** e, dtype=torch.float32)).numpy()
+        x = torch.tensor(acc * 2.0 ** e, dtype=torch.float32)
         theta = np.full(5, 1 << (T - e) if e <= T else 1)
-        assert np.array_equal(spikes_float, P.lif(acc, theta, T))
+        assert np.array_equal(LIF(1.0)(x).numpy(), P.lif(acc, theta, T))
+        # the training path (one autograd node for all timesteps) computes the same spikes
+        assert np.array_equal(LIF(1.0)(x.requires_grad_()).detach().numpy(), P.lif(acc, theta, T))
 
 
 def test_lif_surrogate_gradient_is_the_sigmoid_derivative():
@@ -53,6 +56,72 @@ def test_lif_surrogate_gradient_is_the_sigmoid_derivative():
     LIF(1.0)(x).sum().backward()
     sg = torch.sigmoid(4 * (x.detach() / 2 - 1))
     assert torch.allclose(x.grad, 4 * sg * (1 - sg) / 2)
+
+
+class _StepSpike(torch.autograd.Function):
+    """Reference: one timestep's Heaviside with the sigmoid surrogate, for autograd through a Python loop."""
+
+    @staticmethod
+    def forward(ctx, h, v_th):
+        ctx.save_for_backward(h)
+        ctx.v_th = v_th
+        return (h >= v_th).to(h.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (h,) = ctx.saved_tensors
+        sg = torch.sigmoid(4.0 * (h - ctx.v_th))
+        return grad * 4.0 * sg * (1 - sg), None
+
+
+def _lif_by_autograd_loop(x, v_th):
+    v, out = torch.zeros_like(x[0]), []
+    for t in range(x.shape[0]):
+        h = (v + x[t]) * 0.5
+        s = _StepSpike.apply(h, v_th)
+        v = h * (1.0 - s.detach())
+        out.append(s)
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("T,v_th", [(1, 1.0), (4, 1.0), (6, 0.5)])
+def test_lif_gradients_equal_autograd_through_the_timestep_loop(T, v_th):
+    # The fused backward must be the loop's gradient bit for bit (the same arithmetic in the same order), with
+    # upstream gradients on every timestep's spikes so the membrane path carries gradient across steps.
+    gen = torch.Generator().manual_seed(T)
+    x0 = torch.randn(T, 32, 7, generator=gen) * 2
+    upstream = torch.randn(T, 32, 7, generator=gen)
+    grads = []
+    for fn in (lambda x: LIF(v_th)(x), lambda x: _lif_by_autograd_loop(x, v_th)):
+        x = x0.clone().requires_grad_()
+        s = fn(x)
+        (s * upstream).sum().backward()
+        grads.append((s.detach(), x.grad))
+    assert torch.equal(grads[0][0], grads[1][0])
+    assert grads[0][1].abs().sum() > 0 and torch.equal(grads[0][1], grads[1][1])
+
+
+def test_compiled_lif_kernels_give_the_same_spikes_and_close_gradients():
+    # Training compiles the LIF loops (torch.compile); its spikes must be exact, its gradients equal to rounding.
+    gen = torch.Generator().manual_seed(5)
+    x0 = torch.randn(4, 16, 8, 6, 6, generator=gen) * 2
+    upstream = torch.randn(x0.shape, generator=gen)
+    results = {}
+    try:
+        for compiled in (False, True):
+            use_compiled_lif(compiled)
+            assert lif_kernels_in_use() == ("compiled" if compiled else "eager")
+            x = x0.clone().requires_grad_()
+            s = LIF(1.0)(x)
+            (s * upstream).sum().backward()
+            with torch.no_grad():
+                s_eval = LIF(1.0)(x0)
+            results[compiled] = (s.detach(), s_eval, x.grad)
+    finally:
+        use_compiled_lif(False)
+    (s0, e0, g0), (s1, e1, g1) = results[False], results[True]
+    assert torch.equal(s0, s1) and torch.equal(e0, e1) and torch.equal(s0, e0)
+    assert g0.abs().sum() > 0 and torch.allclose(g0, g1, rtol=1e-5, atol=1e-7)
 
 
 def test_weight_scales_are_powers_of_two_and_clip_less_than_one_step():
