@@ -41,6 +41,10 @@ SIM_DIR = os.path.dirname(os.path.abspath(__file__))
 HARNESS_VERSION = 2            # bump when the testbench or the main changes: part of the build cache key
 TIMEOUT_CYCLES = 50_000_000
 STATUS_BITS = {1: "class", 2: "logits", 4: "cycles", 8: "overflow", 16: "rows"}
+# Verilog-2005, not 2012: Yosys's Verilog starts every combinational block with a trigger register initialised in
+# its declaration, which in Verilog-2005 is an event at time 0; with -g2012 Icarus initialises it silently, so a block
+# whose inputs never change (a sequencer idle until its layer) keeps its outputs at x forever.
+ICARUS_FLAGS = ("-g2005",)
 ICARUS_HINT = "Icarus Verilog is not installed; run `make sysdeps` (apt-get install -y iverilog) and retry."
 # Verilator options for speed: the bench has no X-dependent behaviour (synchronous reset before use) and no
 # assertions; --threads stays off (one worker per core, shards in parallel instead).
@@ -256,7 +260,7 @@ def build(core_v: str, manifest: dict, build_root: str, simulator: str = "verila
     if simulator == "verilator":
         key = _digest(HARNESS_VERSION, core, tb, MAIN_CPP, VERILATOR_FLAGS, CXX_OPT)
     elif simulator == "icarus":
-        key = _digest(HARNESS_VERSION, core, tb)
+        key = _digest(HARNESS_VERSION, core, tb, ICARUS_FLAGS)
     else:
         raise FlowError(f"unknown simulator '{simulator}'; use verilator or icarus.")
     out = os.path.abspath(os.path.join(build_root, f"harness-{simulator}-{key}"))
@@ -285,7 +289,7 @@ def build(core_v: str, manifest: dict, build_root: str, simulator: str = "verila
     else:
         if shutil.which("iverilog") is None:
             raise FlowError(ICARUS_HINT)
-        cmd = ["iverilog", "-g2012", "-s", "harness_clock", "-o", "harness.vvp", "harness_tb.v", core_v]
+        cmd = ["iverilog", *ICARUS_FLAGS, "-s", "harness_clock", "-o", "harness.vvp", "harness_tb.v", core_v]
         with open(log, "w") as f:
             proc = subprocess.run(cmd, cwd=tmp, stdout=f, stderr=subprocess.STDOUT)
     if proc.returncode != 0:
