@@ -140,10 +140,11 @@ class LIF(nn.Module):
         self.plain = False  # True while exporting: a comparison instead of the autograd Function
 
     def forward(self, x):
-        if not self.plain and torch.is_grad_enabled() and x.requires_grad:
-            return LIFSteps.apply(x, self.v_th)
-        if not self.plain and lif_kernels_in_use() == "compiled":   # evaluation while training
+        if not self.plain:
+            if torch.is_grad_enabled() and x.requires_grad:
+                return LIFSteps.apply(x, self.v_th)
             return _call_kernel(0, _flat(x), self.v_th)[1].view(x.shape)
+        # export: the comparison loop alone, so the traced QONNX graph holds no membrane tensors it does not use
         v = torch.zeros_like(x[0])
         spikes = []
         for t in range(x.shape[0]):
