@@ -114,6 +114,28 @@ def stream_lif_schedule(n: int, T: int, s: int) -> dict:
     return out
 
 
+def head_z_schedule(tokens: int, T: int, groups: int, drain: int, s: int, token_stride: int) -> dict:
+    """HeadZSequencer (rtl/engine/head_z.py): the commands of a head-Z layer of `groups` lane groups started in cycle
+    s, by cycle, and the stream rows it reads with a caller's address register that stream_load loads and
+    stream_next / stream_skip step (+1 / + token_stride - (T - 1)): group g reads rows g·T + n·token_stride + t.
+    Returns {command: {cycle: value}} for acc_init, stream_load (value: the row loaded), stream_next, stream_skip,
+    read (value: the row read), add (value: the row added), z_write (value: the group) and done."""
+    out = {k: {} for k in ("acc_init", "stream_load", "stream_next", "stream_skip", "read", "add", "z_write",
+                           "done")}
+    per_group = tokens * T + drain + 2
+    for g in range(groups):
+        b = s + g * per_group
+        out["acc_init"][b] = None
+        out["stream_load"][b] = g * T
+        for i in range(tokens * T):
+            n, t = divmod(i, T)
+            out["stream_next" if t != T - 1 else "stream_skip"][b + 1 + i] = None
+            out["read"][b + 1 + i] = out["add"][b + 3 + i] = g * T + n * token_stride + t
+        out["z_write"][b + tokens * T + drain + 1] = g
+    out["done"][s + groups * per_group - 1] = None
+    return out
+
+
 def kv_channel_tokens(nz_words, offsets, present: int, heads: int, head_dim: int) -> list[int]:
     """KvTokenScanner (rtl/engine/kv_tokens.py): the row offsets of the present tokens (bit j of `present`) whose
     stored lane bits (nz_words[j]) have lane h·head_dim set for some head h, lowest token first: one per cycle, from

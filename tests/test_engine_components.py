@@ -10,7 +10,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from golden.components import (EPILOGUE_CYCLES, addend_shift, banked_rom_read, decode_layer_word, epilogue_schedule,
-                               event_pipeline_stages, kv_channel_tokens, kv_shift_words, lane_accumulators_step,
+                               event_pipeline_stages, head_z_schedule, kv_channel_tokens, kv_shift_words, lane_accumulators_step,
                                lif_lanes, ram_step, scan_row, stream_add, stream_lif_schedule)
 from golden.primitives import argmax_lowest
 from rtl.engine.accumulators import LaneAccumulators
@@ -18,6 +18,7 @@ from rtl.engine.addend import AddendShifter
 from rtl.engine.argmax import ArgmaxUnit
 from rtl.engine.epilogue import EpilogueKind, OutputEpilogue
 from rtl.engine.events import EventPipeline
+from rtl.engine.head_z import HeadZSequencer
 from rtl.engine.kv_tokens import KvTokenScanner
 from rtl.engine.layer_table import FIELDS, LayerTable, Opcode, layer_field_widths
 from rtl.engine.memories import BankedRom, SlicedRam, weight_banking
@@ -1105,3 +1106,93 @@ def test_stream_adder_edge_cases():
     names = ["before", "largest and smallest stream", "one past the top", "one past the bottom",
              "init ignores the stream", "add low holds", "init: the branch alone at the limits"]
     stream_adder_check(sets, names)
+
+
+# ---------------------------------------------------------------------------------------------------- head Z
+
+HEAD_Z_COMMANDS = ("acc_init", "stream_load", "stream_next", "stream_skip", "add", "z_write", "done")
+
+
+def run_head_z(T, drain, layers):
+    """layers: (tokens, groups, token stride, idle cycles before the start). The bench is the caller: it drives
+    `last` from the writes seen, as the core's group counter does, and keeps a stream read-address register that the
+    commands load and step. Returns the start cycles and, per cycle, the commands and the register's value."""
+    dut = HeadZSequencer(T, drain, row_width=16)
+
+    async def bench(ctx):
+        starts, seen, addr = [], [], 0
+        for tokens, groups, stride, idle in layers:
+            for _ in range(idle):
+                seen.append({**{p: ctx.get(getattr(dut, p)) for p in HEAD_Z_COMMANDS}, "addr": addr})
+                await ctx.tick()
+            starts.append(len(seen))
+            writes, running = 0, True
+            ctx.set(dut.start, 1)
+            ctx.set(dut.tokens, tokens)
+            while running:
+                ctx.set(dut.last, int(writes == groups - 1))
+                got = {p: ctx.get(getattr(dut, p)) for p in HEAD_Z_COMMANDS}
+                got["addr"] = addr
+                seen.append(got)
+                if got["stream_load"]:
+                    addr = ctx.get(dut.stream_row)
+                    got["row"] = addr
+                elif got["stream_next"]:
+                    addr += 1
+                elif got["stream_skip"]:
+                    addr += stride - (T - 1)
+                writes += got["z_write"]
+                running = not got["done"]
+                await ctx.tick()
+                ctx.set(dut.start, 0)
+                ctx.set(dut.tokens, 0)    # sampled at start only
+                if len(seen) > starts[-1] + groups * (tokens * T + drain + 2) + 8:
+                    break    # no done: the check reports it
+        for _ in range(3):
+            seen.append({**{p: ctx.get(getattr(dut, p)) for p in HEAD_Z_COMMANDS}, "addr": addr})
+            await ctx.tick()
+        return starts, seen
+    return simulate(dut, bench)
+
+
+def head_z_check(T, drain, layers, result, names=None):
+    starts, seen = result
+    want = {k: {} for k in HEAD_Z_COMMANDS + ("read",)}
+    owner = {}
+    for i, ((tokens, groups, stride, _), s) in enumerate(zip(layers, starts)):
+        for k, cyc in head_z_schedule(tokens, T, groups, drain, s, stride).items():
+            for c, v in cyc.items():
+                want[k][c] = v
+                owner[c] = i
+    for c, got in enumerate(seen):
+        label = f"{names[owner[c]] if names and c in owner else f'layer {owner.get(c)}'}, cycle {c}"
+        for k in HEAD_Z_COMMANDS:
+            assert got[k] == (c in want[k]), f"{label}: {k} {got[k]}, golden {c in want[k]}"
+        if c in want["stream_load"]:
+            assert got["row"] == want["stream_load"][c], f"{label}: loads row {got['row']}, golden " \
+                                                         f"{want['stream_load'][c]}"
+        if c in want["read"]:
+            assert got["addr"] == want["read"][c], f"{label}: reads row {got['addr']}, golden {want['read'][c]}"
+        if c in want["add"]:
+            assert seen[c - HeadZSequencer.ADD_LATENCY]["addr"] == want["add"][c], f"{label}: adds another row"
+
+
+@pytest.mark.parametrize("T,drain", [(1, 5), (4, 5), (3, 0)])
+def test_head_z_sequencer_random_layers_equal_golden(T, drain):
+    rng = np.random.default_rng(59 + T)
+    layers = []
+    while sum(g for _, g, _, _ in layers) < TRANSACTIONS:
+        tokens, groups = int(rng.integers(1, 5)), int(rng.integers(1, 40))
+        layers.append((tokens, groups, groups * T, int(rng.integers(0, 3))))
+    head_z_check(T, drain, layers, run_head_z(T, drain, layers))
+
+
+HEAD_Z_EDGES = {"one token, one group": [(1, 1, 4, 0)], "layers back to back": [(2, 3, 12, 0), (1, 2, 8, 0)],
+                "a wide layer after an idle gap": [(1, 1, 4, 0), (16, 8, 32, 5)]}
+
+
+@pytest.mark.parametrize("case", list(HEAD_Z_EDGES))
+@pytest.mark.parametrize("T", [1, 2, 4])
+def test_head_z_sequencer_edge_case(T, case):
+    layers = HEAD_Z_EDGES[case]
+    head_z_check(T, 5, layers, run_head_z(T, 5, layers), names=[case] * len(layers))

@@ -49,6 +49,7 @@ from .addend import AddendShifter
 from .argmax import ArgmaxUnit
 from .epilogue import EpilogueKind, OutputEpilogue
 from .events import EventPipeline
+from .head_z import HeadZSequencer
 from .kv_tokens import KvTokenScanner
 from .layer_table import LayerTable, Opcode, layer_field_widths
 from .lif import LifLanes
@@ -125,8 +126,8 @@ def timing(T):
                                                # non-zero K word) cycles; the channel's write overlaps the next
         "kv_tail": KV_ACC_LATENCY,             # LAYER_WAIT: the last channel's snapshot and write (its marker
                                                # is two stages on when the last block's KV_NEXT ends)
-        "head_z_value": 1,                     # HZ_RD per (token, timestep)
-        "head_z_group_fixed": DRAIN + 2,       # HZ_INIT, DRAIN, HZ_WR per lane group
+        "head_z_value": 1,                     # HeadZSequencer: a stream row read per (token, timestep)
+        "head_z_group_fixed": HeadZSequencer.group_cycles(0, T, DRAIN),   # its init, drain and Z write per group
         "argmax_class": 1, "argmax_fixed": 2,  # ARGMAX per class, ARGMAX's last cycle, ARGMAX_DONE
         "debug_read": DEBUG_READ_LATENCY,      # dbg_addr at edge c -> dbg_data after edge c + debug_read
     }
@@ -242,6 +243,7 @@ class SpikeEngine(wiring.Component):
         m.submodules.lif = lif = LifLanes(P, T, max(AW, W["stream"]), TW, MW)
         m.submodules.epilogue = epilogue = OutputEpilogue(P, T, ADW, 16, TW)
         m.submodules.stream_lif = stream_lif = StreamLifSequencer(T)
+        m.submodules.head_z = head_z = HeadZSequencer(T, DRAIN, ADW)
         m.submodules.argmax = argmax = ArgmaxUnit(self.K, W["logit"])
         addend = [[Signal(signed(AW), name=f"add_{l}_{t}") for t in range(T)] for l in range(P)]
         add_en = [[Signal(name=f"add_en_{l}_{t}") for t in range(T)] for l in range(P)]
@@ -305,7 +307,6 @@ class SpikeEngine(wiring.Component):
         rowdata = Signal(P * T)
         imgq = Signal(W["pixel"], reset_less=True)
         zq = Signal(ZW)
-        t = Signal(range(T + 4))
         drain = Signal(range(DRAIN + 2))
         # lanes wider than a head (P > d): a lane group holds P / d whole heads; a Q·KV event then adds only into
         # the lanes of the head of its Q channel (the event's head), and Kᵀ·V selects each head's K word on its own
@@ -367,9 +368,7 @@ class SpikeEngine(wiring.Component):
         kv_done = Signal()                    # the layer's last channel has been scanned
         vq = Signal(P * T, reset_less=True)   # the read-out port's registered row (the V row in Kᵀ·V)
         vq2 = Signal(P * T)
-        hz_nbase = Signal(ADW)
         hz_step = Signal(ADW)   # RS - (T - 1): from the last timestep of token n to the first of token n + 1
-        hz = [Signal(name=f"hz_{i}") for i in range(2)]
         kidx = Signal(range(self.K + 1))
         cycles = Signal(32)
         busy = Signal()
@@ -418,7 +417,6 @@ class SpikeEngine(wiring.Component):
             m.d.sync += [addends.lane_shift[l].eq(lane_shift_next[l]) for l in range(P)]
         m.d.comb += [addends.neg.eq(events.shifter_neg), addends.shift.eq(events.shifter_shift)]
         m.d.comb += [addends.weights[l].eq(wq[l * WB:(l + 1) * WB]) for l in range(P)]
-        m.d.sync += [hz[1].eq(hz[0]), hz[0].eq(0)]
         # Kᵀ·V: phase A keeps each token's non-zero K words; phase B reads a named token's K and V rows
         m.d.sync += [kva_v[1].eq(kva_v[0]), kva_n[1].eq(kva_n[0]), kva_off[1].eq(kva_off[0]), kva_v[0].eq(0)]
         m.d.comb += [kv_tokens.present.eq(kv_tok), kv_tokens.store.eq(kva_v[1]), kv_tokens.store_token.eq(kva_n[1]),
@@ -454,7 +452,7 @@ class SpikeEngine(wiring.Component):
                 with m.Elif(kvb_v[4]):
                     m.d.sync += [add_en[l][tt].eq(kwords[l // d if heads_per_group > 1 else 0][tt] &
                                                   v_words[l][tt]), addend[l][tt].eq(1)]
-                with m.Elif(hz[1] & (tt == 0)):
+                with m.Elif(head_z.add & (tt == 0)):
                     m.d.sync += [add_en[l][tt].eq(1), addend[l][tt].eq(s_vals[l])]
                 with m.Else():
                     m.d.sync += add_en[l][tt].eq(0)
@@ -478,10 +476,6 @@ class SpikeEngine(wiring.Component):
 
         op = L["op"]
         is_bitserial = (op == Opcode.CONV_IN) | (op == Opcode.HEAD)
-
-        def start_drain(cycles=DRAIN):
-            m.d.sync += drain.eq(cycles - 1)
-            m.next = "DRAIN"
 
         def goto_epilogue():    # pooling, the only layer that walks its taps with next_tap
             m.next = "WRITE"
@@ -646,12 +640,12 @@ class SpikeEngine(wiring.Component):
                              pb1.eq(lt_fields["a0"]), pb2.eq(0), g.eq(0),
                              out_row.eq(lt_fields["out_base"]), srow.eq(0), gdp.eq(0),
                              wg.eq(lt_fields["w_base"]), p_addr.eq(lt_fields["p_base"]), kv_i.eq(0),
-                             khead.eq(lt_fields["k_base"]), kv_row.eq(0), hz_nbase.eq(0),
+                             khead.eq(lt_fields["k_base"]), kv_row.eq(0),
                              hz_step.eq(lt_fields["RS"] - (T - 1))]
                 with m.If(lt_fields["op"] == Opcode.KV):
                     m.next = "KV_INIT"
                 with m.Elif(lt_fields["op"] == Opcode.HEAD_Z):
-                    m.next = "HZ_INIT"
+                    m.next = "HZ_START"
                 with m.Elif(lt_fields["op"] == Opcode.STREAM_LIF):
                     m.next = "SL_START"
                 with m.Else():
@@ -667,7 +661,7 @@ class SpikeEngine(wiring.Component):
                 pos = pb1 + pb2
                 m.d.sync += [ky.eq(0), kx.eq(0), gi.eq(0), gi_last.eq(L["Gin"] <= 1),
                              row_addr.eq(pos), tap_addr.eq(pos),
-                             tap_row.eq(pos), wrow.eq(wg), wtap.eq(wg), rowdata.eq(0), t.eq(0)]
+                             tap_row.eq(pos), wrow.eq(wg), wtap.eq(wg), rowdata.eq(0)]
                 m.d.sync += [iss_done.eq(0), s1_v.eq(0), s2_v.eq(0), s3_v.eq(0), sc_act.eq(0)]
                 with m.If(op == Opcode.POOL):
                     m.next = "ROW_RD"
@@ -723,11 +717,6 @@ class SpikeEngine(wiring.Component):
                         end_output()
                 with m.Else():
                     m.d.comb += scanner.next.eq(1)
-
-            with m.State("DRAIN"):
-                m.d.sync += drain.eq(drain - 1)
-                with m.If(drain == 0):
-                    m.next = "HZ_WR"
 
             # the last output of an accumulating layer: its epilogue ends before the next layer reads its rows
             with m.State("LAYER_WAIT"):
@@ -817,30 +806,15 @@ class SpikeEngine(wiring.Component):
                 with m.Else():
                     m.next = "KV_INIT"
 
-            # ------------------------------------------------------------ head: Z_c = Σ_t Σ_n X[t, n, c]
-            with m.State("HZ_INIT"):
+            # head Z: HeadZSequencer runs the layer, a lane group at a time (wired below the FSM)
+            with m.State("HZ_START"):
+                m.d.comb += head_z.start.eq(1)
                 m.d.sync += bias_gate.eq(0)
-                m.d.sync += [acc_init.eq(1), n.eq(0), n_last.eq(L["N"] <= 1), t.eq(0), s_addr.eq(hz_nbase)]
-                m.next = "HZ_RD"
+                m.next = "HZ_RUN"
 
-            with m.State("HZ_RD"):
-                m.d.sync += hz[0].eq(1)
-                with m.If(t + 1 < T):
-                    m.d.sync += [t.eq(t + 1), s_addr.eq(s_addr + 1)]
-                with m.Else():
-                    m.d.sync += [t.eq(0), n.eq(n + 1), n_last.eq(n + 2 >= L["N"]), s_addr.eq(s_addr + hz_step)]
-                    with m.If(n_last):
-                        start_drain()
-
-            with m.State("HZ_WR"):
-                m.d.comb += [z_wr.addr.eq(g), z_wr.en.eq(1),
-                             z_wr.data.eq(Cat(*[acc[l][0][:ZW] for l in range(P)]))]
-                m.d.sync += [hz_bad.eq(Cat(~_fits(acc[l][0], ZW) for l in range(P)).any()),
-                             g.eq(g + 1), g_last.eq(g + 2 >= L["Gout"]), hz_nbase.eq(hz_nbase + T)]
-                with m.If(g_last):
+            with m.State("HZ_RUN"):
+                with m.If(head_z.done):
                     next_layer()
-                with m.Else():
-                    m.next = "HZ_INIT"
 
             # ------------------------------------------------------------ argmax, ties to the lowest index
             with m.State("ARGMAX"):
@@ -882,6 +856,23 @@ class SpikeEngine(wiring.Component):
             with m.Else():
                 m.d.sync += [g.eq(0), g_last.eq(L["Gout"] <= 1), p_addr.eq(L["p_base"]),
                              y.eq(y + 1), y_last.eq(y + 2 >= L["Ho"])]
+
+        # ---------------------------------------------------------------- head Z layers
+        # the sequencer's commands: clear the accumulators, the stream rows into timestep 0's accumulators (the adder
+        # mux above), the group's sums into the Z RAM
+        m.d.comb += [head_z.tokens.eq(L["N"]), head_z.last.eq(g_last)]
+        with m.If(head_z.acc_init):
+            m.d.sync += acc_init.eq(1)
+        with m.If(head_z.stream_load):
+            m.d.sync += s_addr.eq(head_z.stream_row)
+        with m.If(head_z.stream_next):
+            m.d.sync += s_addr.eq(s_addr + 1)
+        with m.If(head_z.stream_skip):
+            m.d.sync += s_addr.eq(s_addr + hz_step)
+        with m.If(head_z.z_write):
+            m.d.comb += [z_wr.addr.eq(g), z_wr.en.eq(1), z_wr.data.eq(Cat(*[acc[l][0][:ZW] for l in range(P)]))]
+            m.d.sync += [hz_bad.eq(Cat(~_fits(acc[l][0], ZW) for l in range(P)).any()),
+                         g.eq(g + 1), g_last.eq(g + 2 >= L["Gout"])]
 
         # ---------------------------------------------------------------- epilogue of the accumulating layers
         # It starts at the snapshot of an output (held <- acc) and runs while the controller scans the next output;
