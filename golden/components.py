@@ -146,6 +146,42 @@ def kv_channel_tokens(nz_words, offsets, present: int, heads: int, head_dim: int
             if (present >> j) & 1 and any((int(nz_words[j]) >> lane) & 1 for lane in lanes)]
 
 
+def kv_layer(rows, lanes: int, T: int, heads_per_group: int, head_dim: int, tokens: int, channels: int,
+             groups: int, dp: int, k_base: int, v_base: int) -> dict:
+    """KvSequencer (rtl/engine/kv_sequencer.py): a Kᵀ·V layer over the activation RAM `rows` (row -> P·T-bit word,
+    lane l's T-bit spike word at bits [l·T, (l+1)·T)). Lane group g's head starts at K row block
+    k_base + (g // dp)·dp; channel i's K words are in block + (i >> log2 P) (one head per group) at lane i mod P, or
+    at lanes h·d + i (a group of whole heads); token n's K row is that block + n·groups, its V row v_base + g +
+    n·groups. Returns {"writes": [sums [P][T] per (group, channel), in order], "cycles": from the start cycle to
+    done, "tokens": tokens named per (group, channel)}: per (group, K row block) N + 6 cycles, per channel
+    1 + max(1, tokens named)."""
+    P, d, H = lanes, head_dim, heads_per_group
+    lp = P.bit_length() - 1
+
+    def word(row, lane):
+        return (int(rows.get(row, 0)) >> (lane * T)) & ((1 << T) - 1)
+    writes, named, cycles = [], [], 0
+    for g in range(groups):
+        khead = k_base + (g // dp) * dp
+        blocks = 1 if H > 1 else -(-channels // P)
+        cycles += blocks * (tokens + 6)
+        for i in range(channels):
+            block = khead + (0 if H > 1 else i >> lp)
+            kwords = [[word(block + n * groups, h * d + i if H > 1 else i % P) for h in range(H)]
+                      for n in range(tokens)]
+            hit = [n for n in range(tokens) if any(kwords[n])]
+            named.append(len(hit))
+            cycles += 1 + max(1, len(hit))
+            sums = [[0] * T for _ in range(P)]
+            for n in hit:
+                for lane in range(P):
+                    both = kwords[n][lane // d if H > 1 else 0] & word(v_base + g + n * groups, lane)
+                    for t in range(T):
+                        sums[lane][t] += (both >> t) & 1
+            writes.append(sums)
+    return {"writes": writes, "cycles": cycles, "tokens": named}
+
+
 def kv_shift_words(nz_words) -> list[int]:
     """KvTokenScanner's shift: every token's lane bits move down one lane (the next K channel at lane 0)."""
     return [int(w) >> 1 for w in nz_words]

@@ -10,15 +10,16 @@ import pytest
 from amaranth.sim import Simulator
 
 from golden.components import (EPILOGUE_CYCLES, addend_shift, banked_rom_read, decode_layer_word, epilogue_schedule,
-                               event_pipeline_stages, head_z_schedule, kv_channel_tokens, kv_shift_words, lane_accumulators_step,
+                               event_pipeline_stages, head_z_schedule, kv_channel_tokens, kv_layer, kv_shift_words, lane_accumulators_step,
                                lif_lanes, ram_step, scan_row, stream_add, stream_lif_schedule)
-from golden.primitives import argmax_lowest
+from golden.primitives import argmax_lowest, attention
 from rtl.engine.accumulators import LaneAccumulators
 from rtl.engine.addend import AddendShifter
 from rtl.engine.argmax import ArgmaxUnit
 from rtl.engine.epilogue import EpilogueKind, OutputEpilogue
 from rtl.engine.events import EventPipeline
 from rtl.engine.head_z import HeadZSequencer
+from rtl.engine.kv_sequencer import KvSequencer
 from rtl.engine.kv_tokens import KvTokenScanner
 from rtl.engine.layer_table import FIELDS, LayerTable, Opcode, layer_field_widths
 from rtl.engine.memories import BankedRom, SlicedRam, weight_banking
@@ -1196,3 +1197,143 @@ HEAD_Z_EDGES = {"one token, one group": [(1, 1, 4, 0)], "layers back to back": [
 def test_head_z_sequencer_edge_case(T, case):
     layers = HEAD_Z_EDGES[case]
     head_z_check(T, 5, layers, run_head_z(T, 5, layers), names=[case] * len(layers))
+
+
+# ---------------------------------------------------------------------------------------------------- Kᵀ·V layer
+
+# (lanes, T, head_dim, heads, most tokens): P = d, P < d (two lane groups per head), P > d (whole heads per group),
+# one lane
+KV_SHAPES = {"P=d": (4, 2, 4, 2, 6), "P<d": (2, 3, 4, 2, 5), "P>d": (8, 2, 4, 4, 7), "one lane": (1, 2, 2, 2, 3)}
+
+
+def kv_layout(k, v, lanes, T, k_base, v_base):
+    """The activation RAM rows of K and V spikes [T, C, N] (0/1): row base + n·groups + group, lane l of a row holds
+    channel group·lanes + l, its T-bit word at bits [l·T, (l+1)·T)."""
+    _, C, N = k.shape
+    G = C // lanes
+    rows = {}
+    for base, x in ((k_base, k), (v_base, v)):
+        for n in range(N):
+            for g in range(G):
+                rows[base + n * G + g] = sum(int(x[t, g * lanes + l, n]) << (l * T + t)
+                                             for l in range(lanes) for t in range(T))
+    return rows
+
+
+def run_kv_sequencer(shape, layers):
+    """layers: (tokens, K spikes, V spikes, idle cycles before the start). The bench is the core around the
+    sequencer: the activation RAM's row-address register, RAM and output register (act_row), the read-out port's
+    address register, RAM and two registers (v_row), the add-enable registers and the lane accumulators
+    (golden.components.lane_accumulators_step), the KV RAM's write. Returns per layer the start and done cycles and
+    the rows written."""
+    P, T, d, heads, NT = shape
+    H = P // d if P > d else 1
+    dut = KvSequencer(P, T, NT, d, H, addr_width=12)
+    k_base, v_base = 7, 300
+
+    async def bench(ctx):
+        cycle, results = 0, []
+        row_reg = dbg_reg = 0
+        ram_out = act_q = v_ram = vq = vq2 = 0
+        acc = np.zeros((P, T), dtype=np.int64)
+        held = np.zeros((P, T), dtype=np.int64)
+        add_en = np.zeros((P, T), dtype=bool)
+        init_reg = False
+        for tokens, k, v, idle in layers:
+            rows = kv_layout(k, v, P, T, k_base, v_base)
+            C = k.shape[1]
+            fields = dict(tokens=tokens, channels=d, groups=C // P, dp=max(1, d // P), k_base=k_base, v_base=v_base)
+            start, done, writes = None, None, []
+            for step in range(100_000):
+                starting = step == idle
+                ctx.set(dut.start, int(starting))
+                for name, value in fields.items():
+                    ctx.set(getattr(dut, name), value if starting else 0)   # sampled at start only
+                ctx.set(dut.act_row, act_q)
+                ctx.set(dut.v_row, vq2)
+                out = {p: ctx.get(getattr(dut, p)) for p in ("k_load", "k_addr", "v_load", "v_addr", "acc_init", "add",
+                                                             "add_mask", "snap", "write", "write_row", "busy", "done")}
+                if starting:
+                    start = cycle
+                if out["write"]:
+                    writes.append((out["write_row"], held.copy()))
+                if out["done"]:
+                    done = cycle
+                # the clock edge: the core's registers and RAMs around the sequencer
+                act_q, ram_out = ram_out, rows.get(row_reg, 0)
+                vq2, vq, v_ram = vq, v_ram, rows.get(dbg_reg, 0)
+                row_reg = out["k_addr"] if out["k_load"] else row_reg
+                dbg_reg = out["v_addr"] if out["v_load"] else 0
+                acc, held, _ = lane_accumulators_step(acc, held, init_reg or out["snap"], np.zeros(P), add_en,
+                                                      np.ones((P, T)), out["snap"], False, 16)
+                mask = out["add_mask"]
+                add_en = np.array([[out["add"] and (mask >> (l * T + t)) & 1 for t in range(T)] for l in range(P)],
+                                  dtype=bool)
+                init_reg = bool(out["acc_init"])
+                busy = out["busy"]
+                await ctx.tick()
+                cycle += 1
+                if done is not None and not busy and cycle > done + 1:
+                    break
+            results.append((start, done, writes))
+        return results
+    return simulate(dut, bench)
+
+
+def kv_check(shape, layers, results, names=None):
+    P, T, d, heads, NT = shape
+    H = P // d if P > d else 1
+    for i, ((tokens, k, v, _), (start, done, writes)) in enumerate(zip(layers, results)):
+        label = names[i] if names else f"layer {i}"
+        C = k.shape[1]
+        G = C // P
+        want = kv_layer(kv_layout(k, v, P, T, 7, 300), P, T, H, d, tokens, d, G, max(1, d // P), 7, 300)
+        # the twin itself is Kᵀ·V of the model (golden.primitives.attention): lane l of group g is V channel g·P + l
+        kv, _ = attention(k[:, None], k[:, None], v[:, None], heads)
+        for g in range(G):
+            for ch in range(d):
+                for lane in range(P):
+                    c = g * P + lane
+                    h, j = divmod(c, d)
+                    assert [want["writes"][g * d + ch][lane][t] for t in range(T)] == list(kv[:, 0, h, ch, j])
+        assert done is not None, f"{label}: no done"
+        assert done - start == want["cycles"], f"{label}: done {done - start} cycles after start, golden " \
+                                               f"{want['cycles']}"
+        assert [r for r, _ in writes] == list(range(G * d)), f"{label}: KV RAM rows written {[r for r, _ in writes]}"
+        for r, (row, got) in enumerate(writes):
+            g, ch = divmod(r, d)
+            assert np.array_equal(got, np.array(want["writes"][r])), \
+                f"{label}: lane group {g}, K channel {ch}: sums {got.tolist()}, golden {want['writes'][r]}"
+
+
+def kv_random_layers(shape, rng, writes):
+    P, T, d, heads, NT = shape
+    layers, total = [], 0
+    while total < writes:
+        tokens = int(rng.integers(1, NT + 1))
+        density = rng.choice([0.05, 0.3, 0.7])
+        k = (rng.random((T, heads * d, tokens)) < density).astype(np.int64)
+        v = (rng.random((T, heads * d, tokens)) < 0.5).astype(np.int64)
+        layers.append((tokens, k, v, int(rng.integers(0, 3))))
+        total += heads * d // P * d
+    return layers
+
+
+@pytest.mark.parametrize("shape", list(KV_SHAPES))
+def test_kv_sequencer_random_layers_equal_golden(shape):
+    rng = np.random.default_rng(67 + len(shape))
+    layers = kv_random_layers(KV_SHAPES[shape], rng, TRANSACTIONS // len(KV_SHAPES) + 1)
+    kv_check(KV_SHAPES[shape], layers, run_kv_sequencer(KV_SHAPES[shape], layers))
+
+
+def test_kv_sequencer_edge_cases():
+    shape = KV_SHAPES["P<d"]
+    P, T, d, heads, NT = shape
+    zeros = np.zeros((T, heads * d, NT), dtype=np.int64)
+    ones = np.ones((T, heads * d, NT), dtype=np.int64)
+    one_token = zeros.copy()
+    one_token[:, :, NT - 1] = 1
+    cases = {"no K spike at all": (NT, zeros, ones, 0), "every K and V spike": (NT, ones, ones, 0),
+             "only the last token spikes": (NT, one_token, one_token, 1), "one token": (1, ones[:, :, :1], ones[:, :, :1], 0)}
+    layers = list(cases.values())
+    kv_check(shape, layers, run_kv_sequencer(shape, layers), names=list(cases))

@@ -8,6 +8,11 @@ golden/ and a unit test in tests/test_engine_components.py:
   lif.LifLanes               the LIF epilogue, one timestep of P lanes per cycle
   stream_adder.StreamAdder   residual stream + branch, with the overflow check
   argmax.ArgmaxUnit          running argmax of the logits, ties to the lowest class
+  kv_sequencer.KvSequencer   a Kᵀ·V layer, event-driven over tokens (with kv_tokens.KvTokenScanner)
+  head_z.HeadZSequencer      a head-Z layer: the stream rows summed per lane group
+  stream_lif.StreamLifSequencer   a stream-LIF layer, outputs back to back
+  epilogue.OutputEpilogue    an accumulating output's LIF, stream add or logit write
+  events.EventPipeline       an event from the scanner to the addend register, with the end-of-output marker
   memories.BankedRom         the banked weight ROM (read through a RomRead port, wiring.connect)
   memories.SlicedRam         the activation, stream and KV RAMs (RamRead / RamWrite ports)
 """

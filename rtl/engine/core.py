@@ -50,7 +50,7 @@ from .argmax import ArgmaxUnit
 from .epilogue import EpilogueKind, OutputEpilogue
 from .events import EventPipeline
 from .head_z import HeadZSequencer
-from .kv_tokens import KvTokenScanner
+from .kv_sequencer import KvSequencer
 from .layer_table import LayerTable, Opcode, layer_field_widths
 from .lif import LifLanes
 from .memories import RAM_COLLISIONS, BankedRom, RamRead, RamWrite, RomRead, SlicedRam, memory_layout
@@ -76,11 +76,8 @@ def _pack(values, width):
 
 
 DEBUG_READ_LATENCY = 3      # dbg_addr register, the RAM's synchronous read, the data register (shared with Kᵀ·V)
-# Kᵀ·V, from the cycle its scanner names a token to the first cycle the token's K AND V counts are in the
-# accumulators: the token scanner's pick (KvTokenScanner.PICK_LATENCY: the token and its row offset), the K and V
-# row addresses, the RAM read, the K row and V row registers, the K word and the V row's second register, the
-# add-enable register, the accumulate.
-KV_ACC_LATENCY = KvTokenScanner.PICK_LATENCY + 6
+# Kᵀ·V, from the cycle its token scanner names a token to the first cycle the token's counts are in the accumulators
+KV_ACC_LATENCY = KvSequencer.ACC_LATENCY
 
 
 def param_read_latency(T):
@@ -287,7 +284,7 @@ class SpikeEngine(wiring.Component):
         # "this is the loop's last iteration" flags, kept beside their counters so that a loop decision is one
         # flip-flop, not an increment and a comparison in front of every register the decision steers
         gi_last, g_last, x_last, y_last = Signal(), Signal(), Signal(), Signal()
-        n_last, kv_last, layer_last = Signal(), Signal(), Signal()
+        layer_last = Signal()
         # the scanner: one event per cycle from the row's non-zero mask (it keeps a row while it has more)
         m.submodules.scanner = scanner = RowScanner(MASKW)
         # row pipeline (ROWS): the issuer walks taps and rows and issues one item a cycle (a row read, or a bubble
@@ -307,7 +304,6 @@ class SpikeEngine(wiring.Component):
         rowdata = Signal(P * T)
         imgq = Signal(W["pixel"], reset_less=True)
         zq = Signal(ZW)
-        drain = Signal(range(DRAIN + 2))
         # lanes wider than a head (P > d): a lane group holds P / d whole heads; a Q·KV event then adds only into
         # the lanes of the head of its Q channel (the event's head), and Kᵀ·V selects each head's K word on its own
         d = D["d"]
@@ -318,6 +314,7 @@ class SpikeEngine(wiring.Component):
         # the K.V value RAM reads the address ADD - 3 stages on, so that its registered value (kvq2) meets the event
         ROM_L = BankedRom.LATENCY
         ADD = ROM_L + AddendShifter.LATENCY
+        m.submodules.kv_seq = kv_seq = KvSequencer(P, T, D["N"], d, heads_per_group, ADW)
         m.submodules.events = events = EventPipeline(T, SHW, HB, ADW, SHW, ROM_L, AddendShifter.LATENCY, ADD - 3)
         assert events.add_stage + 4 == ACC_LATENCY
         m.d.comb += snap.eq(events.snap)
@@ -337,35 +334,6 @@ class SpikeEngine(wiring.Component):
         s_addr = Signal(ADW)
         s_q = Signal(P * SW, reset_less=True)
         act_q = Signal(P * T, reset_less=True)
-        # KV / head-Z
-        kv_i = Signal(16)
-        khead = Signal(ADW)
-        n = Signal(16)
-        k_addr = Signal(ADW)
-        kv_row = Signal(ADW)
-        # Kᵀ·V, event-driven over tokens: per lane group and K row block the K rows of all tokens are read once
-        # (KVA) and the token scanner keeps which lanes hold a non-zero K word beside each token's row offset;
-        # per K channel it names the tokens whose K word is non-zero, and only their K and V rows are read, both in
-        # one cycle (the V row through the read-out port)
-        NT = max(1, D["N"])
-        SELW = max(1, lp, ld)
-        # the token's tag: the K word's lane within the K row (the next channel starts while it is in flight) and
-        # the end-of-channel flag of the channel's last scan cycle
-        m.submodules.kv_tokens = kv_tokens = KvTokenScanner(NT, P, heads_per_group, d, ADW, tag_width=SELW + 1)
-        kv_tok = Signal(NT)                   # bit j: token j exists in this layer
-        off_acc = Signal(ADW)
-        k_rowbase, v_rowbase = Signal(ADW), Signal(ADW)
-        kva_v = [Signal(name=f"kva_v{i}") for i in range(2)]
-        kva_n = [Signal(range(NT), name=f"kva_n{i}") for i in range(2)]
-        kva_off = [Signal(ADW, name=f"kva_off{i}") for i in range(2)]
-        sel_off = kv_tokens.pick_off
-        KVB = KV_ACC_LATENCY - KvTokenScanner.PICK_LATENCY - 1    # token stages from the pick to the add enable
-        kvb_v = [kv_tokens.pick_valid] + [Signal(name=f"kvb_v{i}") for i in range(1, KVB)]
-        kvb_sel = [kv_tokens.pick_tag[:SELW]] + [Signal(SELW, name=f"kvb_sel{i}") for i in range(1, 4)]
-        # the end-of-channel marker, one slot behind the channel's last token
-        kvb_end = [Signal(name=f"kvb_end{i}") for i in range(KVB)]
-        kv_snap, kv_write = Signal(), Signal()
-        kv_done = Signal()                    # the layer's last channel has been scanned
         vq = Signal(P * T, reset_less=True)   # the read-out port's registered row (the V row in Kᵀ·V)
         vq2 = Signal(P * T)
         hz_step = Signal(ADW)   # RS - (T - 1): from the last timestep of token n to the first of token n + 1
@@ -417,31 +385,17 @@ class SpikeEngine(wiring.Component):
             m.d.sync += [addends.lane_shift[l].eq(lane_shift_next[l]) for l in range(P)]
         m.d.comb += [addends.neg.eq(events.shifter_neg), addends.shift.eq(events.shifter_shift)]
         m.d.comb += [addends.weights[l].eq(wq[l * WB:(l + 1) * WB]) for l in range(P)]
-        # Kᵀ·V: phase A keeps each token's non-zero K words; phase B reads a named token's K and V rows
-        m.d.sync += [kva_v[1].eq(kva_v[0]), kva_n[1].eq(kva_n[0]), kva_off[1].eq(kva_off[0]), kva_v[0].eq(0)]
-        m.d.comb += [kv_tokens.present.eq(kv_tok), kv_tokens.store.eq(kva_v[1]), kv_tokens.store_token.eq(kva_n[1]),
-                     kv_tokens.store_nz.eq(Cat(w != 0 for w in act_words)), kv_tokens.store_off.eq(kva_off[1])]
-        m.d.sync += [kvb_v[i].eq(kvb_v[i - 1]) for i in range(1, len(kvb_v))]
-        m.d.sync += [kvb_end[i].eq(kvb_end[i - 1]) for i in range(1, len(kvb_end))]
-        m.d.sync += [kvb_sel[i].eq(kvb_sel[i - 1]) for i in range(1, len(kvb_sel))]
-        m.d.sync += [kvb_end[0].eq(kv_tokens.pick_tag[SELW]), kv_snap.eq(kvb_end[-1]), kv_write.eq(kv_snap)]
-        with m.If(kv_write):
-            m.d.comb += [kv_wr.addr.eq(kv_row), kv_wr.en.eq(1),
+        # Kᵀ·V: KvSequencer runs the layer; it reads K rows through row_addr, V rows through the read-out port
+        m.d.comb += [kv_seq.act_row.eq(act_q), kv_seq.v_row.eq(vq2)]
+        with m.If(kv_seq.k_load):
+            m.d.sync += row_addr.eq(kv_seq.k_addr)
+        with m.If(kv_seq.v_load):
+            m.d.sync += dbg_addr.eq(kv_seq.v_addr)
+        with m.If(kv_seq.write):
+            m.d.comb += [kv_wr.addr.eq(kv_seq.write_row), kv_wr.en.eq(1),
                          kv_wr.data.eq(Cat(*[held[l][tt][:KW] for tt in range(T) for l in range(P)]))]
-            m.d.sync += kv_row.eq(kv_row + 1)
-        with m.If(kvb_v[0]):
-            m.d.sync += [row_addr.eq(k_rowbase + sel_off), dbg_addr.eq(v_rowbase + sel_off)]
         m.d.sync += [vq.eq(act_dbg.data), vq2.eq(vq)]
         m.d.comb += self.dbg_data.eq(vq)
-        v_words = [vq2[l * T:(l + 1) * T] for l in range(P)]
-        # K word of channel i of each head in the group (one head per group when P <= d)
-        kwords = [Signal(T, name=f"kword_{h}") for h in range(heads_per_group)]
-        with m.If(kvb_v[3]):
-            if heads_per_group > 1:
-                m.d.sync += [kw.eq(Array(act_words[h * d:(h + 1) * d])[kvb_sel[3][:ld]] if ld else act_words[h])
-                             for h, kw in enumerate(kwords)]
-            else:
-                m.d.sync += kwords[0].eq(Array(act_words)[kvb_sel[3][:lp] if lp else 0])
         for l in range(P):
             for tt in range(T):
                 kvv = kvq2[(tt * P + l) * KW:(tt * P + l + 1) * KW]
@@ -449,18 +403,19 @@ class SpikeEngine(wiring.Component):
                 with m.If(events.add_v):
                     m.d.sync += [add_en[l][tt].eq(events.add_word[tt] & lane_in_head),
                                  addend[l][tt].eq(Mux(events.add_attn, kvv.as_unsigned(), sh[l]))]
-                with m.Elif(kvb_v[4]):
-                    m.d.sync += [add_en[l][tt].eq(kwords[l // d if heads_per_group > 1 else 0][tt] &
-                                                  v_words[l][tt]), addend[l][tt].eq(1)]
+                with m.Elif(kv_seq.add):
+                    m.d.sync += [add_en[l][tt].eq(kv_seq.add_mask[l * T + tt]), addend[l][tt].eq(1)]
                 with m.Elif(head_z.add & (tt == 0)):
                     m.d.sync += [add_en[l][tt].eq(1), addend[l][tt].eq(s_vals[l])]
                 with m.Else():
                     m.d.sync += add_en[l][tt].eq(0)
                 m.d.comb += [lanes.add_en[l][tt].eq(add_en[l][tt]), lanes.addend[l][tt].eq(addend[l][tt])]
             m.d.comb += lanes.init_value[l].eq(Mux(bias_gate, bias_q[l], 0))
-        m.d.comb += [lanes.init.eq(acc_init | snap | kv_snap), lanes.init_t0_only.eq(bias_t0_only),
-                     lanes.snap.eq(snap | kv_snap)]
+        m.d.comb += [lanes.init.eq(acc_init | snap | kv_seq.snap), lanes.init_t0_only.eq(bias_t0_only),
+                     lanes.snap.eq(snap | kv_seq.snap)]
         m.d.sync += acc_init.eq(0)
+        with m.If(kv_seq.acc_init):
+            m.d.sync += acc_init.eq(1)
 
         # ---------------------------------------------------------------- LIF: one timestep per cycle
         bad.append(lif.overflow)
@@ -630,20 +585,22 @@ class SpikeEngine(wiring.Component):
 
             with m.State("LOAD"):
                 m.d.sync += lif_from_stream.eq(lt_fields["op"] == Opcode.STREAM_LIF)
-                m.d.sync += [L.eq(lt_fields), first_out.eq(1),
-                             kv_tok.eq(Cat(lt_fields["N"] > j for j in range(NT))), kv_done.eq(0)]
+                m.d.sync += [L.eq(lt_fields), first_out.eq(1)]
                 m.d.sync += [g_last.eq(lt_fields["Gout"] <= 1), x_last.eq(lt_fields["Wo"] <= 1),
-                             kv_last.eq(lt_fields["d"] <= 1),
                              y_last.eq(lt_fields["Ho"] <= 1)]
                 pad_next = Mux(lt_fields["k3"], 1, 0)
                 m.d.sync += [y.eq(0), x.eq(0), iy.eq(-pad_next), ix.eq(-pad_next), xbase.eq(0),
                              pb1.eq(lt_fields["a0"]), pb2.eq(0), g.eq(0),
                              out_row.eq(lt_fields["out_base"]), srow.eq(0), gdp.eq(0),
-                             wg.eq(lt_fields["w_base"]), p_addr.eq(lt_fields["p_base"]), kv_i.eq(0),
-                             khead.eq(lt_fields["k_base"]), kv_row.eq(0),
+                             wg.eq(lt_fields["w_base"]), p_addr.eq(lt_fields["p_base"]),
                              hz_step.eq(lt_fields["RS"] - (T - 1))]
+                m.d.comb += [kv_seq.tokens.eq(lt_fields["N"]), kv_seq.channels.eq(lt_fields["d"]),
+                             kv_seq.groups.eq(lt_fields["Gout"]), kv_seq.dp.eq(lt_fields["DP"]),
+                             kv_seq.k_base.eq(lt_fields["k_base"]), kv_seq.v_base.eq(lt_fields["v_base"])]
                 with m.If(lt_fields["op"] == Opcode.KV):
-                    m.next = "KV_INIT"
+                    m.d.comb += kv_seq.start.eq(1)
+                    m.d.sync += bias_gate.eq(0)
+                    m.next = "KV_RUN"
                 with m.Elif(lt_fields["op"] == Opcode.HEAD_Z):
                     m.next = "HZ_START"
                 with m.Elif(lt_fields["op"] == Opcode.STREAM_LIF):
@@ -721,7 +678,7 @@ class SpikeEngine(wiring.Component):
             # the last output of an accumulating layer: its epilogue ends before the next layer reads its rows
             with m.State("LAYER_WAIT"):
                 # (KV_NEXT's two cycles hold the last K channel's marker until it has left the token scanner)
-                with m.If(~(events.busy | Cat(*kvb_end).any() | kv_snap | kv_write) & epilogue.idle):
+                with m.If(~(events.busy | kv_seq.busy) & epilogue.idle):
                     next_layer()
 
             # ------------------------------------------------------------ pooling write
@@ -739,72 +696,11 @@ class SpikeEngine(wiring.Component):
                 with m.If(stream_lif.done):
                     next_layer()
 
-            # ------------------------------------------------------------ Kᵀ·V by AND-accumulate over tokens
-            with m.State("KV_INIT"):
-                # phase A of a lane group's K row block: the K rows of all tokens, one per cycle
-                block = khead + (kv_i >> lp)
-                m.d.sync += bias_gate.eq(0)
-                m.d.sync += [n.eq(0), n_last.eq(L["N"] <= 1), k_addr.eq(block), row_addr.eq(block), off_acc.eq(0),
-                             k_rowbase.eq(block), v_rowbase.eq(L["v_base"] + g), first_out.eq(0)]
-                with m.If(first_out):
-                    # later channels start from the previous channel's snapshot, which clears the accumulators
-                    m.d.sync += acc_init.eq(1)
-                m.next = "KVA"
-
-            with m.State("KVA"):
-                m.d.sync += [kva_v[0].eq(1), kva_n[0].eq(n), kva_off[0].eq(off_acc), off_acc.eq(off_acc + L["Gout"]),
-                             k_addr.eq(k_addr + L["Gout"]), row_addr.eq(k_addr + L["Gout"]),
-                             n.eq(n + 1), n_last.eq(n + 2 >= L["N"])]
-                with m.If(n_last):
-                    m.d.sync += drain.eq(KvTokenScanner.STORE_LATENCY)
-                    m.next = "KVA_WAIT"
-
-            with m.State("KVA_WAIT"):
-                # the last K row reaches the token scanner two cycles after its read, its scan STORE_LATENCY on
-                m.d.sync += drain.eq(drain - 1)
-                with m.If(drain == 0):
-                    m.next = "KV_CH"
-
-            with m.State("KV_CH"):
-                # phase B of K channel i: the tokens whose K word (any head of the group) is non-zero
-                m.d.comb += kv_tokens.load.eq(1)
-                m.next = "KV_SCAN"
-
-            with m.State("KV_SCAN"):
-                channel_end = ~(kv_tokens.valid & kv_tokens.more)
-                m.d.comb += [kv_tokens.take.eq(1), kv_tokens.take_tag.eq(Cat(kv_i[:SELW], channel_end))]
-                with m.If(channel_end):
-                    # the channel's last scan cycle: its marker follows the last token down the pipeline and, at
-                    # the accumulators, snaps them into the held copy (written to the K·V RAM the cycle after) and
-                    # clears them for the next channel, which starts right away
-                    m.d.comb += kv_tokens.shift.eq(1)
-                    with m.If(~kv_last):
-                        m.d.sync += [kv_i.eq(kv_i + 1), kv_last.eq(kv_i + 2 >= L["d"])]
-                        # the next channel's K words are in the K row block just read, unless it starts a new one
-                        new_block = (kv_i[:lp] == P - 1) if (heads_per_group == 1 and lp) \
-                            else Const(int(heads_per_group == 1))
-                        with m.If(new_block):
-                            m.next = "KV_NEXT"
-                        with m.Else():
-                            m.next = "KV_CH"
-                    with m.Else():
-                        m.d.sync += [kv_i.eq(0), kv_last.eq(L["d"] <= 1), g.eq(g + 1), g_last.eq(g + 2 >= L["Gout"]),
-                                     kv_done.eq(g_last)]
-                        with m.If(gdp + 1 == L["DP"]):
-                            m.d.sync += [gdp.eq(0), khead.eq(khead + L["DP"])]
-                        with m.Else():
-                            m.d.sync += gdp.eq(gdp + 1)
-                        m.next = "KV_NEXT"
-
-            # a new K row block reads the activation RAM: two cycles let the last token's rows be read first
-            with m.State("KV_NEXT"):
-                m.next = "KV_NEXT2"
-
-            with m.State("KV_NEXT2"):
-                with m.If(kv_done):
+            # Kᵀ·V: KvSequencer runs the layer (wired above the FSM); its last channel's snapshot and write end in
+            # LAYER_WAIT
+            with m.State("KV_RUN"):
+                with m.If(kv_seq.done):
                     m.next = "LAYER_WAIT"
-                with m.Else():
-                    m.next = "KV_INIT"
 
             # head Z: HeadZSequencer runs the layer, a lane group at a time (wired below the FSM)
             with m.State("HZ_START"):
