@@ -81,9 +81,16 @@ KV_ACC_LATENCY = KvSequencer.ACC_LATENCY
 
 
 def param_read_latency(T):
-    """Cycles from a parameter-RAM address to its row at the readers: 2 (the RAM and its output register), or 1
-    at T = 1, where the stream LIF starts an output every two cycles and reads its thresholds at the start."""
-    return 2 if T >= 2 else 1
+    """Cycles from a parameter-RAM address to its row at the readers: 3 (the RAM, its output register, a register
+    beside it), fewer when T < 3: the stream LIF starts an output every T + 1 cycles and reads its thresholds at the
+    start, T + 1 cycles after the address steps, which leaves room for min(3, T) cycles of read."""
+    return min(3, T)
+
+
+def stream_lif_param_wait(T):
+    """Cycles a stream-LIF layer waits after LOAD before its sequencer starts: its first output reads its thresholds
+    two cycles after the start, param_read_latency cycles after LOAD set the parameter address."""
+    return max(0, param_read_latency(T) - 2)
 
 
 def output_spacing(T):
@@ -116,7 +123,8 @@ def timing(T):
                        "stream_add": ACC_LATENCY + OutputEpilogue.cycles(EpilogueKind.STREAM_ADD, T),
                        "head_write": ACC_LATENCY + OutputEpilogue.cycles(EpilogueKind.HEAD, T)},
         "stream_lif_output": StreamLifSequencer.period(T),    # the outputs back to back
-        "stream_lif_fixed": StreamLifSequencer.FIXED_CYCLES,   # start, the first read, the last output's write
+        # start, the first read, the last output's write, and a wait for the first output's thresholds
+        "stream_lif_fixed": StreamLifSequencer.FIXED_CYCLES + stream_lif_param_wait(T),
         "kv_block_token": 1,                   # KVA: one K row per token, per (lane group, K row block)
         "kv_block_fixed": 6,                   # KV_INIT, KVA_WAIT (3), KV_NEXT (2) per (lane group, K row block)
         "kv_channel_fixed": 1,                 # KV_CH per K channel; KV_SCAN holds max(row_min, tokens with a
@@ -538,16 +546,18 @@ class SpikeEngine(wiring.Component):
         words = [rowdata[l * T:(l + 1) * T] for l in range(P)]
         sel_word = Signal(T)
         m.d.comb += sel_word.eq(Cat(*[Cat(onehot[l] & words[l][tt] for l in range(P)).any() for tt in range(T)]))
-        # The parameter row goes through a plain register right behind the RAM (synthesis moves it into the block
-        # RAM's output register): the RAM's own 5.7-ns clock-to-output plus the route to the epilogue's threshold
-        # registers was the Fashion-MNIST core's worst path. Its readers: the bias and lane shifts (params_ready
-        # below), an accumulating output's thresholds at its end (five or more cycles after p_addr steps), the
-        # stream LIF's at the start of its next output (T + 1 cycles after; param_read_latency says why T = 1
-        # reads the RAM directly).
+        # The parameter row goes through plain registers behind the RAM. The first sits right behind it (synthesis
+        # moves it into the block RAM's output register where the RAM's mapping allows; where it does not, the
+        # register's only load is the next one, so it is placed beside the RAM): the RAM's own 5.7-ns
+        # clock-to-output plus the route to the readers all over the die was the Fashion-MNIST core's worst path.
+        # Its readers: the bias and lane shifts (params_ready below), an accumulating output's thresholds at its end
+        # (five or more cycles after p_addr steps), the stream LIF's at the start of its next output (T + 1 cycles
+        # after; param_read_latency).
         p_data = p_rd.data
-        if param_read_latency(T) == 2:
-            p_data = Signal.like(p_rd.data, name="p_q", reset_less=True)
-            m.d.sync += p_data.eq(p_rd.data)
+        for i in range(param_read_latency(T) - 1):
+            p_reg = Signal.like(p_rd.data, name=f"p_q{i or ''}", reset_less=True)
+            m.d.sync += p_reg.eq(p_data)
+            p_data = p_reg
         p_lanes = {f: [p_data[p_offset[f] + l * W[f]:p_offset[f] + (l + 1) * W[f]] for l in range(P)]
                    for f in PARAM_FIELDS}
         p_bias = [v.as_signed() for v in p_lanes["bias"]]
@@ -561,9 +571,10 @@ class SpikeEngine(wiring.Component):
         # cycles later (the loop nest advanced p_addr with the output): the previous output's snapshot initialises
         # the accumulators with them (after its events), the first output of a layer here
         params_ready = params_due
-        if param_read_latency(T) == 2:
-            params_ready = Signal(name="params_ready0")
-            m.d.sync += params_ready.eq(params_due)
+        for i in range(param_read_latency(T) - 1):
+            ready = Signal(name=f"params_ready{i}")
+            m.d.sync += ready.eq(params_ready)
+            params_ready = ready
         m.d.sync += params_due.eq(0)
         with m.If(params_ready):
             m.d.sync += [bias_q[l].eq(p_bias[l]) for l in range(P)]
@@ -604,7 +615,7 @@ class SpikeEngine(wiring.Component):
                 with m.Elif(lt_fields["op"] == Opcode.HEAD_Z):
                     m.next = "HZ_START"
                 with m.Elif(lt_fields["op"] == Opcode.STREAM_LIF):
-                    m.next = "SL_START"
+                    m.next = "SL_WAIT" if stream_lif_param_wait(T) else "SL_START"
                 with m.Else():
                     m.next = "OUT_INIT"
 
@@ -688,6 +699,11 @@ class SpikeEngine(wiring.Component):
                 next_output()
 
             # stream LIF: StreamLifSequencer runs the layer, the outputs back to back (wired below the FSM)
+            if stream_lif_param_wait(T):
+                assert stream_lif_param_wait(T) == 1
+                with m.State("SL_WAIT"):
+                    m.next = "SL_START"
+
             with m.State("SL_START"):
                 m.d.comb += stream_lif.start.eq(1)
                 m.next = "SL_RUN"
