@@ -14,7 +14,7 @@ cluster).
 """
 from __future__ import annotations
 
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from typing import Callable, Iterable
 
 from flowerrors import FlowError
@@ -54,25 +54,43 @@ def _client(scheduler: str, jobs: int):
 
 
 def map_tasks(fn: Callable, items: Iterable, jobs: int = 1, scheduler: str | None = None,
-              key: str = "task", processes: bool = False) -> list:
+              key: str = "task", processes: bool = False, on_done: Callable[[int, object], None] | None = None
+              ) -> list:
     """[fn(item) for item in items], run on the chosen engine; results in input order, the first exception
     re-raised. Local workers are threads (for tasks that wait on a subprocess) or, with processes=True,
-    processes (for tasks that compute in Python)."""
+    processes (for tasks that compute in Python). `on_done(index, result)` is called in this process as each
+    task finishes, in completion order (progress output for long maps)."""
     items = list(items)
     check_jobs(jobs)
     if not items:
         return []
+    done = on_done or (lambda index, result: None)
+    results: list = [None] * len(items)
     if scheduler:
         client, cluster = _client(scheduler, jobs)
         try:
+            from distributed import as_completed as dask_completed
             futures = client.map(fn, items, pure=False, key=[f"{key}-{i}" for i in range(len(items))])
-            return client.gather(futures)
+            index = {future.key: i for i, future in enumerate(futures)}
+            for future in dask_completed(futures):
+                i = index[future.key]
+                results[i] = future.result()
+                done(i, results[i])
+            return results
         finally:
             client.close()
             if cluster is not None:
                 cluster.close()
     if jobs == 1 or len(items) == 1:
-        return [fn(item) for item in items]
+        for i, item in enumerate(items):
+            results[i] = fn(item)
+            done(i, results[i])
+        return results
     executor = ProcessPoolExecutor if processes else ThreadPoolExecutor
     with executor(max_workers=min(jobs, len(items))) as pool:
-        return list(pool.map(fn, items))
+        futures = {pool.submit(fn, item): i for i, item in enumerate(items)}
+        for future in as_completed(futures):
+            i = futures[future]
+            results[i] = future.result()
+            done(i, results[i])
+    return results

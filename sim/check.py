@@ -43,6 +43,11 @@ def image_problem(one: dict, rec: dict, exp_class: int, expected_cycles: int, ma
     return problem
 
 
+# images per harness run: enough to amortise the simulator's start (milliseconds), few enough that a long
+# regression reports progress every shard even on one worker
+SHARD_IMAGES = 100
+
+
 def shards_of(n: int, count: int) -> list[list[int]]:
     """Image indices split into `count` contiguous shards of near-equal size (none empty)."""
     count = max(1, min(count, n))
@@ -58,7 +63,7 @@ def _harness_records(model, manifest, rtl_dir, images, ref, expected, work_dir, 
     command = harness.build(os.path.join(rtl_dir, "core.v"), manifest, work_dir, simulator,
                             progress=progress)
     bits, mask = harness.row_bits(manifest, ref.trace)
-    shards = shards_of(len(images), jobs)
+    shards = shards_of(len(images), max(jobs, -(-len(images) // SHARD_IMAGES)))
     texts = []
     for shard in shards:
         texts.append(harness.job_text(manifest, images[shard], shard, ref.classes[shard], ref.logits[shard],
@@ -67,7 +72,13 @@ def _harness_records(model, manifest, rtl_dir, images, ref, expected, work_dir, 
     os.makedirs(work_dir, exist_ok=True)
     task = functools.partial(_run_shard, command, manifest=manifest)
     started = time.time()
-    outs = map_tasks(task, texts, jobs=jobs, scheduler=scheduler, key="sim-shard")
+    checked = [0]
+
+    def shard_done(index, out):
+        checked[0] += len(shards[index])
+        if len(shards) > 1:
+            progress(f"{checked[0]}/{len(images)} images simulated ({time.time() - started:.0f} s)")
+    outs = map_tasks(task, texts, jobs=jobs, scheduler=scheduler, key="sim-shard", on_done=shard_done)
     wall = time.time() - started
     records = {}
     for out in outs:
@@ -76,7 +87,7 @@ def _harness_records(model, manifest, rtl_dir, images, ref, expected, work_dir, 
     if missing:
         raise RuntimeError(f"the harness returned no result for {len(missing)} image(s), first {missing[0]} "
                            f"(a timeout stops its shard); see the logs under {work_dir}")
-    timing = {"wall_seconds": wall, "workers": len(shards),
+    timing = {"wall_seconds": wall, "workers": min(jobs, len(shards)), "shards": len(shards),
               "worker_cycles_per_second": [o["cycles"] / o["seconds"] for o in outs if o["cycles"]],
               "worker_cycles_per_cpu_second": [o["cycles"] / max(o["cpu_seconds"], 1e-6) for o in outs
                                                if o["cycles"]]}

@@ -35,6 +35,15 @@ def test_map_tasks_same_results_in_input_order_on_every_engine():
 
 
 @pytest.mark.unit
+def test_on_done_reports_every_task_once_with_its_result_on_every_engine():
+    items = list(range(6))
+    for kwargs in [{}, {"jobs": 3}, {"jobs": 2, "processes": True}, {"jobs": 2, "scheduler": "local"}]:
+        seen = []
+        cluster.map_tasks(_square, items, on_done=lambda i, r: seen.append((i, r)), **kwargs)
+        assert sorted(seen) == [(x, x * x) for x in items], kwargs
+
+
+@pytest.mark.unit
 def test_bad_scheduler_and_jobs_are_user_errors():
     with pytest.raises(FlowError, match="not an address"):
         cluster.map_tasks(_square, [1], scheduler="myhost:8786")
@@ -58,8 +67,13 @@ def test_sharded_sim_on_a_dask_local_cluster_matches_one_process(tmp_path):
     work = str(tmp_path / "sim")
     images = np.random.default_rng(3).integers(0, 64, size=(5, *model.input_shape))
     one = check_images(model, rtl_dir, images, work, results_name="cluster-1.json")
-    dask = check_images(model, rtl_dir, images, work, results_name="cluster-dask.json", jobs=2, scheduler="local")
+    messages = []
+    dask = check_images(model, rtl_dir, images, work, results_name="cluster-dask.json", jobs=2, scheduler="local",
+                        progress=messages.append)
     assert dask["workers"] == 2 and one["workers"] == 1
+    # one progress line per finished shard, counting images: 2 or 3 first, whichever shard ends first, then 5
+    done = [int(m.split("/")[0]) for m in messages if "images simulated" in m]
+    assert done in ([2, 5], [3, 5]), messages
     assert one["mismatches"] == 0 and dask["mismatches"] == 0
     assert dask["per_image"] == one["per_image"]
     assert [r["cycles"] for r in one["per_image"]] == [r["exp_cycles"] for r in one["per_image"]]
