@@ -136,6 +136,28 @@ def head_z_schedule(tokens: int, T: int, groups: int, drain: int, s: int, token_
     return out
 
 
+def tap_walk(pos: int, weight_base: int, ix: int, iy: int, width: int, height: int, k3: bool, groups: int,
+             tap_col_step: int, kernel_row_step: int, group_step: int, weight_tap_step: int,
+             weight_group_step: int) -> list[tuple[int, int, int, bool]]:
+    """TapWalker (rtl/engine/tap_walker.py): the items of one output, in order, as (input row, weight row, input lane
+    group, inside the map). Taps (3×3 if k3, else 1×1) row-major; tap (ky, kx) starts at row
+    pos + ky·kernel_row_step + kx·tap_col_step and weight row weight_base + (tap index)·weight_tap_step; inside the
+    map (0 <= ix + kx < width, 0 <= iy + ky < height) it gives one item per input lane group g (max(1, groups)),
+    + g·group_step rows and + g·weight_group_step weight rows; outside it gives one item, group 0."""
+    taps = 3 if k3 else 1
+    items = []
+    for ky in range(taps):
+        for kx in range(taps):
+            row = pos + ky * kernel_row_step + kx * tap_col_step
+            weight = weight_base + (ky * taps + kx) * weight_tap_step
+            if 0 <= ix + kx < width and 0 <= iy + ky < height:
+                items += [(row + g * group_step, weight + g * weight_group_step, g, True)
+                          for g in range(max(1, groups))]
+            else:
+                items.append((row, weight, 0, False))
+    return items
+
+
 def kv_channel_tokens(nz_words, offsets, present: int, heads: int, head_dim: int) -> list[int]:
     """KvTokenScanner (rtl/engine/kv_tokens.py): the row offsets of the present tokens (bit j of `present`) whose
     stored lane bits (nz_words[j]) have lane h·head_dim set for some head h, lowest token first: one per cycle, from

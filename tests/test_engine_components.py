@@ -7,11 +7,13 @@ combinational outputs of these inputs), then the clock ticks.
 """
 import numpy as np
 import pytest
+from amaranth.lib import data
 from amaranth.sim import Simulator
 
 from golden.components import (EPILOGUE_CYCLES, addend_shift, banked_rom_read, decode_layer_word, epilogue_schedule,
-                               event_pipeline_stages, head_z_schedule, kv_channel_tokens, kv_layer, kv_shift_words, lane_accumulators_step,
-                               lif_lanes, ram_step, scan_row, stream_add, stream_lif_schedule)
+                               event_pipeline_stages, head_z_schedule, kv_channel_tokens, kv_layer, kv_shift_words,
+                               lane_accumulators_step, lif_lanes, ram_step, scan_row, stream_add, stream_lif_schedule,
+                               tap_walk)
 from golden.primitives import argmax_lowest, attention
 from rtl.engine.accumulators import LaneAccumulators
 from rtl.engine.addend import AddendShifter
@@ -27,6 +29,7 @@ from rtl.engine.lif import LifLanes, lif_input_width
 from rtl.engine.scanner import RowScanner
 from rtl.engine.stream_adder import StreamAdder
 from rtl.engine.stream_lif import StreamLifSequencer
+from rtl.engine.tap_walker import TapWalker
 
 pytestmark = pytest.mark.unit
 
@@ -1337,3 +1340,108 @@ def test_kv_sequencer_edge_cases():
              "only the last token spikes": (NT, one_token, one_token, 1), "one token": (1, ones[:, :, :1], ones[:, :, :1], 0)}
     layers = list(cases.values())
     kv_check(shape, layers, run_kv_sequencer(shape, layers), names=list(cases))
+
+
+# ---------------------------------------------------------------------------------------------------- tap walker
+
+WALK_LAYOUT = data.StructLayout({"k3": 1, "Wi": 8, "Hi": 8, "Gin": 6, "PS": 10, "RS": 10, "GS": 10, "WTS": 10,
+                                 "WGS": 10})
+WALK_GEOMETRY = ("Wi", "Hi", "k3", "Gin", "PS", "RS", "GS", "WTS", "WGS")
+
+
+def run_tap_walker(outputs, rng):
+    """outputs: dicts with the geometry (WALK_GEOMETRY) and pos, weight_base, ix, iy. The bench starts each output,
+    then takes items (step) at random cycles until done, and between outputs loads row_addr (as Kᵀ·V does).
+    Returns, per output, what it saw each cycle: (row_addr, weight_row, group, in_bounds, last, done, stepped), and
+    the loads' (address, row_addr after)."""
+    dut = TapWalker(WALK_LAYOUT, address_width=16, weight_address_width=14)
+
+    async def bench(ctx):
+        walks, loads = [], []
+        for out in outputs:
+            for f in WALK_GEOMETRY:
+                ctx.set(getattr(dut.layer, f), out[f])
+            ctx.set(dut.start, 1)
+            for port in ("pos", "weight_base", "ix", "iy"):
+                ctx.set(getattr(dut, port), out[port])
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            seen = []
+            while len(seen) < 400:
+                step = int(rng.random() < 0.7)
+                ctx.set(dut.step, step)
+                got = tuple(ctx.get(getattr(dut, p)) for p in ("row_addr", "weight_row", "group", "in_bounds",
+                                                               "last", "done"))
+                seen.append(got + (step,))
+                await ctx.tick()
+                if got[5]:
+                    break
+            ctx.set(dut.step, 0)
+            address = int(rng.integers(-100, 3000))
+            ctx.set(dut.load, 1)
+            ctx.set(dut.load_addr, address)
+            await ctx.tick()
+            ctx.set(dut.load, 0)
+            loads.append((address, ctx.get(dut.row_addr)))
+            walks.append(seen)
+        return walks, loads
+    return simulate(dut, bench)
+
+
+def tap_walker_check(outputs, result, names=None):
+    walks, loads = result
+    for n, (out, seen) in enumerate(zip(outputs, walks)):
+        label = names[n] if names else f"output {n}"
+        items = tap_walk(out["pos"], out["weight_base"], out["ix"], out["iy"], out["Wi"], out["Hi"], bool(out["k3"]),
+                         out["Gin"], out["PS"], out["RS"], out["GS"], out["WTS"], out["WGS"])
+        i = 0
+        for c, (row, weight, group, inside, last, done, step) in enumerate(seen):
+            if i == len(items):
+                assert done, f"{label}, cycle {c}: not done after its {len(items)} items"
+                break
+            assert not done, f"{label}, cycle {c}: done after {i} of {len(items)} items"
+            got = (row, weight, group, bool(inside))
+            assert got == items[i], f"{label}, cycle {c}, item {i}: (row, weight row, group, inside) {got}, " \
+                                    f"golden {items[i]}"
+            assert bool(last) == (i == len(items) - 1), f"{label}, cycle {c}, item {i}: last {last}"
+            i += step
+        else:
+            raise AssertionError(f"{label}: {i} of {len(items)} items in {len(seen)} cycles")
+    for n, (address, after) in enumerate(loads):
+        assert after == address, f"output {n}: load_addr {address}, row_addr {after}"
+
+
+def random_walk_output(rng):
+    k3 = int(rng.random() < 0.7)
+    Wi, Hi = int(rng.integers(1, 9)), int(rng.integers(1, 9))
+    return {"k3": k3, "Wi": Wi, "Hi": Hi, "Gin": int(rng.integers(0, 5)),
+            "PS": int(rng.integers(0, 60)), "RS": int(rng.integers(0, 300)), "GS": int(rng.integers(0, 20)),
+            "WTS": int(rng.integers(0, 200)), "WGS": int(rng.integers(0, 20)),
+            "pos": int(rng.integers(-50, 2000)), "weight_base": int(rng.integers(0, 4000)),
+            "ix": int(rng.integers(-k3, Wi + 1)), "iy": int(rng.integers(-k3, Hi + 1))}
+
+
+def test_tap_walker_random_outputs_equal_golden():
+    rng = np.random.default_rng(71)
+    outputs = [random_walk_output(rng) for _ in range(250)]
+    assert sum(len(tap_walk(o["pos"], o["weight_base"], o["ix"], o["iy"], o["Wi"], o["Hi"], bool(o["k3"]), o["Gin"],
+                            o["PS"], o["RS"], o["GS"], o["WTS"], o["WGS"])) for o in outputs) >= TRANSACTIONS
+    tap_walker_check(outputs, run_tap_walker(outputs, rng))
+
+
+WALK_BASE = {"Wi": 4, "Hi": 4, "Gin": 2, "PS": 4, "RS": 32, "GS": 1, "WTS": 2, "WGS": 1, "pos": 100,
+             "weight_base": 7}
+TAP_WALKER_EDGES = {
+    "1x1 kernel, one group": {**WALK_BASE, "k3": 0, "Gin": 1, "ix": 0, "iy": 0},
+    "3x3 corner (padding on two sides)": {**WALK_BASE, "k3": 1, "ix": -1, "iy": -1},
+    "3x3 wholly inside": {**WALK_BASE, "k3": 1, "ix": 1, "iy": 1},
+    "3x3 over a 1x1 map": {**WALK_BASE, "k3": 1, "Wi": 1, "Hi": 1, "ix": -1, "iy": -1},
+    "zero groups count as one": {**WALK_BASE, "k3": 1, "Gin": 0, "ix": 0, "iy": 0},
+    "five groups, bottom-right corner": {**WALK_BASE, "k3": 1, "Gin": 5, "ix": 2, "iy": 2},
+}
+
+
+def test_tap_walker_edge_cases():
+    names = list(TAP_WALKER_EDGES)
+    outputs = [TAP_WALKER_EDGES[n] for n in names]
+    tap_walker_check(outputs, run_tap_walker(outputs, np.random.default_rng(5)), names=names)

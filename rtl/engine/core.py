@@ -57,6 +57,7 @@ from .memories import RAM_COLLISIONS, BankedRom, RamRead, RamWrite, RomRead, Sli
 from .scanner import RowScanner
 from .stream_adder import StreamAdder
 from .stream_lif import StreamLifSequencer
+from .tap_walker import TapWalker
 from .util import bits as _bits
 from .util import fits as _fits
 
@@ -274,24 +275,19 @@ class SpikeEngine(wiring.Component):
         gdp = Signal(16)
         wg = Signal(ADW)
         p_addr = Signal(ADW)
-        ky, kx = Signal(2), Signal(2)
         # the next output's first input row and column (tap (0, 0)) and its row address a0 + Y·YSTEP + X·XSTEP + the
         # group's row offset (pb1 + pb2), kept up to date by the loop nest itself so that an output starts in one
         # cycle (OUT_INIT)
         iy, ix = Signal(signed(18)), Signal(signed(18))
-        xok = [Signal(name=f"xok_{k}") for k in range(3)]  # tap column k lies inside the input map
-        yok = [Signal(name=f"yok_{k}") for k in range(3)]
         pb1, pb2 = Signal(signed(ADW + 2)), Signal(signed(ADW + 2))
         params_due = Signal()   # OUT_INIT's output: its parameter row is read in the next cycle
-        row_addr = Signal(signed(ADW + 2))      # the current input row
-        tap_addr = Signal(signed(ADW + 2))      # row of gi = 0 in the current tap
-        tap_row = Signal(signed(ADW + 2))       # row of gi = 0, kx = 0 in the current kernel row
-        wrow = Signal(ADW)                      # weight row of the current input row
-        wtap = Signal(ADW)                      # weight row of gi = 0 in the current tap
-        gi = Signal(16)
+        # the input rows of the current output, tap by tap and input lane group by group
+        m.submodules.tap_walker = walker = TapWalker(layer_table.layout, ADW + 2, ADW)
+        m.d.comb += walker.layer.eq(L)
+        row_addr = walker.row_addr
         # "this is the loop's last iteration" flags, kept beside their counters so that a loop decision is one
         # flip-flop, not an increment and a comparison in front of every register the decision steers
-        gi_last, g_last, x_last, y_last = Signal(), Signal(), Signal(), Signal()
+        g_last, x_last, y_last = Signal(), Signal(), Signal()
         layer_last = Signal()
         # the scanner: one event per cycle from the row's non-zero mask (it keeps a row while it has more)
         m.submodules.scanner = scanner = RowScanner(MASKW)
@@ -301,7 +297,6 @@ class SpikeEngine(wiring.Component):
         # output register, anywhere on the die: its mask and the scanner's "two or more" count behind it were the
         # critical path), then the scanner, which holds an item max(1, events) cycles. All stages advance together
         # when the scanner takes its next item (row_adv); otherwise they hold, the RAMs with their read enable low.
-        iss_done = Signal()
         s1_v, s1_bub, s1_wrow, s1_sel = Signal(), Signal(), Signal(ADW), Signal(max(1, lp))
         s2_v, s2_bub, s2_wrow = Signal(), Signal(), Signal(ADW)
         s3_v, s3_wrow, s3_row, s3_mask = Signal(), Signal(ADW), Signal(P * T), Signal(MASKW)
@@ -369,7 +364,7 @@ class SpikeEngine(wiring.Component):
         # front of the address of 32 block RAMs spread over the die, was the Fashion-MNIST core's critical path.
         m.d.comb += act_rd.addr.eq(row_addr_u)
         m.d.comb += [kv_rd.addr.eq(events.value_addr), p_rd.addr.eq(p_addr), s_rd.addr.eq(s_addr),
-                     img_rd.addr.eq(row_addr_u), z_rd.addr.eq(gi >> lp), layer_table.index.eq(layer)]
+                     img_rd.addr.eq(row_addr_u), z_rd.addr.eq(walker.group >> lp), layer_table.index.eq(layer)]
         m.d.comb += weight_read.addr.eq(events.rom_addr)
         m.d.sync += [kvq.eq(kv_rd.data), kvq2.eq(kvq), s_q.eq(s_rd.data)]
         with m.If(~row_stall):
@@ -395,8 +390,7 @@ class SpikeEngine(wiring.Component):
         m.d.comb += [addends.weights[l].eq(wq[l * WB:(l + 1) * WB]) for l in range(P)]
         # Kᵀ·V: KvSequencer runs the layer; it reads K rows through row_addr, V rows through the read-out port
         m.d.comb += [kv_seq.act_row.eq(act_q), kv_seq.v_row.eq(vq2)]
-        with m.If(kv_seq.k_load):
-            m.d.sync += row_addr.eq(kv_seq.k_addr)
+        m.d.comb += [walker.load.eq(kv_seq.k_load), walker.load_addr.eq(kv_seq.k_addr)]
         with m.If(kv_seq.v_load):
             m.d.sync += dbg_addr.eq(kv_seq.v_addr)
         with m.If(kv_seq.write):
@@ -434,56 +428,9 @@ class SpikeEngine(wiring.Component):
 
         # ---------------------------------------------------------------- helpers for the loop nest
         pad = Mux(L["k3"], 1, 0)
-        in_bounds = Array(xok)[kx] & Array(yok)[ky]
-        kmax = Mux(L["k3"], 2, 0)
 
         op = L["op"]
         is_bitserial = (op == Opcode.CONV_IN) | (op == Opcode.HEAD)
-
-        def goto_epilogue():    # pooling, the only layer that walks its taps with next_tap
-            m.next = "WRITE"
-
-        def next_tap():
-            with m.If(kx < kmax):
-                m.d.sync += [kx.eq(kx + 1), tap_addr.eq(tap_addr + L["PS"]),
-                             row_addr.eq(tap_addr + L["PS"]), wtap.eq(wtap + L["WTS"]), wrow.eq(wtap + L["WTS"])]
-                m.next = "ROW_RD"
-            with m.Elif(ky < kmax):
-                m.d.sync += [ky.eq(ky + 1), kx.eq(0),
-                             tap_row.eq(tap_row + L["RS"]), tap_addr.eq(tap_row + L["RS"]),
-                             row_addr.eq(tap_row + L["RS"]), wtap.eq(wtap + L["WTS"]), wrow.eq(wtap + L["WTS"])]
-                m.next = "ROW_RD"
-            with m.Else():
-                goto_epilogue()
-
-        def next_row():
-            with m.If(~gi_last):
-                m.d.sync += [gi.eq(gi + 1), gi_last.eq(gi + 2 >= L["Gin"]), row_addr.eq(row_addr + L["GS"]),
-                             wrow.eq(wrow + L["WGS"])]
-                m.next = "ROW_RD"
-            with m.Else():
-                m.d.sync += [gi.eq(0), gi_last.eq(L["Gin"] <= 1)]
-                next_tap()
-
-        # the row issuer's loop (ROWS): as next_row / next_tap, but the state stays; after the last tap it is done
-        def issue_next_tap():
-            with m.If(kx < kmax):
-                m.d.sync += [kx.eq(kx + 1), tap_addr.eq(tap_addr + L["PS"]),
-                             row_addr.eq(tap_addr + L["PS"]), wtap.eq(wtap + L["WTS"]), wrow.eq(wtap + L["WTS"])]
-            with m.Elif(ky < kmax):
-                m.d.sync += [ky.eq(ky + 1), kx.eq(0),
-                             tap_row.eq(tap_row + L["RS"]), tap_addr.eq(tap_row + L["RS"]),
-                             row_addr.eq(tap_row + L["RS"]), wtap.eq(wtap + L["WTS"]), wrow.eq(wtap + L["WTS"])]
-            with m.Else():
-                m.d.sync += iss_done.eq(1)
-
-        def issue_next_row():
-            with m.If(~gi_last):
-                m.d.sync += [gi.eq(gi + 1), gi_last.eq(gi + 2 >= L["Gin"]), row_addr.eq(row_addr + L["GS"]),
-                             wrow.eq(wrow + L["WGS"])]
-            with m.Else():
-                m.d.sync += [gi.eq(0), gi_last.eq(L["Gin"] <= 1)]
-                issue_next_tap()
 
         def next_layer():
             with m.If(layer_last):
@@ -623,29 +570,30 @@ class SpikeEngine(wiring.Component):
             with m.State("OUT_INIT"):
                 gate = (op == Opcode.ACC) | is_bitserial
                 m.d.sync += [bias_gate.eq(gate), bias_t0_only.eq(op == Opcode.HEAD), params_due.eq(1)]
-                for k in range(3):
-                    m.d.sync += [xok[k].eq((ix + k >= 0) & (ix + k < L["Wi"])),
-                                 yok[k].eq((iy + k >= 0) & (iy + k < L["Hi"]))]
-                pos = pb1 + pb2
-                m.d.sync += [ky.eq(0), kx.eq(0), gi.eq(0), gi_last.eq(L["Gin"] <= 1),
-                             row_addr.eq(pos), tap_addr.eq(pos),
-                             tap_row.eq(pos), wrow.eq(wg), wtap.eq(wg), rowdata.eq(0)]
-                m.d.sync += [iss_done.eq(0), s1_v.eq(0), s2_v.eq(0), s3_v.eq(0), sc_act.eq(0)]
+                m.d.comb += [walker.start.eq(1), walker.pos.eq(pb1 + pb2), walker.weight_base.eq(wg),
+                             walker.ix.eq(ix), walker.iy.eq(iy)]
+                m.d.sync += [rowdata.eq(0), s1_v.eq(0), s2_v.eq(0), s3_v.eq(0), sc_act.eq(0)]
                 with m.If(op == Opcode.POOL):
                     m.next = "ROW_RD"
                 with m.Else():
                     m.next = "ROWS"
 
+            # pooling: a row inside the map is latched (it is in act_q from the cycle after LATCH and is OR-ed
+            # into rowdata then); after the walk's last item the pooled row is written
             with m.State("ROW_RD"):
-                with m.If(in_bounds):
+                with m.If(walker.in_bounds):
                     m.next = "LATCH"
                 with m.Else():
-                    next_tap()
+                    m.d.comb += walker.step.eq(1)
+                    with m.If(walker.last):
+                        m.next = "WRITE"
 
-            # pooling: the row is in act_q from the cycle after LATCH and is OR-ed into rowdata then
             with m.State("LATCH"):
                 m.d.sync += pool_pend.eq(1)
-                next_row()
+                m.d.comb += walker.step.eq(1)
+                m.next = "ROW_RD"
+                with m.If(walker.last):
+                    m.next = "WRITE"
 
             # accumulating layers: issuer, three pipeline stages and the scanner all work in this one state
             with m.State("ROWS"):
@@ -672,14 +620,12 @@ class SpikeEngine(wiring.Component):
                     zvals = Array(z_rd.data[l * ZW:(l + 1) * ZW] for l in range(P))
                     m.d.sync += [s2_v.eq(s1_v), s2_bub.eq(s1_bub), s2_wrow.eq(s1_wrow),
                                  imgq.eq(img_rd.data), zq.eq(zvals[s1_sel] if lp else zvals[0])]
-                    m.d.sync += s1_v.eq(~iss_done)
-                    with m.If(~iss_done):
-                        m.d.sync += [s1_bub.eq(~in_bounds), s1_wrow.eq(wrow), s1_sel.eq(gi[:lp] if lp else 0)]
-                        with m.If(in_bounds):
-                            issue_next_row()
-                        with m.Else():
-                            issue_next_tap()
-                    with m.If(iss_done & ~s1_v & ~s2_v & ~s3_v & gap_zero):
+                    m.d.sync += s1_v.eq(~walker.done)
+                    with m.If(~walker.done):
+                        m.d.comb += walker.step.eq(1)
+                        m.d.sync += [s1_bub.eq(~walker.in_bounds), s1_wrow.eq(walker.weight_row),
+                                     s1_sel.eq(walker.group[:lp] if lp else 0)]
+                    with m.If(walker.done & ~s1_v & ~s2_v & ~s3_v & gap_zero):
                         # the scanner's last item ends in this cycle (or ended, and the output waited for the
                         # spacing); its last event reaches the accumulators ACC_LATENCY cycles after this one
                         end_output()
