@@ -136,6 +136,35 @@ def head_z_schedule(tokens: int, T: int, groups: int, drain: int, s: int, token_
     return out
 
 
+def output_walk(e: dict, T: int) -> list[dict]:
+    """OutputLoop (rtl/engine/output_loop.py): a layer's outputs in the order the core computes them (output lane
+    group innermost, then column, then row), from its layer-table entry `e` (Ho, Wo, Gout, k3, s2, a0, XSTEP, YSTEP,
+    hoff, DP, R, out_base, w_base, p_base). Each output: out_row, stream_row, group, weight_base, param_row, pos
+    (its first input row), ix, iy (the input column and row of tap (0, 0))."""
+    pad, stride = (1 if e["k3"] else 0), (2 if e["s2"] else 1)
+    groups = max(1, e["Gout"])
+    outs = []
+    for y in range(max(1, e["Ho"])):
+        for x in range(max(1, e["Wo"])):
+            for g in range(groups):
+                # hoff 1: one input row per output group; hoff 2: DP rows every DP groups
+                moved = g if e["hoff"] == 1 else (g // e["DP"]) * e["DP"] if e["hoff"] == 2 else 0
+                n = len(outs)
+                outs.append({"out_row": e["out_base"] + n, "stream_row": n * T, "group": g,
+                             "weight_base": e["w_base"] + g * e["R"], "param_row": e["p_base"] + g,
+                             "pos": e["a0"] + y * e["YSTEP"] + x * e["XSTEP"] + moved,
+                             "ix": -pad + x * stride, "iy": -pad + y * stride})
+    return outs
+
+
+def group_walk(e: dict) -> list[dict]:
+    """OutputLoop's next_group steps (the stream-LIF and head-Z layers): per output row, each output group with its
+    parameter row; rows_last on the last group of the last row."""
+    groups, rows = max(1, e["Gout"]), max(1, e["Ho"])
+    return [{"group": g, "param_row": e["p_base"] + g, "group_last": g == groups - 1,
+             "rows_last": g == groups - 1 and y == rows - 1} for y in range(rows) for g in range(groups)]
+
+
 def tap_walk(pos: int, weight_base: int, ix: int, iy: int, width: int, height: int, k3: bool, groups: int,
              tap_col_step: int, kernel_row_step: int, group_step: int, weight_tap_step: int,
              weight_group_step: int) -> list[tuple[int, int, int, bool]]:

@@ -7,13 +7,14 @@ combinational outputs of these inputs), then the clock ticks.
 """
 import numpy as np
 import pytest
+from amaranth.hdl import signed
 from amaranth.lib import data
 from amaranth.sim import Simulator
 
 from golden.components import (EPILOGUE_CYCLES, addend_shift, banked_rom_read, decode_layer_word, epilogue_schedule,
                                event_pipeline_stages, head_z_schedule, kv_channel_tokens, kv_layer, kv_shift_words,
-                               lane_accumulators_step, lif_lanes, ram_step, scan_row, stream_add, stream_lif_schedule,
-                               tap_walk)
+                               group_walk, lane_accumulators_step, lif_lanes, output_walk, ram_step, scan_row, stream_add,
+                               stream_lif_schedule, tap_walk)
 from golden.primitives import argmax_lowest, attention
 from rtl.engine.accumulators import LaneAccumulators
 from rtl.engine.addend import AddendShifter
@@ -28,6 +29,7 @@ from rtl.engine.memories import BankedRom, SlicedRam, weight_banking
 from rtl.engine.lif import LifLanes, lif_input_width
 from rtl.engine.scanner import RowScanner
 from rtl.engine.stream_adder import StreamAdder
+from rtl.engine.output_loop import OutputLoop
 from rtl.engine.stream_lif import StreamLifSequencer
 from rtl.engine.tap_walker import TapWalker
 
@@ -1445,3 +1447,123 @@ def test_tap_walker_edge_cases():
     names = list(TAP_WALKER_EDGES)
     outputs = [TAP_WALKER_EDGES[n] for n in names]
     tap_walker_check(outputs, run_tap_walker(outputs, np.random.default_rng(5)), names=names)
+
+
+# ---------------------------------------------------------------------------------------------------- output loop
+
+LOOP_LAYOUT = data.StructLayout({"Ho": 5, "Wo": 5, "Gout": 5, "k3": 1, "s2": 1, "a0": signed(10), "XSTEP": 8,
+                                 "YSTEP": 9, "hoff": 2, "DP": 4, "R": 8, "out_base": 10, "w_base": 10, "p_base": 8})
+LOOP_FIELDS = ("Ho", "Wo", "Gout", "k3", "s2", "a0", "XSTEP", "YSTEP", "hoff", "DP", "R", "out_base", "w_base",
+               "p_base")
+LOOP_VALUES = ("out_row", "stream_row", "group", "weight_base", "param_row", "pos", "ix", "iy")
+
+
+def run_output_loop(layers, T, rng, mode):
+    """mode "outputs": each layer's outputs taken with next_output at random cycles (one more after the last);
+    mode "groups": next_group at random cycles and next_out_row at others. Returns per layer the cycles seen:
+    (values, group_last, last_output, rows_last, stepped, out_row_stepped)."""
+    dut = OutputLoop(LOOP_LAYOUT, T, address_width=14, position_width=12)
+
+    async def bench(ctx):
+        runs = []
+        for e in layers:
+            for f in LOOP_FIELDS:
+                ctx.set(getattr(dut.entry, f), e[f])
+            ctx.set(dut.load, 1)
+            await ctx.tick()
+            ctx.set(dut.load, 0)
+            for f in LOOP_FIELDS:
+                ctx.set(getattr(dut.layer, f), e[f])
+                ctx.set(getattr(dut.entry, f), 0)
+            total = max(1, e["Ho"]) * (max(1, e["Wo"]) if mode == "outputs" else 1) * max(1, e["Gout"])
+            seen, steps = [], 0
+            while steps < total:
+                step = int(rng.random() < 0.6)
+                row_step = int(mode == "groups" and not step and rng.random() < 0.5)
+                ctx.set(dut.next_output if mode == "outputs" else dut.next_group, step)
+                ctx.set(dut.next_out_row, row_step)
+                values = {v: ctx.get(getattr(dut, v)) for v in LOOP_VALUES}
+                seen.append((values, ctx.get(dut.group_last), ctx.get(dut.last_output), ctx.get(dut.rows_last),
+                             step, row_step))
+                steps += step
+                await ctx.tick()
+            ctx.set(dut.next_output, 0)
+            ctx.set(dut.next_group, 0)
+            ctx.set(dut.next_out_row, 0)
+            seen.append(({v: ctx.get(getattr(dut, v)) for v in LOOP_VALUES}, None, None, None, 0, 0))
+            runs.append(seen)
+        return runs
+    return simulate(dut, bench)
+
+
+def output_loop_check(layers, T, runs, names=None):
+    for n, (e, seen) in enumerate(zip(layers, runs)):
+        label = names[n] if names else f"layer {n}"
+        outs = output_walk(e, T)
+        i = 0
+        for c, (values, group_last, last_output, _, step, _) in enumerate(seen[:-1]):
+            assert values == outs[i], f"{label}, cycle {c}, output {i}: {values}, golden {outs[i]}"
+            assert bool(last_output) == (i == len(outs) - 1), f"{label}, cycle {c}, output {i}: last {last_output}"
+            assert bool(group_last) == (outs[i]["group"] == max(1, e["Gout"]) - 1), f"{label}, output {i}"
+            i += step
+        after = seen[-1][0]
+        # after the layer's last output: the next output row, group 0, the layer's first weight and parameter rows
+        assert (after["out_row"], after["group"], after["weight_base"], after["param_row"]) == \
+            (e["out_base"] + len(outs), 0, e["w_base"], e["p_base"]), f"{label}: after the last output {after}"
+
+
+def group_loop_check(layers, runs, names=None):
+    for n, (e, seen) in enumerate(zip(layers, runs)):
+        label = names[n] if names else f"layer {n}"
+        steps, i, rows = group_walk(e), 0, 0
+        for c, (values, group_last, _, rows_last, step, row_step) in enumerate(seen[:-1]):
+            got = {"group": values["group"], "param_row": values["param_row"], "group_last": bool(group_last),
+                   "rows_last": bool(rows_last)}
+            assert got == steps[i], f"{label}, cycle {c}, step {i}: {got}, golden {steps[i]}"
+            assert values["out_row"] == e["out_base"] + rows, f"{label}, cycle {c}: out_row {values['out_row']}"
+            i, rows = i + step, rows + row_step
+
+
+def random_loop_layer(rng):
+    hoff = int(rng.integers(0, 3))
+    return {"Ho": int(rng.integers(0, 5)), "Wo": int(rng.integers(0, 5)), "Gout": int(rng.integers(0, 6)),
+            "k3": int(rng.integers(0, 2)), "s2": int(rng.integers(0, 2)), "a0": int(rng.integers(-100, 300)),
+            "XSTEP": int(rng.integers(0, 40)), "YSTEP": int(rng.integers(0, 300)), "hoff": hoff,
+            "DP": int(rng.integers(1, 4)), "R": int(rng.integers(0, 100)), "out_base": int(rng.integers(0, 900)),
+            "w_base": int(rng.integers(0, 900)), "p_base": int(rng.integers(0, 200))}
+
+
+@pytest.mark.parametrize("T", [1, 4])
+def test_output_loop_random_layers_equal_golden(T):
+    rng = np.random.default_rng(83 + T)
+    layers = []
+    while sum(len(output_walk(e, T)) for e in layers) < TRANSACTIONS:
+        layers.append(random_loop_layer(rng))
+    output_loop_check(layers, T, run_output_loop(layers, T, rng, "outputs"))
+
+
+def test_output_loop_group_steps_equal_golden():
+    rng = np.random.default_rng(89)
+    layers = []
+    while sum(len(group_walk(e)) for e in layers) < TRANSACTIONS:
+        layers.append(random_loop_layer(rng))
+    group_loop_check(layers, run_output_loop(layers, 4, rng, "groups"))
+
+
+LOOP_BASE = {"Ho": 3, "Wo": 3, "Gout": 2, "k3": 1, "s2": 0, "a0": -5, "XSTEP": 4, "YSTEP": 12, "hoff": 0, "DP": 1,
+             "R": 9, "out_base": 40, "w_base": 100, "p_base": 20}
+OUTPUT_LOOP_EDGES = {
+    "one output": {**LOOP_BASE, "Ho": 1, "Wo": 1, "Gout": 1},
+    "zero sizes count as one": {**LOOP_BASE, "Ho": 0, "Wo": 0, "Gout": 0},
+    "stride 2, no padding": {**LOOP_BASE, "k3": 0, "s2": 1},
+    "one input row per group (hoff 1)": {**LOOP_BASE, "hoff": 1, "Gout": 4},
+    "DP rows every DP groups (hoff 2)": {**LOOP_BASE, "hoff": 2, "DP": 2, "Gout": 5},
+    "one column, many rows": {**LOOP_BASE, "Wo": 1, "Ho": 6},
+}
+
+
+def test_output_loop_edge_cases():
+    names = list(OUTPUT_LOOP_EDGES)
+    layers = [OUTPUT_LOOP_EDGES[n] for n in names]
+    output_loop_check(layers, 4, run_output_loop(layers, 4, np.random.default_rng(7), "outputs"), names=names)
+    group_loop_check(layers, run_output_loop(layers, 4, np.random.default_rng(8), "groups"), names=names)

@@ -2,6 +2,7 @@
 golden/ and a unit test in tests/test_engine_components.py:
 
   layer_table.LayerTable     layer-table ROM → decoded entry (Opcode, layer_entry_layout)
+  output_loop.OutputLoop     a layer's outputs in order, with the rows each one reads and writes
   tap_walker.TapWalker       an output's input rows, tap by tap and input lane group by group
   scanner.RowScanner         a row's non-zero mask → one event per cycle, lowest first
   accumulators.LaneAccumulators   P lanes × T timestep accumulators (init, add, rotate, overflow guard)

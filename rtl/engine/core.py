@@ -53,6 +53,7 @@ from .head_z import HeadZSequencer
 from .kv_sequencer import KvSequencer
 from .layer_table import LayerTable, Opcode, layer_field_widths
 from .lif import LifLanes
+from .output_loop import OutputLoop
 from .memories import RAM_COLLISIONS, BankedRom, RamRead, RamWrite, RomRead, SlicedRam, memory_layout
 from .scanner import RowScanner
 from .stream_adder import StreamAdder
@@ -267,27 +268,15 @@ class SpikeEngine(wiring.Component):
 
         # counters
         layer = Signal(range(len(plan.layers) + 1))
-        y, x = Signal(16), Signal(16)
-        xbase = Signal(signed(ADW))
-        g = Signal(16)
-        out_row = Signal(ADW)
-        srow = Signal(ADW)
-        gdp = Signal(16)
-        wg = Signal(ADW)
-        p_addr = Signal(ADW)
-        # the next output's first input row and column (tap (0, 0)) and its row address a0 + Y·YSTEP + X·XSTEP + the
-        # group's row offset (pb1 + pb2), kept up to date by the loop nest itself so that an output starts in one
-        # cycle (OUT_INIT)
-        iy, ix = Signal(signed(18)), Signal(signed(18))
-        pb1, pb2 = Signal(signed(ADW + 2)), Signal(signed(ADW + 2))
+        # the layer's outputs in order, each with its rows; kept up to date by commands from the loop nest, so
+        # that an output starts in one cycle (OUT_INIT)
+        m.submodules.output_loop = outputs = OutputLoop(layer_table.layout, T, ADW)
+        m.d.comb += [outputs.layer.eq(L), outputs.entry.eq(lt_fields)]
         params_due = Signal()   # OUT_INIT's output: its parameter row is read in the next cycle
         # the input rows of the current output, tap by tap and input lane group by group
         m.submodules.tap_walker = walker = TapWalker(layer_table.layout, ADW + 2, ADW)
         m.d.comb += walker.layer.eq(L)
         row_addr = walker.row_addr
-        # "this is the loop's last iteration" flags, kept beside their counters so that a loop decision is one
-        # flip-flop, not an increment and a comparison in front of every register the decision steers
-        g_last, x_last, y_last = Signal(), Signal(), Signal()
         layer_last = Signal()
         # the scanner: one event per cycle from the row's non-zero mask (it keeps a row while it has more)
         m.submodules.scanner = scanner = RowScanner(MASKW)
@@ -363,7 +352,7 @@ class SpikeEngine(wiring.Component):
         # latches costs nothing, while a per-state multiplexer with the tap's in-bounds flags in its select, in
         # front of the address of 32 block RAMs spread over the die, was the Fashion-MNIST core's critical path.
         m.d.comb += act_rd.addr.eq(row_addr_u)
-        m.d.comb += [kv_rd.addr.eq(events.value_addr), p_rd.addr.eq(p_addr), s_rd.addr.eq(s_addr),
+        m.d.comb += [kv_rd.addr.eq(events.value_addr), p_rd.addr.eq(outputs.param_row), s_rd.addr.eq(s_addr),
                      img_rd.addr.eq(row_addr_u), z_rd.addr.eq(walker.group >> lp), layer_table.index.eq(layer)]
         m.d.comb += weight_read.addr.eq(events.rom_addr)
         m.d.sync += [kvq.eq(kv_rd.data), kvq2.eq(kvq), s_q.eq(s_rd.data)]
@@ -427,8 +416,6 @@ class SpikeEngine(wiring.Component):
             m.d.sync += overflow.eq(overflow | Cat(*bad).any())
 
         # ---------------------------------------------------------------- helpers for the loop nest
-        pad = Mux(L["k3"], 1, 0)
-
         op = L["op"]
         is_bitserial = (op == Opcode.CONV_IN) | (op == Opcode.HEAD)
 
@@ -441,32 +428,11 @@ class SpikeEngine(wiring.Component):
                 m.next = "FETCH"
 
         def next_output(at_layer_end=next_layer):
-            stride = Mux(L["s2"], 2, 1)
-            m.d.sync += [out_row.eq(out_row + 1), srow.eq(srow + T)]
-            with m.If(~g_last):
-                m.d.sync += [g.eq(g + 1), g_last.eq(g + 2 >= L["Gout"]), wg.eq(wg + L["R"]), p_addr.eq(p_addr + 1)]
-                # the group's row offset: one row per group, or DP rows every DP groups (hoff)
-                with m.If(L["hoff"] == 1):
-                    m.d.sync += pb2.eq(pb2 + 1)
-                with m.Elif(L["hoff"] == 2):
-                    with m.If(gdp + 1 == L["DP"]):
-                        m.d.sync += [gdp.eq(0), pb2.eq(pb2 + L["DP"])]
-                    with m.Else():
-                        m.d.sync += gdp.eq(gdp + 1)
-                m.next = "OUT_INIT"
+            m.d.comb += outputs.next_output.eq(1)
+            with m.If(outputs.last_output):
+                at_layer_end()
             with m.Else():
-                m.d.sync += [g.eq(0), g_last.eq(L["Gout"] <= 1), wg.eq(L["w_base"]), p_addr.eq(L["p_base"]),
-                             gdp.eq(0)]
-                with m.If(~x_last):
-                    m.d.sync += [x.eq(x + 1), x_last.eq(x + 2 >= L["Wo"]), ix.eq(ix + stride),
-                                 xbase.eq(xbase + L["XSTEP"]), pb2.eq(xbase + L["XSTEP"])]
-                    m.next = "OUT_INIT"
-                with m.Elif(~y_last):
-                    m.d.sync += [y.eq(y + 1), y_last.eq(y + 2 >= L["Ho"]), x.eq(0), x_last.eq(L["Wo"] <= 1),
-                                 ix.eq(-pad), xbase.eq(0), pb2.eq(0), iy.eq(iy + stride), pb1.eq(pb1 + L["YSTEP"])]
-                    m.next = "OUT_INIT"
-                with m.Else():
-                    at_layer_end()
+                m.next = "OUT_INIT"
 
         # an accumulating layer's output ends: the marker follows its last event down the pipeline; the snapshot
         # (ACC_LATENCY cycles on) starts its epilogue from the context captured here, while the next output scans
@@ -480,8 +446,8 @@ class SpikeEngine(wiring.Component):
         def end_output():
             m.d.comb += events.mark.eq(1)
             m.d.sync += [gap.eq(SPACING - 1), gap_zero.eq(SPACING == 1), first_out.eq(0)]
-            m.d.comb += [epilogue.capture.eq(1), epilogue.capture_row.eq(out_row), epilogue.capture_srow.eq(srow),
-                         epilogue.capture_group.eq(g)]
+            m.d.comb += [epilogue.capture.eq(1), epilogue.capture_row.eq(outputs.out_row),
+                         epilogue.capture_srow.eq(outputs.stream_row), epilogue.capture_group.eq(outputs.group)]
             m.d.comb += [epilogue.capture_theta[l].eq(p_theta[l]) for l in range(P)]
 
             def wait_for_epilogue():
@@ -498,8 +464,8 @@ class SpikeEngine(wiring.Component):
         # register's only load is the next one, so it is placed beside the RAM): the RAM's own 5.7-ns
         # clock-to-output plus the route to the readers all over the die was the Fashion-MNIST core's worst path.
         # Its readers: the bias and lane shifts (params_ready below), an accumulating output's thresholds at its end
-        # (five or more cycles after p_addr steps), the stream LIF's at the start of its next output (T + 1 cycles
-        # after; param_read_latency).
+        # (five or more cycles after the parameter row steps), the stream LIF's at the start of its next output
+        # (T + 1 cycles after; param_read_latency).
         p_data = p_rd.data
         for i in range(param_read_latency(T) - 1):
             p_reg = Signal.like(p_rd.data, name=f"p_q{i or ''}", reset_less=True)
@@ -515,8 +481,8 @@ class SpikeEngine(wiring.Component):
         bad += [sw_bad, hz_bad]
 
         # the bias and lane shifts of the output OUT_INIT started, read from the parameter RAM param_read_latency
-        # cycles later (the loop nest advanced p_addr with the output): the previous output's snapshot initialises
-        # the accumulators with them (after its events), the first output of a layer here
+        # cycles later (the output loop advanced its parameter row with the output): the previous output's snapshot
+        # initialises the accumulators with them (after its events), the first output of a layer here
         params_ready = params_due
         for i in range(param_read_latency(T) - 1):
             ready = Signal(name=f"params_ready{i}")
@@ -544,14 +510,8 @@ class SpikeEngine(wiring.Component):
             with m.State("LOAD"):
                 m.d.sync += lif_from_stream.eq(lt_fields["op"] == Opcode.STREAM_LIF)
                 m.d.sync += [L.eq(lt_fields), first_out.eq(1)]
-                m.d.sync += [g_last.eq(lt_fields["Gout"] <= 1), x_last.eq(lt_fields["Wo"] <= 1),
-                             y_last.eq(lt_fields["Ho"] <= 1)]
-                pad_next = Mux(lt_fields["k3"], 1, 0)
-                m.d.sync += [y.eq(0), x.eq(0), iy.eq(-pad_next), ix.eq(-pad_next), xbase.eq(0),
-                             pb1.eq(lt_fields["a0"]), pb2.eq(0), g.eq(0),
-                             out_row.eq(lt_fields["out_base"]), srow.eq(0), gdp.eq(0),
-                             wg.eq(lt_fields["w_base"]), p_addr.eq(lt_fields["p_base"]),
-                             hz_step.eq(lt_fields["RS"] - (T - 1))]
+                m.d.comb += outputs.load.eq(1)
+                m.d.sync += hz_step.eq(lt_fields["RS"] - (T - 1))
                 m.d.comb += [kv_seq.tokens.eq(lt_fields["N"]), kv_seq.channels.eq(lt_fields["d"]),
                              kv_seq.groups.eq(lt_fields["Gout"]), kv_seq.dp.eq(lt_fields["DP"]),
                              kv_seq.k_base.eq(lt_fields["k_base"]), kv_seq.v_base.eq(lt_fields["v_base"])]
@@ -570,8 +530,9 @@ class SpikeEngine(wiring.Component):
             with m.State("OUT_INIT"):
                 gate = (op == Opcode.ACC) | is_bitserial
                 m.d.sync += [bias_gate.eq(gate), bias_t0_only.eq(op == Opcode.HEAD), params_due.eq(1)]
-                m.d.comb += [walker.start.eq(1), walker.pos.eq(pb1 + pb2), walker.weight_base.eq(wg),
-                             walker.ix.eq(ix), walker.iy.eq(iy)]
+                m.d.comb += [walker.start.eq(1), walker.pos.eq(outputs.pos),
+                             walker.weight_base.eq(outputs.weight_base), walker.ix.eq(outputs.ix),
+                             walker.iy.eq(outputs.iy)]
                 m.d.sync += [rowdata.eq(0), s1_v.eq(0), s2_v.eq(0), s3_v.eq(0), sc_act.eq(0)]
                 with m.If(op == Opcode.POOL):
                     m.next = "ROW_RD"
@@ -640,7 +601,7 @@ class SpikeEngine(wiring.Component):
 
             # ------------------------------------------------------------ pooling write
             with m.State("WRITE"):
-                m.d.comb += [act_wr.addr.eq(out_row), act_wr.en.eq(1),
+                m.d.comb += [act_wr.addr.eq(outputs.out_row), act_wr.en.eq(1),
                              act_wr.data.eq(rowdata | Mux(pool_pend, act_q, 0))]
                 next_output()
 
@@ -700,25 +661,21 @@ class SpikeEngine(wiring.Component):
         # ---------------------------------------------------------------- stream LIF layers
         # the sequencer's commands: the stream rows into the LIF, its spike words into the activation RAM, the
         # output counters (the parameter RAM then reads the next output's thresholds)
-        m.d.comb += stream_lif.last.eq(g_last & y_last)
+        m.d.comb += stream_lif.last.eq(outputs.rows_last)
         with m.If(stream_lif.stream_start):
-            m.d.sync += s_addr.eq(srow)
+            m.d.sync += s_addr.eq(outputs.stream_row)
         with m.If(stream_lif.stream_next):
             m.d.sync += s_addr.eq(s_addr + 1)
         with m.If(stream_lif.act_write):
-            m.d.comb += [act_wr.addr.eq(out_row), act_wr.en.eq(1), act_wr.data.eq(lif.spikes.as_value())]
-            m.d.sync += out_row.eq(out_row + 1)
+            m.d.comb += [act_wr.addr.eq(outputs.out_row), act_wr.en.eq(1), act_wr.data.eq(lif.spikes.as_value()),
+                         outputs.next_out_row.eq(1)]
         with m.If(stream_lif.advance):
-            with m.If(~g_last):
-                m.d.sync += [g.eq(g + 1), g_last.eq(g + 2 >= L["Gout"]), p_addr.eq(p_addr + 1)]
-            with m.Else():
-                m.d.sync += [g.eq(0), g_last.eq(L["Gout"] <= 1), p_addr.eq(L["p_base"]),
-                             y.eq(y + 1), y_last.eq(y + 2 >= L["Ho"])]
+            m.d.comb += outputs.next_group.eq(1)
 
         # ---------------------------------------------------------------- head Z layers
         # the sequencer's commands: clear the accumulators, the stream rows into timestep 0's accumulators (the adder
         # mux above), the group's sums into the Z RAM
-        m.d.comb += [head_z.tokens.eq(L["N"]), head_z.last.eq(g_last)]
+        m.d.comb += [head_z.tokens.eq(L["N"]), head_z.last.eq(outputs.group_last)]
         with m.If(head_z.acc_init):
             m.d.sync += acc_init.eq(1)
         with m.If(head_z.stream_load):
@@ -728,9 +685,9 @@ class SpikeEngine(wiring.Component):
         with m.If(head_z.stream_skip):
             m.d.sync += s_addr.eq(s_addr + hz_step)
         with m.If(head_z.z_write):
-            m.d.comb += [z_wr.addr.eq(g), z_wr.en.eq(1), z_wr.data.eq(Cat(*[acc[l][0][:ZW] for l in range(P)]))]
-            m.d.sync += [hz_bad.eq(Cat(~_fits(acc[l][0], ZW) for l in range(P)).any()),
-                         g.eq(g + 1), g_last.eq(g + 2 >= L["Gout"])]
+            m.d.comb += [z_wr.addr.eq(outputs.group), z_wr.en.eq(1), outputs.next_group.eq(1),
+                         z_wr.data.eq(Cat(*[acc[l][0][:ZW] for l in range(P)]))]
+            m.d.sync += hz_bad.eq(Cat(~_fits(acc[l][0], ZW) for l in range(P)).any())
 
         # ---------------------------------------------------------------- epilogue of the accumulating layers
         # It starts at the snapshot of an output (held <- acc) and runs while the controller scans the next output;
