@@ -591,15 +591,19 @@ def run_stream_lif(T, layers):
     return simulate(dut, bench)
 
 
+def merged_schedules(schedules):
+    """Several layers' golden schedules ({command: {cycle: value}}) as one, and the layer that owns each cycle."""
+    want, owner = {}, {}
+    for i, schedule in enumerate(schedules):
+        for k, cycles in schedule.items():
+            want.setdefault(k, {}).update(cycles)
+            owner.update(dict.fromkeys(cycles, i))
+    return want, owner
+
+
 def stream_lif_check(T, layers, result, names=None):
     starts, seen = result
-    want = {k: {} for k in ("stream_start", "stream_next", "lif_start", "advance", "lif_valid", "act_write", "done")}
-    owner = {}
-    for i, ((n, _), s) in enumerate(zip(layers, starts)):
-        for k, cyc in stream_lif_schedule(n, T, s).items():
-            for c, v in cyc.items():
-                want[k][c] = v
-                owner[c] = i
+    want, owner = merged_schedules(stream_lif_schedule(n, T, s) for (n, _), s in zip(layers, starts))
     for c, got in enumerate(seen):
         label = f"{names[owner[c]] if names and c in owner else f'layer {owner.get(c)}'}, cycle {c}"
         for k in want:
@@ -1163,13 +1167,8 @@ def run_head_z(T, drain, layers):
 
 def head_z_check(T, drain, layers, result, names=None):
     starts, seen = result
-    want = {k: {} for k in HEAD_Z_COMMANDS + ("read",)}
-    owner = {}
-    for i, ((tokens, groups, stride, _), s) in enumerate(zip(layers, starts)):
-        for k, cyc in head_z_schedule(tokens, T, groups, drain, s, stride).items():
-            for c, v in cyc.items():
-                want[k][c] = v
-                owner[c] = i
+    want, owner = merged_schedules(head_z_schedule(tokens, T, groups, drain, s, stride)
+                                   for (tokens, groups, stride, _), s in zip(layers, starts))
     for c, got in enumerate(seen):
         label = f"{names[owner[c]] if names and c in owner else f'layer {owner.get(c)}'}, cycle {c}"
         for k in HEAD_Z_COMMANDS:
