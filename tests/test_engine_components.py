@@ -135,7 +135,7 @@ def test_lif_lanes_random_outputs_equal_golden():
 def test_lif_lanes_edge_case(case):
     x, theta = LIF_EDGES[case]
     outputs = [(np.asarray(x, dtype=np.int64), np.asarray(theta, dtype=np.int64), np.zeros(4, dtype=np.int64))]
-    # after an output that leaves a membrane behind: start must clear it
+    # after an output that leaves a membrane behind: its last timestep must clear it
     outputs = [(np.full((4, 3), 30), np.full(3, 1000), np.zeros(4, dtype=np.int64))] + outputs
     results = run_lif(outputs)
     lif_check(outputs, results, ["membrane carry", case])
@@ -775,22 +775,26 @@ def test_kv_token_scanner_edge_case(config, case):
 ARGMAX_K, ARGMAX_W = 12, 8
 
 
-def run_argmax(sequences):
-    """Each sequence: the logits of classes 0.. presented one per cycle, back to back; returns `best` observed two
-    cycles after each logit (its stated latency) and one cycle after (where it must not show yet)."""
+def run_argmax(sequences, gaps=False):
+    """Each sequence: the logits of classes 0.. presented one per cycle, back to back, or with random idle cycles
+    between them (gaps=True); returns `best` observed LATENCY cycles after each logit (its stated latency)."""
     dut = ArgmaxUnit(ARGMAX_K, ARGMAX_W)
+    L = ArgmaxUnit.LATENCY
+    stream = [(k, v) for seq in sequences for k, v in enumerate(seq)]
+    idle = np.random.default_rng(7).integers(0, 3, size=len(stream)) if gaps else np.zeros(len(stream), int)
+    cycles = []
+    for item, g in zip(stream, idle):
+        cycles += [None] * int(g) + [item]
+    cycles += [None] * L
 
     async def bench(ctx):
-        stream = [(k, v) for seq in sequences for k, v in enumerate(seq)]
         observed = []
-        for c in range(len(stream) + 2):
-            if c < len(stream):
-                ctx.set(dut.valid, 1)
-                ctx.set(dut.index, stream[c][0])
-                ctx.set(dut.value, int(stream[c][1]))
-            else:
-                ctx.set(dut.valid, 0)
-            if c >= 2:
+        for c, item in enumerate(cycles):
+            ctx.set(dut.valid, item is not None)
+            if item is not None:
+                ctx.set(dut.index, item[0])
+                ctx.set(dut.value, int(item[1]))
+            if c >= L and cycles[c - L] is not None:
                 observed.append(ctx.get(dut.best))
             await ctx.tick()
         return observed
@@ -816,6 +820,7 @@ def test_argmax_random_logits_equal_golden():
         seqs.append([int(v) for v in rng.integers(-lim, lim, size=K)])
         n += K
     argmax_check(seqs, run_argmax(seqs))
+    argmax_check(seqs, run_argmax(seqs, gaps=True))
 
 
 ARGMAX_EDGES = {

@@ -2,7 +2,7 @@
 golden.primitives.argmax_lowest)."""
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, signed
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -11,10 +11,17 @@ class ArgmaxUnit(wiring.Component):
     """Running argmax over the logits presented one per cycle, class 0 first.
 
     Ports: valid, index, value (class `index`'s logit; index 0 starts a new argmax) → best.
-    A registered input stage, then best ← index where index = 0 or value > the best value so far (strictly, so
-    ties keep the lowest index). Latency: 2 cycles (value in cycle c → best includes it from cycle c + 2).
-    Throughput: one logit per cycle; K classes: K + 2 cycles from the first logit to the class.
+    Three registered stages: the input; the compares; the decision. While logit i is compared, logit i − 1 is
+    being decided, so the best value is still that of classes 0 .. i − 2: stage 2 compares logit i both with that
+    best value and with logit i − 1, and stage 3 picks the compare that holds (logit i − 1 won: the second) and
+    updates best where index = 0 or the picked compare says greater (strictly, so ties keep the lowest index).
+    No carry chain reaches the best registers' enables in the same cycle: each compare ends in one flip-flop,
+    the decision is a gate of three register bits. Any gaps between logits are allowed.
+    Latency: LATENCY = 3 cycles (value in cycle c → best includes it from cycle c + 3).
+    Throughput: one logit per cycle; K classes: K + 3 cycles from the first logit to the class.
     """
+
+    LATENCY = 3
 
     def __init__(self, classes: int, logit_width: int):
         self.K, self.LW = classes, logit_width
@@ -25,15 +32,29 @@ class ArgmaxUnit(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        cur_v = Signal()
-        cur_k = Signal(range(max(2, self.K)))
-        cur = Signal(signed(self.LW))
-        best = Signal(range(max(2, self.K)))
-        bestval = Signal(signed(self.LW))
-        m.d.sync += cur_v.eq(self.valid)
+        K = max(2, self.K)
+        in_v, in_k, in_x = Signal(), Signal(range(K)), Signal(signed(self.LW))
+        cmp_v, cmp_k, cmp_x = Signal(), Signal(range(K)), Signal(signed(self.LW))
+        cmp_first, gt_best, gt_prev = Signal(), Signal(), Signal()
+        best, bestval = Signal(range(K)), Signal(signed(self.LW))
+        prev_won = Signal()
+
+        # stage 1: the input register
+        m.d.sync += in_v.eq(self.valid)
         with m.If(self.valid):
-            m.d.sync += [cur.eq(self.value), cur_k.eq(self.index)]
-        with m.If(cur_v & ((cur_k == 0) | (cur > bestval))):
-            m.d.sync += [best.eq(cur_k), bestval.eq(cur)]
+            m.d.sync += [in_x.eq(self.value), in_k.eq(self.index)]
+
+        # stage 2: the compares (cmp_x still holds the previous logit, bestval the best before it)
+        m.d.sync += cmp_v.eq(in_v)
+        with m.If(in_v):
+            m.d.sync += [cmp_x.eq(in_x), cmp_k.eq(in_k), cmp_first.eq(in_k == 0),
+                         gt_best.eq(in_x > bestval), gt_prev.eq(in_x > cmp_x)]
+
+        # stage 3: the decision
+        win = cmp_first | Mux(prev_won, gt_prev, gt_best)
+        with m.If(cmp_v):
+            m.d.sync += prev_won.eq(win)
+            with m.If(win):
+                m.d.sync += [best.eq(cmp_k), bestval.eq(cmp_x)]
         m.d.comb += self.best.eq(best)
         return m

@@ -636,10 +636,14 @@ class SpikeEngine(wiring.Component):
                     next_layer()
 
             # ------------------------------------------------------------ argmax, ties to the lowest index
+            # done is visible argmax_fixed + 1 cycles after the last logit's cycle: the class must be in `best` then
+            assert ArgmaxUnit.LATENCY <= timing(T)["argmax_fixed"] + 1
             with m.State("ARGMAX"):
+                # the logits rotate past logit 0 (K steps: back in place for the read-out), so no index
+                # multiplexer sits in front of the argmax's input register
                 with m.If(kidx < self.K):
-                    m.d.comb += [argmax.valid.eq(1), argmax.index.eq(kidx), argmax.value.eq(Array(logits)[kidx])]
-                    m.d.sync += kidx.eq(kidx + 1)
+                    m.d.comb += [argmax.valid.eq(1), argmax.index.eq(kidx), argmax.value.eq(logits[0])]
+                    m.d.sync += [kidx.eq(kidx + 1)] + [logits[k].eq(logits[(k + 1) % self.K]) for k in range(self.K)]
                 with m.Else():
                     m.next = "ARGMAX_DONE"
 

@@ -15,20 +15,24 @@ def lif_input_width(membrane_width: int, T: int) -> int:
 
 class LifLanes(wiring.Component):
     """P LIF neurons (τ = 2, hard reset, U in V·2^T units) stepped over the T values of one output, one timestep
-    per cycle; the membrane is a register per lane, taken as 0 at timestep 0 (no membrane memory).
+    per cycle; the membrane is a register per lane (no membrane memory), cleared by the step of timestep T − 1, so
+    every output starts from U = 0 when each output runs its timesteps 0 .. T − 1 in order (the core's epilogue and
+    stream-LIF sequencer always do).
 
     Ports:
-      start, theta[P]     latch the lanes' thresholds (before timestep 0; timestep 0 starts from U = 0)
+      start, theta[P]     latch the lanes' thresholds (before timestep 0)
       valid, step, x[P]   timestep `step`'s input values (x is any signed width; values beyond the LIF's input
                           width LA = lif_input_width(MW, T) raise overflow)
       spikes[P]           lane l's T-bit word, bit t = spike at timestep t
       overflow            some input or membrane of the last step left its width (never expected)
 
-    Stage 1 registers a = x (LA bits), b = 2θ − a·2^T and whether the step is timestep 0, in every cycle (valid
-    only marks the cycles whose values stage 2 uses: no enable fans out from the caller's control to the stage's
-    registers); stage 2 takes U as 0 at timestep 0 (`start` needs no path to the membranes), fires when U ≥ b (⟺
-    ⌊(U + a·2^T) / 2⌋ ≥ θ: no add in front of the compare), sets spikes[l] bit `step` and
-    U ← fire ? 0 : (U + a·2^T) >> 1.
+    Stage 1 registers a = x (LA bits), b = 2θ − a·2^T and whether the step is timestep T − 1, in every cycle
+    (valid only marks the cycles whose values stage 2 uses: no enable fans out from the caller's control to the
+    stage's registers); stage 2 fires when U ≥ b (⟺ ⌊(U + a·2^T) / 2⌋ ≥ θ: no add in front of the compare), sets
+    spikes[l] bit `step` and U ← (fire or last timestep) ? 0 : (U + a·2^T) >> 1. The clear sits behind the
+    compare, as the membrane register's synchronous reset, so the step flag reaches one gate per lane; a
+    timestep-0 flag selecting U = 0 in front of the compare fanned out to every membrane bit and was the 16-lane
+    core's critical path. `start` needs no path to the membranes.
     Latency: 2 cycles (valid in cycle c → spike bit, membrane and overflow visible from cycle c + 2).
     Throughput: P neurons × one timestep per cycle; a whole output: T cycles + 1 to drain (T + 2 from the first
     valid to its last spike visible).
@@ -54,11 +58,11 @@ class LifLanes(wiring.Component):
         lif_ok = Signal(P)
         lif_v = Signal()
         lif_t = Signal(range(T))
-        lif_first = Signal()
+        lif_last = Signal()
         lif_bad = Signal(P)
 
         # stage 1: the input register
-        m.d.sync += [lif_v.eq(self.valid), lif_t.eq(self.step), lif_first.eq(self.step == 0)]
+        m.d.sync += [lif_v.eq(self.valid), lif_t.eq(self.step), lif_last.eq(self.step == T - 1)]
         for l in range(P):
             v = self.x[l]
             a = v[:LA].as_signed() if len(v) > LA else v
@@ -67,12 +71,12 @@ class LifLanes(wiring.Component):
 
         # stage 2: the step
         for l in range(P):
-            u = Mux(lif_first, 0, U[l])
             total = Signal(signed(MW + 3), name=f"lifsum_{l}")
-            m.d.comb += total.eq(u + (lif_a[l] << T))
-            fire = u >= lif_b[l]          # floor(total / 2) >= θ  ⟺  U >= 2θ - a·2^T: no add before the compare
+            m.d.comb += total.eq(U[l] + (lif_a[l] << T))
+            fire = U[l] >= lif_b[l]       # floor(total / 2) >= θ  ⟺  U >= 2θ - a·2^T: no add before the compare
             with m.If(lif_v):
-                m.d.sync += [U[l].eq(Mux(fire, 0, total >> 1)), lif_bad[l].eq(~fits(total, MW) | ~lif_ok[l])]
+                m.d.sync += [U[l].eq(Mux(fire | lif_last, 0, total >> 1)),
+                             lif_bad[l].eq(~fits(total, MW) | ~lif_ok[l])]
                 for tt in range(T):
                     with m.If(lif_t == tt):
                         m.d.sync += spk[l][tt].eq(fire)
