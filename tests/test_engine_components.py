@@ -442,7 +442,7 @@ def test_event_pipeline_edge_case(case):
 
 # ---------------------------------------------------------------------------------------------------- epilogue
 
-EPILOGUE = dict(lanes=3, T=4, row_width=8, group_width=3, theta_width=6)
+EPILOGUE = dict(lanes=3, T=4, row_width=8, group_width=3, theta_width=6, head_groups=8)
 KINDS = {"lif": EpilogueKind.LIF, "stream_add": EpilogueKind.STREAM_ADD, "head": EpilogueKind.HEAD}
 
 
@@ -463,7 +463,8 @@ def run_epilogue(outputs):
     E = EPILOGUE
     dut = OutputEpilogue(**E)
     ports = ("rotate", "lif_start", "lif_valid", "lif_step", "act_write", "act_row", "stream_start", "stream_row",
-             "stream_next", "stream_write", "stream_write_row", "head_write", "head_group", "idle")
+             "stream_next", "stream_write", "stream_write_row", "head_write", "head_group", "head_write_group",
+             "idle")
     plan, events = [], {}     # events: cycle -> ("capture", context) | ("start", kind)
     c = 1
     for kind, ctx_values, delay, slack in outputs:
@@ -517,6 +518,8 @@ def epilogue_check(result, names=None):
         for k in want:
             assert got[k] == (c in want[k]), f"cycle {c}: {k} {got[k]}, golden {c in want[k]}"
         assert got["idle"] == (c not in busy), f"cycle {c}: idle {got['idle']}, golden {c not in busy}"
+        if c not in want["head_write"]:
+            assert got["head_write_group"] == 0, f"cycle {c}: head_write_group {got['head_write_group']:b} without a write"
         for k, c_want in want.items():
             if c not in c_want:
                 continue
@@ -535,6 +538,8 @@ def epilogue_check(result, names=None):
                     f"{label}: write row {got['stream_write_row']}, golden {cv['srow'] + c_want[c]}"
             if k == "head_write":
                 assert got["head_group"] == cv["group"], f"{label}: group {got['head_group']}, golden {cv['group']}"
+                assert got["head_write_group"] == 1 << cv["group"], \
+                    f"{label}: head_write_group {got['head_write_group']:b}, golden bit {cv['group']}"
 
 
 def test_output_epilogue_random_outputs_equal_golden():

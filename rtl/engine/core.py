@@ -248,7 +248,7 @@ class SpikeEngine(wiring.Component):
         acc = [[lanes.acc[l][t] for t in range(T)] for l in range(P)]
         held = [[lanes.held[l][t] for t in range(T)] for l in range(P)]
         m.submodules.lif = lif = LifLanes(P, T, max(AW, W["stream"]), TW, MW)
-        m.submodules.epilogue = epilogue = OutputEpilogue(P, T, ADW, 16, TW)
+        m.submodules.epilogue = epilogue = OutputEpilogue(P, T, ADW, 16, TW, head_groups=-(-self.K // P))
         m.submodules.stream_lif = stream_lif = StreamLifSequencer(T)
         m.submodules.head_z = head_z = HeadZSequencer(T, DRAIN, ADW)
         m.submodules.argmax = argmax = ArgmaxUnit(self.K, W["logit"])
@@ -330,6 +330,7 @@ class SpikeEngine(wiring.Component):
         vq2 = Signal(P * T)
         hz_step = Signal(ADW)   # RS - (T - 1): from the last timestep of token n to the first of token n + 1
         kidx = Signal(range(self.K + 1))
+        logit_rotate = Signal()     # high in exactly the ARGMAX cycles with kidx < K
         cycles = Signal(32)
         busy = Signal()
         done = Signal()
@@ -421,7 +422,8 @@ class SpikeEngine(wiring.Component):
 
         def next_layer():
             with m.If(layer_last):
-                m.d.sync += kidx.eq(0)  # logits were written in this very cycle: read them from the next
+                # logits were written in this very cycle: read them from the next
+                m.d.sync += [kidx.eq(0), logit_rotate.eq(1)]
                 m.next = "ARGMAX"
             with m.Else():
                 m.d.sync += layer.eq(layer + 1)
@@ -643,7 +645,9 @@ class SpikeEngine(wiring.Component):
                 # multiplexer sits in front of the argmax's input register
                 with m.If(kidx < self.K):
                     m.d.comb += [argmax.valid.eq(1), argmax.index.eq(kidx), argmax.value.eq(logits[0])]
-                    m.d.sync += [kidx.eq(kidx + 1)] + [logits[k].eq(logits[(k + 1) % self.K]) for k in range(self.K)]
+                    m.d.sync += kidx.eq(kidx + 1)
+                    with m.If(kidx == self.K - 1):
+                        m.d.sync += logit_rotate.eq(0)
                 with m.Else():
                     m.next = "ARGMAX_DONE"
 
@@ -711,10 +715,12 @@ class SpikeEngine(wiring.Component):
             m.d.comb += [s_wr.addr.eq(epilogue.stream_write_row), s_wr.en.eq(1),
                          s_wr.data.eq(stream_adder.sum.as_value())]
             m.d.sync += sw_bad.eq(stream_adder.overflow)
-        with m.If(epilogue.head_write):
-            for k in range(self.K):
-                with m.If(epilogue.head_group == k // P):
-                    m.d.sync += logits[k].eq(held[k % P][0])
+        # every logit register's enable and select come from registers: the rotation flag, the write's group bit
+        for k in range(self.K):
+            with m.If(logit_rotate):
+                m.d.sync += logits[k].eq(logits[(k + 1) % self.K])
+            with m.Elif(epilogue.head_write_group[k // P]):
+                m.d.sync += logits[k].eq(held[k % P][0])
         # which layers use each RAM's reads: a read in another layer lands in a register nobody reads, so a
         # collision there is harmless (tests/test_engine_collisions.py checks the others never happen)
         self.ram_reads_used = {

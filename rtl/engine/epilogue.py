@@ -2,7 +2,7 @@
 golden.components.epilogue_schedule)."""
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, unsigned
+from amaranth.hdl import Cat, Module, Signal, unsigned
 from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -33,8 +33,9 @@ class OutputEpilogue(wiring.Component):
                           load the stream read-address register with stream_row; step it by one
       stream_write, stream_write_row
                           write the stream adder's sums to stream row stream_write_row
-      head_write, head_group
-                          the logits of lane group head_group ← held[l][0]
+      head_write, head_group, head_write_group[head_groups]
+                          the logits of lane group head_group ← held[l][0]; head_write_group is the same write
+                          one-hot by group (bit g: group g), from registers (it gates every logit register)
       idle                no epilogue running (start is taken only then)
 
     Schedule (start in cycle s; the golden twin states it per cycle):
@@ -53,8 +54,9 @@ class OutputEpilogue(wiring.Component):
         """Cycles from the start to the first idle cycle (the schedule above)."""
         return {EpilogueKind.LIF: T + 3, EpilogueKind.STREAM_ADD: T + 4, EpilogueKind.HEAD: 2}[kind]
 
-    def __init__(self, lanes: int, T: int, row_width: int, group_width: int, theta_width: int):
-        self.P, self.T = lanes, T
+    def __init__(self, lanes: int, T: int, row_width: int, group_width: int, theta_width: int,
+                 head_groups: int = 1):
+        self.P, self.T, self.head_groups = lanes, T, head_groups
         super().__init__({
             "capture": In(1), "capture_row": In(row_width), "capture_srow": In(row_width),
             "capture_group": In(group_width),
@@ -66,7 +68,7 @@ class OutputEpilogue(wiring.Component):
             "act_write": Out(1), "act_row": Out(row_width),
             "stream_start": Out(1), "stream_row": Out(row_width), "stream_next": Out(1),
             "stream_write": Out(1), "stream_write_row": Out(row_width),
-            "head_write": Out(1), "head_group": Out(group_width),
+            "head_write": Out(1), "head_group": Out(group_width), "head_write_group": Out(head_groups),
             "idle": Out(1),
         })
 
@@ -81,13 +83,15 @@ class OutputEpilogue(wiring.Component):
         row, group, t = Signal.like(ctx_row), Signal.like(ctx_group), Signal(range(T + 4))
         m.d.comb += [self.act_row.eq(row), self.head_group.eq(group), self.stream_row.eq(ctx_srow),
                      self.lif_theta.eq(ctx_theta), self.lif_step.eq(t[:len(self.lif_step)])]
-        m.d.sync += self.rotate.eq(0)
+        m.d.sync += [self.rotate.eq(0), self.head_write_group.eq(0)]
         with m.FSM(init="IDLE") as fsm:
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.sync += [row.eq(ctx_row), group.eq(ctx_group), t.eq(0), self.stream_write_row.eq(ctx_srow)]
                     with m.Switch(self.kind):
                         with m.Case(EpilogueKind.HEAD):
+                            m.d.sync += self.head_write_group.eq(
+                                Cat(ctx_group == g for g in range(self.head_groups)))
                             m.next = "HEAD"
                         with m.Case(EpilogueKind.STREAM_ADD):
                             m.d.comb += self.stream_start.eq(1)
