@@ -169,7 +169,7 @@ def abc9_asserted(error: str, tool_log: str | None = None) -> bool:
 
 
 # the report's `lut_mapper` when the classic mapper stood in for ABC9 (synth and bitstream)
-CLASSIC_LUT_MAPPER = "abc (-noabc9: ABC9 hit its internal assertion)"
+CLASSIC_LUT_MAPPER = "abc (-noabc9: ABC9 asserted or returned multiply driven nets)"
 
 
 def conflicting_drivers(tool_log: str) -> list[str]:
