@@ -364,42 +364,18 @@ def test_a_plain_register_behind_a_block_ram_becomes_its_output_register(tmp_pat
     assert absorb_output_registers(netlist["modules"]["rom_regs"]) == 0
 
 
-@pytest.mark.synth
-def test_when_abc9_asserts_yosys_maps_again_with_the_classic_abc(tmp_path, monkeypatch):
-    """Yosys 0.70's ABC9 assertion (docs/synth.md) is made to happen on the first Yosys run; the flow then
-    synthesises with the classic ABC LUT mapper, and the design still places, with the same block RAM."""
+def synthesise_with_abc9_failing_once(tmp_path, monkeypatch, fail):
+    """Synthesise RomAccumulator with `fail(cwd)` called after the first Yosys run's script is written (before the
+    run when it raises, after it otherwise); returns (Yosys scripts in order, report, progress messages)."""
     real_run, scripts = synth._run, []
 
     def run(cmd, log_path, what, cwd, progress, limit_s=None):
-        if what == "Yosys synthesis":
-            scripts.append(open(os.path.join(cwd, "synth.ys")).read())
-            if len(scripts) == 1:
-                raise synth.Abc9Assertion("Yosys synthesis hit Yosys 0.70's internal assertion (stand-in)")
-        return real_run(cmd, log_path, what, cwd, progress, limit_s)
-    monkeypatch.setattr(synth, "_run", run)
-    v = write_design(tmp_path, RomAccumulator(), "rom_acc")
-    messages = []
-    report = synth.synthesise(v, "rom_acc", "ecp5", seeds=1, out_dir=str(tmp_path / "ecp5"), progress=messages.append)
-    assert len(scripts) == 2 and "abc -lut 4" in scripts[1] and "abc -lut" not in scripts[0]
-    assert report["status"] == "ok" and report["lut_mapper"].startswith("abc (-noabc9")
-    assert report["bram"] == 1 and report["ff"] == 20 and report["dsp"] == 0
-    assert any("classic ABC" in m for m in messages)
-
-
-@pytest.mark.synth
-def test_a_netlist_with_conflicting_drivers_is_mapped_again_with_the_classic_abc(tmp_path, monkeypatch):
-    """ABC9's silent failure (docs/synth.md, 'Known tool failures'): the first Yosys run's last CHECK pass reports
-    a multiply driven net; the flow maps again with the classic ABC instead of handing nextpnr that netlist."""
-    real_run, scripts = synth._run, []
-
-    def run(cmd, log_path, what, cwd, progress, limit_s=None):
+        if what != "Yosys synthesis":
+            return real_run(cmd, log_path, what, cwd, progress, limit_s)
+        scripts.append(open(os.path.join(cwd, "synth.ys")).read())
         result = real_run(cmd, log_path, what, cwd, progress, limit_s)
-        if what == "Yosys synthesis":
-            scripts.append(open(os.path.join(cwd, "synth.ys")).read())
-            if len(scripts) == 1:
-                with open(os.path.join(cwd, "yosys.log"), "a") as f:
-                    f.write("99. Executing CHECK pass (checking for obvious problems).\n"
-                            "Warning: multiple conflicting drivers for rom_acc.\\acc [3]:\n")
+        if len(scripts) == 1:
+            fail(cwd)
         return result
     monkeypatch.setattr(synth, "_run", run)
     v = write_design(tmp_path, RomAccumulator(), "rom_acc")
@@ -407,4 +383,28 @@ def test_a_netlist_with_conflicting_drivers_is_mapped_again_with_the_classic_abc
     report = synth.synthesise(v, "rom_acc", "ecp5", seeds=1, out_dir=str(tmp_path / "ecp5"), progress=messages.append)
     assert len(scripts) == 2 and "abc -lut 4" in scripts[1] and "abc -lut" not in scripts[0]
     assert report["status"] == "ok" and report["lut_mapper"].startswith("abc (-noabc9")
+    return scripts, report, messages
+
+
+@pytest.mark.synth
+def test_when_abc9_asserts_yosys_maps_again_with_the_classic_abc(tmp_path, monkeypatch):
+    """Yosys 0.70's ABC9 assertion (docs/synth.md) is made to happen on the first Yosys run; the flow then
+    synthesises with the classic ABC LUT mapper, and the design still places, with the same block RAM."""
+    def assertion(cwd):
+        raise synth.Abc9Assertion("Yosys synthesis hit Yosys 0.70's internal assertion (stand-in)")
+    _, report, messages = synthesise_with_abc9_failing_once(tmp_path, monkeypatch, assertion)
+    assert report["bram"] == 1 and report["ff"] == 20 and report["dsp"] == 0
+    assert any("internal assertion" in m and "classic ABC" in m for m in messages)
+
+
+@pytest.mark.synth
+def test_a_netlist_with_conflicting_drivers_is_mapped_again_with_the_classic_abc(tmp_path, monkeypatch):
+    """ABC9's silent failure (docs/synth.md, 'Known tool failures'): the first Yosys run's last CHECK pass reports
+    a multiply driven net; the flow maps again with the classic ABC instead of handing nextpnr that netlist."""
+    def conflicts(cwd):
+        with open(os.path.join(cwd, "yosys.log"), "a") as f:
+            f.write("99. Executing CHECK pass (checking for obvious problems).\n"
+                    "Warning: multiple conflicting drivers for rom_acc.\\acc [3]:\n")
+    _, report, messages = synthesise_with_abc9_failing_once(tmp_path, monkeypatch, conflicts)
+    assert report["bram"] == 1 and report["dsp"] == 0
     assert any("multiply driven" in m and "classic ABC" in m for m in messages)
