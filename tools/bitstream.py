@@ -19,7 +19,8 @@ from flowerrors import FlowError
 from golden.artifacts import preset_dir
 from rtl.board.top import BOARDS
 
-from .synth import CLASSIC_LUT_MAPPER, _log_error, _tool, abc9_asserted, classic_lut_mapping, conflicting_drivers
+from .synth import (CLASSIC_LUT_MAPPER, _log_error, _tool, abc9_asserted, classic_lut_mapping, conflicting_drivers,
+                    conflicting_drivers_error)
 
 
 def add_arguments(parser):
@@ -82,9 +83,7 @@ def _yosys(out: str) -> tuple[float, str]:
     _run(cmd, out, "yosys.log", "Yosys synthesis (classic ABC)", tool_log="top.rpt")
     conflicts = conflicting_drivers(os.path.join(out, "top.rpt"))
     if conflicts:
-        raise FlowError(f"Yosys's netlist drives {len(conflicts)} net(s) from two cells ({conflicts[0]} first; see "
-                        f"{os.path.join(out, 'top.rpt')}), a Yosys bug; generate the core with another --lanes or use "
-                        "another Yosys release.")
+        raise conflicting_drivers_error(conflicts, os.path.join(out, "top.rpt"))
     return time.time() - start, CLASSIC_LUT_MAPPER
 
 

@@ -194,6 +194,13 @@ def conflicting_drivers(tool_log: str) -> list[str]:
     return nets
 
 
+def conflicting_drivers_error(conflicts: list[str], tool_log: str) -> FlowError:
+    """The one-sentence error when even the classic mapper's netlist has multiply driven nets (synth, bitstream)."""
+    return FlowError(f"Yosys's netlist drives {len(conflicts)} net(s) from two cells ({conflicts[0]} first; see "
+                     f"{tool_log}), a Yosys bug; generate the core with another --lanes or synthesise with another "
+                     "Yosys release.")
+
+
 class Abc9Assertion(FlowError):
     """Yosys stopped on one of YOSYS_ABC9_ASSERTS; synthesise retries with the classic ABC mapper."""
 
@@ -493,9 +500,7 @@ def synthesise(verilog, top: str, target: str = "ecp5", seeds: int = 3, freq: fl
                 if not conflicts:
                     break
                 if not abc9 or target != "ecp5":
-                    raise FlowError(f"Yosys's netlist drives {len(conflicts)} net(s) from two cells ({conflicts[0]} "
-                                    f"first; see {os.path.join(out_dir, 'yosys.log')}), a Yosys bug; generate the core "
-                                    "with another --lanes or synthesise with another Yosys release.")
+                    raise conflicting_drivers_error(conflicts, os.path.join(out_dir, "yosys.log"))
                 # a Yosys bug, not the design's: the classic mapper gives a valid netlist (often a slower one)
                 progress(f"synth: Yosys's ABC9 LUT mapper returned a netlist with {len(conflicts)} multiply driven "
                          f"net(s) ({conflicts[0]} first; docs/synth.md, 'Known tool failures'); mapping again with "
