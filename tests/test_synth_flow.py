@@ -5,7 +5,7 @@ import statistics
 import sys
 
 import pytest
-from amaranth import Module, Signal
+from amaranth import Cat, Module, Signal
 from amaranth.back import verilog
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
@@ -87,6 +87,28 @@ class RomRegisters(wiring.Component):
                      self.shared.eq(q["shared"] + data["shared"])]
         return m
 
+
+class WideRomRegisters(wiring.Component):
+    """Two 512 x 36 ROMs (the DP16KD's 36-bit mode: one read on both ports' data pins) read every cycle into plain
+    registers: `wide`'s register is the block RAM output register's job for all 36 bits; `tapped`'s RAM bit 0 also
+    drives an output of its own, so its 36-bit output register cannot take the register (neither half moves)."""
+    addr: In(9)
+    wide: Out(36)
+    tapped: Out(37)
+
+    def elaborate(self, platform):
+        m = Module()
+        data = {}
+        for i, name in enumerate(("wide", "tapped")):
+            m.submodules[name] = rom = Memory(shape=36, depth=512,
+                                              init=[(a * (0x9E3779B1 + 2 * i)) % (1 << 36) for a in range(512)])
+            port = rom.read_port()
+            m.d.comb += port.addr.eq(self.addr)
+            data[name] = port.data
+        q = {name: Signal(36, name=f"{name}_q", reset_less=True) for name in data}
+        m.d.sync += [q[name].eq(data[name]) for name in data]
+        m.d.comb += [self.wide.eq(q["wide"]), self.tapped.eq(Cat(q["tapped"], data["tapped"][0]))]
+        return m
 
 def write_design(tmp_path, component, name):
     path = tmp_path / f"{name}.v"
@@ -363,6 +385,21 @@ def test_a_plain_register_behind_a_block_ram_becomes_its_output_register(tmp_pat
     from tools.ecp5_outreg import absorb_output_registers
     assert absorb_output_registers(netlist["modules"]["rom_regs"]) == 0
 
+
+@pytest.mark.synth
+def test_a_36_bit_read_moves_into_its_output_register_whole_or_not_at_all(tmp_path):
+    v = write_design(tmp_path, WideRomRegisters(), "wide_regs")
+    report = synth.synthesise(v, "wide_regs", "ecp5", seeds=1, out_dir=str(tmp_path / "ecp5"), progress=lambda m: None)
+    assert report["status"] == "ok" and report["bram"] == 2
+    assert report["bram_outreg_bits"] == 36 and report["ff"] == 36
+    module = json.loads((tmp_path / "ecp5" / "netlist.json").read_text())["modules"]["wide_regs"]
+    rams = {name.split(".")[0].split("$")[0]: c for name, c in module["cells"].items() if c["type"] == "DP16KD"}
+    modes = {n: (c["parameters"]["REGMODE_A"], c["parameters"]["REGMODE_B"]) for n, c in rams.items()}
+    assert modes == {"wide": ("OUTREG", "OUTREG"), "tapped": ("NOREG", "NOREG")}, modes
+    assert rams["wide"]["connections"]["OCEB"] == ["1"]
+    # every output bit of `wide` now comes straight from the RAM's data pins
+    pins = {b for p, bits in rams["wide"]["connections"].items() if p.startswith("DO") for b in bits}
+    assert set(module["ports"]["wide"]["bits"]) <= pins
 
 def synthesise_with_abc9_failing_once(tmp_path, monkeypatch, fail):
     """Synthesise RomAccumulator with `fail(cwd)` called after the first Yosys run's script is written (before the

@@ -11,7 +11,10 @@ outputs each drive one TRELLIS_FF and nothing else, and each such FF is a regist
 that powers up 0, all of them loading on every edge or all on the same enable, it sets REGMODE_<port> to "OUTREG",
 connects that enable (or a constant 1) to the port's output clock enable OCE<port> (an active-low enable through
 the port's OCE<port>MUX = "INV", as the FF's CEMUX had it), drives the FFs' output nets from the RAM and removes the
-FFs. Cycle for cycle the design is the same (the output register loads on
+FFs. A RAM in the 36-bit mode has one read (port B's clock and enables) on both ports' data pins and one output
+register for all 36 bits: its registers move only when all of them qualify, and then REGMODE_A and REGMODE_B both
+become "OUTREG" (a half-moved RAM would be a configuration the pseudo-dual-port primitive cannot express). Cycle for
+cycle the design is the same (the output register loads on
 the edges the FFs loaded on, whatever the RAM's own read enable does, and powers up 0, as the FFs did), so the
 Verilog that simulation checks is still the design that is placed.
 """
@@ -45,6 +48,55 @@ def _output_ff_enable(cell, clock):
     return None
 
 
+def _width(params, name):
+    value = params.get(name, "18")
+    return int(value, 2) if isinstance(value, str) and set(value) <= {"0", "1"} and len(value) > 8 else int(value)
+
+
+def _read_ports(ram):
+    """The RAM's read ports as (clocking port letter, output register ports, data pins). In the 36-bit mode
+    (DATA_WIDTH_A = 36, how Yosys and nextpnr write the pseudo-dual-port PDPW16KD) one read, clocked and enabled by
+    port B, drives both ports' data pins, and its one output register is set by REGMODE_A and REGMODE_B together
+    (nextpnr's PDPW16KD conversion writes both from one REGMODE): the halves move together or not at all."""
+    if _width(ram["parameters"], "DATA_WIDTH_A") == 36:
+        return [("B", PORTS, [f"DO{x}{i}" for x in PORTS for i in range(DATA_BITS)])]
+    return [(x, (x,), [f"DO{x}{i}" for i in range(DATA_BITS)]) for x in PORTS]
+
+
+def _absorb_read_port(ram, read, cells, sinks):
+    """Move the registers behind one read port into its output register when they all qualify; returns the bits."""
+    params, conn = ram["parameters"], ram["connections"]
+    x, registers, pins = read
+    if any(params.get(f"REGMODE_{r}", "NOREG").strip() != "NOREG" or not _const(conn.get(f"RST{r}"), "0")
+           for r in registers) \
+            or params.get(f"CLK{x}MUX", f"CLK{x}").strip() != f"CLK{x}" \
+            or params.get(f"OCE{x}MUX", f"OCE{x}").strip() != f"OCE{x}" or not _const(conn.get(f"OCE{x}"), "1"):
+        return 0
+    clock = conn.get(f"CLK{x}")
+    moves, enables = [], set()   # (output pin, FF name); the FFs' enables
+    for pin in pins:
+        bit = (conn.get(pin) or [None])[0]
+        if not isinstance(bit, int) or not sinks[bit]:
+            continue
+        users = sinks[bit]
+        ff = cells.get(users[0][0]) if len(users) == 1 and users[0][1] == "DI" else None
+        enable = _output_ff_enable(ff, clock) if ff is not None else None
+        if enable is None:
+            return 0
+        enables.add(enable)
+        moves.append((pin, users[0][0]))
+    if not moves or len(enables) != 1:
+        return 0
+    for pin, ff_name in moves:
+        conn[pin] = cells.pop(ff_name)["connections"]["Q"]
+    for r in registers:
+        params[f"REGMODE_{r}"] = "OUTREG"
+    polarity, net = enables.pop()
+    conn[f"OCE{x}"] = list(net)
+    params[f"OCE{x}MUX"] = f"OCE{x}" if polarity == "OCE" else "INV"
+    return len(moves)
+
+
 def absorb_output_registers(module: dict) -> int:
     """Rewrite one Yosys JSON module in place (see the module docstring); returns how many FFs were absorbed."""
     cells = module["cells"]
@@ -64,37 +116,8 @@ def absorb_output_registers(module: dict) -> int:
 
     absorbed = 0
     for ram in [c for c in cells.values() if c["type"] == "DP16KD"]:
-        params, conn = ram["parameters"], ram["connections"]
-        for x in PORTS:
-            if params.get(f"REGMODE_{x}", "NOREG").strip() != "NOREG" \
-                    or params.get(f"CLK{x}MUX", f"CLK{x}").strip() != f"CLK{x}" \
-                    or params.get(f"OCE{x}MUX", f"OCE{x}").strip() != f"OCE{x}" \
-                    or not _const(conn.get(f"OCE{x}"), "1") or not _const(conn.get(f"RST{x}"), "0"):
-                continue
-            clock = conn.get(f"CLK{x}")
-            moves, enables = [], set()   # (output pin, FF name); the FFs' enables
-            for i in range(DATA_BITS):
-                pin = f"DO{x}{i}"
-                bit = (conn.get(pin) or [None])[0]
-                if not isinstance(bit, int) or not sinks[bit]:
-                    continue
-                users = sinks[bit]
-                ff = cells.get(users[0][0]) if len(users) == 1 and users[0][1] == "DI" else None
-                enable = _output_ff_enable(ff, clock) if ff is not None else None
-                if enable is None:
-                    moves = []
-                    break
-                enables.add(enable)
-                moves.append((pin, users[0][0]))
-            if not moves or len(enables) != 1:
-                continue
-            for pin, ff_name in moves:
-                conn[pin] = cells.pop(ff_name)["connections"]["Q"]
-            params[f"REGMODE_{x}"] = "OUTREG"
-            polarity, net = enables.pop()
-            conn[f"OCE{x}"] = list(net)
-            params[f"OCE{x}MUX"] = f"OCE{x}" if polarity == "OCE" else "INV"
-            absorbed += len(moves)
+        for read in _read_ports(ram):
+            absorbed += _absorb_read_port(ram, read, cells, sinks)
     return absorbed
 
 

@@ -479,7 +479,7 @@ def synthesise(verilog, top: str, target: str = "ecp5", seeds: int = 3, freq: fl
     versions = tool_versions(target)
     netlist = os.path.join(out_dir, "netlist.json")
     script = _yosys_script(verilog, top, target, "netlist.json", out_dir)
-    synth_key = _hash(source, script, versions.get("yosys"), "bram-outreg-2")
+    synth_key = _hash(source, script, versions.get("yosys"), "bram-outreg-3")
     stamp_path = os.path.join(out_dir, "synth_stamp.json")
     stamp = json.loads(Path(stamp_path).read_text()) if os.path.exists(stamp_path) else {}
     # (a netlist of an earlier release of this flow may be one with conflicting drivers: made again)
