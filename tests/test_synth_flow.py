@@ -55,6 +55,18 @@ class WidePorts(wiring.Component):
         return m
 
 
+def roms_read_every_cycle(m, addr, names, width, depth, stride):
+    """One `depth` x `width` ROM per name (distinct contents), all read at `addr`; {name: read data}."""
+    data = {}
+    for i, name in enumerate(names):
+        m.submodules[name] = rom = Memory(shape=width, depth=depth,
+                                          init=[(a * (stride + 2 * i)) % (1 << width) for a in range(depth)])
+        port = rom.read_port()
+        m.d.comb += port.addr.eq(addr)
+        data[name] = port.data
+    return data
+
+
 class RomRegisters(wiring.Component):
     """Five 1024 x 8 ROMs read every cycle: `plain` behind a plain register (the block RAM output register's
     job), `gated` behind a register with an enable (the output register's clock enable), `held` behind one whose
@@ -70,12 +82,7 @@ class RomRegisters(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        data = {}
-        for i, name in enumerate(("plain", "gated", "shared", "reset", "held")):
-            m.submodules[name] = rom = Memory(shape=8, depth=1024, init=[(a * (7 + 2 * i)) % 256 for a in range(1024)])
-            port = rom.read_port()
-            m.d.comb += port.addr.eq(self.addr)
-            data[name] = port.data
+        data = roms_read_every_cycle(m, self.addr, ("plain", "gated", "shared", "reset", "held"), 8, 1024, 7)
         q = {name: Signal(8, name=f"{name}_q", reset_less=name != "reset") for name in data}
         m.d.sync += [q["plain"].eq(data["plain"]), q["shared"].eq(data["shared"]), q["reset"].eq(data["reset"])]
         with m.If(self.en):
@@ -98,13 +105,7 @@ class WideRomRegisters(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        data = {}
-        for i, name in enumerate(("wide", "tapped")):
-            m.submodules[name] = rom = Memory(shape=36, depth=512,
-                                              init=[(a * (0x9E3779B1 + 2 * i)) % (1 << 36) for a in range(512)])
-            port = rom.read_port()
-            m.d.comb += port.addr.eq(self.addr)
-            data[name] = port.data
+        data = roms_read_every_cycle(m, self.addr, ("wide", "tapped"), 36, 512, 0x9E3779B1)
         q = {name: Signal(36, name=f"{name}_q", reset_less=True) for name in data}
         m.d.sync += [q[name].eq(data[name]) for name in data]
         m.d.comb += [self.wide.eq(q["wide"]), self.tapped.eq(Cat(q["tapped"], data["tapped"][0]))]
