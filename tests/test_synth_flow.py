@@ -111,6 +111,7 @@ class WideRomRegisters(wiring.Component):
         m.d.comb += [self.wide.eq(q["wide"]), self.tapped.eq(Cat(q["tapped"], data["tapped"][0]))]
         return m
 
+
 def write_design(tmp_path, component, name):
     path = tmp_path / f"{name}.v"
     path.write_text(verilog.convert(component, name=name))
@@ -401,6 +402,7 @@ def test_a_36_bit_read_moves_into_its_output_register_whole_or_not_at_all(tmp_pa
     # every output bit of `wide` now comes straight from the RAM's data pins
     pins = {b for p, bits in rams["wide"]["connections"].items() if p.startswith("DO") for b in bits}
     assert set(module["ports"]["wide"]["bits"]) <= pins
+
 
 def synthesise_with_abc9_failing_once(tmp_path, monkeypatch, fail):
     """Synthesise RomAccumulator with `fail(cwd)` called after the first Yosys run's script is written (before the

@@ -49,8 +49,9 @@ def _output_ff_enable(cell, clock):
 
 
 def _width(params, name):
-    value = params.get(name, "18")
-    return int(value, 2) if isinstance(value, str) and set(value) <= {"0", "1"} and len(value) > 8 else int(value)
+    """An integer parameter of a Yosys JSON cell (written as a binary string), 0 when absent."""
+    value = params.get(name, 0)
+    return int(value, 2) if isinstance(value, str) else int(value)
 
 
 def _read_ports(ram):
