@@ -45,6 +45,33 @@ def scan_row(mask: int) -> list[int]:
     return [i for i in range(int(mask).bit_length()) if (int(mask) >> i) & 1]
 
 
+def row_mask(source: str, bubble: bool, act_row: int, pixel: int, z_row: int, lane: int, lanes: int, T: int,
+             z_width: int) -> int:
+    """RowPipeline (rtl/engine/row_pipeline.py): the non-zero mask an item enters the scanner with: none for a
+    bubble; one bit per non-zero T-bit spike word of the row ("spikes"), the pixel's bits ("pixel"), or the bits of
+    lane `lane`'s Z value ("z")."""
+    if bubble:
+        return 0
+    if source == "pixel":
+        return int(pixel)
+    if source == "z":
+        return (int(z_row) >> (lane * z_width)) & ((1 << z_width) - 1)
+    return sum(1 << l for l in range(lanes) if (int(act_row) >> (l * T)) & ((1 << T) - 1))
+
+
+def row_pipeline_events(masks) -> tuple[list[tuple[int, int, int]], int]:
+    """RowPipeline: the items of one output issued back to back from cycle 0 with these masks. Returns the events
+    as (cycle, item, bit index), lowest bit first within an item, and the cycle in which the output's scan ends
+    (its last item's last cycle in the scanner): item k holds the scanner max(1, nnz_k) cycles from cycle
+    4 + Σ_{j<k} max(1, nnz_j) (issue, RAM, row register, mask register)."""
+    events, start = [], 4
+    for k, mask in enumerate(masks):
+        bits = scan_row(mask)
+        events += [(start + j, k, b) for j, b in enumerate(bits)]
+        start += max(1, len(bits))
+    return events, start - 1
+
+
 def event_pipeline_stages(issues, marks, rom_latency: int, shifter_latency: int, value_addr_stage: int) -> dict:
     """EventPipeline (rtl/engine/events.py): where each event and marker is in which cycle. issues: the cycles
     in which an event was issued (one per cycle at most); marks: the cycles in which a marker was given.

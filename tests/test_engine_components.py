@@ -13,7 +13,8 @@ from amaranth.sim import Simulator
 
 from golden.components import (EPILOGUE_CYCLES, addend_shift, banked_rom_read, decode_layer_word, epilogue_schedule,
                                event_pipeline_stages, head_z_schedule, kv_channel_tokens, kv_layer, kv_shift_words,
-                               group_walk, lane_accumulators_step, lif_lanes, output_walk, ram_step, scan_row, stream_add,
+                               group_walk, lane_accumulators_step, lif_lanes, output_walk, ram_step, row_mask,
+                               row_pipeline_events, scan_row, stream_add,
                                stream_lif_schedule, tap_walk)
 from golden.primitives import argmax_lowest, attention
 from rtl.engine.accumulators import LaneAccumulators
@@ -27,6 +28,7 @@ from rtl.engine.kv_tokens import KvTokenScanner
 from rtl.engine.layer_table import FIELDS, LayerTable, Opcode, layer_field_widths
 from rtl.engine.memories import BankedRom, SlicedRam, weight_banking
 from rtl.engine.lif import LifLanes, lif_input_width
+from rtl.engine.row_pipeline import RowPipeline, RowSource
 from rtl.engine.scanner import RowScanner
 from rtl.engine.stream_adder import StreamAdder
 from rtl.engine.output_loop import OutputLoop
@@ -213,6 +215,119 @@ def test_row_scanner_edge_case(case):
     masks = [0, SCAN_EDGES[case], 0, (1 << SCAN_WIDTH) - 1, SCAN_EDGES[case]]
     scanner_check(masks, run_scanner(masks, np.random.default_rng(0), hold_rate=0.0),
                   ["silent before", case, "silent after", "full after", case + " again"])
+
+
+# ---------------------------------------------------------------------------------------------------- row pipeline
+
+ROWP = dict(lanes=4, T=3, mask_width=8, weight_address_width=9, pixel_width=8, z_width=6)
+ROW_SOURCES = {"spikes": RowSource.SPIKES, "pixel": RowSource.PIXEL, "z": RowSource.Z}
+
+
+def random_row_items(n, rng, density):
+    """n issuer items: bubble flag, activation row, pixel, Z row, Z lane, weight row (bubbles carry garbage rows:
+    the RAMs read whatever the issuer's address names)."""
+    P, T, ZW = ROWP["lanes"], ROWP["T"], ROWP["z_width"]
+    items = []
+    for _ in range(n):
+        words = [int(sum(1 << t for t in range(T) if rng.random() < 0.7)) if rng.random() < density else 0
+                 for _ in range(P)]
+        items.append(dict(bubble=bool(rng.random() < 0.1), act=sum(w << (l * T) for l, w in enumerate(words)),
+                          pixel=int(sum(1 << b for b in range(ROWP["pixel_width"]) if rng.random() < density)),
+                          z=int(sum(1 << b for b in range(P * ZW) if rng.random() < density)),
+                          lane=int(rng.integers(P)), wrow=int(rng.integers(1 << ROWP["weight_address_width"]))))
+    return items
+
+
+def run_row_pipeline(outputs, source, extra=3):
+    """Each output: a clear (the controller's output start, not running), then running until `extra` cycles after
+    the end (take and drained), the issuer and the RAMs played by the bench: the RAMs read the issuer's current item
+    unless the pipeline stalls, the activation row one register later. Returns per output the events (cycle from
+    the first running cycle, item, index, word, weight row) and the running cycles with take and drained."""
+    dut = RowPipeline(**ROWP)
+    garbage = dict(bubble=False, act=(1 << (ROWP["lanes"] * ROWP["T"])) - 1, pixel=255, z=(1 << 24) - 1, lane=0,
+                   wrow=0)
+
+    async def bench(ctx):
+        seen = []
+        ctx.set(dut.source, ROW_SOURCES[source])
+        ram, act_q = garbage, garbage
+        for items in outputs:
+            ctx.set(dut.clear, 1)
+            ctx.set(dut.run, 0)
+            await ctx.tick()
+            ctx.set(dut.clear, 0)
+            ctx.set(dut.run, 1)
+            i, cycle, events, ends = 0, 0, [], []
+            while len(ends) <= extra:
+                current = items[i] if i < len(items) else garbage
+                ctx.set(dut.issue_valid, int(i < len(items)))
+                ctx.set(dut.issue_bubble, int(current["bubble"]))
+                ctx.set(dut.issue_wrow, current["wrow"])
+                ctx.set(dut.issue_lane, current["lane"])
+                ctx.set(dut.act_row, act_q["act"])
+                ctx.set(dut.pixel, ram["pixel"])
+                ctx.set(dut.z_row, ram["z"])
+                if ctx.get(dut.event_valid):
+                    index = ctx.get(dut.event_index)
+                    assert ctx.get(dut.event_onehot) == 1 << index, f"cycle {cycle}: one-hot and index disagree"
+                    events.append((cycle, index, ctx.get(dut.event_word), ctx.get(dut.event_wrow)))
+                take, stall = ctx.get(dut.take), ctx.get(dut.stall)
+                assert take != stall, f"cycle {cycle}: take and stall both {take}"
+                if take and ctx.get(dut.drained):
+                    ends.append(cycle)
+                if not stall:
+                    act_q, ram = ram, current
+                if take and i < len(items):
+                    i += 1
+                await ctx.tick()
+                cycle += 1
+                assert cycle < 40 * (len(items) + 4), "the output never ended"
+            seen.append((events, ends))
+        return seen
+    return simulate(dut, bench)
+
+
+def row_pipeline_check(outputs, source, seen, extra=3):
+    P, T, ZW = ROWP["lanes"], ROWP["T"], ROWP["z_width"]
+    for o, (items, (events, ends)) in enumerate(zip(outputs, seen)):
+        masks = [row_mask(source, it["bubble"], it["act"], it["pixel"], it["z"], it["lane"], P, T, ZW)
+                 for it in items]
+        want, end = row_pipeline_events(masks)
+        got = [(c, i) for c, i, _, _ in events]
+        assert got == [(c, b) for c, _, b in want], f"output {o} ({source}): events {got}, golden {want}"
+        for (c, _, word, wrow), (_, k, b) in zip(events, want):
+            assert wrow == items[k]["wrow"], f"output {o}, cycle {c}: weight row {wrow}, item {k}'s"
+            if source == "spikes":
+                assert word == (items[k]["act"] >> (b * T)) & ((1 << T) - 1), f"output {o}, cycle {c}: word {word}"
+        assert ends == list(range(end, end + extra + 1)), f"output {o} ({source}): ends {ends}, golden from {end}"
+
+
+@pytest.mark.parametrize("source", list(ROW_SOURCES))
+def test_row_pipeline_random_outputs_equal_golden(source):
+    rng = np.random.default_rng(7)
+    outputs, n = [], 0
+    while n < TRANSACTIONS:
+        items = random_row_items(int(rng.integers(1, 30)), rng, float(rng.choice([0.0, 0.2, 0.5, 1.0])))
+        outputs.append(items)
+        n += len(items)
+    row_pipeline_check(outputs, source, run_row_pipeline(outputs, source))
+
+
+def test_row_pipeline_edge_cases():
+    rng = np.random.default_rng(3)
+    full = random_row_items(1, rng, 1.0)[0]
+    full.update(bubble=False, act=(1 << (ROWP["lanes"] * ROWP["T"])) - 1)
+    silent = dict(full, act=0)
+    cases = {"one silent row": [silent], "one full row": [full], "bubbles only": [dict(full, bubble=True)] * 5,
+             "silent rows back to back": [silent] * 6, "full rows back to back": [full] * 4,
+             "full, bubble, full": [full, dict(full, bubble=True), full]}
+    outputs = list(cases.values())
+    seen = run_row_pipeline(outputs, "spikes")
+    for name, items, got in zip(cases, outputs, seen):
+        try:
+            row_pipeline_check([items], "spikes", [got])
+        except AssertionError as e:
+            raise AssertionError(f"{name}: {e}") from None
 
 
 # ---------------------------------------------------------------------------------------------------- accumulators

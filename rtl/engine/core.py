@@ -55,7 +55,7 @@ from .layer_table import LayerTable, Opcode, layer_field_widths
 from .lif import LifLanes
 from .output_loop import OutputLoop
 from .memories import RAM_COLLISIONS, BankedRom, RamRead, RamWrite, RomRead, SlicedRam, memory_layout
-from .scanner import RowScanner
+from .row_pipeline import RowPipeline, RowSource
 from .stream_adder import StreamAdder
 from .stream_lif import StreamLifSequencer
 from .tap_walker import TapWalker
@@ -278,24 +278,13 @@ class SpikeEngine(wiring.Component):
         m.d.comb += walker.layer.eq(L)
         row_addr = walker.row_addr
         layer_last = Signal()
-        # the scanner: one event per cycle from the row's non-zero mask (it keeps a row while it has more)
-        m.submodules.scanner = scanner = RowScanner(MASKW)
-        # row pipeline (ROWS): the issuer walks taps and rows and issues one item a cycle (a row read, or a bubble
-        # for a tap outside the map); stage 1 is the RAM output, stage 2 the registered row (act_q, imgq, zq),
-        # stage 3 the row and its non-zero mask in registers beside the scanner (act_q is the block RAM's own
-        # output register, anywhere on the die: its mask and the scanner's "two or more" count behind it were the
-        # critical path), then the scanner, which holds an item max(1, events) cycles. All stages advance together
-        # when the scanner takes its next item (row_adv); otherwise they hold, the RAMs with their read enable low.
-        s1_v, s1_bub, s1_wrow, s1_sel = Signal(), Signal(), Signal(ADW), Signal(max(1, lp))
-        s2_v, s2_bub, s2_wrow = Signal(), Signal(), Signal(ADW)
-        s3_v, s3_wrow, s3_row, s3_mask = Signal(), Signal(ADW), Signal(P * T), Signal(MASKW)
-        sc_act, sc_wrow = Signal(), Signal(ADW)
-        row_adv = Signal()
-        row_stall = Signal()
-        pool_pend = Signal()   # act_q holds a pooled row still to be OR-ed into rowdata
-        rowdata = Signal(P * T)
-        imgq = Signal(W["pixel"], reset_less=True)
-        zq = Signal(ZW)
+        # the row pipeline (ROWS): the walker's items (a row read, or a bubble for a tap outside the map) through
+        # the RAMs and three stages into the scanner, one event per cycle; it holds the RAMs' reads while it stalls
+        m.submodules.rows = rows = RowPipeline(P, T, MASKW, ADW, W["pixel"], ZW)
+        m.d.comb += [rows.issue_valid.eq(~walker.done), rows.issue_bubble.eq(~walker.in_bounds),
+                     rows.issue_wrow.eq(walker.weight_row), rows.issue_lane.eq(walker.group[:lp] if lp else 0)]
+        pool_pend = Signal()   # act_q holds a pooled row still to be OR-ed into pool_row
+        pool_row = Signal(P * T)
         # lanes wider than a head (P > d): a lane group holds P / d whole heads; a Q·KV event then adds only into
         # the lanes of the head of its Q channel (the event's head), and Kᵀ·V selects each head's K word on its own
         d = D["d"]
@@ -357,12 +346,13 @@ class SpikeEngine(wiring.Component):
                      img_rd.addr.eq(row_addr_u), z_rd.addr.eq(walker.group >> lp), layer_table.index.eq(layer)]
         m.d.comb += weight_read.addr.eq(events.rom_addr)
         m.d.sync += [kvq.eq(kv_rd.data), kvq2.eq(kvq), s_q.eq(s_rd.data)]
-        with m.If(~row_stall):
+        with m.If(~rows.stall):
             m.d.sync += act_q.eq(act_rd.data)
-        m.d.comb += [act_rd.en.eq(~row_stall), img_rd.en.eq(~row_stall), z_rd.en.eq(~row_stall)]
+        m.d.comb += [act_rd.en.eq(~rows.stall), img_rd.en.eq(~rows.stall), z_rd.en.eq(~rows.stall)]
+        m.d.comb += [rows.act_row.eq(act_q), rows.pixel.eq(img_rd.data), rows.z_row.eq(z_rd.data)]
         m.d.sync += pool_pend.eq(0)
         with m.If(pool_pend):
-            m.d.sync += rowdata.eq(rowdata | act_q)
+            m.d.sync += pool_row.eq(pool_row | act_q)
         s_vals = [s_q[l * SW:(l + 1) * SW].as_signed() for l in range(P)]
         # The adder runs every cycle and SW writes only the sums of its window: an enable from the FSM's timestep
         # compare in front of every sum bit was the critical path (92 MHz on the 16-lane digits core).
@@ -419,8 +409,19 @@ class SpikeEngine(wiring.Component):
         # ---------------------------------------------------------------- helpers for the loop nest
         op = L["op"]
         is_bitserial = (op == Opcode.CONV_IN) | (op == Opcode.HEAD)
+        m.d.comb += rows.source.eq(Mux(op == Opcode.CONV_IN, RowSource.PIXEL,
+                                       Mux(op == Opcode.HEAD, RowSource.Z, RowSource.SPIKES)))
 
-        def next_layer():
+        # The plan's last layer is the head, an accumulating layer, so only LAYER_WAIT can end the model: the other
+        # states go on to the next layer unconditionally, and no sequencer's state decode reaches the logit rotation
+        # flag (head Z's did: a 16-lane worst path).
+        assert plan.layers[-1]["op"] == Opcode.HEAD.value, "the plan must end with the head"
+
+        def next_layer(may_be_last=False):
+            if not may_be_last:
+                m.d.sync += layer.eq(layer + 1)
+                m.next = "FETCH"
+                return
             with m.If(layer_last):
                 # logits were written in this very cycle: read them from the next
                 m.d.sync += [kidx.eq(0), logit_rotate.eq(1)]
@@ -456,11 +457,7 @@ class SpikeEngine(wiring.Component):
                 m.next = "LAYER_WAIT"
             next_output(wait_for_epilogue)
 
-        onehot, lowest = scanner.onehot, scanner.index
-
-        words = [rowdata[l * T:(l + 1) * T] for l in range(P)]
-        sel_word = Signal(T)
-        m.d.comb += sel_word.eq(Cat(*[Cat(onehot[l] & words[l][tt] for l in range(P)).any() for tt in range(T)]))
+        onehot, lowest = rows.event_onehot, rows.event_index
         # The parameter row goes through plain registers behind the RAM. The first sits right behind it (synthesis
         # moves it into the block RAM's output register where the RAM's mapping allows; where it does not, the
         # register's only load is the next one, so it is placed beside the RAM): the RAM's own 5.7-ns
@@ -535,14 +532,15 @@ class SpikeEngine(wiring.Component):
                 m.d.comb += [walker.start.eq(1), walker.pos.eq(outputs.pos),
                              walker.weight_base.eq(outputs.weight_base), walker.ix.eq(outputs.ix),
                              walker.iy.eq(outputs.iy)]
-                m.d.sync += [rowdata.eq(0), s1_v.eq(0), s2_v.eq(0), s3_v.eq(0), sc_act.eq(0)]
+                m.d.sync += pool_row.eq(0)
+                m.d.comb += rows.clear.eq(1)
                 with m.If(op == Opcode.POOL):
                     m.next = "ROW_RD"
                 with m.Else():
                     m.next = "ROWS"
 
             # pooling: a row inside the map is latched (it is in act_q from the cycle after LATCH and is OR-ed
-            # into rowdata then); after the walk's last item the pooled row is written
+            # into pool_row then); after the walk's last item the pooled row is written
             with m.State("ROW_RD"):
                 with m.If(walker.in_bounds):
                     m.next = "LATCH"
@@ -560,51 +558,34 @@ class SpikeEngine(wiring.Component):
 
             # accumulating layers: issuer, three pipeline stages and the scanner all work in this one state
             with m.State("ROWS"):
-                m.d.comb += [row_adv.eq(~sc_act | ~scanner.more), row_stall.eq(~row_adv)]
-                with m.If(sc_act & scanner.valid):
+                m.d.comb += [rows.run.eq(1), walker.step.eq(rows.take & ~walker.done)]
+                with m.If(rows.event_valid):
                     m.d.comb += [events.issue.eq(1),
                                  events.attn.eq(op == Opcode.ATTN),
                                  events.neg.eq((op == Opcode.HEAD) & onehot[ZW - 1]),
                                  events.shift.eq(Mux(is_bitserial, lowest, 0)),
                                  events.word.eq(Mux(op == Opcode.CONV_IN, (1 << T) - 1,
-                                                    Mux(op == Opcode.HEAD, 1, sel_word))),
-                                 events.base.eq(sc_wrow), events.off.eq(Mux(is_bitserial, 0, lowest))]
+                                                    Mux(op == Opcode.HEAD, 1, rows.event_word))),
+                                 events.base.eq(rows.event_wrow), events.off.eq(Mux(is_bitserial, 0, lowest))]
                     if heads_per_group > 1:
                         # Q channel (head, i): KV row group·d + i, lanes of that head only
                         with m.If(op == Opcode.ATTN):
                             m.d.comb += [events.off.eq(lowest[:ld]), events.head.eq(lowest[ld:])]
-                with m.If(row_adv):
-                    # the scanner takes stage 3's item (or idles), each stage the one before's, stage 1 the issuer's
-                    m.d.sync += [sc_act.eq(s3_v), rowdata.eq(s3_row), sc_wrow.eq(s3_wrow)]
-                    m.d.comb += [scanner.load.eq(1), scanner.row_mask.eq(s3_mask)]
-                    m.d.sync += [s3_v.eq(s2_v), s3_wrow.eq(s2_wrow), s3_row.eq(act_q),
-                                 s3_mask.eq(Mux(s2_bub, 0, Mux(op == Opcode.CONV_IN, imgq, Mux(
-                                     op == Opcode.HEAD, zq, Cat(w != 0 for w in act_words)))))]
-                    zvals = Array(z_rd.data[l * ZW:(l + 1) * ZW] for l in range(P))
-                    m.d.sync += [s2_v.eq(s1_v), s2_bub.eq(s1_bub), s2_wrow.eq(s1_wrow),
-                                 imgq.eq(img_rd.data), zq.eq(zvals[s1_sel] if lp else zvals[0])]
-                    m.d.sync += s1_v.eq(~walker.done)
-                    with m.If(~walker.done):
-                        m.d.comb += walker.step.eq(1)
-                        m.d.sync += [s1_bub.eq(~walker.in_bounds), s1_wrow.eq(walker.weight_row),
-                                     s1_sel.eq(walker.group[:lp] if lp else 0)]
-                    with m.If(walker.done & ~s1_v & ~s2_v & ~s3_v & gap_zero):
-                        # the scanner's last item ends in this cycle (or ended, and the output waited for the
-                        # spacing); its last event reaches the accumulators ACC_LATENCY cycles after this one
-                        end_output()
-                with m.Else():
-                    m.d.comb += scanner.next.eq(1)
+                with m.If(rows.take & rows.drained & gap_zero):
+                    # the scanner's last item ends in this cycle (or ended, and the output waited for the spacing);
+                    # its last event reaches the accumulators ACC_LATENCY cycles after this one
+                    end_output()
 
             # the last output of an accumulating layer: its epilogue ends before the next layer reads its rows
             with m.State("LAYER_WAIT"):
                 # (KV_NEXT's two cycles hold the last K channel's marker until it has left the token scanner)
                 with m.If(~(events.busy | kv_seq.busy) & epilogue.idle):
-                    next_layer()
+                    next_layer(may_be_last=True)
 
             # ------------------------------------------------------------ pooling write
             with m.State("WRITE"):
                 m.d.comb += [act_wr.addr.eq(outputs.out_row), act_wr.en.eq(1),
-                             act_wr.data.eq(rowdata | Mux(pool_pend, act_q, 0))]
+                             act_wr.data.eq(pool_row | Mux(pool_pend, act_q, 0))]
                 next_output()
 
             # stream LIF: StreamLifSequencer runs the layer, the outputs back to back (wired below the FSM)
