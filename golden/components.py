@@ -265,6 +265,31 @@ def kv_shift_words(nz_words) -> list[int]:
     return [int(w) >> 1 for w in nz_words]
 
 
+def lane_inputs_step(event: dict | None, kv_mask: int | None, hz_stream, lanes: int, T: int, head_dim: int,
+                     heads_per_group: int = 1):
+    """LaneInputs (rtl/engine/lane_inputs.py): which lane × timestep accumulators add what in the next cycle.
+    event: {"word", "attn", "head", "weight_addend" [P], "kv_values" [T][P]} or None; kv_mask: a Kᵀ·V count's
+    lane-major mask or None; hz_stream: head Z's stream values [P] or None (an event first, then a count, then
+    head Z). Returns (add_en [P][T] booleans, addend [P][T] with None where add_en is clear)."""
+    en = [[False] * T for _ in range(lanes)]
+    addend = [[None] * T for _ in range(lanes)]
+    for l in range(lanes):
+        for t in range(T):
+            if event is not None:
+                in_head = heads_per_group == 1 or not event["attn"] or event["head"] == l // head_dim
+                en[l][t] = bool((event["word"] >> t) & 1) and in_head
+                value = event["kv_values"][t][l] if event["attn"] else event["weight_addend"][l]
+            elif kv_mask is not None:
+                en[l][t], value = bool((kv_mask >> (l * T + t)) & 1), 1
+            elif hz_stream is not None:
+                en[l][t], value = t == 0, hz_stream[l]
+            else:
+                value = None
+            if en[l][t]:
+                addend[l][t] = value
+    return en, addend
+
+
 def lane_accumulators_step(acc, held, init: bool, init_value, add_en, addend, snap: bool, rotate: bool,
                            width: int, rest_width: int | None = None, init_t0_only: bool = False):
     """LaneAccumulators (rtl/engine/accumulators.py), one clock edge: acc and held [P, T] signed registers,
@@ -308,6 +333,26 @@ def decode_layer_word(word: int, fields: list[str], widths: dict, signed_fields=
 def banked_rom_read(rows, addr: int) -> int:
     """BankedRom (rtl/engine/memories.py): the row at `addr` (BankedRom.LATENCY cycles after the address)."""
     return int(rows[addr])
+
+
+def param_reads(rows, addrs, fetches, latency: int) -> list:
+    """ParamReader (rtl/engine/params.py): the parameter row on its outputs in each cycle, given the address and
+    fetch of every cycle: cycle c shows row addrs[c - latency] (None before any), with ready = fetches[c - latency].
+    rows: per row, (bias [P], theta [P], lane shift [P])."""
+    out = []
+    for c in range(len(addrs) + latency):
+        k = c - latency
+        out.append(None if k < 0 else (rows[addrs[k]], bool(fetches[k])))
+    return out
+
+
+def logit_bank_step(logits, write_group: int, lanes_values, rotate: bool, lanes: int) -> list:
+    """LogitBank (rtl/engine/logits.py): the K logits after one cycle: rotated by one (logit k takes k + 1) if
+    rotate, else the lane groups whose bit is set in write_group take the lane values (logit k from lane k mod P)."""
+    K = len(logits)
+    if rotate:
+        return [logits[(k + 1) % K] for k in range(K)]
+    return [lanes_values[k % lanes] if (write_group >> (k // lanes)) & 1 else logits[k] for k in range(K)]
 
 
 def ram_step(mem: list, reads, write, held):

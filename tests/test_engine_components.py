@@ -12,10 +12,10 @@ from amaranth.lib import data
 from amaranth.sim import Simulator
 
 from golden.components import (EPILOGUE_CYCLES, addend_shift, banked_rom_read, decode_layer_word, epilogue_schedule,
-                               event_pipeline_stages, head_z_schedule, kv_channel_tokens, kv_layer, kv_shift_words,
-                               group_walk, lane_accumulators_step, lif_lanes, output_walk, ram_step, row_mask,
-                               row_pipeline_events, scan_row, stream_add,
-                               stream_lif_schedule, tap_walk)
+                               event_pipeline_stages, group_walk, head_z_schedule, kv_channel_tokens, kv_layer,
+                               kv_shift_words, lane_accumulators_step, lane_inputs_step, lif_lanes, logit_bank_step,
+                               output_walk, param_reads, ram_step, row_mask, row_pipeline_events, scan_row,
+                               stream_add, stream_lif_schedule, tap_walk)
 from golden.primitives import argmax_lowest, attention
 from rtl.engine.accumulators import LaneAccumulators
 from rtl.engine.addend import AddendShifter
@@ -25,13 +25,16 @@ from rtl.engine.events import EventPipeline
 from rtl.engine.head_z import HeadZSequencer
 from rtl.engine.kv_sequencer import KvSequencer
 from rtl.engine.kv_tokens import KvTokenScanner
+from rtl.engine.lane_inputs import LaneInputs
 from rtl.engine.layer_table import FIELDS, LayerTable, Opcode, layer_field_widths
 from rtl.engine.memories import BankedRom, SlicedRam, weight_banking
+from rtl.engine.logits import LogitBank
 from rtl.engine.lif import LifLanes, lif_input_width
 from rtl.engine.row_pipeline import RowPipeline, RowSource
 from rtl.engine.scanner import RowScanner
 from rtl.engine.stream_adder import StreamAdder
 from rtl.engine.output_loop import OutputLoop
+from rtl.engine.params import ParamReader
 from rtl.engine.stream_lif import StreamLifSequencer
 from rtl.engine.tap_walker import TapWalker
 
@@ -458,6 +461,88 @@ ACC_EDGES = ["init wins over an add in the same cycle",
 def test_lane_accumulators_edge_case(case):
     cycles = _acc_edge(case)
     accumulators_check(cycles, run_accumulators(cycles), [f"{case}, cycle {k}" for k in range(len(cycles) + 1)])
+
+
+# ---------------------------------------------------------------------------------------------------- lane inputs
+
+LANES_IN = dict(lanes=4, T=3, width=12, kv_width=5, stream_width=10, head_dim=2, heads_per_group=2)
+
+
+def random_lane_input_cycles(n, rng):
+    """n cycles of writer inputs: the writers' valid flags at random (several at once too: the priority decides)
+    and random values in range."""
+    P, T, W = LANES_IN["lanes"], LANES_IN["T"], LANES_IN["width"]
+    KW, SW = LANES_IN["kv_width"], LANES_IN["stream_width"]
+    cycles = []
+    for _ in range(n):
+        cycles.append(dict(
+            event_valid=bool(rng.random() < 0.4), kv_add=bool(rng.random() < 0.3), hz_add=bool(rng.random() < 0.3),
+            word=int(rng.integers(1 << T)), attn=bool(rng.random() < 0.5), head=int(rng.integers(2)),
+            weight_addend=[int(v) for v in rng.integers(-(1 << (W - 1)), 1 << (W - 1), P)],
+            kv_values=[[int(v) for v in rng.integers(0, 1 << KW, P)] for _ in range(T)],
+            kv_mask=int(rng.integers(1 << (P * T))),
+            stream=[int(v) for v in rng.integers(-(1 << (SW - 1)), 1 << (SW - 1), P)]))
+    return cycles
+
+
+def run_lane_inputs(cycles):
+    """Apply each cycle's inputs; returns add_en [P][T] and addend [P][T] seen in the cycle after each."""
+    dut = LaneInputs(**LANES_IN)
+    P, T, KW = LANES_IN["lanes"], LANES_IN["T"], LANES_IN["kv_width"]
+
+    async def bench(ctx):
+        seen = []
+        for c in cycles + [None]:
+            en = [[bool((ctx.get(dut.add_en[l]) >> t) & 1) for t in range(T)] for l in range(P)]
+            seen.append((en, [[ctx.get(dut.addend[l][t]) for t in range(T)] for l in range(P)]))
+            if c is None:
+                break
+            for name in ("event_valid", "kv_add", "hz_add"):
+                ctx.set(getattr(dut, name), int(c[name]))
+            ctx.set(dut.event_word, c["word"])
+            ctx.set(dut.event_attn, int(c["attn"]))
+            ctx.set(dut.event_head, c["head"])
+            ctx.set(dut.kv_mask, c["kv_mask"])
+            ctx.set(dut.kv_values, sum(v << ((t * P + l) * KW) for t in range(T) for l, v in
+                                       enumerate(c["kv_values"][t])))
+            for l in range(P):
+                ctx.set(dut.weight_addend[l], c["weight_addend"][l])
+                ctx.set(dut.stream[l], c["stream"][l])
+            await ctx.tick()
+        return seen[1:]
+    return simulate(dut, bench)
+
+
+def lane_inputs_check(cycles, seen, names=None):
+    for k, (c, (en, addend)) in enumerate(zip(cycles, seen)):
+        label = names[k] if names else f"cycle {k}"
+        event = dict(word=c["word"], attn=c["attn"], head=c["head"], weight_addend=c["weight_addend"],
+                     kv_values=c["kv_values"]) if c["event_valid"] else None
+        want_en, want = lane_inputs_step(event, c["kv_mask"] if c["kv_add"] else None,
+                                         c["stream"] if c["hz_add"] else None, LANES_IN["lanes"], LANES_IN["T"],
+                                         LANES_IN["head_dim"], LANES_IN["heads_per_group"])
+        assert en == want_en, f"{label}: add_en {en}, golden {want_en}"
+        got = [[a if e else None for a, e in zip(row, row_en)] for row, row_en in zip(addend, en)]
+        assert got == want, f"{label}: addends {got}, golden {want}"
+
+
+def test_lane_inputs_random_cycles_equal_golden():
+    cycles = random_lane_input_cycles(TRANSACTIONS, np.random.default_rng(11))
+    lane_inputs_check(cycles, run_lane_inputs(cycles))
+
+
+def test_lane_inputs_edge_cases():
+    base = random_lane_input_cycles(1, np.random.default_rng(5))[0]
+    none = dict(base, event_valid=False, kv_add=False, hz_add=False)
+    cases = {"no writer": none,
+             "weight event, all timesteps": dict(none, event_valid=True, attn=False, word=7),
+             "attention event, head 1 only": dict(none, event_valid=True, attn=True, head=1, word=5),
+             "event beats a count and head Z": dict(base, event_valid=True, kv_add=True, hz_add=True),
+             "count beats head Z": dict(base, event_valid=False, kv_add=True, hz_add=True),
+             "head Z: timestep 0 only": dict(none, hz_add=True),
+             "silent event word": dict(none, event_valid=True, word=0)}
+    cycles = list(cases.values())
+    lane_inputs_check(cycles, run_lane_inputs(cycles), list(cases))
 
 
 # ---------------------------------------------------------------------------------------------------- event pipeline
@@ -958,6 +1043,43 @@ def test_argmax_edge_cases():
     argmax_check(seqs, run_argmax(seqs), list(ARGMAX_EDGES))
 
 
+# ---------------------------------------------------------------------------------------------------- logits
+
+LOGITS = dict(classes=10, lanes=4, width=9)   # three lane groups, the last one half full
+
+
+def test_logit_bank_random_cycles_equal_golden():
+    """Random writes (single groups, as the head writes them, and several at once), rotations (over writes) and
+    read-outs, then the argmax's K rotations that bring the logits back in place."""
+    K, P, Wd = LOGITS["classes"], LOGITS["lanes"], LOGITS["width"]
+    groups = -(-K // P)
+    rng = np.random.default_rng(13)
+    cycles = [dict(write_group=int(1 << rng.integers(groups) if rng.random() < 0.7 else rng.integers(1 << groups)),
+                   rotate=bool(rng.random() < 0.3), sel=int(rng.integers(K)),
+                   lanes=[int(v) for v in rng.integers(-(1 << (Wd - 1)), 1 << (Wd - 1), P)])
+              for _ in range(TRANSACTIONS)]
+    cycles += [dict(write_group=0, rotate=True, sel=k, lanes=[0] * P) for k in range(K)]
+    dut = LogitBank(**LOGITS)
+
+    async def bench(ctx):
+        seen = []
+        for c in cycles:
+            ctx.set(dut.write_group, c["write_group"])
+            ctx.set(dut.rotate, int(c["rotate"]))
+            ctx.set(dut.sel, c["sel"])
+            for l in range(P):
+                ctx.set(dut.lanes[l], c["lanes"][l])
+            seen.append((ctx.get(dut.first), ctx.get(dut.logit)))
+            await ctx.tick()
+        return seen
+    seen = simulate(dut, bench)
+    logits = [0] * K
+    for n, (c, (first, logit)) in enumerate(zip(cycles, seen)):
+        assert first == logits[0], f"cycle {n}: first {first}, golden {logits[0]}"
+        assert logit == logits[c["sel"]], f"cycle {n}: logit {c['sel']} read {logit}, golden {logits[c['sel']]}"
+        logits = logit_bank_step(logits, c["write_group"], c["lanes"], c["rotate"], P)
+
+
 # ---------------------------------------------------------------------------------------------------- layer table
 
 class _Plan:
@@ -1071,6 +1193,56 @@ def test_banked_rom_edge_cases():
 def test_banked_rom_shape_of_the_digits_weights():
     """The banking rule of the generator (weight_banking) at the digits core's shape: 1024 x 18 blocks."""
     assert weight_banking(4585, 160) == (1024, 18)
+
+
+# ---------------------------------------------------------------------------------------------------- parameter rows
+
+PARAMS = dict(lanes=3, widths={"bias": 9, "theta": 7, "lane_shift": 2})
+
+
+def random_param_rows(n, rng):
+    P, W = PARAMS["lanes"], PARAMS["widths"]
+    return [([int(v) for v in rng.integers(-(1 << (W["bias"] - 1)), 1 << (W["bias"] - 1), P)],
+             [int(v) for v in rng.integers(0, 1 << W["theta"], P)],
+             [int(v) for v in rng.integers(0, 1 << W["lane_shift"], P)]) for _ in range(n)]
+
+
+def run_param_reader(rows, addrs, fetches, latency):
+    """Drive an address and a fetch flag every cycle; returns (bias, theta, lane shift, ready) seen in each cycle
+    (len(addrs) + latency cycles)."""
+    dut = ParamReader(PARAMS["lanes"], PARAMS["widths"], rows, latency)
+    P = PARAMS["lanes"]
+
+    async def bench(ctx):
+        seen = []
+        for c in range(len(addrs) + latency):
+            if c < len(addrs):
+                ctx.set(dut.addr, addrs[c])
+                ctx.set(dut.fetch, int(fetches[c]))
+            else:
+                ctx.set(dut.fetch, 0)
+            seen.append(([ctx.get(dut.bias[l]) for l in range(P)], [ctx.get(dut.theta[l]) for l in range(P)],
+                         [ctx.get(dut.lane_shift[l]) for l in range(P)], bool(ctx.get(dut.ready))))
+            await ctx.tick()
+        return seen
+    return simulate(dut, bench)
+
+
+@pytest.mark.parametrize("latency", [1, 2, 3])
+def test_param_reader_random_reads_equal_golden(latency):
+    rng = np.random.default_rng(latency)
+    rows = random_param_rows(37, rng)
+    # edge cases first: the first and the last row, the same row twice, a fetch in two cycles in a row
+    addrs = [0, len(rows) - 1, 5, 5] + [int(a) for a in rng.integers(len(rows), size=TRANSACTIONS)]
+    fetches = [1, 1, 0, 1] + [bool(f) for f in rng.random(TRANSACTIONS) < 0.3]
+    seen = run_param_reader(rows, addrs, fetches, latency)
+    for c, (got, want) in enumerate(zip(seen, param_reads(rows, addrs, fetches, latency))):
+        if want is None:
+            assert not got[3], f"cycle {c}: ready before any fetch"
+            continue
+        (bias, theta, shift), ready = want
+        assert got[3] == ready, f"cycle {c}: ready {got[3]}, golden {ready}"
+        assert got[:3] == (bias, theta, shift), f"cycle {c}: row {got[:3]}, golden {(bias, theta, shift)}"
 
 
 # ---------------------------------------------------------------------------------------------------- sliced RAM
@@ -1596,14 +1768,17 @@ def run_output_loop(layers, T, rng, mode):
             ctx.set(dut.load, 1)
             await ctx.tick()
             ctx.set(dut.load, 0)
+            ctx.set(dut.group_steps, int(mode == "groups"))
             for f in LOOP_FIELDS:
                 ctx.set(getattr(dut.layer, f), e[f])
                 ctx.set(getattr(dut.entry, f), 0)
             total = max(1, e["Ho"]) * (max(1, e["Wo"]) if mode == "outputs" else 1) * max(1, e["Gout"])
-            seen, steps = [], 0
+            # the contract: no command in the cycle after load or after a command that moved the same values
+            seen, steps, last_step, last_row_step = [], 0, True, True
             while steps < total:
-                step = int(rng.random() < 0.6)
-                row_step = int(mode == "groups" and not step and rng.random() < 0.5)
+                step = int(not last_step and rng.random() < 0.6)
+                row_step = int(mode == "groups" and not step and not last_row_step and rng.random() < 0.5)
+                last_step, last_row_step = bool(step), bool(row_step or (mode == "outputs" and step))
                 ctx.set(dut.next_output if mode == "outputs" else dut.next_group, step)
                 ctx.set(dut.next_out_row, row_step)
                 values = {v: ctx.get(getattr(dut, v)) for v in LOOP_VALUES}

@@ -17,8 +17,12 @@ golden/ and a unit test in tests/test_engine_components.py:
   events.EventPipeline       an event from the scanner to the addend register, with the end-of-output marker
   memories.BankedRom         the banked weight ROM (read through a RomRead port, wiring.connect)
   memories.SlicedRam         the activation, stream and KV RAMs (RamRead / RamWrite ports)
+  row_pipeline.RowPipeline   an output's input rows through the RAMs and three stages into the scanner
+  schedule                   every fixed latency and cycle cost (manifest.json's timing)
 """
-from .core import ACC_LATENCY, DRAIN, SpikeEngine, _pack, timing
+from .core import SpikeEngine
+from .schedule import ACC_LATENCY, DRAIN, timing
+from .util import pack as _pack
 from .memories import BRAM_ASPECTS, memory_layout, slice_width, weight_banking
 from .layer_table import Opcode, layer_field_widths
 

@@ -26,7 +26,7 @@ visible in the accumulators from cycle c + ACC_LATENCY; the marker of an output 
 cycle e + ACC_LATENCY. Kᵀ·V and head Z wait DRAIN = ACC_LATENCY - 2 cycles before they write.
 Overflow checks use a guard bit and run a cycle behind.
 
-Cycle cost (exact): `timing()` below lists every fixed cost; gen-rtl writes it into manifest.json and
+Cycle cost (exact): `timing()` (schedule.py) lists every fixed cost; gen-rtl writes it into manifest.json and
 `hls_models/engine_cycles.py` composes it with the image's events (the tests compare it with the RTL):
   per layer: 2 (fetch) ; per output (position, group) of an accumulating layer, its span 1 + 4 (row pipeline
   fill) + Σ_taps [1 if out of bounds else Σ_rows max(1, nnz(row))], and max(output_spacing(T), span) for every
@@ -43,7 +43,7 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigne
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..engine_plan import PARAM_FIELDS, Plan, param_row_width
+from ..engine_plan import PARAM_FIELDS, Plan
 from .accumulators import LaneAccumulators
 from .addend import AddendShifter
 from .argmax import ArgmaxUnit
@@ -51,94 +51,22 @@ from .epilogue import EpilogueKind, OutputEpilogue
 from .events import EventPipeline
 from .head_z import HeadZSequencer
 from .kv_sequencer import KvSequencer
+from .lane_inputs import LaneInputs
+from .logits import LogitBank
 from .layer_table import LayerTable, Opcode, layer_field_widths
 from .lif import LifLanes
 from .output_loop import OutputLoop
+from .params import ParamReader
 from .memories import RAM_COLLISIONS, BankedRom, RamRead, RamWrite, RomRead, SlicedRam, memory_layout
 from .row_pipeline import RowPipeline, RowSource
 from .stream_adder import StreamAdder
 from .stream_lif import StreamLifSequencer
 from .tap_walker import TapWalker
+from .schedule import (ACC_LATENCY, DRAIN, output_spacing, param_read_latency,
+                       stream_lif_param_wait, timing)
 from .util import bits as _bits
+from .util import pack as _pack
 from .util import fits as _fits
-
-# Cycles from the SCAN cycle that issues an event to the first cycle its addend is visible in the accumulators:
-# SCAN's event register, the row + index add (the ROM address register), the weight ROM (BankedRom.LATENCY),
-# the addend shifter (negate, shift: AddendShifter.LATENCY), the addend register, the accumulate.
-ACC_LATENCY = 2 + BankedRom.LATENCY + AddendShifter.LATENCY + 2
-# Cycles the controller waits between the cycle after the last SCAN of an output and its epilogue.
-DRAIN = ACC_LATENCY - 2
-
-
-def _pack(values, width):
-    word = 0
-    for i, v in enumerate(values):
-        word |= (int(v) & ((1 << width) - 1)) << (i * width)
-    return word
-
-
-DEBUG_READ_LATENCY = 3      # dbg_addr register, the RAM's synchronous read, the data register (shared with Kᵀ·V)
-# Kᵀ·V, from the cycle its token scanner names a token to the first cycle the token's counts are in the accumulators
-KV_ACC_LATENCY = KvSequencer.ACC_LATENCY
-
-
-def param_read_latency(T):
-    """Cycles from a parameter-RAM address to its row at the readers: 3 (the RAM, its output register, a register
-    beside it), fewer when T < 3: the stream LIF starts an output every T + 1 cycles and reads its thresholds at the
-    start, T + 1 cycles after the address steps, which leaves room for min(3, T) cycles of read."""
-    return min(3, T)
-
-
-def stream_lif_param_wait(T):
-    """Cycles a stream-LIF layer waits after LOAD before its sequencer starts: its first output reads its thresholds
-    two cycles after the start, param_read_latency cycles after LOAD set the parameter address."""
-    return max(0, param_read_latency(T) - 2)
-
-
-def output_spacing(T):
-    """Least cycles between the last SCAN cycles of two outputs of an accumulating layer: the snapshot of an output
-    reads its context ACC_LATENCY cycles after its last SCAN (the next output must not have replaced it yet), and the
-    epilogue must be back to idle before the next snapshot."""
-    return max([ACC_LATENCY] + [OutputEpilogue.cycles(kind, T) for kind in EpilogueKind])
-
-
-def timing(T):
-    """The schedule's cycle costs (manifest.json -> `timing`; hls_models/engine_cycles.py builds the exact cycle
-    count of an inference from these and the image's events, and the tests compare it with the RTL's counter).
-    Each number is the length of a fixed sequence of controller states below."""
-    return {
-        "acc_latency": ACC_LATENCY,            # SCAN cycle of an event -> first cycle its addend is in the acc
-        "drain": DRAIN,                        # wait between the cycle after an output's last SCAN and its epilogue
-        "layer_fetch": 2,                      # FETCH, LOAD
-        "output_start": 1,                     # OUT_INIT
-        "row_fill": 4,                         # ROWS: issue, RAM read, row register, mask register before the
-                                               # first scan
-        "row_min": 1,                          # a row (or a bubble) holds the scanner max(row_min, events) cycles
-        "tap_outside": 1,                      # a kernel tap outside the input map: one bubble item
-        "pool_row": 2,                         # pooling: ROW_RD, LATCH (the OR needs no scan)
-        "pool_tap_outside": 1,                 # pooling: ROW_RD only
-        "epilogue": {"pool_write": 1},         # WRITE
-        # accumulating layers: an output's epilogue runs beside the next output's scan (see the docstring)
-        "output_spacing": output_spacing(T),   # cycles from an output's last SCAN cycle to the next one's, at least
-        # the last output's snapshot, its epilogue (OutputEpilogue's schedule), then FETCH
-        "layer_tail": {"lif": ACC_LATENCY + OutputEpilogue.cycles(EpilogueKind.LIF, T),
-                       "stream_add": ACC_LATENCY + OutputEpilogue.cycles(EpilogueKind.STREAM_ADD, T),
-                       "head_write": ACC_LATENCY + OutputEpilogue.cycles(EpilogueKind.HEAD, T)},
-        "stream_lif_output": StreamLifSequencer.period(T),    # the outputs back to back
-        # start, the first read, the last output's write, and a wait for the first output's thresholds
-        "stream_lif_fixed": StreamLifSequencer.FIXED_CYCLES + stream_lif_param_wait(T),
-        "kv_block_token": 1,                   # KVA: one K row per token, per (lane group, K row block)
-        "kv_block_fixed": 6,                   # KV_INIT, KVA_WAIT (3), KV_NEXT (2) per (lane group, K row block)
-        "kv_channel_fixed": 1,                 # KV_CH per K channel; KV_SCAN holds max(row_min, tokens with a
-                                               # non-zero K word) cycles; the channel's write overlaps the next
-        "kv_tail": KV_ACC_LATENCY,             # LAYER_WAIT: the last channel's snapshot and write (its marker
-                                               # is two stages on when the last block's KV_NEXT ends)
-        "head_z_value": 1,                     # HeadZSequencer: a stream row read per (token, timestep)
-        "head_z_group_fixed": HeadZSequencer.group_cycles(0, T, DRAIN),   # its init, drain and Z write per group
-        "argmax_class": 1, "argmax_fixed": 2,  # ARGMAX per class, ARGMAX's last cycle, ARGMAX_DONE
-        "debug_read": DEBUG_READ_LATENCY,      # dbg_addr at edge c -> dbg_data after edge c + debug_read
-    }
-
 
 class SpikeEngine(wiring.Component):
     """The whole core. Ports:
@@ -183,18 +111,14 @@ class SpikeEngine(wiring.Component):
         BANK_ROWS = layout["weights"]["bank_rows"]
         bank_sw = layout["weights"]["bank_slice"]
         BW, TW, LSW = W["bias"], W["theta"], W["lane_shift"]
-        # ram_style: left alone, Yosys builds this ROM from LUTs, whose depth then limits Fmax (measured)
-        # a parameter row: the P lanes of each of PARAM_FIELDS in turn (rtl/engine_plan.py)
-        p_offset = {f: P * sum(W[g] for g in PARAM_FIELDS[:i]) for i, f in enumerate(PARAM_FIELDS)}
-        p_mem = memory.Memory(shape=unsigned(param_row_width(P, W)), depth=max(1, D["param_rows"]),
-                              init=[sum(_pack(values, W[f]) << p_offset[f] for f, values in zip(PARAM_FIELDS, row))
-                                    for row in plan.param_rows],
-                              attrs={"ram_style": "block"})
+        # the parameter rows (bias, threshold, lane shift per lane), read param_read_latency cycles after the address
+        assert ParamReader.FIELDS == PARAM_FIELDS
+        m.submodules.params = params = ParamReader(P, W, plan.param_rows, param_read_latency(T))
         SW = W["stream"]
         KW = W["kv"]
         ZW = W["z"]
         z_mem = memory.Memory(shape=unsigned(P * ZW), depth=max(1, D["z_rows"]), init=[], attrs=RAM_COLLISIONS)
-        for name, mem in [("image", img_mem), ("params", p_mem), ("z", z_mem)]:
+        for name, mem in [("image", img_mem), ("z", z_mem)]:
             m.submodules[name] = mem
         # the activation RAM (a second read port for the debug read-out), the residual stream and the KV RAM
         m.submodules.act = act_ram = SlicedRam(P * T, D["act_rows"], read_ports=2, name="act")
@@ -218,7 +142,6 @@ class SpikeEngine(wiring.Component):
         # OUT_INIT), so nothing reads a row before it is written.
         act_wr = RamWrite(len(act_ram.write.addr), act_ram.width).create(path=("act_write_req",))
         m.d.sync += [act_ram_wr.addr.eq(act_wr.addr), act_ram_wr.data.eq(act_wr.data), act_ram_wr.en.eq(act_wr.en)]
-        p_rd = p_mem.read_port()
         s_rd, s_wr = ports(s_ram, "stream")
         kv_rd, kv_wr = ports(kv_ram, "kv")
         z_rd, z_wr = z_mem.read_port(), z_mem.write_port()
@@ -252,8 +175,6 @@ class SpikeEngine(wiring.Component):
         m.submodules.stream_lif = stream_lif = StreamLifSequencer(T)
         m.submodules.head_z = head_z = HeadZSequencer(T, DRAIN, ADW)
         m.submodules.argmax = argmax = ArgmaxUnit(self.K, W["logit"])
-        addend = [[Signal(signed(AW), name=f"add_{l}_{t}") for t in range(T)] for l in range(P)]
-        add_en = [[Signal(name=f"add_en_{l}_{t}") for t in range(T)] for l in range(P)]
         acc_init = Signal()
         snap = Signal()         # the end-of-output marker reached the accumulators: held <- acc, acc <- next bias
         # the epilogue reads timestep t from held[l][0] and rotates the held copy by one: no t-indexed
@@ -261,7 +182,7 @@ class SpikeEngine(wiring.Component):
         bias_gate = Signal()
         bias_t0_only = Signal()   # the head's bias: timestep 0 alone (the others are narrower)
         bias_q = [Signal(signed(BW), name=f"bias_{l}") for l in range(P)]
-        logits = [Signal(signed(W["logit"]), name=f"logit_{k}") for k in range(self.K)]
+        m.submodules.logits = logits = LogitBank(self.K, P, W["logit"])
         overflow = Signal()
         m.d.comb += self.overflow.eq(overflow)
         bad = [lanes.overflow]   # registered overflow detectors, OR-ed into the sticky flag a cycle later
@@ -272,7 +193,6 @@ class SpikeEngine(wiring.Component):
         # that an output starts in one cycle (OUT_INIT)
         m.submodules.output_loop = outputs = OutputLoop(layer_table.layout, T, ADW)
         m.d.comb += [outputs.layer.eq(L), outputs.entry.eq(lt_fields)]
-        params_due = Signal()   # OUT_INIT's output: its parameter row is read in the next cycle
         # the input rows of the current output, tap by tap and input lane group by group
         m.submodules.tap_walker = walker = TapWalker(layer_table.layout, ADW + 2, ADW)
         m.d.comb += walker.layer.eq(L)
@@ -309,7 +229,6 @@ class SpikeEngine(wiring.Component):
         kvq2 = Signal(P * T * KW)
         # the addends of the event's weight row (negate, shift), then the stream adder of the stream writers
         m.submodules.addends = addends = AddendShifter(P, WB, SHW, AW, LSW)
-        sh = [addends.addend[l] for l in range(P)]
         m.submodules.stream_adder = stream_adder = StreamAdder(P, SW, AW)
         # stream and activation read registers
         s_addr = Signal(ADW)
@@ -326,7 +245,7 @@ class SpikeEngine(wiring.Component):
         ld_addr = Signal(range(D["pixels"] + 1))
 
         m.d.comb += [self.busy.eq(busy), self.done.eq(done), self.cycles.eq(cycles),
-                     self.pred_class.eq(argmax.best), self.logit.eq(Array(logits)[self.logit_sel])]
+                     self.pred_class.eq(argmax.best), self.logit.eq(logits.logit), logits.sel.eq(self.logit_sel)]
 
         # image load port
         m.d.comb += [self.in_ready.eq(~busy), img_wr.addr.eq(ld_addr), img_wr.data.eq(self.in_data),
@@ -342,7 +261,7 @@ class SpikeEngine(wiring.Component):
         # latches costs nothing, while a per-state multiplexer with the tap's in-bounds flags in its select, in
         # front of the address of 32 block RAMs spread over the die, was the Fashion-MNIST core's critical path.
         m.d.comb += act_rd.addr.eq(row_addr_u)
-        m.d.comb += [kv_rd.addr.eq(events.value_addr), p_rd.addr.eq(outputs.param_row), s_rd.addr.eq(s_addr),
+        m.d.comb += [kv_rd.addr.eq(events.value_addr), params.addr.eq(outputs.param_row), s_rd.addr.eq(s_addr),
                      img_rd.addr.eq(row_addr_u), z_rd.addr.eq(walker.group >> lp), layer_table.index.eq(layer)]
         m.d.comb += weight_read.addr.eq(events.rom_addr)
         m.d.sync += [kvq.eq(kv_rd.data), kvq2.eq(kvq), s_q.eq(s_rd.data)]
@@ -359,7 +278,6 @@ class SpikeEngine(wiring.Component):
         m.d.comb += [stream_adder.add.eq(1), stream_adder.init.eq(L["stream_init"])]
         m.d.comb += [stream_adder.stream[l].eq(s_vals[l]) for l in range(P)]
         m.d.comb += [stream_adder.branch[l].eq(held[l][0]) for l in range(P)]
-        act_words = [act_q[l * T:(l + 1) * T] for l in range(P)]
 
         # ---------------------------------------------------------------- event pipeline and accumulators
         # the next output's lane shifts take over where the marker passes: the events behind it are the next output's
@@ -378,20 +296,16 @@ class SpikeEngine(wiring.Component):
                          kv_wr.data.eq(Cat(*[held[l][tt][:KW] for tt in range(T) for l in range(P)]))]
         m.d.sync += [vq.eq(act_dbg.data), vq2.eq(vq)]
         m.d.comb += self.dbg_data.eq(vq)
+        m.submodules.lane_inputs = lane_inputs = LaneInputs(P, T, AW, KW, SW, d, heads_per_group)
+        m.d.comb += [lane_inputs.event_valid.eq(events.add_v), lane_inputs.event_word.eq(events.add_word),
+                     lane_inputs.event_attn.eq(events.add_attn), lane_inputs.weight_addend.eq(addends.addend),
+                     lane_inputs.kv_values.eq(kvq2), lane_inputs.kv_add.eq(kv_seq.add),
+                     lane_inputs.kv_mask.eq(kv_seq.add_mask), lane_inputs.hz_add.eq(head_z.add),
+                     lanes.add_en.eq(lane_inputs.add_en), lanes.addend.eq(lane_inputs.addend)]
+        m.d.comb += [lane_inputs.stream[l].eq(s_vals[l]) for l in range(P)]
+        if heads_per_group > 1:
+            m.d.comb += lane_inputs.event_head.eq(events.add_head)
         for l in range(P):
-            for tt in range(T):
-                kvv = kvq2[(tt * P + l) * KW:(tt * P + l + 1) * KW]
-                lane_in_head = 1 if heads_per_group == 1 else ~events.add_attn | (events.add_head == l // d)
-                with m.If(events.add_v):
-                    m.d.sync += [add_en[l][tt].eq(events.add_word[tt] & lane_in_head),
-                                 addend[l][tt].eq(Mux(events.add_attn, kvv.as_unsigned(), sh[l]))]
-                with m.Elif(kv_seq.add):
-                    m.d.sync += [add_en[l][tt].eq(kv_seq.add_mask[l * T + tt]), addend[l][tt].eq(1)]
-                with m.Elif(head_z.add & (tt == 0)):
-                    m.d.sync += [add_en[l][tt].eq(1), addend[l][tt].eq(s_vals[l])]
-                with m.Else():
-                    m.d.sync += add_en[l][tt].eq(0)
-                m.d.comb += [lanes.add_en[l][tt].eq(add_en[l][tt]), lanes.addend[l][tt].eq(addend[l][tt])]
             m.d.comb += lanes.init_value[l].eq(Mux(bias_gate, bias_q[l], 0))
         m.d.comb += [lanes.init.eq(acc_init | snap | kv_seq.snap), lanes.init_t0_only.eq(bias_t0_only),
                      lanes.snap.eq(snap | kv_seq.snap)]
@@ -411,6 +325,7 @@ class SpikeEngine(wiring.Component):
         is_bitserial = (op == Opcode.CONV_IN) | (op == Opcode.HEAD)
         m.d.comb += rows.source.eq(Mux(op == Opcode.CONV_IN, RowSource.PIXEL,
                                        Mux(op == Opcode.HEAD, RowSource.Z, RowSource.SPIKES)))
+        m.d.comb += outputs.group_steps.eq((op == Opcode.STREAM_LIF) | (op == Opcode.HEAD_Z))
 
         # The plan's last layer is the head, an accumulating layer, so only LAYER_WAIT can end the model: the other
         # states go on to the next layer unconditionally, and no sequencer's state decode reaches the logit rotation
@@ -457,23 +372,20 @@ class SpikeEngine(wiring.Component):
                 m.next = "LAYER_WAIT"
             next_output(wait_for_epilogue)
 
+        # the scanner's events into the event pipeline (the row pipeline has events in ROWS alone)
         onehot, lowest = rows.event_onehot, rows.event_index
-        # The parameter row goes through plain registers behind the RAM. The first sits right behind it (synthesis
-        # moves it into the block RAM's output register where the RAM's mapping allows; where it does not, the
-        # register's only load is the next one, so it is placed beside the RAM): the RAM's own 5.7-ns
-        # clock-to-output plus the route to the readers all over the die was the Fashion-MNIST core's worst path.
-        # Its readers: the bias and lane shifts (params_ready below), an accumulating output's thresholds at its end
-        # (five or more cycles after the parameter row steps), the stream LIF's at the start of its next output
-        # (T + 1 cycles after; param_read_latency).
-        p_data = p_rd.data
-        for i in range(param_read_latency(T) - 1):
-            p_reg = Signal.like(p_rd.data, name=f"p_q{i or ''}", reset_less=True)
-            m.d.sync += p_reg.eq(p_data)
-            p_data = p_reg
-        p_lanes = {f: [p_data[p_offset[f] + l * W[f]:p_offset[f] + (l + 1) * W[f]] for l in range(P)]
-                   for f in PARAM_FIELDS}
-        p_bias = [v.as_signed() for v in p_lanes["bias"]]
-        p_theta, p_shift = p_lanes["theta"], p_lanes["lane_shift"]
+        m.d.comb += [events.issue.eq(rows.event_valid),
+                     events.attn.eq(op == Opcode.ATTN),
+                     events.neg.eq((op == Opcode.HEAD) & onehot[ZW - 1]),
+                     events.shift.eq(Mux(is_bitserial, lowest, 0)),
+                     events.word.eq(Mux(op == Opcode.CONV_IN, (1 << T) - 1,
+                                        Mux(op == Opcode.HEAD, 1, rows.event_word))),
+                     events.base.eq(rows.event_wrow), events.off.eq(Mux(is_bitserial, 0, lowest))]
+        if heads_per_group > 1:
+            # Q channel (head, i): KV row group·d + i, lanes of that head only
+            with m.If(op == Opcode.ATTN):
+                m.d.comb += [events.off.eq(lowest[:ld]), events.head.eq(lowest[ld:])]
+        p_bias, p_theta, p_shift = params.bias, params.theta, params.lane_shift
         sw_bad = Signal()
         hz_bad = Signal()
         m.d.sync += [sw_bad.eq(0), hz_bad.eq(0)]
@@ -482,13 +394,7 @@ class SpikeEngine(wiring.Component):
         # the bias and lane shifts of the output OUT_INIT started, read from the parameter RAM param_read_latency
         # cycles later (the output loop advanced its parameter row with the output): the previous output's snapshot
         # initialises the accumulators with them (after its events), the first output of a layer here
-        params_ready = params_due
-        for i in range(param_read_latency(T) - 1):
-            ready = Signal(name=f"params_ready{i}")
-            m.d.sync += ready.eq(params_ready)
-            params_ready = ready
-        m.d.sync += params_due.eq(0)
-        with m.If(params_ready):
+        with m.If(params.ready):
             m.d.sync += [bias_q[l].eq(p_bias[l]) for l in range(P)]
             m.d.sync += [lane_shift_next[l].eq(p_shift[l]) for l in range(P)]
             with m.If(first_out):
@@ -528,7 +434,8 @@ class SpikeEngine(wiring.Component):
             # ------------------------------------------------------------ shared loop nest
             with m.State("OUT_INIT"):
                 gate = (op == Opcode.ACC) | is_bitserial
-                m.d.sync += [bias_gate.eq(gate), bias_t0_only.eq(op == Opcode.HEAD), params_due.eq(1)]
+                m.d.sync += [bias_gate.eq(gate), bias_t0_only.eq(op == Opcode.HEAD)]
+                m.d.comb += params.fetch.eq(1)
                 m.d.comb += [walker.start.eq(1), walker.pos.eq(outputs.pos),
                              walker.weight_base.eq(outputs.weight_base), walker.ix.eq(outputs.ix),
                              walker.iy.eq(outputs.iy)]
@@ -559,18 +466,6 @@ class SpikeEngine(wiring.Component):
             # accumulating layers: issuer, three pipeline stages and the scanner all work in this one state
             with m.State("ROWS"):
                 m.d.comb += [rows.run.eq(1), walker.step.eq(rows.take & ~walker.done)]
-                with m.If(rows.event_valid):
-                    m.d.comb += [events.issue.eq(1),
-                                 events.attn.eq(op == Opcode.ATTN),
-                                 events.neg.eq((op == Opcode.HEAD) & onehot[ZW - 1]),
-                                 events.shift.eq(Mux(is_bitserial, lowest, 0)),
-                                 events.word.eq(Mux(op == Opcode.CONV_IN, (1 << T) - 1,
-                                                    Mux(op == Opcode.HEAD, 1, rows.event_word))),
-                                 events.base.eq(rows.event_wrow), events.off.eq(Mux(is_bitserial, 0, lowest))]
-                    if heads_per_group > 1:
-                        # Q channel (head, i): KV row group·d + i, lanes of that head only
-                        with m.If(op == Opcode.ATTN):
-                            m.d.comb += [events.off.eq(lowest[:ld]), events.head.eq(lowest[ld:])]
                 with m.If(rows.take & rows.drained & gap_zero):
                     # the scanner's last item ends in this cycle (or ended, and the output waited for the spacing);
                     # its last event reaches the accumulators ACC_LATENCY cycles after this one
@@ -625,7 +520,7 @@ class SpikeEngine(wiring.Component):
                 # the logits rotate past logit 0 (K steps: back in place for the read-out), so no index
                 # multiplexer sits in front of the argmax's input register
                 with m.If(kidx < self.K):
-                    m.d.comb += [argmax.valid.eq(1), argmax.index.eq(kidx), argmax.value.eq(logits[0])]
+                    m.d.comb += [argmax.valid.eq(1), argmax.index.eq(kidx), argmax.value.eq(logits.first)]
                     m.d.sync += kidx.eq(kidx + 1)
                     with m.If(kidx == self.K - 1):
                         m.d.sync += logit_rotate.eq(0)
@@ -696,12 +591,8 @@ class SpikeEngine(wiring.Component):
             m.d.comb += [s_wr.addr.eq(epilogue.stream_write_row), s_wr.en.eq(1),
                          s_wr.data.eq(stream_adder.sum.as_value())]
             m.d.sync += sw_bad.eq(stream_adder.overflow)
-        # every logit register's enable and select come from registers: the rotation flag, the write's group bit
-        for k in range(self.K):
-            with m.If(logit_rotate):
-                m.d.sync += logits[k].eq(logits[(k + 1) % self.K])
-            with m.Elif(epilogue.head_write_group[k // P]):
-                m.d.sync += logits[k].eq(held[k % P][0])
+        m.d.comb += [logits.rotate.eq(logit_rotate), logits.write_group.eq(epilogue.head_write_group)]
+        m.d.comb += [logits.lanes[l].eq(held[l][0]) for l in range(P)]
         # which layers use each RAM's reads: a read in another layer lands in a register nobody reads, so a
         # collision there is harmless (tests/test_engine_collisions.py checks the others never happen)
         self.ram_reads_used = {

@@ -30,8 +30,16 @@ class OutputLoop(wiring.Component):
                        the current output's
       group_last, last_output (combinational: the current output is the layer's last), rows_last (the current
                        group is the last group of the last output row)
-    Latency: one cycle: a command in cycle c → the next output's values in c + 1. Every loop decision reads a flag
-    register (group_last, column_last, row_last), not a compare on a counter.
+      group_steps      the layer steps with next_group (stream LIF, head Z), not next_output: steady from the cycle
+                       after load
+    Latency: one cycle: a command in cycle c → the next output's values in c + 1. The next output's values wait in
+    registers of their own, computed from the current output's a cycle after it changed, so a command only copies
+    them (one enable on every register; the loop decisions never sit between the controller's end-of-output
+    decision and those enables: on the 16-lane digits core they did, the worst path). Hence the contract: no command
+    in the cycle right after load or after a command that moved the same values (next_out_row moves out_row alone,
+    so it may follow next_group at once). The core's commands are at least two cycles apart: an accumulating output
+    scans at least 6 cycles, a pooled one 3, a stream-LIF output T + 1, a head-Z group more than 2.
+    Every loop decision reads a flag register (group_last, column_last, row_last), not a compare on a counter.
     """
 
     def __init__(self, layer_layout, T: int, address_width: int, position_width: int = 18):
@@ -39,7 +47,7 @@ class OutputLoop(wiring.Component):
         ADW = address_width
         super().__init__({
             "load": In(1), "entry": In(layer_layout), "layer": In(layer_layout),
-            "next_output": In(1), "next_group": In(1), "next_out_row": In(1),
+            "next_output": In(1), "next_group": In(1), "next_out_row": In(1), "group_steps": In(1),
             "out_row": Out(ADW), "stream_row": Out(ADW), "group": Out(16), "weight_base": Out(ADW),
             "param_row": Out(ADW), "pos": Out(signed(ADW + 2)),
             "ix": Out(signed(position_width)), "iy": Out(signed(position_width)),
@@ -50,56 +58,65 @@ class OutputLoop(wiring.Component):
         m = Module()
         L, E = self.layer, self.entry
         ADW = len(self.out_row)
-        x, y = Signal(16), Signal(16)
-        column_last, row_last = Signal(), Signal()
-        column_base = Signal(signed(ADW))    # the input-row offset of the current output column
-        row_pos = Signal(signed(ADW + 2))    # a0 + y·YSTEP
-        col_pos = Signal(signed(ADW + 2))    # the column's offset plus the group's (hoff)
-        dp_count = Signal(16)                # groups since pos last moved by DP rows (hoff 2)
-        m.d.comb += [self.pos.eq(row_pos + col_pos),
-                     self.last_output.eq(self.group_last & column_last & row_last),
-                     self.rows_last.eq(self.group_last & row_last)]
+        # the current output (the ports) and the next one; x, y count output columns and rows, column_base is the
+        # input-row offset of the current column, row_pos = a0 + y·YSTEP, col_pos the column's offset plus the
+        # group's (hoff), dp_count the groups since pos last moved by DP rows (hoff 2)
+        shapes = {"x": 16, "y": 16, "column_last": 1, "row_last": 1, "column_base": signed(ADW),
+                  "row_pos": signed(ADW + 2), "col_pos": signed(ADW + 2), "dp_count": 16,
+                  "group": 16, "group_last": 1, "param_row": ADW, "stream_row": ADW, "weight_base": ADW,
+                  "ix": signed(len(self.ix)), "iy": signed(len(self.iy))}
+        ports = ("group", "group_last", "param_row", "stream_row", "weight_base", "ix", "iy")
+        cur = {k: getattr(self, k) if k in ports else Signal(v, name=k) for k, v in shapes.items()}
+        nxt = {k: Signal(v, name=f"next_{k}") for k, v in shapes.items()}
+        next_out_row = Signal(ADW)
+        m.d.comb += [self.pos.eq(cur["row_pos"] + cur["col_pos"]),
+                     self.last_output.eq(cur["group_last"] & cur["column_last"] & cur["row_last"]),
+                     self.rows_last.eq(cur["group_last"] & cur["row_last"])]
 
-        def first_group():
-            m.d.sync += [self.group.eq(0), self.group_last.eq(L.Gout <= 1), self.param_row.eq(L.p_base)]
-
-        with m.If(self.load):
-            pad = Mux(E.k3, 1, 0)
-            m.d.sync += [self.group_last.eq(E.Gout <= 1), column_last.eq(E.Wo <= 1), row_last.eq(E.Ho <= 1),
-                         y.eq(0), x.eq(0), self.iy.eq(-pad), self.ix.eq(-pad), column_base.eq(0),
-                         row_pos.eq(E.a0), col_pos.eq(0), self.group.eq(0), self.out_row.eq(E.out_base),
-                         self.stream_row.eq(0), dp_count.eq(0), self.weight_base.eq(E.w_base),
-                         self.param_row.eq(E.p_base)]
-        with m.Elif(self.next_output):
-            stride = Mux(L.s2, 2, 1)
-            m.d.sync += [self.out_row.eq(self.out_row + 1), self.stream_row.eq(self.stream_row + self.T)]
-            with m.If(~self.group_last):
-                m.d.sync += [self.group.eq(self.group + 1), self.group_last.eq(self.group + 2 >= L.Gout),
-                             self.weight_base.eq(self.weight_base + L.R), self.param_row.eq(self.param_row + 1)]
+        # the next output, from the current one (valid a cycle after the current one changed)
+        m.d.sync += [nxt[k].eq(cur[k]) for k in shapes]
+        m.d.sync += next_out_row.eq(self.out_row + 1)
+        pad = Mux(L.k3, 1, 0)
+        with m.If(~cur["group_last"]):
+            m.d.sync += [nxt["group"].eq(cur["group"] + 1), nxt["group_last"].eq(cur["group"] + 2 >= L.Gout),
+                         nxt["param_row"].eq(cur["param_row"] + 1)]
+            with m.If(~self.group_steps):
+                m.d.sync += nxt["weight_base"].eq(cur["weight_base"] + L.R)
                 with m.If(L.hoff == 1):
-                    m.d.sync += col_pos.eq(col_pos + 1)
+                    m.d.sync += nxt["col_pos"].eq(cur["col_pos"] + 1)
                 with m.Elif(L.hoff == 2):
-                    with m.If(dp_count + 1 == L.DP):
-                        m.d.sync += [dp_count.eq(0), col_pos.eq(col_pos + L.DP)]
+                    with m.If(cur["dp_count"] + 1 == L.DP):
+                        m.d.sync += [nxt["dp_count"].eq(0), nxt["col_pos"].eq(cur["col_pos"] + L.DP)]
                     with m.Else():
-                        m.d.sync += dp_count.eq(dp_count + 1)
+                        m.d.sync += nxt["dp_count"].eq(cur["dp_count"] + 1)
+        with m.Else():
+            m.d.sync += [nxt["group"].eq(0), nxt["group_last"].eq(L.Gout <= 1), nxt["param_row"].eq(L.p_base)]
+            with m.If(self.group_steps):
+                m.d.sync += [nxt["y"].eq(cur["y"] + 1), nxt["row_last"].eq(cur["y"] + 2 >= L.Ho)]
             with m.Else():
-                first_group()
-                m.d.sync += [self.weight_base.eq(L.w_base), dp_count.eq(0)]
-                with m.If(~column_last):
-                    m.d.sync += [x.eq(x + 1), column_last.eq(x + 2 >= L.Wo), self.ix.eq(self.ix + stride),
-                                 column_base.eq(column_base + L.XSTEP), col_pos.eq(column_base + L.XSTEP)]
-                with m.Elif(~row_last):
-                    m.d.sync += [y.eq(y + 1), row_last.eq(y + 2 >= L.Ho), x.eq(0), column_last.eq(L.Wo <= 1),
-                                 self.ix.eq(-Mux(L.k3, 1, 0)), column_base.eq(0), col_pos.eq(0),
-                                 self.iy.eq(self.iy + stride), row_pos.eq(row_pos + L.YSTEP)]
-        with m.Elif(self.next_group):
-            with m.If(~self.group_last):
-                m.d.sync += [self.group.eq(self.group + 1), self.group_last.eq(self.group + 2 >= L.Gout),
-                             self.param_row.eq(self.param_row + 1)]
-            with m.Else():
-                first_group()
-                m.d.sync += [y.eq(y + 1), row_last.eq(y + 2 >= L.Ho)]
-        with m.If(self.next_out_row & ~self.load & ~self.next_output):
-            m.d.sync += self.out_row.eq(self.out_row + 1)
+                m.d.sync += [nxt["weight_base"].eq(L.w_base), nxt["dp_count"].eq(0)]
+                stride = Mux(L.s2, 2, 1)
+                with m.If(~cur["column_last"]):
+                    m.d.sync += [nxt["x"].eq(cur["x"] + 1), nxt["column_last"].eq(cur["x"] + 2 >= L.Wo),
+                                 nxt["ix"].eq(cur["ix"] + stride), nxt["column_base"].eq(cur["column_base"] + L.XSTEP),
+                                 nxt["col_pos"].eq(cur["column_base"] + L.XSTEP)]
+                with m.Elif(~cur["row_last"]):
+                    m.d.sync += [nxt["y"].eq(cur["y"] + 1), nxt["row_last"].eq(cur["y"] + 2 >= L.Ho),
+                                 nxt["x"].eq(0), nxt["column_last"].eq(L.Wo <= 1), nxt["ix"].eq(-pad),
+                                 nxt["column_base"].eq(0), nxt["col_pos"].eq(0),
+                                 nxt["iy"].eq(cur["iy"] + stride), nxt["row_pos"].eq(cur["row_pos"] + L.YSTEP)]
+        m.d.sync += nxt["stream_row"].eq(Mux(self.group_steps, cur["stream_row"], cur["stream_row"] + self.T))
+
+        # the commands copy it
+        with m.If(self.load):
+            pad_e = Mux(E.k3, 1, 0)
+            init = {"x": 0, "y": 0, "column_last": E.Wo <= 1, "row_last": E.Ho <= 1, "column_base": 0,
+                    "row_pos": E.a0, "col_pos": 0, "dp_count": 0, "group": 0, "group_last": E.Gout <= 1,
+                    "param_row": E.p_base, "stream_row": 0, "weight_base": E.w_base, "ix": -pad_e, "iy": -pad_e}
+            m.d.sync += [cur[k].eq(init[k]) for k in shapes]
+            m.d.sync += self.out_row.eq(E.out_base)
+        with m.Elif(self.next_output | self.next_group):
+            m.d.sync += [cur[k].eq(nxt[k]) for k in shapes]
+        with m.If(~self.load & (self.next_output | self.next_out_row)):
+            m.d.sync += self.out_row.eq(next_out_row)
         return m
