@@ -71,10 +71,14 @@ class Progress:
         self.stream.flush()
 
 
+ETA_WINDOW = 5   # the phase's last epochs that the estimate reads
+
+
 def eta_seconds(epoch_seconds: list, phase: str, remaining: int) -> float:
-    """Seconds left for `remaining` more epochs: the median of this phase's epoch times so far, so that one epoch
-    stretched by a pause (a suspended job, a busy machine) does not set the estimate."""
-    times = [e["seconds"] for e in epoch_seconds if e["phase"] == phase]
+    """Seconds left for `remaining` more epochs: the median of this phase's last ETA_WINDOW epoch times, so that
+    one epoch stretched by a pause (a suspended job, a busy machine) does not set the estimate, and a run resumed on
+    a quieter (or busier) machine is estimated from how fast it runs now, not from its earlier sessions."""
+    times = [e["seconds"] for e in epoch_seconds if e["phase"] == phase][-ETA_WINDOW:]
     return statistics.median(times) * remaining if times else 0.0
 
 

@@ -137,3 +137,11 @@ def test_eta_ignores_an_epoch_stretched_by_a_pause():
     assert train_mod.eta_seconds(seconds, "qat", 10) == pytest.approx(327.5 * 10)
     assert train_mod.eta_seconds(seconds[:3], "qat", 4) == pytest.approx(330.0 * 4)
     assert train_mod.eta_seconds(seconds, "finetune", 3) == 0.0
+
+
+def test_eta_follows_the_recent_epochs_after_a_resume():
+    # a run whose first 13 epochs shared the machine (600 s each) and whose last 5 ran alone (160 s): the estimate is
+    # the recent pace, not the median of the whole history (which would still say 600 s)
+    times = [600.0] * 13 + [158.0, 160.0, 161.0, 2000.0, 159.0]
+    seconds = [{"phase": "qat", "epoch": e, "seconds": s} for e, s in enumerate(times, 1)]
+    assert train_mod.eta_seconds(seconds, "qat", 10) == pytest.approx(160.0 * 10)
