@@ -111,6 +111,19 @@ def test_when_abc9_asserts_the_board_top_is_mapped_again_with_the_classic_abc(sm
     assert {"LUT4", "TRELLIS_FF", "EHXPLLL"} <= types, types
 
 
+@pytest.mark.synth
+def test_the_board_netlist_moves_registers_into_the_block_rams_output_registers(small_core, tmp_path):
+    """The board build runs the output-register pass that `flow.py synth` runs, on the whole top, for real: the
+    registers behind the core's block-RAM reads leave the fabric."""
+    from tools import bitstream
+    bitstream.prepare(str(small_core), str(tmp_path), "ulx3s-85f", 75_000_000, 3_000_000)
+    _, _, moved = bitstream.board_netlist(str(tmp_path))
+    cells = json.loads((tmp_path / "top.json").read_text())["modules"]["top"]["cells"].values()
+    outreg = [c for c in cells if c["type"] == "DP16KD"
+              and "OUTREG" in (c["parameters"].get("REGMODE_A", ""), c["parameters"].get("REGMODE_B", ""))]
+    assert moved > 0 and outreg, f"{moved} bits moved, {len(outreg)} block RAMs with an output register"
+
+
 @pytest.mark.unit
 def test_a_yosys_error_of_the_board_top_names_its_error_line(tmp_path, monkeypatch):
     """Yosys -q writes its errors only to its -l log (top.rpt): the message quotes that line, not the warnings

