@@ -43,7 +43,7 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigne
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..engine_plan import PARAM_FIELDS, Plan
+from ..engine_plan import Plan
 from .accumulators import LaneAccumulators
 from .addend import AddendShifter
 from .argmax import ArgmaxUnit
@@ -112,7 +112,6 @@ class SpikeEngine(wiring.Component):
         bank_sw = layout["weights"]["bank_slice"]
         BW, TW, LSW = W["bias"], W["theta"], W["lane_shift"]
         # the parameter rows (bias, threshold, lane shift per lane), read param_read_latency cycles after the address
-        assert ParamReader.FIELDS == PARAM_FIELDS
         m.submodules.params = params = ParamReader(P, W, plan.param_rows, param_read_latency(T))
         SW = W["stream"]
         KW = W["kv"]

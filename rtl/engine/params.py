@@ -5,6 +5,7 @@ from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..engine_plan import PARAM_FIELDS, param_row_width
 from .util import pack
 
 
@@ -25,7 +26,7 @@ class ParamReader(wiring.Component):
     in c + latency, with `ready` if fetch was high in c. Throughput: one row per cycle.
     """
 
-    FIELDS = ("bias", "theta", "lane_shift")
+    FIELDS = PARAM_FIELDS   # the row layout gen-rtl writes into manifest.json
 
     def __init__(self, lanes: int, widths: dict, rows, latency: int):
         """widths: the bits of each of FIELDS; rows: per row, each field's P lane values."""
@@ -40,16 +41,13 @@ class ParamReader(wiring.Component):
             "ready": Out(1),
         })
 
-    def row_width(self):
-        return self.P * sum(self.widths.values())
-
     def elaborate(self, platform):
         m = Module()
         P = self.P
         offset = {f: P * sum(self.widths[g] for g in self.FIELDS[:i]) for i, f in enumerate(self.FIELDS)}
         # ram_style: left alone, Yosys builds this ROM from LUTs, whose depth then limits Fmax (measured)
         m.submodules.rom = rom = memory.Memory(
-            shape=unsigned(self.row_width()), depth=max(1, len(self.rows)),
+            shape=unsigned(param_row_width(P, self.widths)), depth=max(1, len(self.rows)),
             init=[sum(pack(values, self.widths[f]) << offset[f] for f, values in zip(self.FIELDS, row))
                   for row in self.rows],
             attrs={"ram_style": "block"})
