@@ -14,12 +14,20 @@ BRAM_SHAPES = {
     "ecp5": [(16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36)],   # DP16KD, 18 kbit
     "ice40": [(2048, 2), (1024, 4), (512, 8), (256, 16)],                            # SB_RAM40_4K, 4 kbit
 }
-# Up to this many bits Yosys keeps a ROM in LUT logic (measured: 64x16 and 128x8 go to LUTs, 96x24 to a BRAM).
-LUT_ROM_MAX_BITS = {"ecp5": 1024, "ice40": 1024}
-# Memories this shallow never go to block RAM (the digits core's 16-entry layer table and 8 x 176 Z buffer).
+# iCE40: up to this many bits, or this shallow, Yosys keeps a memory in LUT logic (measured).
+LUT_ROM_MAX_BITS = {"ice40": 1024}
 SHALLOW_DEPTH = 16
 # LUT4 per 16 ROM bits: ECP5 builds wider muxes from PFUMX/L6MUX21 for free, iCE40 spends LUTs on them.
 LUT_ROM_LUTS_PER_16_BITS = {"ecp5": 1.0, "ice40": 2.3}
+# Yosys's memory_libmap maps a memory without a ram_style to the cheapest of block RAM, distributed RAM (written
+# memories only) and soft logic, by the costs its ECP5 library files state (share/lattice/brams_16kd.txt: 128 per
+# DP16KD; lutrams_trellis.txt: 4 per TRELLIS_DPR16X4, a 16 x 4 cell) and its per-bit soft-logic costs (1/16 per ROM
+# bit, 1 per RAM bit). So a shallow, wide RAM goes to LUTs: the 32-lane digits core's K.V RAM (32 x 768: 384 cells,
+# cost 1,536, against 22 DP16KD, 2,816), while the 16-lane one (64 x 384: 1,536 against 11 DP16KD, 1,408) stays in
+# block RAM; and the Fashion-MNIST layer table (a 19 x 195 ROM: 232 against 6 DP16KD, 768) is logic.
+BRAM_COST = {"ecp5": 128}
+LUTRAM_CELL_COST, LUTRAM_CELL = {"ecp5": 4}, (16, 4)
+LOGIC_COST_PER_BIT = {"rom": 1 / 16, "ram": 1.0}
 
 
 def bram_blocks(depth: int, width: int, target: str = "ecp5") -> int:
@@ -29,19 +37,38 @@ def bram_blocks(depth: int, width: int, target: str = "ecp5") -> int:
     return min(math.ceil(depth / d) * math.ceil(width / w) for d, w in BRAM_SHAPES[target])
 
 
-def memory_cost(depth: int, width: int, target: str = "ecp5", read_only: bool = True) -> dict:
-    """A memory either in block RAM, or (small ROMs) as LUT logic with its registered read data."""
+def lutram_cells(depth: int, width: int) -> int:
+    """TRELLIS_DPR16X4 cells for a depth x width distributed RAM."""
+    return math.ceil(depth / LUTRAM_CELL[0]) * math.ceil(width / LUTRAM_CELL[1])
+
+
+def memory_mapping(depth: int, width: int, target: str = "ecp5", read_only: bool = True) -> str:
+    """Where Yosys puts a depth x width memory without a ram_style: "bram", "lutram" or "logic"."""
     bits = depth * width
-    if read_only and (bits <= LUT_ROM_MAX_BITS[target] or depth <= SHALLOW_DEPTH):
+    if target not in BRAM_COST:
+        # iCE40 (measured): small or shallow memories in logic, the rest in block RAM
+        return "logic" if bits <= LUT_ROM_MAX_BITS[target] or depth <= SHALLOW_DEPTH else "bram"
+    costs = {"bram": BRAM_COST[target] * bram_blocks(depth, width, target),
+             "logic": LOGIC_COST_PER_BIT["rom" if read_only else "ram"] * bits}
+    if not read_only:
+        costs["lutram"] = LUTRAM_CELL_COST[target] * lutram_cells(depth, width)
+    return min(costs, key=costs.get)
+
+
+def memory_cost(depth: int, width: int, target: str = "ecp5", read_only: bool = True) -> dict:
+    """A memory in block RAM, in distributed RAM, or as LUT logic (ROMs) with its registered read data."""
+    bits = depth * width
+    where = memory_mapping(depth, width, target, read_only)
+    if where == "bram":
+        return {"lut": 0, "ff": 0, "bram": bram_blocks(depth, width, target)}
+    if read_only:
         return {"lut": math.ceil(LUT_ROM_LUTS_PER_16_BITS[target] * bits / 16), "ff": width, "bram": 0}
-    if not read_only and (depth <= SHALLOW_DEPTH or bits <= LUT_ROM_MAX_BITS[target]):
-        # distributed RAM: a TRELLIS_DPR16X4 (16 x 4) takes two LUT slots, deeper ones add a read mux;
-        # iCE40 has none, so flip-flops
-        if target == "ecp5":
-            cells = math.ceil(depth / 16) * math.ceil(width / 4)
-            return {"lut": 2 * cells + width * (math.ceil(depth / 16) - 1), "ff": width, "bram": 0}
-        return {"lut": width * math.ceil(depth / 4), "ff": depth * width + width, "bram": 0}
-    return {"lut": 0, "ff": 0, "bram": bram_blocks(depth, width, target)}
+    if target == "ecp5":
+        # a TRELLIS_DPR16X4 takes two LUT slots; deeper memories add a read mux
+        cells = lutram_cells(depth, width)
+        return {"lut": 2 * cells + width * (math.ceil(depth / 16) - 1), "ff": width, "bram": 0}
+    # iCE40 has no distributed RAM: flip-flops
+    return {"lut": width * math.ceil(depth / 4), "ff": depth * width + width, "bram": 0}
 
 
 def adder(bits: int) -> dict:
@@ -132,7 +159,10 @@ def _engine_memory(mem: dict, target: str) -> dict:
     total = {"lut": 0, "ff": 0, "bram": 0}
     rom = mem["kind"] == "rom"
     copies = mem["read_ports"] if mem["write_ports"] else 1
+    # Yosys maps only a ROM's columns that differ between rows (gen-rtl counts the others for one-part ROMs)
+    constant = mem.get("constant_columns", 0) if rom and len(mem["parts"]) == 1 else 0
     for depth, width in mem["parts"]:
+        width -= constant
         if mem.get("style") == "block":
             cost = {"lut": 0, "ff": 0, "bram": bram_blocks(depth, width, target)}
         else:

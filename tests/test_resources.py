@@ -48,6 +48,60 @@ def test_memory_mapping_matches_yosys(tmp_path, target, bram_cell, depth, width)
         assert luts == pytest.approx(predicted["lut"], rel=0.25)
 
 
+class Ram(wiring.Component):
+    """A written depth x width memory with a synchronous read, as the core's RAMs are."""
+    def __init__(self, depth, width):
+        self.depth, self.width = depth, width
+        aw = max(1, (depth - 1).bit_length())
+        super().__init__({"waddr": In(aw), "wdata": In(width), "we": In(1), "raddr": In(aw), "y": Out(width)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.ram = ram = Memory(shape=self.width, depth=self.depth, init=[])
+        w, r = ram.write_port(), ram.read_port()
+        m.d.comb += [w.addr.eq(self.waddr), w.data.eq(self.wdata), w.en.eq(self.we), r.addr.eq(self.raddr),
+                     self.y.eq(r.data)]
+        return m
+
+
+@pytest.mark.synth
+@pytest.mark.parametrize("depth,width", [(32, 768), (64, 384), (16, 176), (416, 128)])
+def test_written_memory_goes_where_yosys_puts_it(tmp_path, depth, width):
+    """Block RAM or distributed RAM by Yosys's library costs: the 32-lane K·V RAM (32 x 768) in LUTs, the 16-lane
+    one (64 x 384) in block RAM."""
+    text = verilog.convert(Ram(depth, width), name="ram")
+    cells = cell_counts(text, "ram", str(tmp_path), {"mapped": "synth_ecp5 -top ram"})["mapped"]
+    predicted = resources.memory_cost(depth, width, "ecp5", read_only=False)
+    assert predicted["bram"] == cells.get("DP16KD", 0), (predicted, cells)
+    assert (predicted["bram"] == 0) == (cells.get("TRELLIS_DPR16X4", 0) == resources.lutram_cells(depth, width))
+
+
+@pytest.mark.synth
+def test_a_roms_constant_columns_take_no_block_ram(tmp_path):
+    """Yosys maps only the columns that differ between rows: 29 x 1,248 with 391 constant columns (the 32-lane digits
+    parameter ROM's shape) takes 24 DP16KD, not the 35 of its full width."""
+    from rtl.engine.memories import constant_columns
+    rng = random.Random(3)
+    depth, width, live = 29, 1248, 857
+    live_cols = sorted(rng.sample(range(width), live))
+    ones = sum(1 << c for c in range(width) if c not in live_cols and rng.random() < 0.5)
+    words = [ones | sum(rng.getrandbits(1) << c for c in live_cols) for _ in range(depth)]
+    assert constant_columns(words, width) == width - live
+
+    class ConstRom(Rom):
+        def elaborate(self, platform):
+            m = Module()
+            m.submodules.rom = rom = Memory(shape=width, depth=depth, init=words, attrs={"ram_style": "block"})
+            port = rom.read_port()
+            m.d.comb += [port.addr.eq(self.addr), self.y.eq(port.data)]
+            return m
+    text = verilog.convert(ConstRom(depth, width), name="rom")
+    cells = cell_counts(text, "rom", str(tmp_path), {"mapped": "synth_ecp5 -top rom"})["mapped"]
+    mem = {"kind": "rom", "style": "block", "read_ports": 1, "write_ports": 0, "parts": [[depth, width]],
+           "constant_columns": width - live}
+    assert resources._engine_memory(mem, "ecp5")["bram"] == cells.get("DP16KD", 0) == 24
+
+
 @pytest.mark.unit
 def test_bram_tiling_picks_the_cheapest_aspect_ratio():
     assert resources.bram_blocks(512, 36) == 1          # exactly one DP16KD in its widest mode

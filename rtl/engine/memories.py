@@ -7,6 +7,7 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..engine_plan import param_row_width
+from .params import ParamReader
 from .util import bits as _bits
 
 
@@ -65,8 +66,12 @@ def memory_layout(plan, layer_table_width):
         "layer_table": entry("rom", [[len(plan.layers), layer_table_width]]),
         "image": entry("ram", [[D["pixels"], W["pixel"]]], write_ports=1),
         "weights": {**entry("rom", weight_parts, style="block"), "bank_rows": bank_rows, "bank_slice": bank_sw},
-        # ram_style: left alone, Yosys builds this ROM from LUTs, whose depth then limits Fmax (measured)
-        "params": entry("rom", [[max(1, D["param_rows"]), param_row_width(P, W)]], style="block"),
+        # ram_style: left alone, Yosys builds this ROM from LUTs, whose depth then limits Fmax (measured). Yosys
+        # drops the columns that hold one value in every row (padding lanes, unused high bits, the lane shifts of
+        # layers without them) before it maps the rest: a third of the digits model's parameter bits
+        "params": {**entry("rom", [[max(1, D["param_rows"]), param_row_width(P, W)]], style="block"),
+                   "constant_columns": constant_columns(ParamReader.row_words(P, W, plan.param_rows),
+                                                        param_row_width(P, W))},
         "z": entry("ram", [[max(1, D["z_rows"]), P * W["z"]]], write_ports=1),
         # the second read port is the debug read-out (dbg_addr -> dbg_data)
         "act": entry("ram", sliced(D["act_rows"], P * T), read_ports=2, write_ports=1),
@@ -74,6 +79,17 @@ def memory_layout(plan, layer_table_width):
         "kv": entry("ram", sliced(D["kv_rows"], P * T * W["kv"]), write_ports=1),
     }
 
+
+
+def constant_columns(words, width: int) -> int:
+    """Bit columns of a ROM that hold the same value in every row."""
+    if not words:
+        return width
+    ones, zeros = (1 << width) - 1, (1 << width) - 1
+    for w in words:
+        ones &= w
+        zeros &= ~w
+    return bin(ones | (zeros & ((1 << width) - 1))).count("1")
 
 
 # Yosys's promise that no read collides with a write to the same row (SlicedRam)

@@ -41,16 +41,25 @@ class ParamReader(wiring.Component):
             "ready": Out(1),
         })
 
+    @classmethod
+    def field_offsets(cls, lanes: int, widths: dict) -> dict:
+        """Each field's first bit in a row (the fields in FIELDS order, lane 0 in the low bits of each)."""
+        return {f: lanes * sum(widths[g] for g in cls.FIELDS[:i]) for i, f in enumerate(cls.FIELDS)}
+
+    @classmethod
+    def row_words(cls, lanes: int, widths: dict, rows) -> list[int]:
+        """The ROM's rows as integers (gen-rtl's memory layout counts their constant columns from these)."""
+        offset = cls.field_offsets(lanes, widths)
+        return [sum(pack(values, widths[f]) << offset[f] for f, values in zip(cls.FIELDS, row)) for row in rows]
+
     def elaborate(self, platform):
         m = Module()
         P = self.P
-        offset = {f: P * sum(self.widths[g] for g in self.FIELDS[:i]) for i, f in enumerate(self.FIELDS)}
+        offset = self.field_offsets(P, self.widths)
         # ram_style: left alone, Yosys builds this ROM from LUTs, whose depth then limits Fmax (measured)
         m.submodules.rom = rom = memory.Memory(
             shape=unsigned(param_row_width(P, self.widths)), depth=max(1, len(self.rows)),
-            init=[sum(pack(values, self.widths[f]) << offset[f] for f, values in zip(self.FIELDS, row))
-                  for row in self.rows],
-            attrs={"ram_style": "block"})
+            init=self.row_words(P, self.widths, self.rows), attrs={"ram_style": "block"})
         read = rom.read_port()
         m.d.comb += read.addr.eq(self.addr)
         row = read.data
