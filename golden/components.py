@@ -380,3 +380,109 @@ def stream_add(stream, branch, init: bool, width: int):
     values the stream RAM stores, overflow: some X_new does not fit `width` bits)."""
     total = (0 if init else np.asarray(stream, dtype=np.int64)) + np.asarray(branch, dtype=np.int64)
     return _wrap(total, width), bool((~_fits(total, width)).any())
+
+
+LAYER_CONTROLLER_OUTPUTS = ("layer", "busy", "done", "cycles", "begin", "load", "kv_start", "stream_lif_start",
+                            "head_z_start", "output_start", "first_output", "rows_run", "tap_step", "pool_latch",
+                            "pool_write", "end_output", "next_output", "argmax_valid", "argmax_index",
+                            "logit_rotate", "state")
+
+
+def layer_controller_init() -> dict:
+    """LayerController's registers after reset (see layer_controller_step)."""
+    return {"state": "IDLE", "layer": 0, "layer_last": False, "gap": 0, "kidx": 0, "busy": False, "done": False,
+            "cycles": 0, "first_output": False, "logit_rotate": False}
+
+
+def layer_controller_step(r: dict, x: dict, layers: int, classes: int, spacing: int, param_wait: int):
+    """LayerController (rtl/engine/controller.py), one cycle: from its registers r and this cycle's inputs x
+    (start, entry_op (an opcode name as in the plan), pooling, tap_in_bounds, tap_last, tap_done, rows_take,
+    rows_drained, last_output, stream_lif_done, kv_done, head_z_done, pipeline_idle) returns (this cycle's outputs,
+    the registers after the clock edge). Outputs: the strobes named in LAYER_CONTROLLER_OUTPUTS, the registers as
+    they are in this cycle, and the state."""
+    s, n = r["state"], dict(r)
+    o = {k: False for k in LAYER_CONTROLLER_OUTPUTS}
+    o.update({k: r[k] for k in ("layer", "busy", "done", "cycles", "first_output", "logit_rotate", "state")})
+    o["argmax_index"] = r["kidx"] % (1 << max(1, (max(2, classes) - 1).bit_length()))
+    if r["busy"]:
+        n["cycles"] = (r["cycles"] + 1) & 0xFFFFFFFF
+    if r["gap"]:
+        n["gap"] = r["gap"] - 1
+
+    def next_layer(may_be_last=False):
+        if may_be_last and r["layer_last"]:
+            n.update(kidx=0, logit_rotate=True, state="ARGMAX")
+        else:
+            n.update(layer=r["layer"] + 1, state="FETCH")
+
+    def next_output(at_layer_end=next_layer):
+        o["next_output"] = True
+        if x["last_output"]:
+            at_layer_end()
+        else:
+            n["state"] = "OUT_INIT"
+
+    if s == "IDLE":
+        if x["start"]:
+            o["begin"] = True
+            n.update(layer=0, cycles=0, busy=True, done=False, state="FETCH")
+    elif s == "FETCH":
+        n.update(layer_last=r["layer"] == layers - 1, state="LOAD")
+    elif s == "LOAD":
+        o["load"], n["first_output"] = True, True
+        op = x["entry_op"]
+        o["kv_start"] = op == "kv"
+        n["state"] = {"kv": "KV_RUN", "head_z": "HZ_START",
+                      "stream_lif": "SL_WAIT" if param_wait else "SL_START"}.get(op, "OUT_INIT")
+    elif s == "OUT_INIT":
+        o["output_start"] = True
+        n["state"] = "ROW_RD" if x["pooling"] else "ROWS"
+    elif s == "ROWS":
+        o["rows_run"], o["tap_step"] = True, x["rows_take"] and not x["tap_done"]
+        if x["rows_take"] and x["rows_drained"] and r["gap"] == 0:
+            o["end_output"] = True
+            n.update(gap=spacing - 1, first_output=False)
+            next_output(lambda: n.update(state="LAYER_WAIT"))
+    elif s == "LAYER_WAIT":
+        if x["pipeline_idle"]:
+            next_layer(may_be_last=True)
+    elif s == "ROW_RD":
+        if x["tap_in_bounds"]:
+            n["state"] = "LATCH"
+        else:
+            o["tap_step"] = True
+            if x["tap_last"]:
+                n["state"] = "WRITE"
+    elif s == "LATCH":
+        o["pool_latch"] = o["tap_step"] = True
+        n["state"] = "WRITE" if x["tap_last"] else "ROW_RD"
+    elif s == "WRITE":
+        o["pool_write"] = True
+        next_output()
+    elif s == "SL_WAIT":
+        n["state"] = "SL_START"
+    elif s == "SL_START":
+        o["stream_lif_start"], n["state"] = True, "SL_RUN"
+    elif s == "SL_RUN":
+        if x["stream_lif_done"]:
+            next_layer()
+    elif s == "KV_RUN":
+        if x["kv_done"]:
+            n["state"] = "LAYER_WAIT"
+    elif s == "HZ_START":
+        o["head_z_start"], n["state"] = True, "HZ_RUN"
+    elif s == "HZ_RUN":
+        if x["head_z_done"]:
+            next_layer()
+    elif s == "ARGMAX":
+        if r["kidx"] < classes:
+            o["argmax_valid"] = True
+            n["kidx"] = r["kidx"] + 1
+            if r["kidx"] == classes - 1:
+                n["logit_rotate"] = False
+        else:
+            n["state"] = "ARGMAX_DONE"
+    elif s == "ARGMAX_DONE":
+        n.update(busy=False, done=True, state="IDLE")
+    n["layer"] %= 1 << max(1, layers.bit_length())
+    return o, n

@@ -11,15 +11,17 @@ from amaranth.hdl import signed
 from amaranth.lib import data
 from amaranth.sim import Simulator
 
-from golden.components import (EPILOGUE_CYCLES, addend_shift, banked_rom_read, decode_layer_word, epilogue_schedule,
-                               event_pipeline_stages, group_walk, head_z_schedule, kv_channel_tokens, kv_layer,
-                               kv_shift_words, lane_accumulators_step, lane_inputs_step, lif_lanes, logit_bank_step,
-                               output_walk, param_reads, ram_step, row_mask, row_pipeline_events, scan_row,
-                               stream_add, stream_lif_schedule, tap_walk)
+from golden.components import (EPILOGUE_CYCLES, LAYER_CONTROLLER_OUTPUTS, addend_shift, banked_rom_read,
+                               decode_layer_word, epilogue_schedule, event_pipeline_stages, group_walk,
+                               head_z_schedule, kv_channel_tokens, kv_layer, kv_shift_words, lane_accumulators_step,
+                               lane_inputs_step, layer_controller_init, layer_controller_step, lif_lanes,
+                               logit_bank_step, output_walk, param_reads, ram_step, row_mask, row_pipeline_events,
+                               scan_row, stream_add, stream_lif_schedule, tap_walk)
 from golden.primitives import argmax_lowest, attention
 from rtl.engine.accumulators import LaneAccumulators
 from rtl.engine.addend import AddendShifter
 from rtl.engine.argmax import ArgmaxUnit
+from rtl.engine.controller import LayerController
 from rtl.engine.epilogue import EpilogueKind, OutputEpilogue
 from rtl.engine.events import EventPipeline
 from rtl.engine.head_z import HeadZSequencer
@@ -37,6 +39,7 @@ from rtl.engine.output_loop import OutputLoop
 from rtl.engine.params import ParamReader
 from rtl.engine.stream_lif import StreamLifSequencer
 from rtl.engine.tap_walker import TapWalker
+from rtl.engine.schedule import output_spacing, stream_lif_param_wait, timing
 
 pytestmark = pytest.mark.unit
 
@@ -1866,3 +1869,195 @@ def test_output_loop_edge_cases():
     layers = [OUTPUT_LOOP_EDGES[n] for n in names]
     output_loop_check(layers, 4, run_output_loop(layers, 4, np.random.default_rng(7), "outputs"), names=names)
     group_loop_check(layers, run_output_loop(layers, 4, np.random.default_rng(8), "groups"), names=names)
+
+
+# ---------------------------------------------------------------------------------------------------- layer controller
+
+CONTROLLER_INPUTS = ("start", "pooling", "tap_in_bounds", "tap_last", "tap_done", "rows_take", "rows_drained",
+                     "last_output", "stream_lif_done", "kv_done", "head_z_done", "pipeline_idle")
+OPS = [op.name.lower() for op in Opcode]
+CONTROLLER_STATES = {"IDLE", "FETCH", "LOAD", "OUT_INIT", "ROWS", "LAYER_WAIT", "ROW_RD", "LATCH", "WRITE", "SL_WAIT",
+                     "SL_START", "SL_RUN", "KV_RUN", "HZ_START", "HZ_RUN", "ARGMAX", "ARGMAX_DONE"}
+
+
+def random_controller_cycles(n, rng, p=0.5):
+    """n cycles of random controller inputs (every flag high with probability p, any opcode)."""
+    return [dict({k: bool(rng.random() < p) for k in CONTROLLER_INPUTS}, entry_op=OPS[int(rng.integers(len(OPS)))])
+            for _ in range(n)]
+
+
+def run_controller(cycles, T, layers, classes, environment=None, limit=20_000):
+    """Drive a LayerController with each cycle's inputs (or, with `environment`, inputs it computes each cycle from
+    the outputs of the cycles before: environment(outputs_so_far) -> inputs or None to stop, at most `limit`
+    cycles); returns the outputs of every cycle and the inputs applied."""
+    dut = LayerController(layers, classes, T)
+    names = [k for k in LAYER_CONTROLLER_OUTPUTS if k != "state"]
+
+    async def bench(ctx):
+        seen, applied = [], []
+        k = 0
+        while True:
+            c = environment(seen) if environment else (cycles[k] if k < len(cycles) else None)
+            if c is None or k == limit:
+                return seen, applied
+            for name in CONTROLLER_INPUTS:
+                ctx.set(getattr(dut, name), int(c[name]))
+            ctx.set(dut.entry_op, Opcode[c["entry_op"].upper()])
+            seen.append({name: int(ctx.get(getattr(dut, name))) for name in names})
+            applied.append(c)
+            await ctx.tick()
+            k += 1
+    return simulate(dut, bench)
+
+
+def controller_check(applied, seen, T, layers, classes, names=None):
+    """Compare every output of every cycle with the twin; returns the twin's state per cycle."""
+    r, states = layer_controller_init(), []
+    for k, (c, got) in enumerate(zip(applied, seen)):
+        want, r = layer_controller_step(r, c, layers, classes, output_spacing(T), stream_lif_param_wait(T))
+        label = names[k] if names else f"cycle {k}"
+        for name, value in got.items():
+            assert value == int(want[name]), \
+                f"{label} (state {want['state']}): {name} {value}, golden {int(want[name])}"
+        states.append(want["state"])
+    return states
+
+
+@pytest.mark.parametrize("T", [4, 1])
+def test_layer_controller_random_cycles_equal_golden(T):
+    # few layers and classes, so that random flags reach the argmax and the end of an inference often
+    cycles = random_controller_cycles(4 * TRANSACTIONS, np.random.default_rng(101 + T))
+    seen, applied = run_controller(cycles, T, 3, 2)
+    states = controller_check(applied, seen, T, 3, 2)
+    missed = CONTROLLER_STATES - set(states) - (set() if stream_lif_param_wait(T) else {"SL_WAIT"})
+    assert not missed, f"the random inputs never reached {sorted(missed)}"
+
+
+def idle_inputs(**high):
+    return {**{k: False for k in CONTROLLER_INPUTS}, "entry_op": "acc", **high}
+
+
+def plan_environment(plan, T):
+    """A behavioural model of the units around the controller running `plan` (a list of layers), for a whole
+    inference: each layer {"op": name, ...} with, by kind,
+      accumulating (conv_in, acc, attn, head): "spans" (per output, the ROWS cycles until its last item is taken
+        with the pipeline drained) and "tail" (cycles LAYER_WAIT waits for the pipelines and the epilogue);
+      pool: "taps", per output the in-map flag of each tap;
+      stream_lif, head_z: "run" (the sequencer's cycles from its start to its done, inclusive);
+      kv: "run" and "tail".
+    Returns environment(outputs so far) for run_controller."""
+    st = {"layer": -1, "out": 0, "since": 0, "tap": 0}
+
+    def env(seen):
+        if not seen:
+            return idle_inputs(start=True)
+        o = seen[-1]
+        if len(seen) > 1 and seen[-2]["done"] == 0 and o["done"]:
+            return None
+        if o["load"]:
+            st.update(layer=st["layer"] + 1, out=0, since=0)
+        if o["next_output"]:
+            st.update(out=st["out"] + 1, since=0, tap=0)
+        if o["output_start"] or o["kv_start"] or o["stream_lif_start"] or o["head_z_start"]:
+            st.update(since=0, tap=0)
+        if o["tap_step"]:
+            st["tap"] += 1
+        st["since"] += 1
+        nxt = plan[min(st["layer"] + 1, len(plan) - 1)]
+        x = idle_inputs(entry_op=nxt["op"])
+        if st["layer"] < 0:
+            return x
+        e = plan[st["layer"]]
+        x["pooling"] = e["op"] == "pool"
+        if e["op"] == "pool":
+            taps = e["taps"][min(st["out"], len(e["taps"]) - 1)]
+            t = min(st["tap"], len(taps) - 1)
+            x.update(tap_in_bounds=taps[t], tap_last=t == len(taps) - 1)
+            x["last_output"] = st["out"] == len(e["taps"]) - 1
+        elif e["op"] in ("stream_lif", "head_z"):
+            x["stream_lif_done"] = x["head_z_done"] = st["since"] == e["run"]
+        elif e["op"] == "kv":
+            x["kv_done"] = st["since"] == e["run"]
+            x["pipeline_idle"] = st["since"] > e["run"] + e["tail"]
+        else:
+            spans = e["spans"]
+            x["last_output"] = st["out"] >= len(spans) - 1
+            x["rows_take"] = True
+            x["rows_drained"] = st["out"] < len(spans) and st["since"] >= spans[st["out"]]
+            # LAYER_WAIT: `since` counts on from the last output's end
+            x["pipeline_idle"] = st["out"] >= len(spans) and st["since"] > e["tail"]
+        return x
+    return env
+
+
+def plan_cycles(plan, T, classes):
+    """The cycles of an inference of `plan` (the controller's `cycles` when done rises), from the schedule's costs."""
+    tm, spacing, total = timing(T), output_spacing(T), 0
+    for e in plan:
+        total += tm["layer_fetch"]
+        if e["op"] == "pool":
+            total += sum(tm["output_start"] + sum(tm["pool_row"] if inside else tm["pool_tap_outside"] for inside in taps)
+                         + tm["epilogue"]["pool_write"] for taps in e["taps"])
+        elif e["op"] == "stream_lif":
+            total += stream_lif_param_wait(T) + 1 + e["run"]
+        elif e["op"] == "head_z":
+            total += 1 + e["run"]
+        elif e["op"] == "kv":
+            total += e["run"] + e["tail"] + 1
+        else:
+            spans = [tm["output_start"] + s for s in e["spans"]]
+            total += spans[0] + sum(max(s, spacing) for s in spans[1:]) + e["tail"] + 1
+    return total + classes * tm["argmax_class"] + tm["argmax_fixed"]
+
+
+CONTROLLER_PLAN = [
+    {"op": "conv_in", "spans": [5, 1, 30, 2], "tail": 9},
+    {"op": "pool", "taps": [[False, True, True, False], [True] * 4, [False] * 4]},
+    {"op": "acc", "spans": [3], "tail": 0},
+    {"op": "stream_lif", "run": 11},
+    {"op": "kv", "run": 7, "tail": 4},
+    {"op": "attn", "spans": [1, 1, 1], "tail": 2},
+    {"op": "head_z", "run": 6},
+    {"op": "head", "spans": [4, 12], "tail": 3},
+]
+
+
+@pytest.mark.parametrize("T", [4, 2, 1])
+def test_layer_controller_runs_a_plan_in_the_schedules_cycles(T):
+    """A whole inference of a plan with every kind of layer, the units around the controller modelled: every cycle
+    equals the twin, and the inference takes the cycles the schedule (timing()) says, from start to done."""
+    classes = 3
+    seen, applied = run_controller(None, T, len(CONTROLLER_PLAN), classes, plan_environment(CONTROLLER_PLAN, T))
+    states = controller_check(applied, seen, T, len(CONTROLLER_PLAN), classes)
+    assert states[-1] == "IDLE" and seen[-1]["done"] == 1, f"the inference did not end (last state {states[-1]})"
+    assert seen[-1]["cycles"] == plan_cycles(CONTROLLER_PLAN, T, classes), \
+        f"cycles {seen[-1]['cycles']}, schedule {plan_cycles(CONTROLLER_PLAN, T, classes)}"
+    assert sum(o["load"] for o in seen) == len(CONTROLLER_PLAN)
+    assert sum(o["argmax_valid"] for o in seen) == classes
+    assert [o["argmax_index"] for o in seen if o["argmax_valid"]] == list(range(classes))
+    ends = [k for k, o in enumerate(seen) if o["end_output"]]
+    assert all(b - a >= output_spacing(T) for a, b in zip(ends, ends[1:])), "two outputs ended closer than the spacing"
+
+
+def test_layer_controller_edge_cases():
+    T, layers, classes = 4, 2, 2
+    cases = {
+        "start": idle_inputs(start=True),
+        "fetch": idle_inputs(),
+        "load: a stream LIF waits for its thresholds": idle_inputs(entry_op="stream_lif"),
+        "stream LIF: wait": idle_inputs(),
+        "stream LIF: start": idle_inputs(),
+        "stream LIF: done on the last layer goes on (only the head ends a model)": idle_inputs(stream_lif_done=True),
+        "fetch past the plan": idle_inputs(),
+        "load: an accumulating layer": idle_inputs(entry_op="acc"),
+        "output start": idle_inputs(),
+        "rows: taken, not drained": idle_inputs(rows_take=True),
+        "rows: drained, not taken (the scanner holds)": idle_inputs(rows_drained=True),
+        "rows: the last output ends": idle_inputs(rows_take=True, rows_drained=True, last_output=True),
+        "layer wait: pipelines busy": idle_inputs(),
+        "layer wait: idle": idle_inputs(pipeline_idle=True),
+    }
+    seen, applied = run_controller(list(cases.values()), T, layers, classes)
+    states = controller_check(applied, seen, T, layers, classes, names=list(cases))
+    assert states[5] == "SL_RUN" and states[6] == "FETCH" and seen[6]["layer"] == 1
+    assert seen[11]["end_output"] and seen[11]["next_output"] and states[12] == "LAYER_WAIT"

@@ -3,8 +3,8 @@
 Built from the components of this package (each with a golden twin and a unit test, docs/engine.md): the layer
 table (LayerTable), the memories (BankedRom, SlicedRam), the row scanner (RowScanner), the addends
 (AddendShifter), the P x T lane accumulators (LaneAccumulators), the LIF epilogue (LifLanes), the stream adder
-(StreamAdder) and the argmax (ArgmaxUnit); this file holds the controller's loop nest and the row and event
-pipelines that connect them.
+(StreamAdder), the argmax (ArgmaxUnit) and the loop nest (LayerController); this file holds the memories, the
+layer registers and the wiring between them.
 
 A controller walks the layer table (a ROM written by gen-rtl, see rtl/engine_plan.py and docs/engine.md) with
 one shared loop nest: output position → output lane group → kernel tap → input row. Each input row (P T-bit
@@ -47,6 +47,7 @@ from ..engine_plan import Plan
 from .accumulators import LaneAccumulators
 from .addend import AddendShifter
 from .argmax import ArgmaxUnit
+from .controller import LayerController
 from .epilogue import EpilogueKind, OutputEpilogue
 from .events import EventPipeline
 from .head_z import HeadZSequencer
@@ -62,8 +63,7 @@ from .row_pipeline import RowPipeline, RowSource
 from .stream_adder import StreamAdder
 from .stream_lif import StreamLifSequencer
 from .tap_walker import TapWalker
-from .schedule import (ACC_LATENCY, DRAIN, output_spacing, param_read_latency,
-                       stream_lif_param_wait, timing)
+from .schedule import ACC_LATENCY, DRAIN, param_read_latency, timing
 from .util import bits as _bits
 from .util import pack as _pack
 from .util import fits as _fits
@@ -186,8 +186,8 @@ class SpikeEngine(wiring.Component):
         m.d.comb += self.overflow.eq(overflow)
         bad = [lanes.overflow]   # registered overflow detectors, OR-ed into the sticky flag a cycle later
 
-        # counters
-        layer = Signal(range(len(plan.layers) + 1))
+        # the loop nest over the layer table: it commands the units below, one layer after the other
+        m.submodules.controller = ctrl = LayerController(len(plan.layers), self.K, T)
         # the layer's outputs in order, each with its rows; kept up to date by commands from the loop nest, so
         # that an output starts in one cycle (OUT_INIT)
         m.submodules.output_loop = outputs = OutputLoop(layer_table.layout, T, ADW)
@@ -196,7 +196,6 @@ class SpikeEngine(wiring.Component):
         m.submodules.tap_walker = walker = TapWalker(layer_table.layout, ADW + 2, ADW)
         m.d.comb += walker.layer.eq(L)
         row_addr = walker.row_addr
-        layer_last = Signal()
         # the row pipeline (ROWS): the walker's items (a row read, or a bubble for a tap outside the map) through
         # the RAMs and three stages into the scanner, one event per cycle; it holds the RAMs' reads while it stalls
         m.submodules.rows = rows = RowPipeline(P, T, MASKW, ADW, W["pixel"], ZW)
@@ -236,14 +235,10 @@ class SpikeEngine(wiring.Component):
         vq = Signal(P * T, reset_less=True)   # the read-out port's registered row (the V row in Kᵀ·V)
         vq2 = Signal(P * T)
         hz_step = Signal(ADW)   # RS - (T - 1): from the last timestep of token n to the first of token n + 1
-        kidx = Signal(range(self.K + 1))
-        logit_rotate = Signal()     # high in exactly the ARGMAX cycles with kidx < K
-        cycles = Signal(32)
-        busy = Signal()
-        done = Signal()
         ld_addr = Signal(range(D["pixels"] + 1))
+        busy = ctrl.busy
 
-        m.d.comb += [self.busy.eq(busy), self.done.eq(done), self.cycles.eq(cycles),
+        m.d.comb += [self.busy.eq(busy), self.done.eq(ctrl.done), self.cycles.eq(ctrl.cycles),
                      self.pred_class.eq(argmax.best), self.logit.eq(logits.logit), logits.sel.eq(self.logit_sel)]
 
         # image load port
@@ -251,8 +246,6 @@ class SpikeEngine(wiring.Component):
                      img_wr.en.eq(self.in_valid & ~busy)]
         with m.If(self.in_valid & ~busy):
             m.d.sync += ld_addr.eq(Mux(ld_addr == D["pixels"] - 1, 0, ld_addr + 1))
-        with m.If(busy):
-            m.d.sync += cycles.eq(cycles + 1)
 
         # ---------------------------------------------------------------- RAM ports: registered addresses and data
         row_addr_u = row_addr[:ADW]
@@ -261,7 +254,7 @@ class SpikeEngine(wiring.Component):
         # front of the address of 32 block RAMs spread over the die, was the Fashion-MNIST core's critical path.
         m.d.comb += act_rd.addr.eq(row_addr_u)
         m.d.comb += [kv_rd.addr.eq(events.value_addr), params.addr.eq(outputs.param_row), s_rd.addr.eq(s_addr),
-                     img_rd.addr.eq(row_addr_u), z_rd.addr.eq(walker.group >> lp), layer_table.index.eq(layer)]
+                     img_rd.addr.eq(row_addr_u), z_rd.addr.eq(walker.group >> lp), layer_table.index.eq(ctrl.layer)]
         m.d.comb += weight_read.addr.eq(events.rom_addr)
         m.d.sync += [kvq.eq(kv_rd.data), kvq2.eq(kvq), s_q.eq(s_rd.data)]
         with m.If(~rows.stall):
@@ -326,50 +319,18 @@ class SpikeEngine(wiring.Component):
                                        Mux(op == Opcode.HEAD, RowSource.Z, RowSource.SPIKES)))
         m.d.comb += outputs.group_steps.eq((op == Opcode.STREAM_LIF) | (op == Opcode.HEAD_Z))
 
-        # The plan's last layer is the head, an accumulating layer, so only LAYER_WAIT can end the model: the other
-        # states go on to the next layer unconditionally, and no sequencer's state decode reaches the logit rotation
-        # flag (head Z's did: a 16-lane worst path).
+        # only LAYER_WAIT may end the model (LayerController), so the plan must end with an accumulating layer
         assert plan.layers[-1]["op"] == Opcode.HEAD.value, "the plan must end with the head"
-
-        def next_layer(may_be_last=False):
-            if not may_be_last:
-                m.d.sync += layer.eq(layer + 1)
-                m.next = "FETCH"
-                return
-            with m.If(layer_last):
-                # logits were written in this very cycle: read them from the next
-                m.d.sync += [kidx.eq(0), logit_rotate.eq(1)]
-                m.next = "ARGMAX"
-            with m.Else():
-                m.d.sync += layer.eq(layer + 1)
-                m.next = "FETCH"
-
-        def next_output(at_layer_end=next_layer):
-            m.d.comb += outputs.next_output.eq(1)
-            with m.If(outputs.last_output):
-                at_layer_end()
-            with m.Else():
-                m.next = "OUT_INIT"
-
-        # an accumulating layer's output ends: the marker follows its last event down the pipeline; the snapshot
-        # (ACC_LATENCY cycles on) starts its epilogue from the context captured here, while the next output scans
-        SPACING = output_spacing(T)
-        gap = Signal(range(SPACING + 1))     # cycles until the next output may end
-        gap_zero = Signal(init=1)            # gap == 0, kept as a flag: it steers the whole loop nest
-        first_out = Signal()                 # no earlier output of this layer: OUT_INIT initialises the accumulators
-        with m.If(gap != 0):
-            m.d.sync += [gap.eq(gap - 1), gap_zero.eq(gap == 1)]
-
-        def end_output():
-            m.d.comb += events.mark.eq(1)
-            m.d.sync += [gap.eq(SPACING - 1), gap_zero.eq(SPACING == 1), first_out.eq(0)]
-            m.d.comb += [epilogue.capture.eq(1), epilogue.capture_row.eq(outputs.out_row),
-                         epilogue.capture_srow.eq(outputs.stream_row), epilogue.capture_group.eq(outputs.group)]
-            m.d.comb += [epilogue.capture_theta[l].eq(p_theta[l]) for l in range(P)]
-
-            def wait_for_epilogue():
-                m.next = "LAYER_WAIT"
-            next_output(wait_for_epilogue)
+        m.d.comb += [ctrl.start.eq(self.start), ctrl.entry_op.eq(lt_fields["op"]), ctrl.pooling.eq(op == Opcode.POOL),
+                     ctrl.tap_in_bounds.eq(walker.in_bounds), ctrl.tap_last.eq(walker.last),
+                     ctrl.tap_done.eq(walker.done), ctrl.rows_take.eq(rows.take), ctrl.rows_drained.eq(rows.drained),
+                     ctrl.last_output.eq(outputs.last_output), ctrl.stream_lif_done.eq(stream_lif.done),
+                     ctrl.kv_done.eq(kv_seq.done), ctrl.head_z_done.eq(head_z.done),
+                     # (KV_NEXT's two cycles hold the last K channel's marker until it has left the token scanner)
+                     ctrl.pipeline_idle.eq(~(events.busy | kv_seq.busy) & epilogue.idle)]
+        m.d.comb += [walker.step.eq(ctrl.tap_step), rows.run.eq(ctrl.rows_run), outputs.next_output.eq(ctrl.next_output),
+                     stream_lif.start.eq(ctrl.stream_lif_start), head_z.start.eq(ctrl.head_z_start),
+                     kv_seq.start.eq(ctrl.kv_start)]
 
         # the scanner's events into the event pipeline (the row pipeline has events in ROWS alone)
         onehot, lowest = rows.event_onehot, rows.event_index
@@ -396,139 +357,51 @@ class SpikeEngine(wiring.Component):
         with m.If(params.ready):
             m.d.sync += [bias_q[l].eq(p_bias[l]) for l in range(P)]
             m.d.sync += [lane_shift_next[l].eq(p_shift[l]) for l in range(P)]
-            with m.If(first_out):
+            with m.If(ctrl.first_output):
                 m.d.sync += [addends.lane_shift[l].eq(p_shift[l]) for l in range(P)]
                 m.d.sync += acc_init.eq(1)
 
-        with m.FSM(init="IDLE") as fsm:
-            with m.State("IDLE"):
-                with m.If(self.start):
-                    m.d.sync += [layer.eq(0), cycles.eq(0), busy.eq(1), done.eq(0), overflow.eq(0),
-                                 ld_addr.eq(0)]
-                    m.next = "FETCH"
+        with m.If(ctrl.begin):
+            m.d.sync += [overflow.eq(0), ld_addr.eq(0)]
 
-            with m.State("FETCH"):
-                m.d.sync += layer_last.eq(layer == len(plan.layers) - 1)
-                m.next = "LOAD"
+        # a layer's entry into the layer registers
+        with m.If(ctrl.load):
+            m.d.sync += [L.eq(lt_fields), lif_from_stream.eq(lt_fields["op"] == Opcode.STREAM_LIF),
+                         hz_step.eq(lt_fields["RS"] - (T - 1))]
+            m.d.comb += [outputs.load.eq(1), kv_seq.tokens.eq(lt_fields["N"]), kv_seq.channels.eq(lt_fields["d"]),
+                         kv_seq.groups.eq(lt_fields["Gout"]), kv_seq.dp.eq(lt_fields["DP"]),
+                         kv_seq.k_base.eq(lt_fields["k_base"]), kv_seq.v_base.eq(lt_fields["v_base"])]
+        with m.If(ctrl.kv_start | ctrl.head_z_start):
+            m.d.sync += bias_gate.eq(0)
 
-            with m.State("LOAD"):
-                m.d.sync += lif_from_stream.eq(lt_fields["op"] == Opcode.STREAM_LIF)
-                m.d.sync += [L.eq(lt_fields), first_out.eq(1)]
-                m.d.comb += outputs.load.eq(1)
-                m.d.sync += hz_step.eq(lt_fields["RS"] - (T - 1))
-                m.d.comb += [kv_seq.tokens.eq(lt_fields["N"]), kv_seq.channels.eq(lt_fields["d"]),
-                             kv_seq.groups.eq(lt_fields["Gout"]), kv_seq.dp.eq(lt_fields["DP"]),
-                             kv_seq.k_base.eq(lt_fields["k_base"]), kv_seq.v_base.eq(lt_fields["v_base"])]
-                with m.If(lt_fields["op"] == Opcode.KV):
-                    m.d.comb += kv_seq.start.eq(1)
-                    m.d.sync += bias_gate.eq(0)
-                    m.next = "KV_RUN"
-                with m.Elif(lt_fields["op"] == Opcode.HEAD_Z):
-                    m.next = "HZ_START"
-                with m.Elif(lt_fields["op"] == Opcode.STREAM_LIF):
-                    m.next = "SL_WAIT" if stream_lif_param_wait(T) else "SL_START"
-                with m.Else():
-                    m.next = "OUT_INIT"
+        # an output starts: its walk, its parameters, an empty pooled row and an empty row pipeline
+        with m.If(ctrl.output_start):
+            m.d.sync += [bias_gate.eq((op == Opcode.ACC) | is_bitserial), bias_t0_only.eq(op == Opcode.HEAD),
+                         pool_row.eq(0)]
+            m.d.comb += [params.fetch.eq(1), rows.clear.eq(1), walker.start.eq(1), walker.pos.eq(outputs.pos),
+                         walker.weight_base.eq(outputs.weight_base), walker.ix.eq(outputs.ix),
+                         walker.iy.eq(outputs.iy)]
 
-            # ------------------------------------------------------------ shared loop nest
-            with m.State("OUT_INIT"):
-                gate = (op == Opcode.ACC) | is_bitserial
-                m.d.sync += [bias_gate.eq(gate), bias_t0_only.eq(op == Opcode.HEAD)]
-                m.d.comb += params.fetch.eq(1)
-                m.d.comb += [walker.start.eq(1), walker.pos.eq(outputs.pos),
-                             walker.weight_base.eq(outputs.weight_base), walker.ix.eq(outputs.ix),
-                             walker.iy.eq(outputs.iy)]
-                m.d.sync += pool_row.eq(0)
-                m.d.comb += rows.clear.eq(1)
-                with m.If(op == Opcode.POOL):
-                    m.next = "ROW_RD"
-                with m.Else():
-                    m.next = "ROWS"
+        # pooling: a row inside the map is in act_q from the cycle after LATCH and is OR-ed into pool_row then; after
+        # the walk's last item the pooled row is written
+        with m.If(ctrl.pool_latch):
+            m.d.sync += pool_pend.eq(1)
+        with m.If(ctrl.pool_write):
+            m.d.comb += [act_wr.addr.eq(outputs.out_row), act_wr.en.eq(1),
+                         act_wr.data.eq(pool_row | Mux(pool_pend, act_q, 0))]
 
-            # pooling: a row inside the map is latched (it is in act_q from the cycle after LATCH and is OR-ed
-            # into pool_row then); after the walk's last item the pooled row is written
-            with m.State("ROW_RD"):
-                with m.If(walker.in_bounds):
-                    m.next = "LATCH"
-                with m.Else():
-                    m.d.comb += walker.step.eq(1)
-                    with m.If(walker.last):
-                        m.next = "WRITE"
+        # an accumulating layer's output ends: the marker follows its last event down the pipeline; the snapshot
+        # (ACC_LATENCY cycles on) starts its epilogue from the context captured here, while the next output scans
+        with m.If(ctrl.end_output):
+            m.d.comb += [events.mark.eq(1), epilogue.capture.eq(1), epilogue.capture_row.eq(outputs.out_row),
+                         epilogue.capture_srow.eq(outputs.stream_row), epilogue.capture_group.eq(outputs.group)]
+            m.d.comb += [epilogue.capture_theta[l].eq(p_theta[l]) for l in range(P)]
 
-            with m.State("LATCH"):
-                m.d.sync += pool_pend.eq(1)
-                m.d.comb += walker.step.eq(1)
-                m.next = "ROW_RD"
-                with m.If(walker.last):
-                    m.next = "WRITE"
-
-            # accumulating layers: issuer, three pipeline stages and the scanner all work in this one state
-            with m.State("ROWS"):
-                m.d.comb += [rows.run.eq(1), walker.step.eq(rows.take & ~walker.done)]
-                with m.If(rows.take & rows.drained & gap_zero):
-                    # the scanner's last item ends in this cycle (or ended, and the output waited for the spacing);
-                    # its last event reaches the accumulators ACC_LATENCY cycles after this one
-                    end_output()
-
-            # the last output of an accumulating layer: its epilogue ends before the next layer reads its rows
-            with m.State("LAYER_WAIT"):
-                # (KV_NEXT's two cycles hold the last K channel's marker until it has left the token scanner)
-                with m.If(~(events.busy | kv_seq.busy) & epilogue.idle):
-                    next_layer(may_be_last=True)
-
-            # ------------------------------------------------------------ pooling write
-            with m.State("WRITE"):
-                m.d.comb += [act_wr.addr.eq(outputs.out_row), act_wr.en.eq(1),
-                             act_wr.data.eq(pool_row | Mux(pool_pend, act_q, 0))]
-                next_output()
-
-            # stream LIF: StreamLifSequencer runs the layer, the outputs back to back (wired below the FSM)
-            if stream_lif_param_wait(T):
-                assert stream_lif_param_wait(T) == 1
-                with m.State("SL_WAIT"):
-                    m.next = "SL_START"
-
-            with m.State("SL_START"):
-                m.d.comb += stream_lif.start.eq(1)
-                m.next = "SL_RUN"
-
-            with m.State("SL_RUN"):
-                with m.If(stream_lif.done):
-                    next_layer()
-
-            # Kᵀ·V: KvSequencer runs the layer (wired above the FSM); its last channel's snapshot and write end in
-            # LAYER_WAIT
-            with m.State("KV_RUN"):
-                with m.If(kv_seq.done):
-                    m.next = "LAYER_WAIT"
-
-            # head Z: HeadZSequencer runs the layer, a lane group at a time (wired below the FSM)
-            with m.State("HZ_START"):
-                m.d.comb += head_z.start.eq(1)
-                m.d.sync += bias_gate.eq(0)
-                m.next = "HZ_RUN"
-
-            with m.State("HZ_RUN"):
-                with m.If(head_z.done):
-                    next_layer()
-
-            # ------------------------------------------------------------ argmax, ties to the lowest index
-            # done is visible argmax_fixed + 1 cycles after the last logit's cycle: the class must be in `best` then
-            assert ArgmaxUnit.LATENCY <= timing(T)["argmax_fixed"] + 1
-            with m.State("ARGMAX"):
-                # the logits rotate past logit 0 (K steps: back in place for the read-out), so no index
-                # multiplexer sits in front of the argmax's input register
-                with m.If(kidx < self.K):
-                    m.d.comb += [argmax.valid.eq(1), argmax.index.eq(kidx), argmax.value.eq(logits.first)]
-                    m.d.sync += kidx.eq(kidx + 1)
-                    with m.If(kidx == self.K - 1):
-                        m.d.sync += logit_rotate.eq(0)
-                with m.Else():
-                    m.next = "ARGMAX_DONE"
-
-            with m.State("ARGMAX_DONE"):
-                m.d.sync += [busy.eq(0), done.eq(1)]
-                m.next = "IDLE"
+        # argmax, ties to the lowest index: done is visible argmax_fixed + 1 cycles after the last logit's cycle, so
+        # the class must be in `best` then
+        assert ArgmaxUnit.LATENCY <= timing(T)["argmax_fixed"] + 1
+        m.d.comb += [argmax.valid.eq(ctrl.argmax_valid), argmax.index.eq(ctrl.argmax_index),
+                     argmax.value.eq(logits.first)]
 
         # ---------------------------------------------------------------- the LIF's inputs
         # The LIF serves either the stream LIF (a layer of its own) or the epilogue (accumulating layers), never
@@ -590,7 +463,7 @@ class SpikeEngine(wiring.Component):
             m.d.comb += [s_wr.addr.eq(epilogue.stream_write_row), s_wr.en.eq(1),
                          s_wr.data.eq(stream_adder.sum.as_value())]
             m.d.sync += sw_bad.eq(stream_adder.overflow)
-        m.d.comb += [logits.rotate.eq(logit_rotate), logits.write_group.eq(epilogue.head_write_group)]
+        m.d.comb += [logits.rotate.eq(ctrl.logit_rotate), logits.write_group.eq(epilogue.head_write_group)]
         m.d.comb += [logits.lanes[l].eq(held[l][0]) for l in range(P)]
         # which layers use each RAM's reads: a read in another layer lands in a register nobody reads, so a
         # collision there is harmless (tests/test_engine_collisions.py checks the others never happen)
@@ -599,7 +472,4 @@ class SpikeEngine(wiring.Component):
             "act": (op != Opcode.CONV_IN) & (op != Opcode.HEAD) & (op != Opcode.HEAD_Z) & (op != Opcode.STREAM_LIF),
             "stream": Const(1), "kv": op == Opcode.ATTN, "z": op == Opcode.HEAD, "act_v": op == Opcode.KV}
 
-        # Yosys re-encodes the state one-hot: every state test is then one flip-flop instead of a 5-bit compare in
-        # front of wide fan-outs (left alone, Yosys keeps Amaranth's binary encoding)
-        fsm.state.attrs["fsm_encoding"] = "one-hot"
         return m
