@@ -396,8 +396,8 @@ def layer_controller_init() -> dict:
 
 def layer_controller_step(r: dict, x: dict, layers: int, classes: int, spacing: int, param_wait: int):
     """LayerController (rtl/engine/controller.py), one cycle: from its registers r and this cycle's inputs x
-    (start, entry_op (an opcode name as in the plan), pooling, tap_in_bounds, tap_last, tap_done, rows_take,
-    rows_drained, last_output, stream_lif_done, kv_done, head_z_done, pipeline_idle) returns (this cycle's outputs,
+    (start, entry_op (an opcode name as in the plan), pooling, tap_in_bounds, tap_last, tap_done, rows_advance,
+    rows_ending, last_output, stream_lif_done, kv_done, head_z_done, pipeline_idle) returns (this cycle's outputs,
     the registers after the clock edge). Outputs: the strobes named in LAYER_CONTROLLER_OUTPUTS, the registers as
     they are in this cycle, and the state."""
     s, n = r["state"], dict(r)
@@ -438,8 +438,8 @@ def layer_controller_step(r: dict, x: dict, layers: int, classes: int, spacing: 
         o["output_start"] = True
         n["state"] = "ROW_RD" if x["pooling"] else "ROWS"
     elif s == "ROWS":
-        o["rows_run"], o["tap_step"] = True, x["rows_take"] and not x["tap_done"]
-        if x["rows_take"] and x["rows_drained"] and r["gap"] == 0:
+        o["rows_run"], o["tap_step"] = True, x["rows_advance"] and not x["tap_done"]
+        if x["rows_ending"] and r["gap"] == 0:
             o["end_output"] = True
             n.update(gap=spacing - 1, first_output=False)
             next_output(lambda: n.update(state="LAYER_WAIT"))

@@ -279,7 +279,10 @@ def run_row_pipeline(outputs, source, extra=3):
                     events.append((cycle, index, ctx.get(dut.event_word), ctx.get(dut.event_wrow)))
                 take, stall = ctx.get(dut.take), ctx.get(dut.stall)
                 assert take != stall, f"cycle {cycle}: take and stall both {take}"
-                if take and ctx.get(dut.drained):
+                assert ctx.get(dut.advance) == take, f"cycle {cycle}: advance {ctx.get(dut.advance)}, take {take}"
+                assert ctx.get(dut.ending) == (take and ctx.get(dut.drained)), \
+                    f"cycle {cycle}: ending {ctx.get(dut.ending)}, take and drained {take and ctx.get(dut.drained)}"
+                if ctx.get(dut.ending):
                     ends.append(cycle)
                 if not stall:
                     act_q, ram = ram, current
@@ -1873,7 +1876,7 @@ def test_output_loop_edge_cases():
 
 # ---------------------------------------------------------------------------------------------------- layer controller
 
-CONTROLLER_INPUTS = ("start", "pooling", "tap_in_bounds", "tap_last", "tap_done", "rows_take", "rows_drained",
+CONTROLLER_INPUTS = ("start", "pooling", "tap_in_bounds", "tap_last", "tap_done", "rows_advance", "rows_ending",
                      "last_output", "stream_lif_done", "kv_done", "head_z_done", "pipeline_idle")
 OPS = [op.name.lower() for op in Opcode]
 CONTROLLER_STATES = {"IDLE", "FETCH", "LOAD", "OUT_INIT", "ROWS", "LAYER_WAIT", "ROW_RD", "LATCH", "WRITE", "SL_WAIT",
@@ -1940,8 +1943,8 @@ def idle_inputs(**high):
 def plan_environment(plan, T):
     """A behavioural model of the units around the controller running `plan` (a list of layers), for a whole
     inference: each layer {"op": name, ...} with, by kind,
-      accumulating (conv_in, acc, attn, head): "spans" (per output, the ROWS cycles until its last item is taken
-        with the pipeline drained) and "tail" (cycles LAYER_WAIT waits for the pipelines and the epilogue);
+      accumulating (conv_in, acc, attn, head): "spans" (per output, the ROWS cycles until the row pipeline says
+        its scan ends) and "tail" (cycles LAYER_WAIT waits for the pipelines and the epilogue);
       pool: "taps", per output the in-map flag of each tap;
       stream_lif, head_z: "run" (the sequencer's cycles from its start to its done, inclusive);
       kv: "run" and "tail".
@@ -1982,8 +1985,8 @@ def plan_environment(plan, T):
         else:
             spans = e["spans"]
             x["last_output"] = st["out"] >= len(spans) - 1
-            x["rows_take"] = True
-            x["rows_drained"] = st["out"] < len(spans) and st["since"] >= spans[st["out"]]
+            x["rows_advance"] = True
+            x["rows_ending"] = st["out"] < len(spans) and st["since"] >= spans[st["out"]]
             # LAYER_WAIT: `since` counts on from the last output's end
             x["pipeline_idle"] = st["out"] >= len(spans) and st["since"] > e["tail"]
         return x
@@ -2051,9 +2054,9 @@ def test_layer_controller_edge_cases():
         "fetch past the plan": idle_inputs(),
         "load: an accumulating layer": idle_inputs(entry_op="acc"),
         "output start": idle_inputs(),
-        "rows: taken, not drained": idle_inputs(rows_take=True),
-        "rows: drained, not taken (the scanner holds)": idle_inputs(rows_drained=True),
-        "rows: the last output ends": idle_inputs(rows_take=True, rows_drained=True, last_output=True),
+        "rows: the next item taken": idle_inputs(rows_advance=True),
+        "rows: the scanner holds its item": idle_inputs(),
+        "rows: the last output ends": idle_inputs(rows_advance=True, rows_ending=True, last_output=True),
         "layer wait: pipelines busy": idle_inputs(),
         "layer wait: idle": idle_inputs(pipeline_idle=True),
     }

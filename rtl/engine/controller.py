@@ -31,7 +31,8 @@ class LayerController(wiring.Component):
 
     Ports (in): start; entry_op (the entry being loaded); pooling (the current layer is a pooling layer);
       tap_in_bounds, tap_last, tap_done (the tap walker's item is inside the map / the output's last; the walk
-      ended); rows_take, rows_drained (the row pipeline takes its next item / holds nothing of this output);
+      ended); rows_advance, rows_ending (the row pipeline takes its next item / ends the output's scan in this
+      cycle, if running: flags from its registers, so the decision below has no path through `rows_run`);
       last_output (the output loop's current output is the layer's last); stream_lif_done, kv_done, head_z_done
       (the sequencers' last cycles); pipeline_idle.
     Ports (out): layer (the table index), busy, done, cycles (since start); begin (the start cycle); load;
@@ -48,7 +49,7 @@ class LayerController(wiring.Component):
         super().__init__({
             "start": In(1), "entry_op": In(Opcode), "pooling": In(1),
             "tap_in_bounds": In(1), "tap_last": In(1), "tap_done": In(1),
-            "rows_take": In(1), "rows_drained": In(1), "last_output": In(1),
+            "rows_advance": In(1), "rows_ending": In(1), "last_output": In(1),
             "stream_lif_done": In(1), "kv_done": In(1), "head_z_done": In(1), "pipeline_idle": In(1),
             "layer": Out(range(layers + 1)), "busy": Out(1), "done": Out(1), "cycles": Out(32),
             "begin": Out(1), "load": Out(1),
@@ -131,8 +132,8 @@ class LayerController(wiring.Component):
 
             # accumulating layers: issuer, pipeline stages and scanner all work in this one state
             with m.State("ROWS"):
-                m.d.comb += [self.rows_run.eq(1), self.tap_step.eq(self.rows_take & ~self.tap_done)]
-                with m.If(self.rows_take & self.rows_drained & gap_zero):
+                m.d.comb += [self.rows_run.eq(1), self.tap_step.eq(self.rows_advance & ~self.tap_done)]
+                with m.If(self.rows_ending & gap_zero):
                     # the output's last event reaches the accumulators ACC_LATENCY cycles after this one
                     m.d.comb += self.end_output.eq(1)
                     m.d.sync += [gap.eq(self.spacing - 1), gap_zero.eq(self.spacing == 1),

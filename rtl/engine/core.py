@@ -323,7 +323,7 @@ class SpikeEngine(wiring.Component):
         assert plan.layers[-1]["op"] == Opcode.HEAD.value, "the plan must end with the head"
         m.d.comb += [ctrl.start.eq(self.start), ctrl.entry_op.eq(lt_fields["op"]), ctrl.pooling.eq(op == Opcode.POOL),
                      ctrl.tap_in_bounds.eq(walker.in_bounds), ctrl.tap_last.eq(walker.last),
-                     ctrl.tap_done.eq(walker.done), ctrl.rows_take.eq(rows.take), ctrl.rows_drained.eq(rows.drained),
+                     ctrl.tap_done.eq(walker.done), ctrl.rows_advance.eq(rows.advance), ctrl.rows_ending.eq(rows.ending),
                      ctrl.last_output.eq(outputs.last_output), ctrl.stream_lif_done.eq(stream_lif.done),
                      ctrl.kv_done.eq(kv_seq.done), ctrl.head_z_done.eq(head_z.done),
                      # (KV_NEXT's two cycles hold the last K channel's marker until it has left the token scanner)

@@ -47,6 +47,10 @@ class RowPipeline(wiring.Component):
                          lane (source SPIKES), the item's weight row
       drained (out)      a register: the issuer has nothing left and stages 1 to 3 are empty, so the scanner's item
                          (if any) is the output's last; with `take` it marks the last cycle of the output's scan
+      advance (out)      the scanner is done with its item: while running, the pipeline takes the next (`take`)
+      ending (out)       advance and drained: while running, the last cycle of the output's scan. Both come from
+                         this component's registers alone (not from `run`), so the controller's end-of-output
+                         decision has no path out to the row pipeline and back
 
     Latency: an item issued in cycle c (take, issue_valid) reaches the scanner at the edge after c + 3; its first
     event is in c + 4 when the pipeline has not stalled in between. Throughput: one item per cycle, and item k holds
@@ -64,7 +68,7 @@ class RowPipeline(wiring.Component):
             "take": Out(1), "stall": Out(1),
             "event_valid": Out(1), "event_index": Out(bits(mask_width - 1)), "event_onehot": Out(mask_width),
             "event_word": Out(T), "event_wrow": Out(weight_address_width),
-            "drained": Out(1),
+            "drained": Out(1), "advance": Out(1), "ending": Out(1),
         })
         self.mask_width = mask_width
 
@@ -84,7 +88,8 @@ class RowPipeline(wiring.Component):
 
         advance = Signal()
         m.d.comb += advance.eq(~scan_valid | ~scanner.more)
-        m.d.comb += [self.take.eq(self.run & advance), self.stall.eq(self.run & ~advance)]
+        m.d.comb += [self.take.eq(self.run & advance), self.stall.eq(self.run & ~advance),
+                     self.advance.eq(advance), self.ending.eq(advance & self.drained)]
         m.d.comb += [self.event_valid.eq(scan_valid & scanner.valid), self.event_index.eq(scanner.index),
                      self.event_onehot.eq(scanner.onehot)]
         words = [scan_row[l * T:(l + 1) * T] for l in range(P)]
