@@ -247,8 +247,9 @@ class Spikingformer(nn.Module):
         return F.linear(z, self.head.quant_weight().value, round_ste(self.head.bias / grid) * grid)
 
     # ------------------------------------------------------------------ forward
-    def forward(self, u, trace: dict | None = None):
-        """u: images [B, Cin, H, W] holding unsigned integers (as float). Returns logits [B, K].
+    def forward(self, u, trace: dict | None = None, per_timestep: bool = False):
+        """u: images [B, Cin, H, W] holding unsigned integers (as float). Returns logits [B, K], or with
+        `per_timestep` each timestep's logits [T, B, K], whose mean over T is the [B, K] result.
 
         With `trace` (a dict), the spike tensors are stored under golden's trace key names.
         """
@@ -289,6 +290,8 @@ class Spikingformer(nn.Module):
             h = blk.fc1_lif(h.view(x.shape[0], -1, *h.shape[1:]))
             rec(p + "fc1.spikes", h)
             x = x + blk.fc2_bn(self._layer(blk.fc2, h.flatten(0, 1))).view(x.shape)
+        if per_timestep:
+            return self._head(x.mean(dim=3))
         z = x.mean(dim=(0, 3))
         return self._head(z)
 

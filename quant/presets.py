@@ -24,6 +24,9 @@ TRAIN_DEFAULTS = {
     "label_smoothing": 0.1,
     "shift_augment": 0,       # random translation by up to this many pixels (zero fill)
     "flip_augment": False,    # mirror a random half of each batch left-right
+    # the loss on each timestep's logits, averaged over timesteps (Deng et al. 2022, "temporal efficient training"),
+    # instead of the loss on their mean; inference and export still use the mean (the head is affine)
+    "timestep_loss": False,
     "val_size": 0,            # images held out of the training set (stratified, seeded) for model selection
     "seed": 0,
     # export only, so a checkpoint resumes under another value: head.w saturates at this many bits (0: never;
@@ -135,8 +138,9 @@ def resolve(preset: str, overrides: list[str] | None = None, weight_bits: int | 
     for key in ("epochs", "finetune_epochs", "batch_size", "warmup_epochs", "shift_augment", "seed", "val_size"):
         if not isinstance(train[key], int) or train[key] < (1 if key == "batch_size" else 0):
             raise FlowError(f"{key}={train[key]} is invalid; use a non-negative integer.")
-    if not isinstance(train["flip_augment"], bool):
-        raise FlowError(f"flip_augment={train['flip_augment']} is invalid; use true or false.")
+    for key in ("flip_augment", "timestep_loss"):
+        if not isinstance(train[key], bool):
+            raise FlowError(f"{key}={train[key]} is invalid; use true or false.")
     for key in ("lr", "finetune_lr", "weight_decay", "label_smoothing"):
         if not isinstance(train[key], (int, float)) or train[key] < 0:
             raise FlowError(f"{key}={train[key]} is invalid; use a non-negative number.")

@@ -25,7 +25,7 @@ from golden.artifacts import atomic_path
 
 from . import distributed
 from .model import Spikingformer, fold
-from .presets import EXPORT_KEYS
+from .presets import EXPORT_KEYS, TRAIN_DEFAULTS
 
 CHECKPOINT = "checkpoint.pt"
 PREVIOUS = "checkpoint.prev.pt"
@@ -135,7 +135,8 @@ def load_checkpoint(path: str, model_cfg: dict, train_cfg: dict) -> dict:
         raise FlowError(f"checkpoint {path} is unreadable ({type(exc).__name__}); rerun with --restart to start "
                         "over (the damaged file is kept as checkpoint.prev.pt).") from None
     def training_part(cfg):
-        return {k: v for k, v in (cfg or {}).items() if k not in EXPORT_KEYS}
+        # a key added to the recipe after the checkpoint was written takes its default there
+        return {k: v for k, v in {**TRAIN_DEFAULTS, **(cfg or {})}.items() if k not in EXPORT_KEYS}
     if state.get("model_config") != model_cfg or training_part(state.get("train_config")) != training_part(train_cfg):
         raise FlowError(f"checkpoint {path} was trained with different settings; rerun with the same --preset/--set "
                         "options to resume it, or add --restart to start over.")
@@ -189,8 +190,14 @@ def _epoch(model, opt, sched, x, y, train_cfg, generator, bar: Progress, start=N
         idx = order[step * bs:(step + 1) * bs]
         xb, yb = augment(x[idx], train_cfg, generator), y[idx]
         xb, yb = distributed.local(xb), distributed.local(yb)   # torchrun: this rank's slice of the batch
-        logits = model(xb)
-        loss = F.cross_entropy(logits, yb, label_smoothing=train_cfg["label_smoothing"])
+        if train_cfg.get("timestep_loss"):
+            per_step = model(xb, per_timestep=True)
+            loss = F.cross_entropy(per_step.flatten(0, 1), yb.repeat(len(per_step)),
+                                   label_smoothing=train_cfg["label_smoothing"])
+            logits = per_step.detach().mean(0)
+        else:
+            logits = model(xb)
+            loss = F.cross_entropy(logits, yb, label_smoothing=train_cfg["label_smoothing"])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

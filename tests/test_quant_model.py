@@ -137,6 +137,25 @@ def test_weight_scales_are_powers_of_two_and_clip_less_than_one_step():
         assert 4 <= int(layer.quant_weight().int().abs().max()) <= 7
 
 
+def test_per_timestep_logits_average_to_the_logits():
+    """The per-timestep loss trains on each timestep's logits; inference and export read their mean."""
+    torch.manual_seed(2)
+    cfg, _ = presets.resolve("digits", ["embed_dim=16"])
+    model = Spikingformer(cfg).eval()
+    with torch.no_grad():   # BN gains that make every layer spike, so the timesteps differ
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm1d | torch.nn.BatchNorm2d):
+                m.weight.uniform_(1, 4)
+                m.bias.uniform_(-0.5, 1)
+    u = torch.randint(0, 17, (5, 1, 8, 8)).float()
+    with torch.no_grad():
+        per_step = model(u, per_timestep=True)
+        logits = model(u)
+    assert per_step.shape == (cfg["T"], 5, cfg["num_classes"])
+    assert not torch.allclose(per_step[0], per_step[-1])   # the timesteps differ, so the mean is not trivial
+    assert torch.allclose(per_step.mean(0), logits, atol=1e-5)
+
+
 def test_fold_reproduces_conv_plus_bn_in_eval_mode():
     torch.manual_seed(1)
     cfg, _ = presets.resolve("digits", ["embed_dim=16"])
