@@ -222,10 +222,18 @@ def engine_blocks(manifest: dict, target: str = "ecp5") -> list[dict]:
     lt_depth, lt_bits = mems["layer_table"]["parts"][0]
     addr = _bits(max(dm["act_rows"], dm["weight_rows"], dm["pixels"], dm["stream_rows"], 2)) + 2
     shw = _bits(maskw - 1)
+    # the output loop's and tap walker's counters and the tap positions are as wide as the layer-table fields they
+    # count to (rtl/engine/output_loop.py, tap_walker.py)
+    field = {f: _bits(max(int(e[f]) for e in manifest["layer_table"])) for f in ("Wo", "Ho", "Wi", "Hi", "DP", "Gout",
+                                                                                "Gin")}
+    position = max(field[f] for f in ("Wi", "Hi", "Wo", "Ho")) + 2
+    counters = [field["Wo"], field["Ho"], field["DP"], field["Gout"], field["Gin"], 2, 2] + [16] * 5
     controller = add(_engine_memory(mems["layer_table"], target), register(lt_bits),
-                     scale(add(adder(16), register(16)), 12),          # loop counters
+                     *[add(adder(c), scale(register(c), 2)) for c in counters[:4]],  # output loop: current, next
+                     *[add(adder(c), register(c)) for c in counters[4:]],            # other loop counters
+                     scale(add(adder(position), scale(register(position), 2)), 2),   # tap positions ix, iy
                      scale(add(adder(addr), register(addr)), 20),      # address registers and their updates
-                     scale(comparator(18), 4),                          # in-bounds checks
+                     scale(comparator(position), 12),                  # in-bounds checks (3 columns, 3 rows, 2 ends)
                      add(adder(maskw), scale(mux(1, 2), maskw * 2), register(maskw)),  # scan mask, lowest set bit
                      register(5 * (T + shw + 3) + 2 * banks),           # event pipeline
                      add(adder(32), register(32)),                      # cycle counter

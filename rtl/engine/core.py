@@ -190,10 +190,12 @@ class SpikeEngine(wiring.Component):
         m.submodules.controller = ctrl = LayerController(len(plan.layers), self.K, T)
         # the layer's outputs in order, each with its rows; kept up to date by commands from the loop nest, so
         # that an output starts in one cycle (OUT_INIT)
-        m.submodules.output_loop = outputs = OutputLoop(layer_table.layout, T, ADW)
+        # a tap's input column / row lies in [-1, map size + 2): as wide as the map fields, a sign and a carry
+        position_width = max(layer_table.widths[f] for f in ("Wi", "Hi", "Wo", "Ho")) + 2
+        m.submodules.output_loop = outputs = OutputLoop(layer_table.layout, T, ADW, position_width)
         m.d.comb += [outputs.layer.eq(L), outputs.entry.eq(lt_fields)]
         # the input rows of the current output, tap by tap and input lane group by group
-        m.submodules.tap_walker = walker = TapWalker(layer_table.layout, ADW + 2, ADW)
+        m.submodules.tap_walker = walker = TapWalker(layer_table.layout, ADW + 2, ADW, position_width)
         m.d.comb += walker.layer.eq(L)
         row_addr = walker.row_addr
         # the row pipeline (ROWS): the walker's items (a row read, or a bubble for a tap outside the map) through

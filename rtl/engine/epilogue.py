@@ -83,7 +83,9 @@ class OutputEpilogue(wiring.Component):
         row, group, t = Signal.like(ctx_row), Signal.like(ctx_group), Signal(range(T + 4))
         m.d.comb += [self.act_row.eq(row), self.head_group.eq(group), self.stream_row.eq(ctx_srow),
                      self.lif_theta.eq(ctx_theta), self.lif_step.eq(t[:len(self.lif_step)])]
-        m.d.sync += [self.rotate.eq(0), self.head_write_group.eq(0)]
+        # the RAM write enables are registers set a cycle ahead (from the state and t), not a decode of them: they
+        # drive write ports of RAMs spread over the die
+        m.d.sync += [self.rotate.eq(0), self.head_write_group.eq(0), self.act_write.eq(0), self.stream_write.eq(0)]
         with m.FSM(init="IDLE") as fsm:
             with m.State("IDLE"):
                 with m.If(self.start):
@@ -108,10 +110,10 @@ class OutputEpilogue(wiring.Component):
                     m.d.sync += self.rotate.eq(1)
                 m.d.sync += t.eq(t + 1)
                 with m.If(t == T):
+                    m.d.sync += self.act_write.eq(1)
                     m.next = "WRITE"
 
-            with m.State("WRITE"):
-                m.d.comb += self.act_write.eq(1)
+            with m.State("WRITE"):      # act_write is high
                 m.next = "IDLE"
 
             # stream add, pipelined over the timesteps: read address (t), RAM, its output register (t + 2),
@@ -120,8 +122,9 @@ class OutputEpilogue(wiring.Component):
                 m.d.comb += self.stream_next.eq(t < T)
                 with m.If((t >= 1) & (t < T + 1)):
                     m.d.sync += self.rotate.eq(1)
-                with m.If(t >= 3):
-                    m.d.comb += self.stream_write.eq(1)
+                with m.If((t >= 2) & (t < T + 2)):
+                    m.d.sync += self.stream_write.eq(1)
+                with m.If(self.stream_write):          # t >= 3
                     m.d.sync += self.stream_write_row.eq(self.stream_write_row + 1)
                 m.d.sync += t.eq(t + 1)
                 with m.If(t == T + 2):

@@ -44,11 +44,15 @@ class OutputLoop(wiring.Component):
 
     def __init__(self, layer_layout, T: int, address_width: int, position_width: int = 18):
         self.T = T
+        # the counters are as wide as the layer-table fields they count to: their compares are short carry chains
+        self.count_widths = {k: layer_layout[f].width for k, f in (("x", "Wo"), ("y", "Ho"), ("dp_count", "DP"),
+                                                                     ("group", "Gout"))}
         ADW = address_width
         super().__init__({
             "load": In(1), "entry": In(layer_layout), "layer": In(layer_layout),
             "next_output": In(1), "next_group": In(1), "next_out_row": In(1), "group_steps": In(1),
-            "out_row": Out(ADW), "stream_row": Out(ADW), "group": Out(16), "weight_base": Out(ADW),
+            "out_row": Out(ADW), "stream_row": Out(ADW), "group": Out(self.count_widths["group"]),
+            "weight_base": Out(ADW),
             "param_row": Out(ADW), "pos": Out(signed(ADW + 2)),
             "ix": Out(signed(position_width)), "iy": Out(signed(position_width)),
             "group_last": Out(1), "last_output": Out(1), "rows_last": Out(1),
@@ -61,9 +65,10 @@ class OutputLoop(wiring.Component):
         # the current output (the ports) and the next one; x, y count output columns and rows, column_base is the
         # input-row offset of the current column, row_pos = a0 + y·YSTEP, col_pos the column's offset plus the
         # group's (hoff), dp_count the groups since pos last moved by DP rows (hoff 2)
-        shapes = {"x": 16, "y": 16, "column_last": 1, "row_last": 1, "column_base": signed(ADW),
-                  "row_pos": signed(ADW + 2), "col_pos": signed(ADW + 2), "dp_count": 16,
-                  "group": 16, "group_last": 1, "param_row": ADW, "stream_row": ADW, "weight_base": ADW,
+        shapes = {"x": self.count_widths["x"], "y": self.count_widths["y"], "column_last": 1, "row_last": 1,
+                  "column_base": signed(ADW), "row_pos": signed(ADW + 2), "col_pos": signed(ADW + 2),
+                  "dp_count": self.count_widths["dp_count"],
+                  "group": self.count_widths["group"], "group_last": 1, "param_row": ADW, "stream_row": ADW, "weight_base": ADW,
                   "ix": signed(len(self.ix)), "iy": signed(len(self.iy))}
         ports = ("group", "group_last", "param_row", "stream_row", "weight_base", "ix", "iy")
         cur = {k: getattr(self, k) if k in ports else Signal(v, name=k) for k, v in shapes.items()}

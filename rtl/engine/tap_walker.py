@@ -36,7 +36,8 @@ class TapWalker(wiring.Component):
             "start": In(1), "pos": In(signed(address_width)), "weight_base": In(weight_address_width),
             "ix": In(signed(position_width)), "iy": In(signed(position_width)),
             "step": In(1), "load": In(1), "load_addr": In(signed(address_width)),
-            "row_addr": Out(signed(address_width)), "weight_row": Out(weight_address_width), "group": Out(16),
+            "row_addr": Out(signed(address_width)), "weight_row": Out(weight_address_width),
+            "group": Out(layer_layout["Gin"].width),
             "in_bounds": Out(1), "last": Out(1), "done": Out(1),
         })
 
