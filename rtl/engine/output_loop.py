@@ -67,8 +67,8 @@ class OutputLoop(wiring.Component):
         # group's (hoff), dp_count the groups since pos last moved by DP rows (hoff 2)
         shapes = {"x": self.count_widths["x"], "y": self.count_widths["y"], "column_last": 1, "row_last": 1,
                   "column_base": signed(ADW), "row_pos": signed(ADW + 2), "col_pos": signed(ADW + 2),
-                  "dp_count": self.count_widths["dp_count"],
-                  "group": self.count_widths["group"], "group_last": 1, "param_row": ADW, "stream_row": ADW, "weight_base": ADW,
+                  "dp_count": self.count_widths["dp_count"], "group": self.count_widths["group"], "group_last": 1,
+                  "param_row": ADW, "stream_row": ADW, "weight_base": ADW,
                   "ix": signed(len(self.ix)), "iy": signed(len(self.iy))}
         ports = ("group", "group_last", "param_row", "stream_row", "weight_base", "ix", "iy")
         cur = {k: getattr(self, k) if k in ports else Signal(v, name=k) for k, v in shapes.items()}
