@@ -448,3 +448,33 @@ def test_a_netlist_with_conflicting_drivers_is_mapped_again_with_the_classic_abc
     _, report, messages = synthesise_with_abc9_failing_once(tmp_path, monkeypatch, conflicts)
     assert report["bram"] == 1 and report["dsp"] == 0
     assert any("multiply driven" in m and "classic ABC" in m for m in messages)
+
+
+@pytest.mark.synth
+def test_router_option_reaches_nextpnr_and_the_report(tmp_path, monkeypatch):
+    v = write_design(tmp_path, RomAccumulator(), "rom_acc")
+    real_run, commands = synth._run, []
+
+    def run(cmd, log_path, what, cwd, progress, limit_s=None):
+        commands.append(cmd)
+        return real_run(cmd, log_path, what, cwd, progress, limit_s)
+    monkeypatch.setattr(synth, "_run", run)
+    report = synth.synthesise(v, "rom_acc", "ecp5", seeds=1, out_dir=str(tmp_path / "out"), progress=lambda m: None,
+                              router="router2")
+    pnr = [c for c in commands if "--seed" in c]
+    assert len(pnr) == 1 and pnr[0][pnr[0].index("--router") + 1] == "router2"
+    assert report["router"] == "router2" and report["fmax_mhz"] > 30
+
+    # the default router is another place-and-route run (its own key), not the router2 seed reused
+    commands.clear()
+    default = synth.synthesise(v, "rom_acc", "ecp5", seeds=1, out_dir=str(tmp_path / "out"), progress=lambda m: None)
+    pnr = [c for c in commands if "--seed" in c]
+    assert len(pnr) == 1 and "--router" not in pnr[0] and default["router"] == "router1"
+
+
+@pytest.mark.unit
+def test_unknown_router_is_refused_with_the_choices(tmp_path):
+    v = tmp_path / "a.v"
+    v.write_text("module a(input clk); endmodule\n")
+    with pytest.raises(FlowError, match=r"unknown router 'router3'; choose one of router1, router2"):
+        synth.synthesise(str(v), "a", seeds=1, out_dir=str(tmp_path / "o"), router="router3")

@@ -20,7 +20,8 @@ from flowerrors import FlowError
 
 from hls_models import resources
 from .explore import generate_core
-from .synth import add_scheduler_argument, add_seed_timeout_argument, seed_timeout_seconds, synthesise
+from .synth import (add_router_argument, add_scheduler_argument, add_seed_timeout_argument, seed_timeout_seconds,
+                    synthesise)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "docs", "bench", "synth_results.json")     # the stored benchmark (make bench)
@@ -50,6 +51,7 @@ def add_arguments(parser) -> None:
                         "build/<preset>/bench/cycles.json; `make bench` stores docs/bench/cycles.json)")
     add_scheduler_argument(parser)
     add_seed_timeout_argument(parser)
+    add_router_argument(parser)
 
 
 def cycle_bench(model, preset_dir: str, args) -> dict:
@@ -120,7 +122,7 @@ def main(args) -> int:
         rep = synthesise(verilog, manifest.get("top", "spikingformer_core"), "ecp5", args.seeds, args.freq,
                          synth_dir, params=manifest.get("parameters", {}), jobs=args.jobs,
                          seed_timeout_s=seed_timeout_seconds(args), scheduler=args.scheduler,
-                         provenance={"model_sha256": manifest.get("model_sha256")})
+                         provenance={"model_sha256": manifest.get("model_sha256")}, router=args.router)
         if rep.get("verilog_sha256") != manifest.get("verilog_sha256"):
             raise FlowError(f"the synthesised Verilog of P={lanes} is not the core its manifest describes; rerun the bench.")
         est = resources.estimate_from_manifest(manifest)
@@ -132,7 +134,7 @@ def main(args) -> int:
             "seeds": args.seeds,
             "model_sha256": model.sha256, "verilog_sha256": manifest.get("verilog_sha256"),
             "synth": {k: rep.get(k) for k in ("lut", "ff", "bram", "dsp", "fmax_mhz", "fmax_per_seed", "critical_path",
-                                              "lut_mapper", "bram_outreg_bits")},
+                                              "lut_mapper", "bram_outreg_bits", "freq_target_mhz", "router")},
             "seeds_used": rep.get("seeds_used"), "seeds_timed_out": rep.get("seeds_timed_out", []),
             "estimate": {k: est[k] for k in ("lut", "ff", "bram")},
             "estimate_blocks": est["blocks"],

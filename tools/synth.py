@@ -413,15 +413,17 @@ def _ice40_fit(cells: dict, port_bits: int) -> list[str]:
 
 
 def place_and_route(seed: int, out_dir: str, target: str, freq: float, synth_key: str, versions: dict,
-                seed_timeout_s: float | None, progress=None):
+                seed_timeout_s: float | None, progress=None, router: str | None = None):
     """The seed's nextpnr report path, or None when the seed ran past seed_timeout_s (recorded, so a rerun
-    with the same or a shorter limit does not try it again). A function of picklable arguments, so seeds can run on
-    Dask workers that share the file system (cluster/)."""
+    with the same or a shorter limit does not try it again). router: nextpnr's --router (None: its default,
+    router1). A function of picklable arguments, so seeds can run on Dask workers that share the file system
+    (cluster/)."""
     progress = progress or _say
     t = TARGETS[target]
     seed_dir = os.path.join(out_dir, f"seed{seed}")
     os.makedirs(seed_dir, exist_ok=True)
-    pnr_key = _hash(synth_key, t["pnr_args"], freq, seed, versions.get("nextpnr"))
+    # the default router adds nothing to the key, so seeds routed before the option existed are still reused
+    pnr_key = _hash(synth_key, t["pnr_args"], freq, seed, versions.get("nextpnr"), *([router] if router else []))
     rpt_path = os.path.join(seed_dir, "nextpnr_report.json")
     seed_stamp = os.path.join(seed_dir, "stamp.json")
     stamp = json.loads(Path(seed_stamp).read_text()) if os.path.exists(seed_stamp) else {}
@@ -433,11 +435,11 @@ def place_and_route(seed: int, out_dir: str, target: str, freq: float, synth_key
     if stamp.get("key") == pnr_key and not stamp.get("timed_out") and os.path.exists(rpt_path):
         progress(f"synth: reusing nextpnr seed {seed}")
         return rpt_path
-    progress(f"synth: nextpnr {target} seed {seed} at a {freq:g} MHz target...")
+    progress(f"synth: nextpnr {target} seed {seed} at a {freq:g} MHz target{f' ({router})' if router else ''}...")
     t0 = time.time()
     cmd = [_tool(t["pnr"]), *t["pnr_args"], "--json", "../netlist.json", "--freq", f"{freq:g}",
            "--seed", str(seed), "--timing-allow-fail", "--report", "nextpnr_report.json",
-           "-l", "nextpnr.log", "-q"]
+           "-l", "nextpnr.log", "-q", *(["--router", router] if router else [])]
     if os.path.exists(rpt_path):
         os.remove(rpt_path)
     try:
@@ -455,7 +457,7 @@ def synthesise(verilog, top: str, target: str = "ecp5", seeds: int = 3, freq: fl
                out_dir: str = "build/synth", clock: str = "clk", params: dict | None = None,
                progress=_say, allow_dsp: bool = False, jobs: int = 1,
                seed_timeout_s: float | None = None, scheduler: str | None = None,
-               provenance: dict | None = None) -> dict:
+               provenance: dict | None = None, router: str | None = None) -> dict:
     """Synthesise, place and route `top` from the Verilog files; returns (and writes to out_dir/report.json) the
     report. Raises FlowError for a multiplier on data, any DSP, a tool failure, or (iCE40) a design that does not fit.
     The report records the SHA-256 of the Verilog it was made from (and the `provenance` fields, e.g. the model hash).
@@ -464,6 +466,8 @@ def synthesise(verilog, top: str, target: str = "ecp5", seeds: int = 3, freq: fl
         raise FlowError(f"unknown target '{target}'; choose one of {', '.join(TARGETS)}.")
     if seeds < 1:
         raise FlowError(f"--seeds {seeds} asks for no place-and-route run; use --seeds 1 or more.")
+    if router is not None and router not in ROUTERS:
+        raise FlowError(f"unknown router '{router}'; choose one of {', '.join(ROUTERS)}.")
     if seed_timeout_s is not None and seed_timeout_s <= 0:
         raise FlowError(f"--seed-timeout {seed_timeout_s / 60:g} is not a time limit; give minutes (default "
                         f"{DEFAULT_SEED_TIMEOUT_MIN:g}) or --seed-timeout 0 for no limit.")
@@ -526,7 +530,7 @@ def synthesise(verilog, top: str, target: str = "ecp5", seeds: int = 3, freq: fl
     report = {
         "top": top, "target": target, "device": t["device"], "verilog": [os.path.relpath(v) for v in verilog],
         "verilog_sha256": hashlib.sha256(source).hexdigest(), **(provenance or {}),
-        "freq_target_mhz": freq, "seeds": seeds, "tool_versions": versions, "cells": cells,
+        "freq_target_mhz": freq, "router": router or ROUTERS[0], "seeds": seeds, "tool_versions": versions, "cells": cells,
         "port_bits": port_bits, "params": params or {}, "bram_outreg_bits": outreg,
         "lut_mapper": mapper,
         "const_arith": [f"{c['type']} at {c['src'] or c['name']}" for c in ops if not c["on_data"]],
@@ -555,7 +559,7 @@ def synthesise(verilog, top: str, target: str = "ecp5", seeds: int = 3, freq: fl
 
     def run_seeds(numbers):
         pnr = functools.partial(place_and_route, out_dir=out_dir, target=target, freq=freq, synth_key=synth_key,
-                                versions=versions, seed_timeout_s=seed_timeout_s)
+                                versions=versions, seed_timeout_s=seed_timeout_s, router=router)
         if scheduler:
             # one task per seed on a Dask cluster (cluster/): the workers print their own progress
             from cluster import map_tasks
@@ -667,6 +671,15 @@ def check_fit(manifest: dict, target: str) -> None:
 
 
 DEFAULT_SEED_TIMEOUT_MIN = 30.0
+ROUTERS = ("router1", "router2")     # nextpnr's routers; the first is its default
+
+
+def add_router_argument(parser) -> None:
+    # router1 stalls on congested cores (the 64-lane digits core: 36,000 arcs unrouted after 75 min), where
+    # router2's negotiated congestion still converges (docs/synth.md)
+    parser.add_argument("--router", choices=ROUTERS, default=None,
+                        help="nextpnr's router (default: nextpnr's own, router1); router2 converges on congested "
+                        "cores where router1 stalls")
 
 
 def add_seed_timeout_argument(parser) -> None:
@@ -699,6 +712,7 @@ def add_arguments(parser) -> None:
                         "core and 2-3 GB)")
     add_scheduler_argument(parser)
     add_seed_timeout_argument(parser)
+    add_router_argument(parser)
 
 
 def add_scheduler_argument(parser) -> None:
@@ -721,7 +735,8 @@ def main(args) -> int:
     report = synthesise(verilog, top, args.target, args.seeds, args.freq, out, args.clock,
                         params=manifest.get("parameters") or manifest.get("params") or {}, jobs=args.jobs,
                         seed_timeout_s=seed_timeout_seconds(args), scheduler=args.scheduler,
-                        provenance={"model_sha256": manifest.get("model_sha256")} if manifest else None)
+                        provenance={"model_sha256": manifest.get("model_sha256")} if manifest else None,
+                        router=args.router)
     cap = report["capacity"]
     print(f"synth: {report['device']}: {report['lut']:,} LUT4 ({100 * report['lut'] / cap['lut']:.1f} %), "
           f"{report['ff']:,} FF, {report['bram']} BRAM, {report['dsp']} DSP; Fmax {report['fmax_mhz']:.1f} MHz "
