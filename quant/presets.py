@@ -27,6 +27,11 @@ TRAIN_DEFAULTS = {
     # the loss on each timestep's logits, averaged over timesteps (Deng et al. 2022, "temporal efficient training"),
     # instead of the loss on their mean; inference and export still use the mean (the head is affine)
     "timestep_loss": False,
+    # knowledge distillation from a float CNN teacher trained first (quant/teacher.py): the student's loss is
+    # (1 − distill)·CE + distill·τ²·KL of the τ-softened logits; 0: no teacher
+    "distill": 0.0,
+    "distill_temperature": 4.0,
+    "teacher_epochs": 10,
     "val_size": 0,            # images held out of the training set (stratified, seeded) for model selection
     "seed": 0,
     # export only, so a checkpoint resumes under another value: head.w saturates at this many bits (0: never;
@@ -135,7 +140,8 @@ def resolve(preset: str, overrides: list[str] | None = None, weight_bits: int | 
                                                               or model["weight_bits"] <= train["head_weight_bits"] <= 32):
         raise FlowError(f"head_weight_bits={train['head_weight_bits']} is invalid; use 0 (no limit) or a width from "
                         f"weight_bits ({model['weight_bits']}) to 32.")
-    for key in ("epochs", "finetune_epochs", "batch_size", "warmup_epochs", "shift_augment", "seed", "val_size"):
+    for key in ("epochs", "finetune_epochs", "batch_size", "warmup_epochs", "shift_augment", "seed", "val_size",
+                "teacher_epochs"):
         if not isinstance(train[key], int) or train[key] < (1 if key == "batch_size" else 0):
             raise FlowError(f"{key}={train[key]} is invalid; use a non-negative integer.")
     for key in ("flip_augment", "timestep_loss"):
@@ -144,6 +150,12 @@ def resolve(preset: str, overrides: list[str] | None = None, weight_bits: int | 
     for key in ("lr", "finetune_lr", "weight_decay", "label_smoothing"):
         if not isinstance(train[key], (int, float)) or train[key] < 0:
             raise FlowError(f"{key}={train[key]} is invalid; use a non-negative number.")
+    if not isinstance(train["distill"], (int, float)) or not 0 <= train["distill"] <= 1:
+        raise FlowError(f"distill={train['distill']} is invalid; use a weight from 0 (no teacher) to 1.")
+    if not isinstance(train["distill_temperature"], (int, float)) or train["distill_temperature"] <= 0:
+        raise FlowError(f"distill_temperature={train['distill_temperature']} is invalid; use a positive number.")
+    if train["distill"] and train["teacher_epochs"] < 1:
+        raise FlowError("teacher_epochs=0 trains no teacher for distill > 0; use teacher_epochs=1 or more.")
     if train["dataset"] not in ("digits", "fashion-mnist", "cifar10"):
         raise FlowError(f"unknown dataset '{train['dataset']}'; choose digits, fashion-mnist or cifar10.")
     return model, train

@@ -26,6 +26,7 @@ from golden.artifacts import atomic_path
 from . import distributed
 from .model import Spikingformer, fold
 from .presets import EXPORT_KEYS, TRAIN_DEFAULTS
+from .teacher import Teacher, distillation_loss
 
 CHECKPOINT = "checkpoint.pt"
 PREVIOUS = "checkpoint.prev.pt"
@@ -172,9 +173,10 @@ def augment(x: torch.Tensor, train_cfg: dict, generator: torch.Generator) -> tor
     return random_flip(x, generator) if train_cfg["flip_augment"] else x
 
 
-def _epoch(model, opt, sched, x, y, train_cfg, generator, bar: Progress, start=None, save=None):
+def _epoch(model, opt, sched, x, y, train_cfg, generator, bar: Progress, start=None, save=None, teacher=None):
     """One epoch from step `start["step"]` (a mid-epoch checkpoint) or 0. `save(step, running)` is called every
-    SAVE_EVERY_S seconds with what a resumed epoch needs."""
+    SAVE_EVERY_S seconds with what a resumed epoch needs. With a teacher (in eval mode), the loss mixes in the
+    distillation loss on the same augmented batch, weighted train_cfg["distill"]."""
     model.train()
     order = torch.randperm(len(x), generator=generator)
     bs = train_cfg["batch_size"]
@@ -194,10 +196,16 @@ def _epoch(model, opt, sched, x, y, train_cfg, generator, bar: Progress, start=N
             per_step = model(xb, per_timestep=True)
             loss = F.cross_entropy(per_step.flatten(0, 1), yb.repeat(len(per_step)),
                                    label_smoothing=train_cfg["label_smoothing"])
-            logits = per_step.detach().mean(0)
+            logits = per_step.mean(0)
         else:
             logits = model(xb)
             loss = F.cross_entropy(logits, yb, label_smoothing=train_cfg["label_smoothing"])
+        if teacher is not None:
+            with torch.no_grad():
+                soft = teacher(xb)
+            alpha = float(train_cfg["distill"])
+            loss = (1 - alpha) * loss + alpha * distillation_loss(logits, soft, train_cfg["distill_temperature"])
+        logits = logits.detach()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -249,12 +257,14 @@ def train(model_cfg: dict, train_cfg: dict, data, ckpt_dir: str, device: str = "
     seconds = state["train_seconds"] if state else 0.0
     qat_acc = state.get("qat_test_accuracy") if state else None
     best = state.get("best") if state else None   # fine-tune: {"val": acc, "epoch": n, "model": state_dict}
+    teacher = None          # the trained teacher (eval mode) once its phase is done; None without distillation
 
     def checkpoint(phase, epoch, model, opt, sched, partial=None):
         if not distributed.is_main():   # torchrun: rank 0 writes, every rank holds the same state
             return
         save_checkpoint(ckpt_path, {
             "phase": phase, "epoch": epoch, "partial": partial, "model": model.state_dict(),
+            "teacher": teacher.state_dict() if teacher is not None else None,
             "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "torch_rng": torch.get_rng_state(),
             "history": history, "epoch_seconds": epoch_seconds, "train_seconds": seconds, "qat_test_accuracy": qat_acc, "best": best,
             "model_config": model_cfg, "train_config": train_cfg})
@@ -269,7 +279,7 @@ def train(model_cfg: dict, train_cfg: dict, data, ckpt_dir: str, device: str = "
         torch.set_rng_state(state["torch_rng"])
         return state["epoch"], state.get("partial")
 
-    def run_phase(phase, label, model, opt, sched, start, partial, epochs, seed_offset, epochs_after):
+    def run_phase(phase, label, model, opt, sched, start, partial, epochs, seed_offset, epochs_after, cfg=None):
         nonlocal seconds, best
         for epoch in range(start, epochs):
             t0 = time.perf_counter()
@@ -283,8 +293,9 @@ def train(model_cfg: dict, train_cfg: dict, data, ckpt_dir: str, device: str = "
                 seconds = spent_before + time.perf_counter() - t0
                 checkpoint(phase, epoch, model, opt, sched, partial=position)
 
-            loss, acc = _epoch(distributed.wrap(model), opt, sched, xtr, ytr, train_cfg, g, bar,
-                               partial if epoch == start else None, save_partial)
+            loss, acc = _epoch(distributed.wrap(model), opt, sched, xtr, ytr, cfg or train_cfg, g, bar,
+                               partial if epoch == start else None, save_partial,
+                               teacher=teacher if phase != "teacher" else None)
             val_acc = evaluate(model, xva, yva) if has_val else None
             epoch_s = time.perf_counter() - t0
             seconds = spent_before + epoch_s
@@ -298,8 +309,29 @@ def train(model_cfg: dict, train_cfg: dict, data, ckpt_dir: str, device: str = "
                       eta_seconds(epoch_seconds, phase, epochs - epoch - 1 + epochs_after))
             checkpoint(phase, epoch + 1, model, opt, sched)
 
+    # ---------------------------------------------------------------- phase 0: the distillation teacher
+    if train_cfg["distill"]:
+        teacher = Teacher(model_cfg).to(device)
+        if state is None or state["phase"] == "teacher":
+            # its own recipe: the student's augmentation, no label smoothing (which would flatten the soft targets
+            # the student learns from), one warm-up epoch
+            t_cfg = {**train_cfg, "label_smoothing": 0.0, "timestep_loss": False}
+            e0 = train_cfg["teacher_epochs"]
+            opt, sched = make_optimizer(teacher, train_cfg["lr"], train_cfg["weight_decay"], e0 * steps, steps)
+            start, partial = restore("teacher", teacher, opt, sched)
+            trained, teacher = teacher, None      # no teacher for its own epochs (nor in its checkpoints' field)
+            run_phase("teacher", "teacher  ", trained, opt, sched, start, partial, e0, 900_000, 0, cfg=t_cfg)
+            teacher = trained.eval()
+            history.append({"phase": "teacher", "test_accuracy": evaluate(teacher, xte, yte)})
+            print(f"teacher (float CNN) test accuracy {100 * history[-1]['test_accuracy']:.2f}%", file=log)
+            # the student starts from the RNG state of a run without a teacher: the same seed, the same init
+            torch.manual_seed(train_cfg["seed"])
+        else:
+            teacher.load_state_dict(state["teacher"])
+            teacher.eval()
+
     # ---------------------------------------------------------------- phase 1: QAT with BN
-    if state is None or state["phase"] == "qat":
+    if state is None or state["phase"] in ("teacher", "qat"):
         qat = Spikingformer(model_cfg).to(device)
         opt, sched = make_optimizer(qat, train_cfg["lr"], train_cfg["weight_decay"], e1 * steps,
                                     train_cfg["warmup_epochs"] * steps)

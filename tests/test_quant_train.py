@@ -145,3 +145,68 @@ def test_eta_follows_the_recent_epochs_after_a_resume():
     times = [600.0] * 13 + [158.0, 160.0, 161.0, 2000.0, 159.0]
     seconds = [{"phase": "qat", "epoch": e, "seconds": s} for e, s in enumerate(times, 1)]
     assert train_mod.eta_seconds(seconds, "qat", 10) == pytest.approx(160.0 * 10)
+
+
+def test_distillation_teacher_phase_resumes_exactly_and_changes_the_student(tmp_path, monkeypatch, capsys):
+    """With distill > 0 a float CNN teacher trains first (its own checkpointed phase); interrupted right after its
+    last epoch, the rerun gives the uninterrupted model byte for byte; its soft targets change the student."""
+    args = ["--epochs", "1", "--finetune-epochs", "1", "--set", "embed_dim=16", "--set", "heads=2",
+            "--set", "warmup_epochs=0", "--set", "teacher_epochs=3", "--no-qonnx"]
+    whole, cut, plain = tmp_path / "whole", tmp_path / "cut", tmp_path / "plain"
+    assert flow.main(["train-quant", *args, "--set", "distill=0.5", "--out", str(whole)]) == 0
+    metrics = json.loads((whole / "metrics.json").read_text())
+    teacher_epochs = [h for h in metrics["history"] if h["phase"] == "teacher" and "epoch" in h]
+    assert [h["epoch"] for h in teacher_epochs] == [1, 2, 3]
+    assert teacher_epochs[-1]["loss"] < teacher_epochs[0]["loss"]
+    (tested,) = [h for h in metrics["history"] if h["phase"] == "teacher" and "test_accuracy" in h]
+    assert tested["test_accuracy"] > 0.5        # three epochs of a small CNN on the digits (chance: 0.1)
+    assert metrics["golden_equals_torch"] is True
+
+    real_save = train_mod.save_checkpoint
+
+    def interrupt_after_the_teacher(path, state):
+        real_save(path, state)
+        if state["phase"] == "teacher" and state["epoch"] == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_mod, "save_checkpoint", interrupt_after_the_teacher)
+    assert flow.main(["train-quant", *args, "--set", "distill=0.5", "--out", str(cut)]) == 130
+    monkeypatch.setattr(train_mod, "save_checkpoint", real_save)
+    capsys.readouterr()
+    assert flow.main(["train-quant", *args, "--set", "distill=0.5", "--out", str(cut)]) == 0
+    err = capsys.readouterr().err
+    assert "phase teacher, 3 epoch(s) done" in err and "teacher  epoch" not in err
+    assert (cut / "intmodel.zip").read_bytes() == (whole / "intmodel.zip").read_bytes()
+
+    assert flow.main(["train-quant", *args, "--out", str(plain)]) == 0
+    assert (plain / "intmodel.zip").read_bytes() != (whole / "intmodel.zip").read_bytes()
+    assert not any(h["phase"] == "teacher" for h in json.loads((plain / "metrics.json").read_text())["history"])
+
+
+@pytest.mark.unit
+def test_distillation_loss_is_zero_at_the_teacher_and_pulls_the_student_toward_it():
+    import torch
+    from quant.teacher import distillation_loss
+    g = torch.Generator().manual_seed(0)
+    teacher = torch.randn(8, 10, generator=g) * 3
+    assert float(distillation_loss(teacher.clone(), teacher, 4.0)) == pytest.approx(0.0, abs=1e-6)
+    student = torch.randn(8, 10, generator=g, requires_grad=True)
+    loss = distillation_loss(student, teacher, 4.0)
+    assert float(loss.detach()) > 0
+    loss.backward()
+    with torch.no_grad():
+        stepped = student - 0.5 * student.grad
+    assert float(distillation_loss(stepped, teacher, 4.0)) < float(loss.detach())
+    # a constant added to every logit of a row changes no softmax, so no loss
+    assert float(distillation_loss(teacher + 5.0, teacher, 2.0)) == pytest.approx(0.0, abs=1e-5)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("setting, message", [("distill=1.5", "distill=1.5 is invalid"),
+                                              ("distill_temperature=0", "distill_temperature=0 is invalid"),
+                                              ("teacher_epochs=-1", "teacher_epochs=-1 is invalid")])
+def test_bad_distillation_settings_are_refused(setting, message):
+    from flowerrors import FlowError
+    from quant import presets
+    with pytest.raises(FlowError, match=message):
+        presets.resolve("digits", [setting])
