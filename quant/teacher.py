@@ -16,30 +16,34 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-# channels of the conv stages (each: 3×3 conv-BN-ReLU, then a 2×2 max-pool): 7.5 M multiply-adds per 28×28 image,
-# so the teacher's forward pass adds a few percent to a Fashion-MNIST student step
-TEACHER_WIDTHS = (32, 64, 128)
+# (channels, 3×3 conv-BN-ReLU layers) of each stage, a 2×2 max-pool after each: 15 M multiply-adds per 28×28 image,
+# so the teacher's forward pass adds about a tenth to a Fashion-MNIST student step
+TEACHER_STAGES = ((32, 1), (64, 1), (128, 2))
+TEACHER_HIDDEN = 256
 
 
 class Teacher(nn.Module):
-    """A small float CNN for the preset's image size: three stages of a 3×3 conv with BN and ReLU and a 2×2 max-pool
-    (ceil, so an 8×8 digit and a 28×28 image both work), a 4×4 adaptive average pool, dropout and one linear
-    layer."""
+    """A small float CNN for the preset's image size: stages of 3×3 convs with BN and ReLU, each followed by a 2×2
+    max-pool (ceil, so an 8×8 digit and a 28×28 image both work), a 4×4 adaptive average pool, a hidden layer with
+    dropout and the linear classifier."""
 
-    def __init__(self, config: dict, widths=TEACHER_WIDTHS):
+    def __init__(self, config: dict, stages=TEACHER_STAGES, hidden: int = TEACHER_HIDDEN):
         super().__init__()
         self.scale = 1.0 / float((1 << config["input_bits"]) - 1)
         layers, cin = [], config["in_channels"]
-        for w in widths:
-            layers += [nn.Conv2d(cin, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
-                       nn.MaxPool2d(2, ceil_mode=True)]
-            cin = w
+        for width, convs in stages:
+            for _ in range(convs):
+                layers += [nn.Conv2d(cin, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
+                           nn.ReLU(inplace=True)]
+                cin = width
+            layers.append(nn.MaxPool2d(2, ceil_mode=True))
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(4)
-        self.classifier = nn.Sequential(nn.Dropout(0.3), nn.Linear(16 * cin, config["num_classes"]))
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Dropout(0.3), nn.Linear(16 * cin, hidden),
+                                        nn.ReLU(inplace=True), nn.Dropout(0.3), nn.Linear(hidden, config["num_classes"]))
 
     def forward(self, x):
-        return self.classifier(torch.flatten(self.pool(self.features(x * self.scale)), 1))
+        return self.classifier(self.pool(self.features(x * self.scale)))
 
 
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
