@@ -224,9 +224,7 @@ def engine_blocks(manifest: dict, target: str = "ecp5") -> list[dict]:
     shw = _bits(maskw - 1)
     # the output loop's and tap walker's counters and the tap positions are as wide as the layer-table fields they
     # count to (rtl/engine/output_loop.py, tap_walker.py)
-    field = {f: _bits(max(int(e[f]) for e in manifest["layer_table"])) for f in ("Wo", "Ho", "Wi", "Hi", "DP", "Gout",
-                                                                                "Gin")}
-    position = max(field[f] for f in ("Wi", "Hi", "Wo", "Ho")) + 2
+    field, position = manifest["layer_fields"]["widths"], manifest["layer_fields"]["position_width"]
     counters = [field["Wo"], field["Ho"], field["DP"], field["Gout"], field["Gin"], 2, 2] + [16] * 5
     controller = add(_engine_memory(mems["layer_table"], target), register(lt_bits),
                      *[add(adder(c), scale(register(c), 2)) for c in counters[:4]],  # output loop: current, next
@@ -258,6 +256,7 @@ def engine_blocks(manifest: dict, target: str = "ecp5") -> list[dict]:
 
 
 def core_blocks(manifest: dict, target: str) -> list[dict]:
-    if {"parameters", "widths", "dims", "memory_map", "memories"} <= set(manifest):
+    # a manifest without one of these is from an older gen-rtl (no estimate: rerunning gen-rtl writes them)
+    if {"parameters", "widths", "dims", "memory_map", "memories", "layer_fields"} <= set(manifest):
         return engine_blocks(manifest, target)
     return []

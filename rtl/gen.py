@@ -11,7 +11,7 @@ import os
 from golden.artifacts import atomic_write
 from golden.intmodel import IntModel
 
-from .engine import SpikeEngine, _pack, layer_field_widths, memory_layout, timing
+from .engine import SpikeEngine, _pack, layer_field_widths, memory_layout, tap_position_width, timing
 from .engine_plan import FIELDS, OP_NAMES, PARAM_FIELDS, build_plan, param_row_width
 
 TOP = "spikingformer_core"
@@ -31,6 +31,7 @@ def verilog_of(plan) -> str:
 def manifest_of(model: IntModel, plan, verilog_text: str) -> dict:
     layers = [{"name": e["name"], "op": OP_NAMES[e["op"]], **{f: e[f] for f in FIELDS if f != "op"}}
               for e in plan.layers]
+    fields = layer_field_widths(plan)
     return {
         "version": MANIFEST_VERSION,
         "top": TOP, "clock": "clk", "reset": "rst (synchronous, active high)",
@@ -54,9 +55,12 @@ def manifest_of(model: IntModel, plan, verilog_text: str) -> dict:
             "image": {"width": plan.widths["pixel"], "depth": plan.dims["pixels"]},
         },
         "layer_table": layers,
+        # the layer-table fields' widths as the core decodes them, and the tap positions' width (the output loop's
+        # and tap walker's counters and in-bounds compares are this wide; the resource model reads them)
+        "layer_fields": {"widths": fields, "position_width": tap_position_width(fields)},
         # physical memories as built (column slices, weight-ROM banks, ports) and the schedule's cycle costs: the
         # resource model (hls_models/resources.py) and the cycle model (hls_models/engine_cycles.py) read these
-        "memories": memory_layout(plan, sum(layer_field_widths(plan).values())),
+        "memories": memory_layout(plan, sum(fields.values())),
         "timing": timing(plan.T),
         "ports": {
             "in_valid/in_ready/in_data": "pixel load while idle, channel-row-column order",

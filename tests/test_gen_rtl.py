@@ -91,6 +91,23 @@ def test_manifest_memories_are_the_memories_in_the_verilog(tmp_path):
     assert declared == listed
 
 
+def test_manifest_layer_fields_are_the_widths_in_the_verilog(tmp_path):
+    """The resource model reads the layer-table field widths and the tap positions' width from the manifest: they
+    must be what the generated tap walker declares, and wide enough for every layer's values."""
+    manifest = generate(im.random_intmodel(seed=22), 8, str(tmp_path))
+    text = (tmp_path / "core.v").read_text()
+    fields = manifest["layer_fields"]
+    walker = text[text.index("module \\spikingformer_core.tap_walker"):]
+    walker = walker[:walker.index("endmodule")]
+    for port in ("ix", "iy"):
+        (msb,) = re.findall(rf"^\s*input (?:signed )?\[(\d+):0\] {port};", walker, flags=re.M)
+        assert int(msb) + 1 == fields["position_width"]
+    for layer in manifest["layer_table"]:
+        for f in ("Wi", "Hi", "Wo", "Ho", "DP", "Gout", "Gin"):
+            assert layer[f] < 2 ** fields["widths"][f]
+        # a tap's column / row runs from -1 to the map size + 1, signed
+        assert max(layer["Wi"], layer["Hi"]) + 1 < 2 ** (fields["position_width"] - 1)
+
 def _timing_leaves(timing, prefix=()):
     for key, value in timing.items():
         if isinstance(value, dict):

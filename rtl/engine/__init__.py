@@ -25,6 +25,7 @@ from .schedule import ACC_LATENCY, DRAIN, timing
 from .util import pack as _pack
 from .memories import BRAM_ASPECTS, memory_layout, slice_width, weight_banking
 from .layer_table import Opcode, layer_field_widths
+from .tap_walker import tap_position_width
 
 __all__ = ["ACC_LATENCY", "BRAM_ASPECTS", "DRAIN", "SpikeEngine", "_pack", "memory_layout", "slice_width", "timing",
-           "weight_banking", "Opcode", "layer_field_widths"]
+           "weight_banking", "Opcode", "layer_field_widths", "tap_position_width"]

@@ -62,7 +62,7 @@ from .memories import RAM_COLLISIONS, BankedRom, RamRead, RamWrite, RomRead, Sli
 from .row_pipeline import RowPipeline, RowSource
 from .stream_adder import StreamAdder
 from .stream_lif import StreamLifSequencer
-from .tap_walker import TapWalker
+from .tap_walker import TapWalker, tap_position_width
 from .schedule import ACC_LATENCY, DRAIN, param_read_latency, timing
 from .util import bits as _bits
 from .util import pack as _pack
@@ -190,8 +190,7 @@ class SpikeEngine(wiring.Component):
         m.submodules.controller = ctrl = LayerController(len(plan.layers), self.K, T)
         # the layer's outputs in order, each with its rows; kept up to date by commands from the loop nest, so
         # that an output starts in one cycle (OUT_INIT)
-        # a tap's input column / row lies in [-1, map size + 2): as wide as the map fields, a sign and a carry
-        position_width = max(layer_table.widths[f] for f in ("Wi", "Hi", "Wo", "Ho")) + 2
+        position_width = tap_position_width(layer_table.widths)
         m.submodules.output_loop = outputs = OutputLoop(layer_table.layout, T, ADW, position_width)
         m.d.comb += [outputs.layer.eq(L), outputs.entry.eq(lt_fields)]
         # the input rows of the current output, tap by tap and input lane group by group

@@ -6,6 +6,12 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 
+def tap_position_width(field_widths: dict) -> int:
+    """Bits of a tap's input column / row: it lies in [-1, map size + 2), so the map fields' width, a sign and a
+    carry (field_widths: the layer table's, layer_field_widths)."""
+    return max(field_widths[f] for f in ("Wi", "Hi", "Wo", "Ho")) + 2
+
+
 class TapWalker(wiring.Component):
     """Walks the input rows that one output reads: the kernel's taps (3×3 or 1×1) in row-major order and, in a tap
     inside the input map, its input lane groups; a tap outside the map (the padding) is one step with in_bounds low.
