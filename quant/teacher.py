@@ -5,7 +5,7 @@ the exported model). It reads the same inputs as the student (raw pixels, scaled
 augmentation, so every student batch gets the teacher's logits for exactly the images it sees.
 
 Why a CNN teacher: on Fashion-MNIST the Spikingformer's float accuracy sits about a point below what a
-non-spiking CNN of a few hundred thousand parameters reaches on two CPU cores in minutes; the teacher's soft
+non-spiking CNN of under a million parameters (this one: 768 k) reaches on two CPU cores in minutes; the teacher's soft
 targets carry which wrong classes are near (shirt / T-shirt / pullover), which one-hot labels do not
 (Hinton et al. 2015). The teacher trains without label smoothing: a smoothed teacher's logits lose exactly that
 information (Müller et al. 2019).
