@@ -24,6 +24,9 @@ STORED_CORES = {
     "cycles.json": "make bench (or python flow.py bench --cycles-only --cycles-out docs/bench/cycles.json)",
     "report_digits.json": "python flow.py report --preset digits && cp build/digits/report/report.json "
                           "docs/bench/report_digits.json",
+    "fashion_mnist_synth.json": "python flow.py gen-rtl --preset fashion-mnist --lanes 8 && python flow.py synth "
+                                "--preset fashion-mnist --seeds 3 --jobs 2 --seed-timeout 25 && cp "
+                                "build/fashion-mnist/synth/ecp5/report.json docs/bench/fashion_mnist_synth.json",
 }
 
 
@@ -73,6 +76,21 @@ def test_readme_fashion_mnist_rows_match_the_shipped_model():
     assert f"**integer {100 * metrics['int_test_accuracy']:.2f} %**" in row, row
     assert metrics["test_images"] == 10000 and metrics["golden_equals_torch"]
     assert f"{metrics['params']:,}" in readme_row("fashion-mnist parameters")
+
+
+@pytest.mark.unit
+def test_readme_fashion_mnist_synthesis_row_matches_the_stored_report():
+    synth = json.loads((ROOT / "docs" / "bench" / "fashion_mnist_synth.json").read_text())
+    row = readme_row("fashion-mnist on ECP5-85F")
+    assert f"{synth['lanes']} lanes" in row, row
+    assert f"**Fmax {synth['fmax_mhz']:.1f} MHz, median of {len(synth['fmax_per_seed'])} seeds**" in row, row
+    per_seed = " / ".join(f"{f:.1f}" for f in synth["fmax_per_seed"])
+    assert per_seed in row, (per_seed, row)
+    for value, unit in ((synth["lut"], "LUT4"), (synth["ff"], "FF"), (synth["bram"], "DP16KD"), (synth["dsp"], "DSP")):
+        assert f"{value:,} {unit}" in row, (unit, row)
+    assert f"({100 * synth['bram'] / synth['capacity']['bram']:.1f} %" in row, row
+    cycles = readme_row("fashion-mnist cycles per inference")
+    assert f"at {synth['fmax_mhz']:.1f} MHz" in cycles, cycles
 
 
 @pytest.mark.unit
