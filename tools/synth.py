@@ -732,12 +732,11 @@ def main(args) -> int:
     if args.jobs < 1:
         raise FlowError(f"--jobs {args.jobs} runs nothing; use --jobs 1 or more.")
     check_fit(manifest, args.target)
-    report = synthesise(verilog, top, args.target, args.seeds, args.freq, out, args.clock,
-                        params=manifest.get("parameters") or manifest.get("params") or {}, jobs=args.jobs,
+    params = manifest.get("parameters") or manifest.get("params") or {}
+    report = synthesise(verilog, top, args.target, args.seeds, args.freq, out, args.clock, params=params, jobs=args.jobs,
                         seed_timeout_s=seed_timeout_seconds(args), scheduler=args.scheduler,
                         provenance={"model_sha256": manifest.get("model_sha256"), "preset": args.preset,
-                                    "lanes": (manifest.get("parameters") or manifest.get("params") or {}).get("lanes")}
-                        if manifest else None,
+                                    "lanes": params.get("lanes")} if manifest else None,
                         router=args.router)
     cap = report["capacity"]
     print(f"synth: {report['device']}: {report['lut']:,} LUT4 ({100 * report['lut'] / cap['lut']:.1f} %), "
