@@ -57,11 +57,11 @@ def shards_of(n: int, count: int) -> list[list[int]]:
 
 
 def _harness_records(model, manifest, sources, images, ref, expected, work_dir, simulator, jobs, scheduler,
-                     full_readout, progress):
+                     full_readout, progress, gates=False):
     from cluster import map_tasks
 
     from . import harness
-    command = harness.build(sources, manifest, work_dir, simulator, progress=progress)
+    command = harness.build(sources, manifest, work_dir, simulator, progress=progress, gates=gates)
     bits, mask = harness.row_bits(manifest, ref.trace)
     shards = shards_of(len(images), max(jobs, -(-len(images) // SHARD_IMAGES)))
     texts = []
@@ -142,7 +142,7 @@ def check_images(model, rtl_dir: str, images, work_dir: str, labels=None, waves:
     else:
         records, timing = _harness_records(model, manifest, sources or [os.path.join(rtl_dir, "core.v")], images,
                                            ref, expected, work_dir, simulator, jobs, scheduler, full_readout,
-                                           progress)
+                                           progress, gates=bool(sources))
     sim_seconds = time.time() - start
     per_image, mismatches = [], 0
     for i, rec in enumerate(records):

@@ -75,12 +75,12 @@ def check_core(rtl_dir: str, model, preset: str) -> dict:
     return manifest
 
 
-def gate_level_sources(netlist: str, rtl_dir: str, out_dir: str) -> list[str]:
+def gate_level_sources(netlist: str, rtl_dir: str, out_dir: str, preset: str) -> list[str]:
     """The Verilog of a synthesised netlist at gate level (tools/gatesim.py), after checking that the synth report
     beside it was made from this core's Verilog."""
     from tools.gatesim import gate_level_sources as flatten
     report_path = os.path.join(os.path.dirname(os.path.abspath(netlist)), "report.json")
-    synth_cmd = "python flow.py synth"
+    synth_cmd = f"python flow.py synth --preset {preset}"
     if not os.path.exists(netlist):
         raise FlowError(f"{netlist} does not exist; run `{synth_cmd}` first.")
     report = read_json(report_path, "the synth report", synth_cmd, required=True)
@@ -130,7 +130,7 @@ def main(args) -> int:
         name = name.replace(".json", f"-{args.simulator}.json")
     sources = None
     if args.gates:
-        sources = gate_level_sources(args.gates, rtl_dir, os.path.join(base, "sim", "gates"))
+        sources = gate_level_sources(args.gates, rtl_dir, os.path.join(base, "sim", "gates"), args.preset)
         name = name.replace(".json", "-gates.json")
     summary = check_images(model, rtl_dir, images, os.path.join(base, "sim"), labels=labels, waves=args.waves,
                            results_name=name, bench=args.bench, simulator=args.simulator, jobs=args.jobs,

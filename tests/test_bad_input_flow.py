@@ -391,3 +391,18 @@ def test_bench_does_not_rewrite_docs_by_default():
     bench.add_arguments(parser)
     assert parser.parse_args([]).out is None          # main() resolves it to build/<preset>/bench/
     assert "--out docs/bench/synth_results.json" in (Path(artifacts.PROJECT) / "Makefile").read_text()
+
+
+def test_sim_gates_refuses_a_missing_netlist_or_one_of_another_core(project_preset, tiny_model, capsys, tmp_path):
+    name, d = project_preset
+    generate_core(d, tiny_model)
+    before = snapshot(d)
+    rc, err = run(capsys, "sim", "--preset", name, "--gates", str(tmp_path / "netlist.json"))
+    assert rc == 2 and "does not exist" in err and "flow.py synth" in err, err
+    one_sentence(err, "sim")
+    (tmp_path / "netlist.json").write_text("{}")
+    (tmp_path / "report.json").write_text(json.dumps({"verilog_sha256": "0" * 64, "top": "spikingformer_core"}))
+    rc, err = run(capsys, "sim", "--preset", name, "--gates", str(tmp_path / "netlist.json"))
+    assert rc == 2 and "synthesised from another core" in err and "flow.py synth" in err, err
+    one_sentence(err, "sim")
+    assert snapshot(d) == before

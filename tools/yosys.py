@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from .synth import _run, _stat_cells, _tool
+from .synth import _run, _stat_cells, _tool, abc9_safe_names
 
 
 def cell_counts(verilog_text: str, top: str, work_dir: str, steps: dict[str, str]) -> dict[str, dict[str, int]]:
@@ -17,7 +17,7 @@ def cell_counts(verilog_text: str, top: str, work_dir: str, steps: dict[str, str
     "ecp5": "synth_ecp5 -top t"} gives the word-level cells, then the ECP5 cells."""
     os.makedirs(work_dir, exist_ok=True)
     with open(os.path.join(work_dir, f"{top}.v"), "w") as f:
-        f.write(verilog_text)
+        f.write(abc9_safe_names([verilog_text], top)[0])     # names ABC9 cannot confuse (tools/synth.py)
     script = [f"read_verilog {top}.v"]
     for name, commands in steps.items():
         script += [commands, f"tee -q -o {name}.stat.json stat -json"]
