@@ -14,7 +14,7 @@ from amaranth.sim import Simulator
 from golden.components import (EPILOGUE_CYCLES, LAYER_CONTROLLER_OUTPUTS, addend_shift, banked_rom_read,
                                decode_layer_word, epilogue_schedule, event_pipeline_stages, group_walk,
                                head_z_schedule, kv_channel_tokens, kv_layer, kv_shift_words, lane_accumulators_step,
-                               lane_inputs_step, layer_controller_init, layer_controller_step, lif_lanes,
+                               lane_inputs_step, layer_controller_init, replicated_register_step, layer_controller_step, lif_lanes,
                                logit_bank_step, output_walk, param_reads, ram_step, row_mask, row_pipeline_events,
                                scan_row, stream_add, stream_lif_schedule, tap_walk)
 from golden.primitives import argmax_lowest, attention
@@ -24,6 +24,7 @@ from rtl.engine.argmax import ArgmaxUnit
 from rtl.engine.controller import LayerController
 from rtl.engine.epilogue import EpilogueKind, OutputEpilogue
 from rtl.engine.events import EventPipeline
+from rtl.engine.fanout import REPLICA_ATTRIBUTE, ReplicatedRegister
 from rtl.engine.head_z import HeadZSequencer
 from rtl.engine.kv_sequencer import KvSequencer
 from rtl.engine.kv_tokens import KvTokenScanner
@@ -337,6 +338,37 @@ def test_row_pipeline_edge_cases():
             row_pipeline_check([items], "spikes", [got])
         except AssertionError as e:
             raise AssertionError(f"{name}: {e}") from None
+
+
+# ---------------------------------------------------------------------------------------------------- replicated register
+
+@pytest.mark.parametrize("n_copies", [1, 5, 16])
+def test_replicated_register_random_inputs_equal_golden(n_copies):
+    rng = np.random.default_rng(90 + n_copies)
+    inputs = [bool(b) for b in rng.random(TRANSACTIONS) < 0.5] + [True, True, False, False]   # held, then toggled
+    dut = ReplicatedRegister(n_copies)
+
+    async def bench(ctx):
+        seen = []
+        for d in inputs:
+            seen.append(ctx.get(dut.q))
+            ctx.set(dut.d, int(d))
+            await ctx.tick()
+        seen.append(ctx.get(dut.q))
+        return seen
+    seen = simulate(dut, bench)
+    assert seen[0] == 0, f"copies {seen[0]:b} out of reset, golden 0"
+    for c, d in enumerate(inputs):
+        want = replicated_register_step(d, n_copies)
+        assert seen[c + 1] == want, f"cycle {c + 1}: copies {seen[c + 1]:b}, golden {want:b}"
+
+
+def test_replicated_register_marks_every_copy_for_synthesis():
+    """Each copy is a signal of its own carrying the attribute tools/synth.py keeps (one multi-bit register would be
+    one flip-flop cell whose bits Yosys could still merge)."""
+    from amaranth.back import rtlil
+    text = rtlil.convert(ReplicatedRegister(4), ports=None)
+    assert text.count(f"attribute \\{REPLICA_ATTRIBUTE} 1") == 4, text
 
 
 # ---------------------------------------------------------------------------------------------------- accumulators
