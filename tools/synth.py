@@ -25,6 +25,7 @@ from pathlib import Path
 
 from golden.artifacts import atomic_json, atomic_write, build_root, need, read_json
 from flowerrors import FlowError
+from rtl.engine.fanout import REPLICA_ATTRIBUTE
 from tools.ecp5_outreg import absorb_in_file
 
 # Device facts. LUT counts are the nextpnr "TRELLIS_COMB"/"ICESTORM_LC" capacity.
@@ -331,11 +332,10 @@ clean
 """
 
 
-# Registers whose wire carries this attribute are copies of one another on purpose (rtl/engine/fanout.py: one
+# Registers whose wire carries REPLICA_ATTRIBUTE are copies of one another on purpose (rtl/engine/fanout.py: one
 # register per lane instead of one register driving every lane). opt_merge would fold identical flip-flops back into
 # one, so the script marks their cells `keep` right after proc, the one attribute opt_merge respects on a cell
 # (on the wire it does not: opt_clean aliases the wires of merged cells).
-REPLICA_ATTRIBUTE = "replica"
 
 
 def _yosys_script(verilog: list[str], top: str, target: str, json_out: str, cwd: str, abc9: bool = True) -> str:
@@ -369,24 +369,25 @@ def _stat_cells(stat_path: str, top: str) -> dict:
     return {k: int(v) for k, v in design.get("num_cells_by_type", {}).items()}
 
 
-def _port_bits(netlist_path: str, top: str) -> int:
+def _netlist_module(netlist_path: str, top: str) -> dict:
     with open(netlist_path) as f:
         netlist = json.load(f)
-    module = netlist["modules"].get(top) or next(iter(netlist["modules"].values()))
+    return netlist["modules"].get(top) or next(iter(netlist["modules"].values()))
+
+
+def _port_bits(module: dict) -> int:
     return sum(len(p["bits"]) for p in module.get("ports", {}).values())
 
 
-CLOCK_PINS = {"CLK", "CLKA", "CLKB", "WCK"}   # clock inputs of the ECP5/iCE40 cells: the clock net is not a fan-out problem
+# clock inputs of the ECP5/iCE40 cells: the clock net is not a fan-out problem
+CLOCK_PINS = {"CLK", "CLKA", "CLKB", "WCK"}
 
 
-def high_fanout_nets(netlist_path: str, top: str, count: int = 8) -> list[dict]:
-    """The `count` nets of the mapped netlist with the most cell inputs (clock pins left out), each with its name,
-    its sinks and what drives it (a cell type, or "input port"). A net from one register or LUT into a thousand
-    inputs cannot be placed near all of them; on the 16-lane core such nets were the worst paths (docs/engine.md,
-    "A copy per lane")."""
-    with open(netlist_path) as f:
-        netlist = json.load(f)
-    module = netlist["modules"].get(top) or next(iter(netlist["modules"].values()))
+def high_fanout_nets(module: dict, count: int = 8) -> list[dict]:
+    """The `count` nets of a mapped netlist's module with the most cell inputs (clock pins left out), each with its
+    name, its sinks and what drives it (a cell type, or "input port"). A net from one register or LUT into a thousand
+    inputs cannot be placed near all of them; on the 16-lane core such nets carry the worst paths (docs/synth.md,
+    "Fan-out")."""
     drivers, sinks = {}, {}
     for name, port in module.get("ports", {}).items():
         if port["direction"] == "input":
@@ -625,13 +626,14 @@ def synthesise(verilog, top: str, target: str = "ecp5", seeds: int = 3, freq: fl
 
     cells = _stat_cells(os.path.join(out_dir, "stat.json"), top)
     ops = parse_data_ops(Path(out_dir, "data_ops.txt").read_text())
-    port_bits = _port_bits(netlist, top)
+    module = _netlist_module(netlist, top)
+    port_bits = _port_bits(module)
     report = {
         "top": top, "target": target, "device": t["device"], "verilog": [os.path.relpath(v) for v in verilog],
         "verilog_sha256": hashlib.sha256(source).hexdigest(), **(provenance or {}),
         "freq_target_mhz": freq, "router": router or ROUTERS[0], "seeds": seeds, "tool_versions": versions, "cells": cells,
         "port_bits": port_bits, "params": params or {}, "bram_outreg_bits": outreg,
-        "lut_mapper": mapper, "high_fanout_nets": high_fanout_nets(netlist, top),
+        "lut_mapper": mapper, "high_fanout_nets": high_fanout_nets(module),
         "const_arith": [f"{c['type']} at {c['src'] or c['name']}" for c in ops if not c["on_data"]],
         "capacity": t["capacity"],
     }
