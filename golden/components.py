@@ -265,6 +265,12 @@ def kv_shift_words(nz_words) -> list[int]:
     return [int(w) >> 1 for w in nz_words]
 
 
+def replicated_register_step(d: bool, copies: int) -> int:
+    """ReplicatedRegister (rtl/engine/fanout.py): its `copies` bits after an edge at which its input was d: every copy
+    holds d (bit i is copy i)."""
+    return (1 << copies) - 1 if d else 0
+
+
 def lane_inputs_step(event: dict | None, kv_mask: int | None, hz_stream, lanes: int, T: int, head_dim: int,
                      heads_per_group: int = 1):
     """LaneInputs (rtl/engine/lane_inputs.py): which lane × timestep accumulators add what in the next cycle.

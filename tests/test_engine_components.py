@@ -14,7 +14,7 @@ from amaranth.sim import Simulator
 from golden.components import (EPILOGUE_CYCLES, LAYER_CONTROLLER_OUTPUTS, addend_shift, banked_rom_read,
                                decode_layer_word, epilogue_schedule, event_pipeline_stages, group_walk,
                                head_z_schedule, kv_channel_tokens, kv_layer, kv_shift_words, lane_accumulators_step,
-                               lane_inputs_step, layer_controller_init, layer_controller_step, lif_lanes,
+                               lane_inputs_step, layer_controller_init, replicated_register_step, layer_controller_step, lif_lanes,
                                logit_bank_step, output_walk, param_reads, ram_step, row_mask, row_pipeline_events,
                                scan_row, stream_add, stream_lif_schedule, tap_walk)
 from golden.primitives import argmax_lowest, attention
@@ -24,6 +24,7 @@ from rtl.engine.argmax import ArgmaxUnit
 from rtl.engine.controller import LayerController
 from rtl.engine.epilogue import EpilogueKind, OutputEpilogue
 from rtl.engine.events import EventPipeline
+from rtl.engine.fanout import REPLICA_ATTRIBUTE, ReplicatedRegister
 from rtl.engine.head_z import HeadZSequencer
 from rtl.engine.kv_sequencer import KvSequencer
 from rtl.engine.kv_tokens import KvTokenScanner
@@ -57,6 +58,19 @@ def simulate(dut, bench):
     sim.add_testbench(run)
     sim.run()
     return out["result"]
+
+
+def assert_next_leads(seen, port, next_port, label=""):
+    """`next_port` in cycle c equals `port` in cycle c + 1: the value a register takes at the edge, which the core
+    loads into per-lane copies of it (rtl/engine/fanout.py)."""
+    for c in range(len(seen) - 1):
+        assert seen[c][next_port] == seen[c + 1][port], \
+            f"{label}cycle {c}: {next_port} {seen[c][next_port]}, but {port} is {seen[c + 1][port]} in the next cycle"
+
+
+def copies(flag, lanes):
+    """A control bit as the core drives it into per-lane inputs: one equal copy per lane."""
+    return (1 << lanes) - 1 if flag else 0
 
 
 # ---------------------------------------------------------------------------------------------------- LIF
@@ -339,6 +353,37 @@ def test_row_pipeline_edge_cases():
             raise AssertionError(f"{name}: {e}") from None
 
 
+# ---------------------------------------------------------------------------------------------------- replicated register
+
+@pytest.mark.parametrize("n_copies", [1, 5, 16])
+def test_replicated_register_random_inputs_equal_golden(n_copies):
+    rng = np.random.default_rng(90 + n_copies)
+    inputs = [bool(b) for b in rng.random(TRANSACTIONS) < 0.5] + [True, True, False, False]   # held, then toggled
+    dut = ReplicatedRegister(n_copies)
+
+    async def bench(ctx):
+        seen = []
+        for d in inputs:
+            seen.append(ctx.get(dut.q))
+            ctx.set(dut.d, int(d))
+            await ctx.tick()
+        seen.append(ctx.get(dut.q))
+        return seen
+    seen = simulate(dut, bench)
+    assert seen[0] == 0, f"copies {seen[0]:b} out of reset, golden 0"
+    for c, d in enumerate(inputs):
+        want = replicated_register_step(d, n_copies)
+        assert seen[c + 1] == want, f"cycle {c + 1}: copies {seen[c + 1]:b}, golden {want:b}"
+
+
+def test_replicated_register_marks_every_copy_for_synthesis():
+    """Each copy is a signal of its own carrying the attribute tools/synth.py keeps (one multi-bit register would be
+    one flip-flop cell whose bits Yosys could still merge)."""
+    from amaranth.back import rtlil
+    text = rtlil.convert(ReplicatedRegister(4), ports=None)
+    assert text.count(f"attribute \\{REPLICA_ATTRIBUTE} 1") == 4, text
+
+
 # ---------------------------------------------------------------------------------------------------- accumulators
 
 ACC = dict(lanes=3, T=3, width=10, rest_width=7)   # timestep 0 wide, the others narrow
@@ -360,9 +405,9 @@ def run_accumulators(cycles):
             seen.append((acc, held, bool(ctx.get(dut.overflow))))
             if c is None:
                 break
-            ctx.set(dut.init, int(c["init"]))
-            ctx.set(dut.snap, int(c["snap"]))
-            ctx.set(dut.rotate, int(c["rotate"]))
+            ctx.set(dut.init, copies(c["init"], P))
+            ctx.set(dut.snap, copies(c["snap"], P))
+            ctx.set(dut.rotate, copies(c["rotate"], P))
             ctx.set(dut.init_t0_only, int(c["init_t0_only"]))
             for l in range(P):
                 ctx.set(dut.init_value[l], int(c["init_value"][l]))
@@ -504,9 +549,9 @@ def run_lane_inputs(cycles):
             if c is None:
                 break
             for name in ("event_valid", "kv_add", "hz_add"):
-                ctx.set(getattr(dut, name), int(c[name]))
+                ctx.set(getattr(dut, name), copies(c[name], P))
             ctx.set(dut.event_word, c["word"])
-            ctx.set(dut.event_attn, int(c["attn"]))
+            ctx.set(dut.event_attn, copies(c["attn"], P))
             ctx.set(dut.event_head, c["head"])
             ctx.set(dut.kv_mask, c["kv_mask"])
             ctx.set(dut.kv_values, sum(v << ((t * P + l) * KW) for t in range(T) for l, v in
@@ -572,7 +617,7 @@ def run_events(cycles):
     dut = EventPipeline(**EVENTS)
     tail = dut.add_stage + 5
     outs = ("rom_addr", "value_addr", "shifter_shift", "shifter_neg", "switch", "add_v", "add_word", "add_attn",
-            "add_head", "snap", "busy")
+            "add_head", "snap", "busy", "snap_next", "add_v_next", "add_attn_next")
 
     async def bench(ctx):
         seen = []
@@ -610,6 +655,8 @@ def events_check(cycles, seen, names=None):
                 f"{label}: add stage {got['add_word'], got['add_attn'], got['add_head']}, golden {e}"
         for key in ("switch", "snap", "busy"):
             assert got[key] == (c in want[key]), f"{label}: {key} {got[key]}, golden {c in want[key]}"
+    for port in ("snap", "add_v", "add_attn"):
+        assert_next_leads(seen, port, port + "_next")
 
 
 def test_event_pipeline_random_cycles_equal_golden():
@@ -670,7 +717,7 @@ def run_epilogue(outputs):
     dut = OutputEpilogue(**E)
     ports = ("rotate", "lif_start", "lif_valid", "lif_step", "act_write", "act_row", "stream_start", "stream_row",
              "stream_next", "stream_write", "stream_write_row", "head_write", "head_group", "head_write_group",
-             "idle")
+             "idle", "rotate_next")
     plan, events = [], {}     # events: cycle -> ("capture", context) | ("start", kind)
     c = 1
     for kind, ctx_values, delay, slack in outputs:
@@ -712,6 +759,7 @@ def epilogue_check(result, names=None):
     want = {k: {} for k in ("lif_start", "lif_valid", "rotate", "act_write", "stream_start", "stream_next",
                             "stream_write", "head_write")}
     busy, ctx_at = set(), {}
+    assert_next_leads(seen, "rotate", "rotate_next")
     for i, (kind, ctx_values, s) in enumerate(plan):
         sched = epilogue_schedule(kind, T, s)
         for k in want:
@@ -1424,6 +1472,7 @@ def test_stream_adder_edge_cases():
 # ---------------------------------------------------------------------------------------------------- head Z
 
 HEAD_Z_COMMANDS = ("acc_init", "stream_load", "stream_next", "stream_skip", "add", "z_write", "done")
+HEAD_Z_RECORDED = HEAD_Z_COMMANDS + ("add_next",)
 
 
 def run_head_z(T, drain, layers):
@@ -1436,7 +1485,7 @@ def run_head_z(T, drain, layers):
         starts, seen, addr = [], [], 0
         for tokens, groups, stride, idle in layers:
             for _ in range(idle):
-                seen.append({**{p: ctx.get(getattr(dut, p)) for p in HEAD_Z_COMMANDS}, "addr": addr})
+                seen.append({**{p: ctx.get(getattr(dut, p)) for p in HEAD_Z_RECORDED}, "addr": addr})
                 await ctx.tick()
             starts.append(len(seen))
             writes, running = 0, True
@@ -1444,7 +1493,7 @@ def run_head_z(T, drain, layers):
             ctx.set(dut.tokens, tokens)
             while running:
                 ctx.set(dut.last, int(writes == groups - 1))
-                got = {p: ctx.get(getattr(dut, p)) for p in HEAD_Z_COMMANDS}
+                got = {p: ctx.get(getattr(dut, p)) for p in HEAD_Z_RECORDED}
                 got["addr"] = addr
                 seen.append(got)
                 if got["stream_load"]:
@@ -1462,7 +1511,7 @@ def run_head_z(T, drain, layers):
                 if len(seen) > starts[-1] + groups * (tokens * T + drain + 2) + 8:
                     break    # no done: the check reports it
         for _ in range(3):
-            seen.append({**{p: ctx.get(getattr(dut, p)) for p in HEAD_Z_COMMANDS}, "addr": addr})
+            seen.append({**{p: ctx.get(getattr(dut, p)) for p in HEAD_Z_RECORDED}, "addr": addr})
             await ctx.tick()
         return starts, seen
     return simulate(dut, bench)
@@ -1470,6 +1519,7 @@ def run_head_z(T, drain, layers):
 
 def head_z_check(T, drain, layers, result, names=None):
     starts, seen = result
+    assert_next_leads(seen, "add", "add_next")
     want, owner = merged_schedules(head_z_schedule(tokens, T, groups, drain, s, stride)
                                    for (tokens, groups, stride, _), s in zip(layers, starts))
     for c, got in enumerate(seen):
@@ -1559,7 +1609,13 @@ def run_kv_sequencer(shape, layers):
                 ctx.set(dut.act_row, act_q)
                 ctx.set(dut.v_row, vq2)
                 out = {p: ctx.get(getattr(dut, p)) for p in ("k_load", "k_addr", "v_load", "v_addr", "acc_init", "add",
-                                                             "add_mask", "snap", "write", "write_row", "busy", "done")}
+                                                             "add_mask", "snap", "write", "write_row", "busy", "done",
+                                                             "add_next", "snap_next")}
+                if step:
+                    for port in ("add", "snap"):
+                        assert out[port] == previous[port + "_next"], \
+                            f"cycle {cycle}: {port} {out[port]}, but {port}_next was {previous[port + '_next']}"
+                previous = out
                 if starting:
                     start = cycle
                 if out["write"]:

@@ -523,3 +523,41 @@ def test_colliding_array_names_are_mapped_by_abc9(tmp_path):
     report = synth.synthesise(str(v), "t", "ecp5", seeds=1, out_dir=str(tmp_path / "ecp5"), progress=lambda m: None)
     assert report["status"] == "ok" and report["lut_mapper"] == "abc9"
     assert report["ff"] == 28 and report["verilog_sha256"] == hashlib.sha256(COLLIDING_NAMES_V.encode()).hexdigest()
+
+
+def _gated_groups(replicated: bool):
+    """Four 4-bit registers, each loaded when its own copy of one control bit is set: ReplicatedRegister's copies
+    or four plain registers with the same input."""
+    from rtl.engine.fanout import ReplicatedRegister
+    m = Module()
+    a, b, x, y = Signal(), Signal(), Signal(16), Signal(16)
+    if replicated:
+        m.submodules.copies = copies = ReplicatedRegister(4)
+        m.d.comb += copies.d.eq(a & b)
+        enables = [copies.q[i] for i in range(4)]
+    else:
+        enables = [Signal(name=f"plain_{i}") for i in range(4)]
+        m.d.sync += [e.eq(a & b) for e in enables]
+    q = Signal(16)
+    for i, e in enumerate(enables):
+        with m.If(e):
+            m.d.sync += q[4 * i:4 * i + 4].eq(x[4 * i:4 * i + 4])
+    m.d.comb += y.eq(q)
+    return verilog.convert(m, name="t", ports=[a, b, x, y])
+
+
+@pytest.mark.synth
+def test_replicated_registers_survive_synthesis(tmp_path):
+    """Yosys merges flip-flops with equal inputs: four plain copies of a control register become one (16 data
+    + 1 flip-flops), ReplicatedRegister's four copies stay four (16 + 4), because the script keeps them."""
+    from rtl.engine.fanout import REPLICA_ATTRIBUTE
+    assert synth.REPLICA_ATTRIBUTE == REPLICA_ATTRIBUTE
+    ffs = {}
+    for replicated in (False, True):
+        v = tmp_path / f"t{int(replicated)}.v"
+        v.write_text(_gated_groups(replicated))
+        report = synth.synthesise(str(v), "t", "ecp5", seeds=1, out_dir=str(tmp_path / f"ecp5_{int(replicated)}"),
+                                  progress=lambda m: None)
+        assert report["status"] == "ok"
+        ffs[replicated] = report["ff"]
+    assert ffs == {False: 17, True: 20}, ffs

@@ -331,6 +331,13 @@ clean
 """
 
 
+# Registers whose wire carries this attribute are copies of one another on purpose (rtl/engine/fanout.py: one
+# register per lane instead of one register driving every lane). opt_merge would fold identical flip-flops back into
+# one, so the script marks their cells `keep` right after proc, the one attribute opt_merge respects on a cell
+# (on the wire it does not: opt_clean aliases the wires of merged cells).
+REPLICA_ATTRIBUTE = "replica"
+
+
 def _yosys_script(verilog: list[str], top: str, target: str, json_out: str, cwd: str, abc9: bool = True) -> str:
     """The Yosys script; abc9=False (ECP5 only) maps the LUTs with the classic ABC instead of synth_ecp5's ABC9
     step (its map_luts label, otherwise unchanged), the way round Yosys 0.70's ABC9 assertion."""
@@ -343,6 +350,7 @@ def _yosys_script(verilog: list[str], top: str, target: str, json_out: str, cwd:
 {synth} -top {top} -run begin:coarse
 proc
 flatten
+setattr -set keep 1 a:{REPLICA_ATTRIBUTE} %ci1:+$dff[Q] a:{REPLICA_ATTRIBUTE} %d
 opt_expr
 opt_clean
 tee -q -o data_ops.txt dump {ops}
