@@ -552,7 +552,7 @@ def test_replicated_registers_survive_synthesis(tmp_path):
     + 1 flip-flops), ReplicatedRegister's four copies stay four (16 + 4), because the script keeps them."""
     from rtl.engine.fanout import REPLICA_ATTRIBUTE
     assert synth.REPLICA_ATTRIBUTE == REPLICA_ATTRIBUTE
-    ffs = {}
+    ffs, widest = {}, {}
     for replicated in (False, True):
         v = tmp_path / f"t{int(replicated)}.v"
         v.write_text(_gated_groups(replicated))
@@ -560,4 +560,8 @@ def test_replicated_registers_survive_synthesis(tmp_path):
                                   progress=lambda m: None)
         assert report["status"] == "ok"
         ffs[replicated] = report["ff"]
+        widest[replicated] = next(n for n in report["high_fanout_nets"] if n["driver"] == "TRELLIS_FF")
     assert ffs == {False: 17, True: 20}, ffs
+    # the report's fan-out list names the merged register: one flip-flop into all 16 data registers' enables
+    assert widest[False]["sinks"] == 16, widest
+    assert widest[True]["sinks"] == 4, widest

@@ -376,6 +376,48 @@ def _port_bits(netlist_path: str, top: str) -> int:
     return sum(len(p["bits"]) for p in module.get("ports", {}).values())
 
 
+CLOCK_PINS = {"CLK", "CLKA", "CLKB", "WCK"}   # clock inputs of the ECP5/iCE40 cells: the clock net is not a fan-out problem
+
+
+def high_fanout_nets(netlist_path: str, top: str, count: int = 8) -> list[dict]:
+    """The `count` nets of the mapped netlist with the most cell inputs (clock pins left out), each with its name,
+    its sinks and what drives it (a cell type, or "input port"). A net from one register or LUT into a thousand
+    inputs cannot be placed near all of them; on the 16-lane core such nets were the worst paths (docs/engine.md,
+    "A copy per lane")."""
+    with open(netlist_path) as f:
+        netlist = json.load(f)
+    module = netlist["modules"].get(top) or next(iter(netlist["modules"].values()))
+    drivers, sinks = {}, {}
+    for name, port in module.get("ports", {}).items():
+        if port["direction"] == "input":
+            for b in port["bits"]:
+                drivers[b] = "input port"
+    for cell in module["cells"].values():
+        for pin, bits in cell["connections"].items():
+            output = cell.get("port_directions", {}).get(pin) == "output"
+            for b in bits:
+                if isinstance(b, str):
+                    continue            # a constant
+                if output:
+                    drivers[b] = cell["type"]
+                elif pin not in CLOCK_PINS:
+                    sinks[b] = sinks.get(b, 0) + 1
+    def rank(name, net):
+        """Lower is better: a design's own signal name before one the mapper derived from a cell's pins."""
+        derived = any(tag in name for tag in ("_TRELLIS_", "_LUT4_", "_CCU2C_", "_PFUMX_", "_L6MUX21_", "_SB_"))
+        return (name.startswith("$") or bool(net.get("hide_name")), derived, len(name))
+    names = {}
+    for name, net in module["netnames"].items():
+        r = rank(name, net)
+        for i, b in enumerate(net["bits"]):
+            label = name if len(net["bits"]) == 1 else f"{name}[{i}]"
+            if isinstance(b, int) and (b not in names or r < names[b][1]):
+                names[b] = (label, r)
+    top_bits = sorted(sinks, key=lambda b: (-sinks[b], b))[:count]
+    return [{"net": names[b][0] if b in names else str(b), "sinks": sinks[b], "driver": drivers.get(b, "?")}
+            for b in top_bits]
+
+
 def critical_path(pnr_report: dict) -> dict:
     """The worst register-to-register path of a nextpnr report: endpoints, delay split and logic levels.
 
@@ -589,7 +631,7 @@ def synthesise(verilog, top: str, target: str = "ecp5", seeds: int = 3, freq: fl
         "verilog_sha256": hashlib.sha256(source).hexdigest(), **(provenance or {}),
         "freq_target_mhz": freq, "router": router or ROUTERS[0], "seeds": seeds, "tool_versions": versions, "cells": cells,
         "port_bits": port_bits, "params": params or {}, "bram_outreg_bits": outreg,
-        "lut_mapper": mapper,
+        "lut_mapper": mapper, "high_fanout_nets": high_fanout_nets(netlist, top),
         "const_arith": [f"{c['type']} at {c['src'] or c['name']}" for c in ops if not c["on_data"]],
         "capacity": t["capacity"],
     }
