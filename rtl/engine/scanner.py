@@ -23,13 +23,10 @@ class RowScanner(wiring.Component):
     With load driven as ~(valid & more) and next as its complement, a row holds the scanner max(1, nnz) cycles
     (a silent row one cycle) and rows follow each other with no idle cycle.
 
-    Timing: the current event's one-hot and index are registers, computed when the row is loaded or the previous
-    event is dropped, and the mask register holds the row's remaining bits after the current one. The lowest-bit
-    carry chain and the index's OR tree thus sit between the scanner's own registers; as outputs of the mask
-    register they started the 16-lane core's worst path (the mask through both into the event register, 8.3 ns).
-    `more` steers the whole row pipeline, so its next value must be cheap: "two or more set bits" of the incoming
-    mask on load and of the remaining bits on next, both from one saturating-count tree (ceil(log2 width) levels
-    of 4-input functions, no carry chain).
+    Timing: `more` steers the whole row pipeline, so its next value must be cheap. It is "two or more set bits" of
+    the incoming mask on load and "three or more" of the current mask on next, both from one saturating-count tree
+    (ceil(log2 width) levels of 4-input functions, no carry chain); the only carry chain, mask − 1, feeds the mask
+    register alone.
     Latency: 1 cycle (row_mask loaded in cycle c → its first event in cycle c + 1). Throughput: one event per
     cycle. With neither load nor next the scanner holds its row.
     """
@@ -44,28 +41,19 @@ class RowScanner(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         W = self.width
-        rest = Signal(W)   # the row's set bits after the current event
-        onehot = Signal(W)
-        index = Signal.like(self.index)
+        mask = Signal(W)
         valid = Signal()
-        more = Signal()    # another set bit after the current one: the row stays another cycle
-        # the next event from the new row (load) and from the remaining bits (next), both computed every cycle, so
-        # that load, which the row pipeline derives from its stall, only picks between registers' inputs
-        def split(bits):
-            below = bits - 1
-            lowest = Signal(W)
-            m.d.comb += lowest.eq(bits & ~below)
-            index = Cat(Cat(lowest[b] for b in range(W) if (b >> k) & 1).any() for k in range(len(self.index)))
-            return lowest, index, (bits & below)[:W]
-        new_lowest, new_index, new_rest = split(self.row_mask)
-        next_lowest, next_index, next_rest = split(rest)
+        more = Signal()    # two or more set bits: the row stays another cycle
+        below = Signal(W)
+        m.d.comb += [below.eq(mask - 1), self.onehot.eq(mask & ~below)]
+        m.d.comb += self.index.eq(Cat(Cat(self.onehot[b] for b in range(W) if (b >> k) & 1).any()
+                                      for k in range(len(self.index))))
+        new = self.row_mask
         with m.If(self.load):
-            m.d.sync += [onehot.eq(new_lowest), index.eq(new_index), rest.eq(new_rest),
-                         valid.eq(self.row_mask != 0), more.eq(at_least(m, self.row_mask, 2))]
+            m.d.sync += [mask.eq(new), valid.eq(new != 0), more.eq(at_least(m, new, 2))]
         with m.Elif(self.next):
-            m.d.sync += [onehot.eq(next_lowest), index.eq(next_index), rest.eq(next_rest),
-                         valid.eq(more), more.eq(at_least(m, rest, 2))]
-        m.d.comb += [self.valid.eq(valid), self.more.eq(more), self.onehot.eq(onehot), self.index.eq(index)]
+            m.d.sync += [mask.eq(mask & below), valid.eq(more), more.eq(at_least(m, mask, 3))]
+        m.d.comb += [self.valid.eq(valid), self.more.eq(more)]
         return m
 
 
