@@ -60,6 +60,19 @@ def simulate(dut, bench):
     return out["result"]
 
 
+def assert_next_leads(seen, port, next_port, label=""):
+    """`next_port` in cycle c equals `port` in cycle c + 1: the value a register takes at the edge, which the core
+    loads into per-lane copies of it (rtl/engine/fanout.py)."""
+    for c in range(len(seen) - 1):
+        assert seen[c][next_port] == seen[c + 1][port], \
+            f"{label}cycle {c}: {next_port} {seen[c][next_port]}, but {port} is {seen[c + 1][port]} in the next cycle"
+
+
+def copies(flag, lanes):
+    """A control bit as the core drives it into per-lane inputs: one equal copy per lane."""
+    return (1 << lanes) - 1 if flag else 0
+
+
 # ---------------------------------------------------------------------------------------------------- LIF
 
 LIF = dict(lanes=3, T=4, x_width=14, theta_width=10, membrane_width=14)   # LIF input width 12 < x width 14
@@ -392,9 +405,9 @@ def run_accumulators(cycles):
             seen.append((acc, held, bool(ctx.get(dut.overflow))))
             if c is None:
                 break
-            ctx.set(dut.init, int(c["init"]))
-            ctx.set(dut.snap, int(c["snap"]))
-            ctx.set(dut.rotate, int(c["rotate"]))
+            ctx.set(dut.init, copies(c["init"], P))
+            ctx.set(dut.snap, copies(c["snap"], P))
+            ctx.set(dut.rotate, copies(c["rotate"], P))
             ctx.set(dut.init_t0_only, int(c["init_t0_only"]))
             for l in range(P):
                 ctx.set(dut.init_value[l], int(c["init_value"][l]))
@@ -536,9 +549,9 @@ def run_lane_inputs(cycles):
             if c is None:
                 break
             for name in ("event_valid", "kv_add", "hz_add"):
-                ctx.set(getattr(dut, name), int(c[name]))
+                ctx.set(getattr(dut, name), copies(c[name], P))
             ctx.set(dut.event_word, c["word"])
-            ctx.set(dut.event_attn, int(c["attn"]))
+            ctx.set(dut.event_attn, copies(c["attn"], P))
             ctx.set(dut.event_head, c["head"])
             ctx.set(dut.kv_mask, c["kv_mask"])
             ctx.set(dut.kv_values, sum(v << ((t * P + l) * KW) for t in range(T) for l, v in
@@ -604,7 +617,7 @@ def run_events(cycles):
     dut = EventPipeline(**EVENTS)
     tail = dut.add_stage + 5
     outs = ("rom_addr", "value_addr", "shifter_shift", "shifter_neg", "switch", "add_v", "add_word", "add_attn",
-            "add_head", "snap", "busy")
+            "add_head", "snap", "busy", "snap_next", "add_v_next", "add_attn_next")
 
     async def bench(ctx):
         seen = []
@@ -642,6 +655,8 @@ def events_check(cycles, seen, names=None):
                 f"{label}: add stage {got['add_word'], got['add_attn'], got['add_head']}, golden {e}"
         for key in ("switch", "snap", "busy"):
             assert got[key] == (c in want[key]), f"{label}: {key} {got[key]}, golden {c in want[key]}"
+    for port in ("snap", "add_v", "add_attn"):
+        assert_next_leads(seen, port, port + "_next")
 
 
 def test_event_pipeline_random_cycles_equal_golden():
@@ -702,7 +717,7 @@ def run_epilogue(outputs):
     dut = OutputEpilogue(**E)
     ports = ("rotate", "lif_start", "lif_valid", "lif_step", "act_write", "act_row", "stream_start", "stream_row",
              "stream_next", "stream_write", "stream_write_row", "head_write", "head_group", "head_write_group",
-             "idle")
+             "idle", "rotate_next")
     plan, events = [], {}     # events: cycle -> ("capture", context) | ("start", kind)
     c = 1
     for kind, ctx_values, delay, slack in outputs:
@@ -744,6 +759,7 @@ def epilogue_check(result, names=None):
     want = {k: {} for k in ("lif_start", "lif_valid", "rotate", "act_write", "stream_start", "stream_next",
                             "stream_write", "head_write")}
     busy, ctx_at = set(), {}
+    assert_next_leads(seen, "rotate", "rotate_next")
     for i, (kind, ctx_values, s) in enumerate(plan):
         sched = epilogue_schedule(kind, T, s)
         for k in want:
@@ -1456,6 +1472,7 @@ def test_stream_adder_edge_cases():
 # ---------------------------------------------------------------------------------------------------- head Z
 
 HEAD_Z_COMMANDS = ("acc_init", "stream_load", "stream_next", "stream_skip", "add", "z_write", "done")
+HEAD_Z_RECORDED = HEAD_Z_COMMANDS + ("add_next",)
 
 
 def run_head_z(T, drain, layers):
@@ -1468,7 +1485,7 @@ def run_head_z(T, drain, layers):
         starts, seen, addr = [], [], 0
         for tokens, groups, stride, idle in layers:
             for _ in range(idle):
-                seen.append({**{p: ctx.get(getattr(dut, p)) for p in HEAD_Z_COMMANDS}, "addr": addr})
+                seen.append({**{p: ctx.get(getattr(dut, p)) for p in HEAD_Z_RECORDED}, "addr": addr})
                 await ctx.tick()
             starts.append(len(seen))
             writes, running = 0, True
@@ -1476,7 +1493,7 @@ def run_head_z(T, drain, layers):
             ctx.set(dut.tokens, tokens)
             while running:
                 ctx.set(dut.last, int(writes == groups - 1))
-                got = {p: ctx.get(getattr(dut, p)) for p in HEAD_Z_COMMANDS}
+                got = {p: ctx.get(getattr(dut, p)) for p in HEAD_Z_RECORDED}
                 got["addr"] = addr
                 seen.append(got)
                 if got["stream_load"]:
@@ -1494,7 +1511,7 @@ def run_head_z(T, drain, layers):
                 if len(seen) > starts[-1] + groups * (tokens * T + drain + 2) + 8:
                     break    # no done: the check reports it
         for _ in range(3):
-            seen.append({**{p: ctx.get(getattr(dut, p)) for p in HEAD_Z_COMMANDS}, "addr": addr})
+            seen.append({**{p: ctx.get(getattr(dut, p)) for p in HEAD_Z_RECORDED}, "addr": addr})
             await ctx.tick()
         return starts, seen
     return simulate(dut, bench)
@@ -1502,6 +1519,7 @@ def run_head_z(T, drain, layers):
 
 def head_z_check(T, drain, layers, result, names=None):
     starts, seen = result
+    assert_next_leads(seen, "add", "add_next")
     want, owner = merged_schedules(head_z_schedule(tokens, T, groups, drain, s, stride)
                                    for (tokens, groups, stride, _), s in zip(layers, starts))
     for c, got in enumerate(seen):
@@ -1591,7 +1609,13 @@ def run_kv_sequencer(shape, layers):
                 ctx.set(dut.act_row, act_q)
                 ctx.set(dut.v_row, vq2)
                 out = {p: ctx.get(getattr(dut, p)) for p in ("k_load", "k_addr", "v_load", "v_addr", "acc_init", "add",
-                                                             "add_mask", "snap", "write", "write_row", "busy", "done")}
+                                                             "add_mask", "snap", "write", "write_row", "busy", "done",
+                                                             "add_next", "snap_next")}
+                if step:
+                    for port in ("add", "snap"):
+                        assert out[port] == previous[port + "_next"], \
+                            f"cycle {cycle}: {port} {out[port]}, but {port}_next was {previous[port + '_next']}"
+                previous = out
                 if starting:
                     start = cycle
                 if out["write"]:

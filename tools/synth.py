@@ -386,8 +386,8 @@ CLOCK_PINS = {"CLK", "CLKA", "CLKB", "WCK"}
 def high_fanout_nets(module: dict, count: int = 8) -> list[dict]:
     """The `count` nets of a mapped netlist's module with the most cell inputs (clock pins left out), each with its
     name, its sinks and what drives it (a cell type, or "input port"). A net from one register or LUT into a thousand
-    inputs cannot be placed near all of them; on the 16-lane core such nets carry the worst paths (docs/synth.md,
-    "Fan-out")."""
+    inputs cannot be placed near all of them; on the 16-lane core such nets were the worst paths (docs/engine.md,
+    "A copy per lane")."""
     drivers, sinks = {}, {}
     for name, port in module.get("ports", {}).items():
         if port["direction"] == "input":

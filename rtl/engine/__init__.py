@@ -15,7 +15,7 @@ golden/ and a unit test in tests/test_engine_components.py:
   stream_lif.StreamLifSequencer   a stream-LIF layer, outputs back to back
   epilogue.OutputEpilogue    an accumulating output's LIF, stream add or logit write
   events.EventPipeline       an event from the scanner to the addend register, with the end-of-output marker
-  fanout.ReplicatedRegister  a control bit in one register per consumer group, kept apart through synthesis
+  fanout.ReplicatedRegister  a control bit in one register per lane, kept apart through synthesis
   memories.BankedRom         the banked weight ROM (read through a RomRead port, wiring.connect)
   memories.SlicedRam         the activation, stream and KV RAMs (RamRead / RamWrite ports)
   row_pipeline.RowPipeline   an output's input rows through the RAMs and three stages into the scanner

@@ -28,6 +28,9 @@ class LaneAccumulators(wiring.Component):
       rotate                  held[l][t] ← held[l][(t + 1) mod T]: the epilogues read timestep t at held[l][0]
                               (no t-indexed multiplexer in front of the LIF and the stream adder); held[l][0]
                               wraps into the narrow held[l][T - 1]
+      init, snap and rotate are P equal copies, lane l reading bit l: each selects in all of a lane's registers
+      (about 90 on the digits core), so a copy per lane (fanout.ReplicatedRegister) drives one lane where one
+      register driving all P lanes was the 16-lane core's worst path.
       acc[P][T], held[P][T]   the registers
       overflow                some accumulator's guard bit (of its own width) differed from its sign in the
                               previous cycle
@@ -41,9 +44,9 @@ class LaneAccumulators(wiring.Component):
         assert 2 <= rest_width <= width, "the narrow timesteps hold at most timestep 0's bits"
         self.P, self.T, self.width, self.rest_width = lanes, T, width, rest_width
         super().__init__({
-            "init": In(1), "init_value": In(data.ArrayLayout(signed(width), lanes)), "init_t0_only": In(1),
+            "init": In(lanes), "init_value": In(data.ArrayLayout(signed(width), lanes)), "init_t0_only": In(1),
             "add_en": In(data.ArrayLayout(T, lanes)), "addend": In(lane_time_layout(lanes, T, width)),
-            "snap": In(1), "rotate": In(1),
+            "snap": In(lanes), "rotate": In(lanes),
             "acc": Out(lane_time_layout(lanes, T, width)), "held": Out(lane_time_layout(lanes, T, width)),
             "overflow": Out(1),
         })
@@ -62,13 +65,13 @@ class LaneAccumulators(wiring.Component):
             for tt in range(T):
                 w = tw[tt]
                 init_value = self.init_value[l] if tt == 0 else Mux(self.init_t0_only, 0, self.init_value[l][:w])
-                with m.If(self.init):
+                with m.If(self.init[l]):
                     m.d.sync += acc[l][tt].eq(init_value)
                 with m.Elif(self.add_en[l][tt]):
                     m.d.sync += acc[l][tt].eq(acc[l][tt] + self.addend[l][tt][:w].as_signed())
-                with m.If(self.snap):
+                with m.If(self.snap[l]):
                     m.d.sync += held[l][tt].eq(acc[l][tt])
-                with m.Elif(self.rotate):
+                with m.Elif(self.rotate[l]):
                     m.d.sync += held[l][tt].eq(held[l][(tt + 1) % T])
                 m.d.comb += [self.acc[l][tt].eq(acc[l][tt]), self.held[l][tt].eq(held[l][tt])]
             m.d.sync += bad[l].eq(Cat(acc[l][tt][tw[tt] - 1] ^ acc[l][tt][tw[tt] - 2] for tt in range(T)).any())

@@ -50,6 +50,7 @@ from .argmax import ArgmaxUnit
 from .controller import LayerController
 from .epilogue import EpilogueKind, OutputEpilogue
 from .events import EventPipeline
+from .fanout import ReplicatedRegister
 from .head_z import HeadZSequencer
 from .kv_sequencer import KvSequencer
 from .lane_inputs import LaneInputs
@@ -174,7 +175,6 @@ class SpikeEngine(wiring.Component):
         m.submodules.stream_lif = stream_lif = StreamLifSequencer(T)
         m.submodules.head_z = head_z = HeadZSequencer(T, DRAIN, ADW)
         m.submodules.argmax = argmax = ArgmaxUnit(self.K, W["logit"])
-        acc_init = Signal()
         snap = Signal()         # the end-of-output marker reached the accumulators: held <- acc, acc <- next bias
         # the epilogue reads timestep t from held[l][0] and rotates the held copy by one: no t-indexed
         # multiplexer (its select fans out to every lane) in front of the LIF and the stream adder
@@ -290,21 +290,31 @@ class SpikeEngine(wiring.Component):
         m.d.sync += [vq.eq(act_dbg.data), vq2.eq(vq)]
         m.d.comb += self.dbg_data.eq(vq)
         m.submodules.lane_inputs = lane_inputs = LaneInputs(P, T, AW, KW, SW, d, heads_per_group)
-        m.d.comb += [lane_inputs.event_valid.eq(events.add_v), lane_inputs.event_word.eq(events.add_word),
-                     lane_inputs.event_attn.eq(events.add_attn), lane_inputs.weight_addend.eq(addends.addend),
-                     lane_inputs.kv_values.eq(kvq2), lane_inputs.kv_add.eq(kv_seq.add),
-                     lane_inputs.kv_mask.eq(kv_seq.add_mask), lane_inputs.hz_add.eq(head_z.add),
+        # The selects that reach every lane come from one register per lane (ReplicatedRegister), each loaded with
+        # the value the single register would take: the same cycle, P short nets instead of one across the lanes.
+        def per_lane(name, next_value):
+            copies = m.submodules[name] = ReplicatedRegister(P)
+            m.d.comb += copies.d.eq(next_value)
+            return copies.q
+        m.d.comb += [lane_inputs.event_valid.eq(per_lane("event_valid_copies", events.add_v_next)),
+                     lane_inputs.event_word.eq(events.add_word),
+                     lane_inputs.event_attn.eq(per_lane("event_attn_copies", events.add_attn_next)),
+                     lane_inputs.weight_addend.eq(addends.addend),
+                     lane_inputs.kv_values.eq(kvq2), lane_inputs.kv_add.eq(per_lane("kv_add_copies", kv_seq.add_next)),
+                     lane_inputs.kv_mask.eq(kv_seq.add_mask),
+                     lane_inputs.hz_add.eq(per_lane("hz_add_copies", head_z.add_next)),
                      lanes.add_en.eq(lane_inputs.add_en), lanes.addend.eq(lane_inputs.addend)]
         m.d.comb += [lane_inputs.stream[l].eq(s_vals[l]) for l in range(P)]
         if heads_per_group > 1:
             m.d.comb += lane_inputs.event_head.eq(events.add_head)
         for l in range(P):
             m.d.comb += lanes.init_value[l].eq(Mux(bias_gate, bias_q[l], 0))
-        m.d.comb += [lanes.init.eq(acc_init | snap | kv_seq.snap), lanes.init_t0_only.eq(bias_t0_only),
-                     lanes.snap.eq(snap | kv_seq.snap)]
-        m.d.sync += acc_init.eq(0)
-        with m.If(kv_seq.acc_init):
-            m.d.sync += acc_init.eq(1)
+        # the accumulators start a layer's first output (its parameters have arrived), a Kᵀ·V layer or a head-Z group
+        acc_init_next = kv_seq.acc_init | head_z.acc_init | (params.ready & ctrl.first_output)
+        snap_next = events.snap_next | kv_seq.snap_next
+        m.d.comb += [lanes.init.eq(per_lane("acc_init_copies", acc_init_next | snap_next)),
+                     lanes.init_t0_only.eq(bias_t0_only), lanes.snap.eq(per_lane("snap_copies", snap_next)),
+                     lanes.rotate.eq(per_lane("rotate_copies", epilogue.rotate_next))]
 
         # ---------------------------------------------------------------- LIF: one timestep per cycle
         bad.append(lif.overflow)
@@ -360,7 +370,6 @@ class SpikeEngine(wiring.Component):
             m.d.sync += [lane_shift_next[l].eq(p_shift[l]) for l in range(P)]
             with m.If(ctrl.first_output):
                 m.d.sync += [addends.lane_shift[l].eq(p_shift[l]) for l in range(P)]
-                m.d.sync += acc_init.eq(1)
 
         with m.If(ctrl.begin):
             m.d.sync += [overflow.eq(0), ld_addr.eq(0)]
@@ -433,8 +442,6 @@ class SpikeEngine(wiring.Component):
         # the sequencer's commands: clear the accumulators, the stream rows into timestep 0's accumulators (the adder
         # mux above), the group's sums into the Z RAM
         m.d.comb += [head_z.tokens.eq(L["N"]), head_z.last.eq(outputs.group_last)]
-        with m.If(head_z.acc_init):
-            m.d.sync += acc_init.eq(1)
         with m.If(head_z.stream_load):
             m.d.sync += s_addr.eq(head_z.stream_row)
         with m.If(head_z.stream_next):
@@ -450,7 +457,7 @@ class SpikeEngine(wiring.Component):
         # It starts at the snapshot of an output (held <- acc) and runs while the controller scans the next output;
         # output_spacing() keeps one epilogue from catching up with the next. The stream read-address register
         # stays here (one register in front of the RAM, shared with the stream LIF and head Z loops above).
-        m.d.comb += [epilogue.start.eq(snap), lanes.rotate.eq(epilogue.rotate),
+        m.d.comb += [epilogue.start.eq(snap),
                      epilogue.kind.eq(Mux(op == Opcode.HEAD, EpilogueKind.HEAD,
                                           Mux(L["to_stream"], EpilogueKind.STREAM_ADD, EpilogueKind.LIF)))]
         with m.If(epilogue.act_write):

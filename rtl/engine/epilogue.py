@@ -26,6 +26,7 @@ class OutputEpilogue(wiring.Component):
                           later, when the loop registers already belong to the next output)
       start, kind         the snapshot (held ← acc) in this cycle: run the layer's epilogue kind
       rotate              (registered) held[l][t] ← held[l][t + 1]: timestep t is at held[l][0] when it is used
+      rotate_next         the value rotate takes at the next edge (for per-lane copies, fanout.py)
       lif_start, lif_theta[P], lif_valid, lif_step
                           the LIF's commands (its input: held[l][0])
       act_write, act_row  write the LIF's spike words to activation row act_row
@@ -62,7 +63,7 @@ class OutputEpilogue(wiring.Component):
             "capture_group": In(group_width),
             "capture_theta": In(data.ArrayLayout(unsigned(theta_width), lanes)),
             "start": In(1), "kind": In(EpilogueKind),
-            "rotate": Out(1),
+            "rotate": Out(1), "rotate_next": Out(1),
             "lif_start": Out(1), "lif_theta": Out(data.ArrayLayout(unsigned(theta_width), lanes)),
             "lif_valid": Out(1), "lif_step": Out(range(T)),
             "act_write": Out(1), "act_row": Out(row_width),
@@ -85,7 +86,8 @@ class OutputEpilogue(wiring.Component):
                      self.lif_theta.eq(ctx_theta), self.lif_step.eq(t[:len(self.lif_step)])]
         # the RAM write enables are registers set a cycle ahead (from the state and t), not a decode of them: they
         # drive write ports of RAMs spread over the die
-        m.d.sync += [self.rotate.eq(0), self.head_write_group.eq(0), self.act_write.eq(0), self.stream_write.eq(0)]
+        m.d.sync += [self.rotate.eq(self.rotate_next), self.head_write_group.eq(0), self.act_write.eq(0),
+                     self.stream_write.eq(0)]
         with m.FSM(init="IDLE") as fsm:
             with m.State("IDLE"):
                 with m.If(self.start):
@@ -99,15 +101,14 @@ class OutputEpilogue(wiring.Component):
                             m.d.comb += self.stream_start.eq(1)
                             m.next = "STREAM_ADD"
                         with m.Default():
-                            m.d.comb += self.lif_start.eq(1)
-                            m.d.sync += self.rotate.eq(1)
+                            m.d.comb += [self.lif_start.eq(1), self.rotate_next.eq(1)]
                             m.next = "LIF"
 
             # the LIF over the T held values, one timestep per cycle, then the output's spike words
             with m.State("LIF"):
                 m.d.comb += self.lif_valid.eq(t < T)
                 with m.If(t < T - 1):
-                    m.d.sync += self.rotate.eq(1)
+                    m.d.comb += self.rotate_next.eq(1)
                 m.d.sync += t.eq(t + 1)
                 with m.If(t == T):
                     m.d.sync += self.act_write.eq(1)
@@ -121,7 +122,7 @@ class OutputEpilogue(wiring.Component):
             with m.State("STREAM_ADD"):
                 m.d.comb += self.stream_next.eq(t < T)
                 with m.If((t >= 1) & (t < T + 1)):
-                    m.d.sync += self.rotate.eq(1)
+                    m.d.comb += self.rotate_next.eq(1)
                 with m.If((t >= 2) & (t < T + 2)):
                     m.d.sync += self.stream_write.eq(1)
                 with m.If(self.stream_write):          # t >= 3

@@ -21,7 +21,8 @@ class EventPipeline(wiring.Component):
     needs no payload, only its position. `switch` is high when it is one stage before the ROM output (the events
     behind it belong to the next output: its lane shifts take over there), `snap` the cycle after it is at
     add_stage (the first cycle in which the accumulators hold the output's last event). `busy`: a marker is in
-    flight.
+    flight. snap_next, add_v_next and add_attn_next are the values snap, add_v and add_attn take at the next edge (for
+    per-lane copies, rtl/engine/fanout.py).
 
     Latency: issue in cycle c → stage i in cycle c + 2 + i, add_* in c + 2 + add_stage; mark in cycle e → switch
     in e + 2 + rom_latency, snap in e + 4 + add_stage. Throughput: one event per cycle.
@@ -40,6 +41,7 @@ class EventPipeline(wiring.Component):
             "shifter_shift": Out(shift_width), "shifter_neg": Out(1), "switch": Out(1),
             "add_v": Out(1), "add_word": Out(T), "add_attn": Out(1), "add_head": Out(head_bits),
             "snap": Out(1), "busy": Out(1),
+            "snap_next": Out(1), "add_v_next": Out(1), "add_attn_next": Out(1),
         })
 
     def elaborate(self, platform):
@@ -77,5 +79,6 @@ class EventPipeline(wiring.Component):
                      self.switch.eq(end[ROM_L - 1]),
                      self.add_v.eq(v[ADD]), self.add_word.eq(word[ADD]), self.add_attn.eq(attn[ADD]),
                      self.add_head.eq(head[ADD]),
+                     self.snap_next.eq(end[ADD]), self.add_v_next.eq(v[ADD - 1]), self.add_attn_next.eq(attn[ADD - 1]),
                      self.busy.eq(Cat(mark_q, mark_p, *end, self.snap).any())]
         return m

@@ -14,12 +14,11 @@ REPLICA_ATTRIBUTE = "replica"
 class ReplicatedRegister(wiring.Component):
     """q[i] ← d at every clock edge, for i in 0 .. copies - 1: `copies` equal registers that synthesis keeps apart.
 
-    Why: a control bit that selects in every lane (on the 16-lane core the accumulators' init, snapshot and rotation,
-    the lane inputs' writer) reaches some 1,400 flip-flop inputs from one register or one LUT, and the placer cannot
-    put one driver near all of them: such nets carry the 16-lane core's worst paths (7-8 ns of routing). With one
-    copy per lane each copy drives one lane's few dozen inputs, and the placer puts it beside them. The caller feeds
-    `d` the value the single register would have taken (its next-state value), so the copies show exactly what it
-    would have shown.
+    Why: a control bit that selects in every lane (the accumulators' init, snapshot and rotation, the lane inputs'
+    writer) reached some 1,400 flip-flop inputs from one register or one LUT, and the placer cannot put one driver
+    near all of them: those nets were the 16-lane core's worst paths (7-8 ns of routing). With one copy per lane
+    each copy drives one lane's few dozen inputs, and the placer puts it beside them. The caller feeds `d` the value
+    the single register would have taken (its next-state value), so the copies show exactly what it would have shown.
 
     Ports: d (1 bit) → q (`copies` bits, all equal). Latency: 1 cycle. Throughput: one value per cycle. Resets to 0
     with the sync domain.

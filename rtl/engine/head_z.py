@@ -24,6 +24,7 @@ class HeadZSequencer(wiring.Component):
       stream_next         step that register to the next timestep's row (+1)
       stream_skip         step it to the next token's first row (+ the caller's token stride - (T - 1))
       add                 the stream RAM's registered row (read ADD_LATENCY cycles after its address) is added
+      add_next            the value add takes at the next edge (for per-lane copies, fanout.py)
       z_write             write the group's sums; the caller steps its group counter
       done                the layer's last write: the caller goes on to the next layer
 
@@ -44,7 +45,7 @@ class HeadZSequencer(wiring.Component):
         super().__init__({
             "start": In(1), "tokens": In(token_width), "last": In(1),
             "acc_init": Out(1), "stream_load": Out(1), "stream_row": Out(row_width),
-            "stream_next": Out(1), "stream_skip": Out(1), "add": Out(1),
+            "stream_next": Out(1), "stream_skip": Out(1), "add": Out(1), "add_next": Out(1),
             "z_write": Out(1), "done": Out(1),
         })
 
@@ -59,7 +60,7 @@ class HeadZSequencer(wiring.Component):
         group_row = Signal.like(self.stream_row)
         read = Signal(self.ADD_LATENCY)     # a row was read 1 .. ADD_LATENCY cycles ago
         m.d.sync += read.eq(read << 1)
-        m.d.comb += [self.add.eq(read[-1]), self.stream_row.eq(group_row)]
+        m.d.comb += [self.add.eq(read[-1]), self.add_next.eq(read[-2]), self.stream_row.eq(group_row)]
 
         def begin_group():
             m.d.comb += [self.acc_init.eq(1), self.stream_load.eq(1)]

@@ -35,6 +35,7 @@ class KvSequencer(wiring.Component):
       snap                    the accumulators' snapshot: held <- acc, acc <- 0 (the channel's last token is in)
       write, write_row        write the held copy to the KV RAM row write_row (rows in (group, channel) order)
       busy                    a channel's marker, snapshot or write is still in flight
+      add_next, snap_next     the values add and snap take at the next edge (for per-lane copies, fanout.py)
       done                    the layer's last channel has been scanned (then wait for ~busy)
 
     Cycles from start (the cycle after it is the first): per (lane group, K row block) N + 6 (an init, the N K rows,
@@ -65,6 +66,7 @@ class KvSequencer(wiring.Component):
             "k_load": Out(1), "k_addr": Out(addr_width), "v_load": Out(1), "v_addr": Out(addr_width),
             "acc_init": Out(1), "add": Out(1), "add_mask": Out(lanes * T),
             "snap": Out(1), "write": Out(1), "write_row": Out(addr_width), "busy": Out(1), "done": Out(1),
+            "add_next": Out(1), "snap_next": Out(1),
         })
 
     def elaborate(self, platform):
@@ -109,7 +111,7 @@ class KvSequencer(wiring.Component):
         m.d.sync += [kvb_end[i].eq(kvb_end[i - 1]) for i in range(1, len(kvb_end))]
         m.d.sync += [kvb_sel[i].eq(kvb_sel[i - 1]) for i in range(1, len(kvb_sel))]
         m.d.sync += [kvb_end[0].eq(scan.pick_tag[SELW]), snap.eq(kvb_end[-1]), write.eq(snap)]
-        m.d.comb += [self.snap.eq(snap), self.write.eq(write), self.write_row.eq(kv_row),
+        m.d.comb += [self.snap.eq(snap), self.snap_next.eq(kvb_end[-1]), self.write.eq(write), self.write_row.eq(kv_row),
                      self.busy.eq(Cat(*kvb_end).any() | snap | write)]
         with m.If(write):
             m.d.sync += kv_row.eq(kv_row + 1)
@@ -124,7 +126,7 @@ class KvSequencer(wiring.Component):
                              for h, kw in enumerate(kwords)]
             else:
                 m.d.sync += kwords[0].eq(Array(act_words)[kvb_sel[3][:lp]] if lp else act_words[0])
-        m.d.comb += self.add.eq(kvb_v[4])
+        m.d.comb += [self.add.eq(kvb_v[4]), self.add_next.eq(kvb_v[3])]
         m.d.comb += self.add_mask.eq(Cat(kwords[l // d if H > 1 else 0][t] & v_words[l][t]
                                          for l in range(P) for t in range(T)))
 

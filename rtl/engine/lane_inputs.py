@@ -21,7 +21,9 @@ class LaneInputs(wiring.Component):
       a Kᵀ·V count    (kv_add) +1 where kv_mask has the lane's timestep bit (lane-major: bit l·T + t)
       head Z          (hz_add) timestep 0 of every lane adds the lane's residual-stream value
 
-    Ports: the writers' inputs above, weight_addend[P] (signed width), kv_values (P × T values of kv_width bits,
+    Ports: the writers' inputs above (event_valid, event_attn, kv_add and hz_add as P equal copies, lane l reading
+    bit l: each selects in every timestep of a lane, and one copy per lane, fanout.ReplicatedRegister, keeps the
+    16-lane core's widest selects local), weight_addend[P] (signed width), kv_values (P × T values of kv_width bits,
     timestep-major: value t·P + l), stream[P] (signed stream_width) → add_en[P] (T bits each) and addend[P][T].
     Latency: 1 cycle (inputs in cycle c → add_en, addend in c + 1; with no writer add_en is 0 and the addends
     hold). Throughput: one write per cycle.
@@ -31,12 +33,12 @@ class LaneInputs(wiring.Component):
                  heads_per_group: int = 1):
         self.P, self.T, self.KW, self.d, self.heads = lanes, T, kv_width, head_dim, heads_per_group
         super().__init__({
-            "event_valid": In(1), "event_word": In(T), "event_attn": In(1),
+            "event_valid": In(lanes), "event_word": In(T), "event_attn": In(lanes),
             "event_head": In(bits(max(1, heads_per_group - 1))),
             "weight_addend": In(data.ArrayLayout(signed(width), lanes)),
             "kv_values": In(lanes * T * kv_width),
-            "kv_add": In(1), "kv_mask": In(lanes * T),
-            "hz_add": In(1), "stream": In(data.ArrayLayout(signed(stream_width), lanes)),
+            "kv_add": In(lanes), "kv_mask": In(lanes * T),
+            "hz_add": In(lanes), "stream": In(data.ArrayLayout(signed(stream_width), lanes)),
             "add_en": Out(data.ArrayLayout(unsigned(T), lanes)),
             "addend": Out(lane_time_layout(lanes, T, width)),
         })
@@ -45,16 +47,17 @@ class LaneInputs(wiring.Component):
         m = Module()
         P, T, KW = self.P, self.T, self.KW
         for l in range(P):
-            lane_in_head = 1 if self.heads == 1 else ~self.event_attn | (self.event_head == l // self.d)
+            event_valid, event_attn = self.event_valid[l], self.event_attn[l]
+            lane_in_head = 1 if self.heads == 1 else ~event_attn | (self.event_head == l // self.d)
             for t in range(T):
                 kv_value = self.kv_values[(t * P + l) * KW:(t * P + l + 1) * KW]
                 en, addend = self.add_en[l][t], self.addend[l][t]
-                with m.If(self.event_valid):
+                with m.If(event_valid):
                     m.d.sync += [en.eq(self.event_word[t] & lane_in_head),
-                                 addend.eq(Mux(self.event_attn, kv_value.as_unsigned(), self.weight_addend[l]))]
-                with m.Elif(self.kv_add):
+                                 addend.eq(Mux(event_attn, kv_value.as_unsigned(), self.weight_addend[l]))]
+                with m.Elif(self.kv_add[l]):
                     m.d.sync += [en.eq(self.kv_mask[l * T + t]), addend.eq(1)]
-                with m.Elif(self.hz_add & (t == 0)):
+                with m.Elif(self.hz_add[l] & (t == 0)):
                     m.d.sync += [en.eq(1), addend.eq(self.stream[l])]
                 with m.Else():
                     m.d.sync += en.eq(0)
