@@ -57,7 +57,7 @@ sim: venv sysdeps
 # simulation speed (cocotb bench vs the fast harness, 1 and 2 workers) first, then synthesis at several lane counts
 bench: venv
 	$(VPY) flow.py sim --speed --jobs 2 --preset $(PRESET)
-	$(VPY) flow.py bench --preset $(PRESET) $(if $(filter digits,$(PRESET)),--out docs/bench/synth_results.json --cycles-out docs/bench/cycles.json,)
+	$(VPY) flow.py bench --preset $(PRESET) $(if $(filter digits,$(PRESET)),--out docs/bench/synth_results.json --cycles-out docs/bench/cycles.json --jobs 2 --seed-timeout 25,)
 
 synth: venv
 	$(VPY) flow.py synth --preset $(PRESET)
