@@ -306,6 +306,48 @@ def test_a_seed_past_the_timeout_is_replaced_by_the_next_seed(tmp_path, monkeypa
     assert started == [] and again == report
 
 
+@pytest.mark.unit
+def test_a_timed_out_seed_is_replaced_on_the_worker_it_frees():
+    """Seed 2 times out while seed 3 is still routing: seed 4 starts at once on the freed worker, not after seed 3
+    (rounds left one of the two cores idle); the seeds tried and used are those of a one-at-a-time run."""
+    import threading
+    import time
+    events, lock, seed4_started = [], threading.Lock(), threading.Event()
+
+    def pnr(seed):
+        with lock:
+            events.append(("start", seed))
+        if seed == 2:
+            time.sleep(0.05)
+            result = None                                   # past its time limit
+        elif seed == 3:
+            seed4_started.wait(timeout=5)                   # finishes only once seed 4 runs beside it
+            result = "seed3.json"
+        else:
+            if seed == 4:
+                seed4_started.set()
+            result = f"seed{seed}.json"
+        with lock:
+            events.append(("end", seed))
+        return result
+
+    finished, timed_out = synth.schedule_seeds(pnr, seeds=3, jobs=2)
+    assert finished == {1: "seed1.json", 3: "seed3.json", 4: "seed4.json"} and timed_out == [2]
+    assert events.index(("start", 4)) < events.index(("end", 3)), events
+    assert [e for e in events if e[0] == "start"] == [("start", n) for n in (1, 2, 3, 4)]
+
+    # one at a time, and by rounds (a Dask cluster), the same seeds are tried and used
+    serial = []
+    assert synth.schedule_seeds(lambda n: serial.append(n) or (None if n == 2 else f"seed{n}.json"), 3, 1) == \
+        (finished, timed_out) and serial == [1, 2, 3, 4]
+    rounds = []
+
+    def run_round(numbers):
+        rounds.append(numbers)
+        return [None if n == 2 else f"seed{n}.json" for n in numbers]
+    assert synth.seeds_in_rounds(run_round, 3) == (finished, timed_out) and rounds == [[1, 2, 3], [4]]
+
+
 @pytest.mark.synth
 def test_no_seed_finishing_in_time_fails_with_the_fix(tmp_path, monkeypatch):
     v = write_design(tmp_path, RomAccumulator(), "rom_acc")

@@ -544,6 +544,58 @@ def place_and_route(seed: int, out_dir: str, target: str, freq: float, synth_key
     return rpt_path
 
 
+def schedule_seeds(pnr, seeds: int, jobs: int) -> tuple[dict, list]:
+    """Run place-and-route seeds 1, 2, ... on `jobs` workers until `seeds` of them have finished, trying at most
+    2·seeds; pnr(seed) returns the seed's report path, or None when the seed ran past its time limit. A seed that
+    times out is replaced by the next seed number at once, on the worker it frees (in rounds, a replacement waited
+    for the round's slowest seed while a core stood idle). A seed starts only while fewer than `seeds` are finished
+    or running, so the seeds tried, and the seeds used, are those a one-at-a-time run tries.
+    Returns ({seed: report path}, [timed-out seeds])."""
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+    finished, timed_out, next_seed = {}, [], 1
+    if jobs <= 1:       # in the caller's thread: an interrupt stops the seed at once
+        while len(finished) < seeds and next_seed <= 2 * seeds:
+            rpt = pnr(next_seed)
+            if rpt is None:
+                timed_out.append(next_seed)
+            else:
+                finished[next_seed] = rpt
+            next_seed += 1
+        return finished, timed_out
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        running = {}
+        while True:
+            while len(running) < jobs and len(finished) + len(running) < seeds and next_seed <= 2 * seeds:
+                running[pool.submit(pnr, next_seed)] = next_seed
+                next_seed += 1
+            if not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                seed = running.pop(future)
+                rpt = future.result()
+                if rpt is None:
+                    timed_out.append(seed)
+                else:
+                    finished[seed] = rpt
+    return dict(sorted(finished.items())), sorted(timed_out)
+
+
+def seeds_in_rounds(run_round, seeds: int) -> tuple[dict, list]:
+    """schedule_seeds for an executor that takes a list of seeds at a time (a Dask cluster): the round's seeds,
+    then one replacement per timed-out seed, at most 2·seeds in all."""
+    finished, timed_out, next_seed = {}, [], 1
+    while len(finished) < seeds and next_seed <= 2 * seeds:
+        numbers = list(range(next_seed, min(next_seed + seeds - len(finished), 2 * seeds + 1)))
+        next_seed = numbers[-1] + 1
+        for seed, rpt in zip(numbers, run_round(numbers)):
+            if rpt is None:
+                timed_out.append(seed)
+            else:
+                finished[seed] = rpt
+    return finished, timed_out
+
+
 def synthesise(verilog, top: str, target: str = "ecp5", seeds: int = 3, freq: float | None = None,
                out_dir: str = "build/synth", clock: str = "clk", params: dict | None = None,
                progress=_say, allow_dsp: bool = False, jobs: int = 1,
@@ -658,43 +710,26 @@ def synthesise(verilog, top: str, target: str = "ecp5", seeds: int = 3, freq: fl
             raise FlowError(f"the design does not fit the iCE40 UP5K-SG48: it needs {' and '.join(problems)}; "
                             "use --target ecp5 or generate a smaller core (fewer lanes).")
 
-    def run_seeds(numbers):
-        pnr = functools.partial(place_and_route, out_dir=out_dir, target=target, freq=freq, synth_key=synth_key,
-                                versions=versions, seed_timeout_s=seed_timeout_s, router=router)
-        if scheduler:
-            # one task per seed on a Dask cluster (cluster/): the workers print their own progress
-            from cluster import map_tasks
+    pnr = functools.partial(place_and_route, out_dir=out_dir, target=target, freq=freq, synth_key=synth_key,
+                            versions=versions, seed_timeout_s=seed_timeout_s, router=router)
+    if scheduler:
+        # one task per seed on a Dask cluster (cluster/), in rounds: the workers print their own progress
+        from cluster import map_tasks
+
+        def run_round(numbers):
             return map_tasks(pnr, numbers, jobs=jobs, scheduler=scheduler, key="pnr-seed")
-        # each seed is one single-threaded nextpnr: with --jobs > 1 several run side by side
-        if jobs > 1 and len(numbers) > 1:
-            import threading
-            from concurrent.futures import ThreadPoolExecutor
-            lock = threading.Lock()
+        finished, timed_out = seeds_in_rounds(run_round, seeds)
+    elif jobs > 1 and seeds > 1:
+        # each seed is one single-threaded nextpnr: several run side by side, one progress line at a time
+        import threading
+        lock = threading.Lock()
 
-            def locked(message):   # one line at a time from the parallel runs
-                with lock:
-                    say(message)
-            nonlocal progress
-            progress = locked
-            try:
-                with ThreadPoolExecutor(max_workers=min(jobs, len(numbers))) as pool:
-                    return list(pool.map(lambda seed: pnr(seed, progress=locked), numbers))
-            finally:
-                progress = say
-        return [pnr(seed, progress=progress) for seed in numbers]
-
-    # A seed whose router does not converge within the limit is replaced by the next seed number, so the median is
-    # still over `seeds` finished runs; at most `seeds` replacements are tried.
-    say = progress
-    finished, timed_out, next_seed = {}, [], 1
-    while len(finished) < seeds and next_seed <= 2 * seeds:
-        numbers = list(range(next_seed, min(next_seed + seeds - len(finished), 2 * seeds + 1)))
-        next_seed = numbers[-1] + 1
-        for seed, rpt in zip(numbers, run_seeds(numbers)):
-            if rpt is None:
-                timed_out.append(seed)
-            else:
-                finished[seed] = rpt
+        def locked(message):
+            with lock:
+                progress(message)
+        finished, timed_out = schedule_seeds(lambda seed: pnr(seed, progress=locked), seeds, jobs)
+    else:
+        finished, timed_out = schedule_seeds(lambda seed: pnr(seed, progress=progress), seeds, 1)
     if len(finished) < seeds:
         raise FlowError(f"only {len(finished)} of {seeds} place-and-route seeds finished within --seed-timeout "
                         f"({seed_timeout_s / 60:g} min; seeds {', '.join(map(str, timed_out))} ran past it); "
