@@ -552,17 +552,10 @@ def schedule_seeds(pnr, seeds: int, jobs: int) -> tuple[dict, list]:
     or running, so the seeds tried, and the seeds used, are those a one-at-a-time run tries.
     Returns ({seed: report path}, [timed-out seeds])."""
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-    finished, timed_out, next_seed = {}, [], 1
     if jobs <= 1:       # in the caller's thread: an interrupt stops the seed at once
-        while len(finished) < seeds and next_seed <= 2 * seeds:
-            rpt = pnr(next_seed)
-            if rpt is None:
-                timed_out.append(next_seed)
-            else:
-                finished[next_seed] = rpt
-            next_seed += 1
-        return finished, timed_out
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        return seeds_in_rounds(lambda numbers: [pnr(seed) for seed in numbers], seeds)
+    finished, timed_out, next_seed = {}, [], 1
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
         running = {}
         while True:
             while len(running) < jobs and len(finished) + len(running) < seeds and next_seed <= 2 * seeds:
@@ -582,8 +575,8 @@ def schedule_seeds(pnr, seeds: int, jobs: int) -> tuple[dict, list]:
 
 
 def seeds_in_rounds(run_round, seeds: int) -> tuple[dict, list]:
-    """schedule_seeds for an executor that takes a list of seeds at a time (a Dask cluster): the round's seeds,
-    then one replacement per timed-out seed, at most 2·seeds in all."""
+    """schedule_seeds for an executor that takes a list of seeds at a time (a Dask cluster, or one after the other):
+    the round's seeds, then one replacement per timed-out seed, at most 2·seeds in all."""
     finished, timed_out, next_seed = {}, [], 1
     while len(finished) < seeds and next_seed <= 2 * seeds:
         numbers = list(range(next_seed, min(next_seed + seeds - len(finished), 2 * seeds + 1)))
