@@ -59,17 +59,25 @@ def row_mask(source: str, bubble: bool, act_row: int, pixel: int, z_row: int, la
     return sum(1 << l for l in range(lanes) if (int(act_row) >> (l * T)) & ((1 << T) - 1))
 
 
-def row_pipeline_events(masks) -> tuple[list[tuple[int, int, int]], int]:
-    """RowPipeline: the items of one output issued back to back from cycle 0 with these masks. Returns the events
-    as (cycle, item, bit index), lowest bit first within an item, and the cycle in which the output's scan ends
-    (its last item's last cycle in the scanner): item k holds the scanner max(1, nnz_k) cycles from cycle
-    4 + Σ_{j<k} max(1, nnz_j) (issue, RAM, row register, mask register)."""
-    events, start = [], 4
-    for k, mask in enumerate(masks):
-        bits = scan_row(mask)
-        events += [(start + j, k, b) for j, b in enumerate(bits)]
-        start += max(1, len(bits))
-    return events, start - 1
+def row_pipeline_events(outputs, seam: int = 0, spacing: int = 0) -> tuple[list[tuple[int, int, int, int]], list[int]]:
+    """RowPipeline: the items of consecutive outputs (each a list of row masks) issued back to back from cycle 0,
+    `seam` empty slots after each output but the last (the controller's seam), an output's end held until at least
+    `spacing` cycles after the previous output's end (`hold`). Returns the events as (cycle, output, item, bit
+    index), lowest bit first within an item, and each output's end cycle (its last item's last cycle in the
+    scanner, or the cycle the hold lets it go): item k of the stream holds the scanner max(1, nnz_k) cycles from
+    cycle 4 + the cycles of the items and slots before it (issue, RAM, row register, mask register)."""
+    events, ends, start = [], [], 4
+    for n, masks in enumerate(outputs):
+        if n:
+            start += seam
+        for k, mask in enumerate(masks):
+            bits = scan_row(mask)
+            events += [(start + j, n, k, b) for j, b in enumerate(bits)]
+            start += max(1, len(bits))
+        end = start - 1 if not ends else max(start - 1, ends[-1] + spacing)
+        ends.append(end)
+        start = end + 1
+    return events, ends
 
 
 def event_pipeline_stages(issues, marks, rom_latency: int, shifter_latency: int, value_addr_stage: int) -> dict:
@@ -389,31 +397,36 @@ def stream_add(stream, branch, init: bool, width: int):
 
 
 LAYER_CONTROLLER_OUTPUTS = ("layer", "busy", "done", "cycles", "begin", "load", "kv_start", "stream_lif_start",
-                            "head_z_start", "output_start", "first_output", "rows_run", "tap_step", "pool_latch",
-                            "pool_write", "end_output", "next_output", "argmax_valid", "argmax_index",
-                            "logit_rotate", "state")
+                            "head_z_start", "output_start", "first_output", "rows_run", "rows_hold", "tap_step",
+                            "walk_start", "issue_next", "fetch_next", "pool_latch", "pool_write", "end_output",
+                            "next_output", "argmax_valid", "argmax_index", "logit_rotate", "state")
 
 
 def layer_controller_init() -> dict:
     """LayerController's registers after reset (see layer_controller_step)."""
     return {"state": "IDLE", "layer": 0, "layer_last": False, "gap": 0, "kidx": 0, "busy": False, "done": False,
-            "cycles": 0, "first_output": False, "logit_rotate": False}
+            "cycles": 0, "first_output": False, "logit_rotate": False, "seam": 0, "fetch_next": False}
 
 
-def layer_controller_step(r: dict, x: dict, layers: int, classes: int, spacing: int, param_wait: int):
+def layer_controller_step(r: dict, x: dict, layers: int, classes: int, spacing: int, param_wait: int,
+                          seam: int = 2):
     """LayerController (rtl/engine/controller.py), one cycle: from its registers r and this cycle's inputs x
     (start, entry_op (an opcode name as in the plan), pooling, tap_in_bounds, tap_last, tap_done, rows_advance,
-    rows_ending, last_output, stream_lif_done, kv_done, head_z_done, pipeline_idle) returns (this cycle's outputs,
-    the registers after the clock edge). Outputs: the strobes named in LAYER_CONTROLLER_OUTPUTS, the registers as
-    they are in this cycle, and the state."""
+    rows_ending, last_output, issue_last_output, stream_lif_done, kv_done, head_z_done, pipeline_idle) returns (this
+    cycle's outputs, the registers after the clock edge). Outputs: the strobes named in LAYER_CONTROLLER_OUTPUTS,
+    the registers as they are in this cycle, and the state. An accumulating layer's outputs after the first follow
+    the previous one's last item through the row pipeline after `seam` empty slots: the first steps the issue
+    side's output loop (issue_next), the last starts the tap walker (walk_start)."""
     s, n = r["state"], dict(r)
     o = {k: False for k in LAYER_CONTROLLER_OUTPUTS}
-    o.update({k: r[k] for k in ("layer", "busy", "done", "cycles", "first_output", "logit_rotate", "state")})
+    o.update({k: r[k] for k in ("layer", "busy", "done", "cycles", "first_output", "logit_rotate", "fetch_next",
+                                "state")})
     o["argmax_index"] = r["kidx"] % (1 << max(1, (max(2, classes) - 1).bit_length()))
     if r["busy"]:
         n["cycles"] = (r["cycles"] + 1) & 0xFFFFFFFF
     if r["gap"]:
         n["gap"] = r["gap"] - 1
+    n["fetch_next"] = False
 
     def next_layer(may_be_last=False):
         if may_be_last and r["layer_last"]:
@@ -435,7 +448,7 @@ def layer_controller_step(r: dict, x: dict, layers: int, classes: int, spacing: 
     elif s == "FETCH":
         n.update(layer_last=r["layer"] == layers - 1, state="LOAD")
     elif s == "LOAD":
-        o["load"], n["first_output"] = True, True
+        o["load"], n["first_output"], n["seam"] = True, True, 0
         op = x["entry_op"]
         o["kv_start"] = op == "kv"
         n["state"] = {"kv": "KV_RUN", "head_z": "HZ_START",
@@ -444,11 +457,22 @@ def layer_controller_step(r: dict, x: dict, layers: int, classes: int, spacing: 
         o["output_start"] = True
         n["state"] = "ROW_RD" if x["pooling"] else "ROWS"
     elif s == "ROWS":
-        o["rows_run"], o["tap_step"] = True, x["rows_advance"] and not x["tap_done"]
+        o["rows_run"], o["tap_step"], o["rows_hold"] = True, x["rows_advance"] and not x["tap_done"], r["gap"] != 0
+        if x["rows_advance"]:
+            if not x["tap_done"] and x["tap_last"] and not x["issue_last_output"]:
+                n["seam"] = 1
+            o["issue_next"] = r["seam"] == 1
+            if r["seam"] == seam:
+                o["walk_start"], n["seam"] = True, 0
+            elif r["seam"]:
+                n["seam"] = r["seam"] + 1
         if x["rows_ending"] and r["gap"] == 0:
-            o["end_output"] = True
+            o["end_output"] = o["next_output"] = True
             n.update(gap=spacing - 1, first_output=False)
-            next_output(lambda: n.update(state="LAYER_WAIT"))
+            if x["last_output"]:
+                n["state"] = "LAYER_WAIT"
+            else:
+                n["fetch_next"] = True
     elif s == "LAYER_WAIT":
         if x["pipeline_idle"]:
             next_layer(may_be_last=True)
@@ -463,7 +487,7 @@ def layer_controller_step(r: dict, x: dict, layers: int, classes: int, spacing: 
         o["pool_latch"] = o["tap_step"] = True
         n["state"] = "WRITE" if x["tap_last"] else "ROW_RD"
     elif s == "WRITE":
-        o["pool_write"] = True
+        o["pool_write"] = o["issue_next"] = True
         next_output()
     elif s == "SL_WAIT":
         n["state"] = "SL_START"

@@ -7,8 +7,9 @@ simulated image. Every fixed cost is read from the manifest's `timing` section, 
 the hardware it describes (one source of truth); this module only knows how the schedule composes them:
 
   layer fetch                         layer_fetch
-  output (position, lane group)       span = output_start + row_fill + Σ_taps cost(tap); every output after the
-                                      layer's first costs max(output_spacing, span) (its epilogue runs beside the
+  output (position, lane group)       the layer's first: output_start + row_fill + Σ_taps cost(tap); every later
+                                      one max(output_spacing, output_seam + Σ_taps cost(tap)) (its rows follow the
+                                      previous output's through the row pipeline, its epilogue runs beside the
                                       next output's scan), and the layer ends layer_tail[lif | stream_add |
                                       head_write] after its last output's scan
     tap out of the image              tap_outside (one bubble through the row pipeline)
@@ -180,13 +181,16 @@ def layer_cycles(model: IntModel, golden: InferenceResult, image: int, manifest:
                 per_output = tm["output_start"] + tm["epilogue"]["pool_write"] + tap.sum(axis=-1)
                 total += layer["groups"] * int(per_output.sum())
             else:
-                # an output's epilogue overlaps the next output's scan: each output after the first costs at
-                # least the spacing, and the last epilogue ends before the next layer starts
+                # the outputs' rows follow each other through the row pipeline (a seam between two outputs), an
+                # output's epilogue overlaps the next output's scan: each output after the first costs at least
+                # the spacing, and the last epilogue ends before the next layer starts
                 tap = np.where(rows[..., 0] < 0, tm["tap_outside"],
                                np.maximum(tm["row_min"], rows).sum(axis=-1))
-                natural = (tm["output_start"] + tm["row_fill"] + tap.sum(axis=-1)).reshape(-1)
-                spaced = np.maximum(tm["output_spacing"], natural)
-                total += layer["groups"] * int(spaced.sum()) - int(spaced[0] - natural[0]) + tm["layer_tail"][kind]
+                scan = tap.sum(axis=-1).reshape(-1)            # per (position), for each of the layer's groups
+                later = int(np.maximum(tm["output_spacing"], tm["output_seam"] + scan).sum()) * layer["groups"]
+                first = tm["output_start"] + tm["row_fill"] + int(scan[0])
+                total += later - max(tm["output_spacing"], tm["output_seam"] + int(scan[0])) + first \
+                    + tm["layer_tail"][kind]
         cyc[name] = total
     return cyc
 

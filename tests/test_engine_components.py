@@ -258,11 +258,13 @@ def random_row_items(n, rng, density):
     return items
 
 
-def run_row_pipeline(outputs, source, extra=3):
-    """Each output: a clear (the controller's output start, not running), then running until `extra` cycles after
-    the end (take and drained), the issuer and the RAMs played by the bench: the RAMs read the issuer's current item
-    unless the pipeline stalls, the activation row one register later. Returns per output the events (cycle from
-    the first running cycle, item, index, word, weight row) and the running cycles with take and drained."""
+def run_row_pipeline(runs, source, seam=0, spacing=0, extra=3):
+    """Each run (a list of outputs, each a list of items): a clear (the controller's first output start, not
+    running), then running: the outputs' items back to back, the last item of each flagged, `seam` empty slots
+    after each output but the run's last; the bench plays the controller's spacing (`hold` until `spacing` cycles
+    after the previous end) and the RAMs (they read the issuer's current item unless the pipeline stalls, the
+    activation row one register later). Runs until `extra` cycles after the run's last end. Returns per run the
+    events (cycle from the first running cycle, index, word, weight row) and the end cycles (ending, not held)."""
     dut = RowPipeline(**ROWP)
     garbage = dict(bubble=False, act=(1 << (ROWP["lanes"] * ROWP["T"])) - 1, pixel=255, z=(1 << 24) - 1, lane=0,
                    wrow=0)
@@ -271,22 +273,30 @@ def run_row_pipeline(outputs, source, extra=3):
         seen = []
         ctx.set(dut.source, ROW_SOURCES[source])
         ram, act_q = garbage, garbage
-        for items in outputs:
+        for outputs in runs:
+            stream = []              # (item or None for an empty slot, last)
+            for n, items in enumerate(outputs):
+                stream += [(it, k == len(items) - 1) for k, it in enumerate(items)]
+                if n < len(outputs) - 1:
+                    stream += [(None, False)] * seam
             ctx.set(dut.clear, 1)
             ctx.set(dut.run, 0)
             await ctx.tick()
             ctx.set(dut.clear, 0)
             ctx.set(dut.run, 1)
-            i, cycle, events, ends = 0, 0, [], []
-            while len(ends) <= extra:
-                current = items[i] if i < len(items) else garbage
-                ctx.set(dut.issue_valid, int(i < len(items)))
+            i, cycle, gap, events, ends, after = 0, 0, 0, [], [], 0
+            while after <= extra:
+                item, last = stream[i] if i < len(stream) else (None, False)
+                current = item or garbage
+                ctx.set(dut.issue_valid, int(item is not None))
                 ctx.set(dut.issue_bubble, int(current["bubble"]))
+                ctx.set(dut.issue_last, int(last))
                 ctx.set(dut.issue_wrow, current["wrow"])
                 ctx.set(dut.issue_lane, current["lane"])
                 ctx.set(dut.act_row, act_q["act"])
                 ctx.set(dut.pixel, ram["pixel"])
                 ctx.set(dut.z_row, ram["z"])
+                ctx.set(dut.hold, int(gap != 0))
                 if ctx.get(dut.event_valid):
                     index = ctx.get(dut.event_index)
                     assert ctx.get(dut.event_onehot) == 1 << index, f"cycle {cycle}: one-hot and index disagree"
@@ -294,46 +304,62 @@ def run_row_pipeline(outputs, source, extra=3):
                 take, stall = ctx.get(dut.take), ctx.get(dut.stall)
                 assert take != stall, f"cycle {cycle}: take and stall both {take}"
                 assert ctx.get(dut.advance) == take, f"cycle {cycle}: advance {ctx.get(dut.advance)}, take {take}"
-                assert ctx.get(dut.ending) == (take and ctx.get(dut.drained)), \
-                    f"cycle {cycle}: ending {ctx.get(dut.ending)}, take and drained {take and ctx.get(dut.drained)}"
-                if ctx.get(dut.ending):
+                gap = max(0, gap - 1)
+                if ctx.get(dut.ending) and not ctx.get(dut.hold):
+                    assert take, f"cycle {cycle}: an output ends without taking the next item"
                     ends.append(cycle)
+                    gap = spacing - 1 if spacing else 0
                 if not stall:
                     act_q, ram = ram, current
-                if take and i < len(items):
+                if take and i < len(stream):
                     i += 1
+                if len(ends) == len(outputs):
+                    after += 1
                 await ctx.tick()
                 cycle += 1
-                assert cycle < 40 * (len(items) + 4), "the output never ended"
+                assert cycle < 40 * (len(stream) + 4) + spacing * len(outputs), "the outputs never ended"
             seen.append((events, ends))
         return seen
     return simulate(dut, bench)
 
 
-def row_pipeline_check(outputs, source, seen, extra=3):
+def row_pipeline_check(runs, source, seen, seam=0, spacing=0):
     P, T, ZW = ROWP["lanes"], ROWP["T"], ROWP["z_width"]
-    for o, (items, (events, ends)) in enumerate(zip(outputs, seen)):
-        masks = [row_mask(source, it["bubble"], it["act"], it["pixel"], it["z"], it["lane"], P, T, ZW)
-                 for it in items]
-        want, end = row_pipeline_events(masks)
+    for r, (outputs, (events, ends)) in enumerate(zip(runs, seen)):
+        masks = [[row_mask(source, it["bubble"], it["act"], it["pixel"], it["z"], it["lane"], P, T, ZW)
+                  for it in items] for items in outputs]
+        want, want_ends = row_pipeline_events(masks, seam, spacing)
         got = [(c, i) for c, i, _, _ in events]
-        assert got == [(c, b) for c, _, b in want], f"output {o} ({source}): events {got}, golden {want}"
-        for (c, _, word, wrow), (_, k, b) in zip(events, want):
-            assert wrow == items[k]["wrow"], f"output {o}, cycle {c}: weight row {wrow}, item {k}'s"
+        assert got == [(c, b) for c, _, _, b in want], f"run {r} ({source}): events {got}, golden {want}"
+        for (c, _, word, wrow), (_, n, k, b) in zip(events, want):
+            assert wrow == outputs[n][k]["wrow"], f"run {r}, cycle {c}: weight row {wrow}, output {n} item {k}'s"
             if source == "spikes":
-                assert word == (items[k]["act"] >> (b * T)) & ((1 << T) - 1), f"output {o}, cycle {c}: word {word}"
-        assert ends == list(range(end, end + extra + 1)), f"output {o} ({source}): ends {ends}, golden from {end}"
+                assert word == (outputs[n][k]["act"] >> (b * T)) & ((1 << T) - 1), f"run {r}, cycle {c}: word {word}"
+        assert ends == want_ends, f"run {r} ({source}): ends {ends}, golden {want_ends}"
+
+
+def random_row_runs(rng, transactions):
+    """Runs of 1-4 outputs of 1-29 items each (densities 0-1) until `transactions` items."""
+    runs, n = [], 0
+    while n < transactions:
+        outputs = [random_row_items(int(rng.integers(1, 30)), rng, float(rng.choice([0.0, 0.2, 0.5, 1.0])))
+                   for _ in range(int(rng.integers(1, 5)))]
+        runs.append(outputs)
+        n += sum(len(items) for items in outputs)
+    return runs
 
 
 @pytest.mark.parametrize("source", list(ROW_SOURCES))
 def test_row_pipeline_random_outputs_equal_golden(source):
-    rng = np.random.default_rng(7)
-    outputs, n = [], 0
-    while n < TRANSACTIONS:
-        items = random_row_items(int(rng.integers(1, 30)), rng, float(rng.choice([0.0, 0.2, 0.5, 1.0])))
-        outputs.append(items)
-        n += len(items)
-    row_pipeline_check(outputs, source, run_row_pipeline(outputs, source))
+    runs = random_row_runs(np.random.default_rng(7), TRANSACTIONS)
+    row_pipeline_check(runs, source, run_row_pipeline(runs, source, seam=2, spacing=10), seam=2, spacing=10)
+
+
+@pytest.mark.parametrize("seam, spacing", [(0, 0), (1, 3), (2, 25)])
+def test_row_pipeline_back_to_back_outputs_equal_golden(seam, spacing):
+    # no seam (outputs' items touch), short and long holds: the hold lands on silent and on busy last items
+    runs = random_row_runs(np.random.default_rng(11 + seam), TRANSACTIONS // 4)
+    row_pipeline_check(runs, "spikes", run_row_pipeline(runs, "spikes", seam, spacing), seam, spacing)
 
 
 def test_row_pipeline_edge_cases():
@@ -341,14 +367,17 @@ def test_row_pipeline_edge_cases():
     full = random_row_items(1, rng, 1.0)[0]
     full.update(bubble=False, act=(1 << (ROWP["lanes"] * ROWP["T"])) - 1)
     silent = dict(full, act=0)
-    cases = {"one silent row": [silent], "one full row": [full], "bubbles only": [dict(full, bubble=True)] * 5,
-             "silent rows back to back": [silent] * 6, "full rows back to back": [full] * 4,
-             "full, bubble, full": [full, dict(full, bubble=True), full]}
-    outputs = list(cases.values())
-    seen = run_row_pipeline(outputs, "spikes")
-    for name, items, got in zip(cases, outputs, seen):
+    bubble = dict(full, bubble=True)
+    cases = {"one silent row": [[silent]], "one full row": [[full]], "bubbles only": [[bubble] * 5],
+             "silent rows back to back": [[silent] * 6], "full rows back to back": [[full] * 4],
+             "full, bubble, full": [[full, bubble, full]],
+             "one-item outputs, held": [[full], [silent], [full], [bubble]],
+             "a full last item held": [[silent, full], [full, full]]}
+    runs = list(cases.values())
+    seen = run_row_pipeline(runs, "spikes", seam=2, spacing=10)
+    for name, outputs, got in zip(cases, runs, seen):
         try:
-            row_pipeline_check([items], "spikes", [got])
+            row_pipeline_check([outputs], "spikes", [got], seam=2, spacing=10)
         except AssertionError as e:
             raise AssertionError(f"{name}: {e}") from None
 
@@ -1933,7 +1962,7 @@ def test_output_loop_edge_cases():
 # ---------------------------------------------------------------------------------------------------- layer controller
 
 CONTROLLER_INPUTS = ("start", "pooling", "tap_in_bounds", "tap_last", "tap_done", "rows_advance", "rows_ending",
-                     "last_output", "stream_lif_done", "kv_done", "head_z_done", "pipeline_idle")
+                     "last_output", "issue_last_output", "stream_lif_done", "kv_done", "head_z_done", "pipeline_idle")
 OPS = [op.name.lower() for op in Opcode]
 CONTROLLER_STATES = {"IDLE", "FETCH", "LOAD", "OUT_INIT", "ROWS", "LAYER_WAIT", "ROW_RD", "LATCH", "WRITE", "SL_WAIT",
                      "SL_START", "SL_RUN", "KV_RUN", "HZ_START", "HZ_RUN", "ARGMAX", "ARGMAX_DONE"}
@@ -1999,13 +2028,15 @@ def idle_inputs(**high):
 def plan_environment(plan, T):
     """A behavioural model of the units around the controller running `plan` (a list of layers), for a whole
     inference: each layer {"op": name, ...} with, by kind,
-      accumulating (conv_in, acc, attn, head): "spans" (per output, the ROWS cycles until the row pipeline says
-        its scan ends) and "tail" (cycles LAYER_WAIT waits for the pipelines and the epilogue);
+      accumulating (conv_in, acc, attn, head): "spans" (per output, the ROWS cycles from the previous output's
+        end, the first from OUT_INIT, until the row pipeline says its scan ends), "items" (per output, the tap
+        walker's items: it steps on every take, the pipeline takes every cycle) and "tail" (cycles LAYER_WAIT waits
+        for the pipelines and the epilogue);
       pool: "taps", per output the in-map flag of each tap;
       stream_lif, head_z: "run" (the sequencer's cycles from its start to its done, inclusive);
       kv: "run" and "tail".
     Returns environment(outputs so far) for run_controller."""
-    st = {"layer": -1, "out": 0, "since": 0, "tap": 0}
+    st = {"layer": -1, "out": 0, "since": 0, "tap": 0, "issue": 0}
 
     def env(seen):
         if not seen:
@@ -2014,9 +2045,13 @@ def plan_environment(plan, T):
         if len(seen) > 1 and seen[-2]["done"] == 0 and o["done"]:
             return None
         if o["load"]:
-            st.update(layer=st["layer"] + 1, out=0, since=0)
+            st.update(layer=st["layer"] + 1, out=0, since=0, issue=0)
         if o["next_output"]:
-            st.update(out=st["out"] + 1, since=0, tap=0)
+            st.update(out=st["out"] + 1, since=0)
+        if o["issue_next"]:
+            st["issue"] += 1
+        if o["walk_start"] or (o["next_output"] and plan[st["layer"]]["op"] == "pool"):
+            st["tap"] = 0
         if o["output_start"] or o["kv_start"] or o["stream_lif_start"] or o["head_z_start"]:
             st.update(since=0, tap=0)
         if o["tap_step"]:
@@ -2039,8 +2074,11 @@ def plan_environment(plan, T):
             x["kv_done"] = st["since"] == e["run"]
             x["pipeline_idle"] = st["since"] > e["run"] + e["tail"]
         else:
-            spans = e["spans"]
+            spans, items = e["spans"], e["items"]
             x["last_output"] = st["out"] >= len(spans) - 1
+            x["issue_last_output"] = st["issue"] >= len(spans) - 1
+            n_items = items[min(st["issue"], len(items) - 1)]
+            x.update(tap_done=st["tap"] >= n_items, tap_last=st["tap"] == n_items - 1)
             x["rows_advance"] = True
             x["rows_ending"] = st["out"] < len(spans) and st["since"] >= spans[st["out"]]
             # LAYER_WAIT: `since` counts on from the last output's end
@@ -2064,20 +2102,20 @@ def plan_cycles(plan, T, classes):
         elif e["op"] == "kv":
             total += e["run"] + e["tail"] + 1
         else:
-            spans = [tm["output_start"] + s for s in e["spans"]]
-            total += spans[0] + sum(max(s, spacing) for s in spans[1:]) + e["tail"] + 1
+            spans = e["spans"]
+            total += tm["output_start"] + spans[0] + sum(max(s, spacing) for s in spans[1:]) + e["tail"] + 1
     return total + classes * tm["argmax_class"] + tm["argmax_fixed"]
 
 
 CONTROLLER_PLAN = [
-    {"op": "conv_in", "spans": [5, 1, 30, 2], "tail": 9},
+    {"op": "conv_in", "spans": [5, 3, 30, 4], "items": [1, 1, 20, 2], "tail": 9},
     {"op": "pool", "taps": [[False, True, True, False], [True] * 4, [False] * 4]},
-    {"op": "acc", "spans": [3], "tail": 0},
+    {"op": "acc", "spans": [3], "items": [1], "tail": 0},
     {"op": "stream_lif", "run": 11},
     {"op": "kv", "run": 7, "tail": 4},
-    {"op": "attn", "spans": [1, 1, 1], "tail": 2},
+    {"op": "attn", "spans": [1, 3, 3], "items": [1, 1, 1], "tail": 2},
     {"op": "head_z", "run": 6},
-    {"op": "head", "spans": [4, 12], "tail": 3},
+    {"op": "head", "spans": [4, 12], "items": [3, 9], "tail": 3},
 ]
 
 
@@ -2096,6 +2134,14 @@ def test_layer_controller_runs_a_plan_in_the_schedules_cycles(T):
     assert [o["argmax_index"] for o in seen if o["argmax_valid"]] == list(range(classes))
     ends = [k for k, o in enumerate(seen) if o["end_output"]]
     assert all(b - a >= output_spacing(T) for a, b in zip(ends, ends[1:])), "two outputs ended closer than the spacing"
+    # every accumulating output after a layer's first is walked from the seam: its loop stepped, then its walk
+    accumulating = [e for e in CONTROLLER_PLAN if "spans" in e]
+    pooled = sum(len(e["taps"]) for e in CONTROLLER_PLAN if e["op"] == "pool")
+    assert sum(o["walk_start"] for o in seen) == sum(len(e["spans"]) - 1 for e in accumulating)
+    assert sum(o["issue_next"] for o in seen) == sum(len(e["spans"]) - 1 for e in accumulating) + pooled
+    assert [k for k, o in enumerate(seen) if o["fetch_next"]] == \
+        [k + 1 for k, o in enumerate(seen) if o["end_output"] and states[k + 1] == "ROWS"], \
+        "fetch_next is not the cycle after each end of an output with another to come"
 
 
 def test_layer_controller_edge_cases():

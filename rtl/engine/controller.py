@@ -6,7 +6,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .layer_table import Opcode
-from .schedule import output_spacing, stream_lif_param_wait
+from .schedule import output_seam, output_spacing, stream_lif_param_wait
 
 
 class LayerController(wiring.Component):
@@ -14,10 +14,14 @@ class LayerController(wiring.Component):
 
     Per layer: FETCH (the table reads the entry), LOAD (the entry goes into the layer registers; its opcode picks
     the layer's loop), then
-      - accumulating layers (CONV_IN, ACC, ATTN, HEAD): per output OUT_INIT, then ROWS while the row pipeline
-        scans; the output ends in the cycle the pipeline's last item is taken with the pipeline drained, at least
-        `spacing` cycles after the previous output ended (its epilogue must finish first). After the last output,
-        LAYER_WAIT until the event pipeline, the Kᵀ·V sequencer and the epilogue are idle;
+      - accumulating layers (CONV_IN, ACC, ATTN, HEAD): OUT_INIT starts the layer's first output, then ROWS for
+        all of them. The issue side runs ahead of the scan: when the row pipeline takes an output's last item, the
+        next output's walk follows after `seam` empty slots (the first of them steps the issue side's output loop,
+        `issue_next`; the last starts the tap walker, `walk_start`), so the outputs' items enter the pipeline back
+        to back. The end side: an output ends in the cycle the scanner is done with its last item (`rows_ending`),
+        at least `spacing` cycles after the previous output ended (its epilogue must finish first: until then
+        `rows_hold` keeps the item in the scanner); `fetch_next` then reads the next output's parameters. After
+        the last output, LAYER_WAIT until the event pipeline, the Kᵀ·V sequencer and the epilogue are idle;
       - pooling: per output OUT_INIT, then ROW_RD (a tap outside the map steps on) / LATCH (a tap inside: its row
         is latched) per tap, WRITE;
       - stream LIF, Kᵀ·V, head Z: the layer's sequencer runs it (after `param_wait` cycles for the stream LIF's
@@ -26,35 +30,43 @@ class LayerController(wiring.Component):
     cycle, while the logit bank rotates; then `done`.
 
     Every transition reads this component's registers and the units' flags in the same cycle, so a layer costs
-    exactly its states' cycles: FETCH + LOAD (2), OUT_INIT (1) per output, the units' own cycles, and K + 2 for the
-    argmax (schedule.timing(): layer_fetch, output_start, argmax_class, argmax_fixed).
+    exactly its states' cycles: FETCH + LOAD (2), OUT_INIT (1) per pooled output and per accumulating layer, the
+    seam's `seam` slots per accumulating output after the first, the units' own cycles, and K + 2 for the argmax
+    (schedule.timing(): layer_fetch, output_start, output_seam, argmax_class, argmax_fixed).
 
     Ports (in): start; entry_op (the entry being loaded); pooling (the current layer is a pooling layer);
       tap_in_bounds, tap_last, tap_done (the tap walker's item is inside the map / the output's last; the walk
-      ended); rows_advance, rows_ending (the row pipeline takes its next item / ends the output's scan in this
-      cycle, if running: flags from its registers, so the decision below has no path through `rows_run`);
-      last_output (the output loop's current output is the layer's last); stream_lif_done, kv_done, head_z_done
-      (the sequencers' last cycles); pipeline_idle.
+      ended); rows_advance, rows_ending (the row pipeline takes its next item / is done with an output's last
+      item in this cycle, if running: flags from registers, so the decision below has no path through
+      `rows_run`); last_output (the end side's output loop: its current output is the layer's last);
+      issue_last_output (the same for the issue side's loop); stream_lif_done, kv_done, head_z_done (the
+      sequencers' last cycles); pipeline_idle.
     Ports (out): layer (the table index), busy, done, cycles (since start); begin (the start cycle); load;
       kv_start, stream_lif_start, head_z_start; output_start (OUT_INIT); first_output (a register: no output of
-      this layer has ended); rows_run; tap_step; pool_latch; pool_write; end_output (the output's marker enters
-      the event pipeline); next_output (the output loop steps); argmax_valid, argmax_index; logit_rotate.
+      this layer has ended); rows_run; rows_hold; tap_step; walk_start (the tap walker starts the issue side's
+      output); issue_next (the issue side's output loop steps); fetch_next (a register: read the end side's
+      parameter row); pool_latch; pool_write; end_output (the output's marker enters the event pipeline);
+      next_output (the end side's output loop steps; pooling steps both loops); argmax_valid, argmax_index;
+      logit_rotate.
     """
 
     def __init__(self, layers: int, classes: int, T: int):
         self.layers, self.K = layers, classes
         self.spacing = output_spacing(T)
+        self.seam = output_seam()
+        assert self.seam >= 2, "the walker reads the issue side's loop a cycle after it stepped"
         self.param_wait = stream_lif_param_wait(T)
         assert self.param_wait <= 1, "the stream LIF waits at most one cycle for its thresholds"
         super().__init__({
             "start": In(1), "entry_op": In(Opcode), "pooling": In(1),
             "tap_in_bounds": In(1), "tap_last": In(1), "tap_done": In(1),
-            "rows_advance": In(1), "rows_ending": In(1), "last_output": In(1),
+            "rows_advance": In(1), "rows_ending": In(1), "last_output": In(1), "issue_last_output": In(1),
             "stream_lif_done": In(1), "kv_done": In(1), "head_z_done": In(1), "pipeline_idle": In(1),
             "layer": Out(range(layers + 1)), "busy": Out(1), "done": Out(1), "cycles": Out(32),
             "begin": Out(1), "load": Out(1),
             "kv_start": Out(1), "stream_lif_start": Out(1), "head_z_start": Out(1),
-            "output_start": Out(1), "first_output": Out(1), "rows_run": Out(1), "tap_step": Out(1),
+            "output_start": Out(1), "first_output": Out(1), "rows_run": Out(1), "rows_hold": Out(1),
+            "tap_step": Out(1), "walk_start": Out(1), "issue_next": Out(1), "fetch_next": Out(1),
             "pool_latch": Out(1), "pool_write": Out(1), "end_output": Out(1), "next_output": Out(1),
             "argmax_valid": Out(1), "argmax_index": Out(range(max(2, classes))), "logit_rotate": Out(1),
         })
@@ -66,11 +78,13 @@ class LayerController(wiring.Component):
         gap = Signal(range(self.spacing + 1))         # cycles until the next output may end
         gap_zero = Signal(init=1)                     # gap == 0, kept as a flag: it steers the whole loop nest
         kidx = Signal(range(K + 1))
+        seam = Signal(range(self.seam + 1))           # empty slots of the seam taken so far (0: no seam)
         m.d.comb += self.argmax_index.eq(kidx[:len(self.argmax_index)])
         with m.If(self.busy):
             m.d.sync += self.cycles.eq(self.cycles + 1)
         with m.If(gap != 0):
             m.d.sync += [gap.eq(gap - 1), gap_zero.eq(gap == 1)]
+        m.d.sync += self.fetch_next.eq(0)
 
         def next_layer(may_be_last=False):
             # only LAYER_WAIT may end the model (the plan ends with the head), so no sequencer's state decode
@@ -110,7 +124,7 @@ class LayerController(wiring.Component):
 
             with m.State("LOAD"):
                 m.d.comb += self.load.eq(1)
-                m.d.sync += self.first_output.eq(1)
+                m.d.sync += [self.first_output.eq(1), seam.eq(0)]
                 with m.Switch(self.entry_op):
                     with m.Case(Opcode.KV):
                         m.d.comb += self.kv_start.eq(1)
@@ -130,15 +144,30 @@ class LayerController(wiring.Component):
                 with m.Else():
                     m.next = "ROWS"
 
-            # accumulating layers: issuer, pipeline stages and scanner all work in this one state
+            # accumulating layers: issuer, pipeline stages and scanner all work in this one state, the issue side
+            # (walker, issue loop) up to an output ahead of the end side (scanner, epilogue, end loop)
             with m.State("ROWS"):
-                m.d.comb += [self.rows_run.eq(1), self.tap_step.eq(self.rows_advance & ~self.tap_done)]
+                m.d.comb += [self.rows_run.eq(1), self.tap_step.eq(self.rows_advance & ~self.tap_done),
+                             self.rows_hold.eq(~gap_zero)]
+                with m.If(self.rows_advance):
+                    with m.If(~self.tap_done & self.tap_last & ~self.issue_last_output):
+                        m.d.sync += seam.eq(1)
+                    with m.If(seam == 1):
+                        m.d.comb += self.issue_next.eq(1)
+                    with m.If(seam == self.seam):
+                        m.d.comb += self.walk_start.eq(1)
+                        m.d.sync += seam.eq(0)
+                    with m.Elif(seam != 0):
+                        m.d.sync += seam.eq(seam + 1)
                 with m.If(self.rows_ending & gap_zero):
                     # the output's last event reaches the accumulators ACC_LATENCY cycles after this one
-                    m.d.comb += self.end_output.eq(1)
+                    m.d.comb += [self.end_output.eq(1), self.next_output.eq(1)]
                     m.d.sync += [gap.eq(self.spacing - 1), gap_zero.eq(self.spacing == 1),
                                  self.first_output.eq(0)]
-                    next_output(wait_for_epilogue)
+                    with m.If(self.last_output):
+                        wait_for_epilogue()
+                    with m.Else():
+                        m.d.sync += self.fetch_next.eq(1)
 
             # the last output of an accumulating layer: its epilogue ends before the next layer reads its rows
             with m.State("LAYER_WAIT"):
@@ -161,7 +190,7 @@ class LayerController(wiring.Component):
                     m.next = "WRITE"
 
             with m.State("WRITE"):
-                m.d.comb += self.pool_write.eq(1)
+                m.d.comb += [self.pool_write.eq(1), self.issue_next.eq(1)]
                 next_output()
 
             # the sequencers' layers

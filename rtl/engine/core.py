@@ -191,8 +191,13 @@ class SpikeEngine(wiring.Component):
         # the layer's outputs in order, each with its rows; kept up to date by commands from the loop nest, so
         # that an output starts in one cycle (OUT_INIT)
         position_width = tap_position_width(layer_table.widths)
+        # Two copies of the loop: the issue side's names the output whose rows the tap walker issues, the end side's
+        # (`outputs`) the output the scanner finishes and the epilogue writes; the issue side runs up to an output
+        # ahead (LayerController). Each copy keeps only what its side reads.
         m.submodules.output_loop = outputs = OutputLoop(layer_table.layout, T, ADW, position_width)
-        m.d.comb += [outputs.layer.eq(L), outputs.entry.eq(lt_fields)]
+        m.submodules.issue_loop = issue_outputs = OutputLoop(layer_table.layout, T, ADW, position_width)
+        m.d.comb += [outputs.layer.eq(L), outputs.entry.eq(lt_fields),
+                     issue_outputs.layer.eq(L), issue_outputs.entry.eq(lt_fields)]
         # the input rows of the current output, tap by tap and input lane group by group
         m.submodules.tap_walker = walker = TapWalker(layer_table.layout, ADW + 2, ADW, position_width)
         m.d.comb += walker.layer.eq(L)
@@ -201,6 +206,7 @@ class SpikeEngine(wiring.Component):
         # the RAMs and three stages into the scanner, one event per cycle; it holds the RAMs' reads while it stalls
         m.submodules.rows = rows = RowPipeline(P, T, MASKW, ADW, W["pixel"], ZW)
         m.d.comb += [rows.issue_valid.eq(~walker.done), rows.issue_bubble.eq(~walker.in_bounds),
+                     rows.issue_last.eq(walker.last), rows.hold.eq(ctrl.rows_hold),
                      rows.issue_wrow.eq(walker.weight_row), rows.issue_lane.eq(walker.group[:lp] if lp else 0)]
         pool_pend = Signal()   # act_q holds a pooled row still to be OR-ed into pool_row
         pool_row = Signal(P * T)
@@ -335,11 +341,13 @@ class SpikeEngine(wiring.Component):
         m.d.comb += [ctrl.start.eq(self.start), ctrl.entry_op.eq(lt_fields["op"]), ctrl.pooling.eq(op == Opcode.POOL),
                      ctrl.tap_in_bounds.eq(walker.in_bounds), ctrl.tap_last.eq(walker.last),
                      ctrl.tap_done.eq(walker.done), ctrl.rows_advance.eq(rows.advance), ctrl.rows_ending.eq(rows.ending),
-                     ctrl.last_output.eq(outputs.last_output), ctrl.stream_lif_done.eq(stream_lif.done),
+                     ctrl.last_output.eq(outputs.last_output), ctrl.issue_last_output.eq(issue_outputs.last_output),
+                     ctrl.stream_lif_done.eq(stream_lif.done),
                      ctrl.kv_done.eq(kv_seq.done), ctrl.head_z_done.eq(head_z.done),
                      # (KV_NEXT's two cycles hold the last K channel's marker until it has left the token scanner)
                      ctrl.pipeline_idle.eq(~(events.busy | kv_seq.busy) & epilogue.idle)]
         m.d.comb += [walker.step.eq(ctrl.tap_step), rows.run.eq(ctrl.rows_run), outputs.next_output.eq(ctrl.next_output),
+                     issue_outputs.next_output.eq(ctrl.issue_next),
                      stream_lif.start.eq(ctrl.stream_lif_start), head_z.start.eq(ctrl.head_z_start),
                      kv_seq.start.eq(ctrl.kv_start)]
 
@@ -378,7 +386,7 @@ class SpikeEngine(wiring.Component):
         with m.If(ctrl.load):
             m.d.sync += [L.eq(lt_fields), lif_from_stream.eq(lt_fields["op"] == Opcode.STREAM_LIF),
                          hz_step.eq(lt_fields["RS"] - (T - 1))]
-            m.d.comb += [outputs.load.eq(1), kv_seq.tokens.eq(lt_fields["N"]), kv_seq.channels.eq(lt_fields["d"]),
+            m.d.comb += [outputs.load.eq(1), issue_outputs.load.eq(1), kv_seq.tokens.eq(lt_fields["N"]), kv_seq.channels.eq(lt_fields["d"]),
                          kv_seq.groups.eq(lt_fields["Gout"]), kv_seq.dp.eq(lt_fields["DP"]),
                          kv_seq.k_base.eq(lt_fields["k_base"]), kv_seq.v_base.eq(lt_fields["v_base"])]
         with m.If(ctrl.kv_start | ctrl.head_z_start):
@@ -388,9 +396,17 @@ class SpikeEngine(wiring.Component):
         with m.If(ctrl.output_start):
             m.d.sync += [bias_gate.eq((op == Opcode.ACC) | is_bitserial), bias_t0_only.eq(op == Opcode.HEAD),
                          pool_row.eq(0)]
-            m.d.comb += [params.fetch.eq(1), rows.clear.eq(1), walker.start.eq(1), walker.pos.eq(outputs.pos),
-                         walker.weight_base.eq(outputs.weight_base), walker.ix.eq(outputs.ix),
-                         walker.iy.eq(outputs.iy)]
+            m.d.comb += [params.fetch.eq(1), rows.clear.eq(1)]
+        # the issue side's output: started by OUT_INIT (pooled outputs, an accumulating layer's first) or in the
+        # seam behind the previous output's last item
+        with m.If(ctrl.output_start | ctrl.walk_start):
+            m.d.comb += [walker.start.eq(1), walker.pos.eq(issue_outputs.pos),
+                         walker.weight_base.eq(issue_outputs.weight_base), walker.ix.eq(issue_outputs.ix),
+                         walker.iy.eq(issue_outputs.iy)]
+        # the next output to end reads its parameters the cycle after the previous one ended, as an output that
+        # OUT_INIT starts does
+        with m.If(ctrl.fetch_next):
+            m.d.comb += params.fetch.eq(1)
 
         # pooling: a row inside the map is in act_q from the cycle after LATCH and is OR-ed into pool_row then; after
         # the walk's last item the pooled row is written

@@ -20,7 +20,9 @@ class RowSource(enum.Enum, shape=2):
 
 class RowPipeline(wiring.Component):
     """The issuer's items (an input row, or a bubble for a tap outside the map) through three stages into the
-    RowScanner, which emits the row's events one per cycle:
+    RowScanner, which emits the row's events one per cycle. The items of consecutive outputs follow each other with
+    no drain in between: each item carries a flag that it is its output's last, and the output's scan ends when the
+    scanner is done with that item:
 
       stage 1   the RAMs' outputs (the issuer's item was their address); the item's flags in registers
       stage 2   the registered row: `act_row` (the activation RAM's own output register, held while the pipeline
@@ -30,14 +32,19 @@ class RowPipeline(wiring.Component):
       scanner   holds an item max(1, events) cycles
 
     All stages advance together when the scanner takes its next item (`take`); otherwise they hold, and the caller
-    holds the RAMs' reads (`stall`). A bubble enters the scanner as a silent row: one cycle.
+    holds the RAMs' reads (`stall`). A bubble, or an empty slot (no item issued when the pipeline took), enters the
+    scanner as a silent row: one cycle.
 
     Ports:
       clear              empty every stage and the scanner (the caller starts the issuer in the same cycle)
       run                the pipeline works in this cycle (the controller's row state)
       source             where the masks come from (RowSource), steady while running
-      issue_valid, issue_bubble, issue_wrow, issue_lane
-                         the issuer's current item: present, a bubble, its weight row, its Z lane (lane of a Z row)
+      issue_valid, issue_bubble, issue_last, issue_wrow, issue_lane
+                         the issuer's current item: present, a bubble, its output's last, its weight row, its Z lane
+                         (lane of a Z row)
+      hold               the caller may not end an output in this cycle (the previous output's epilogue needs the
+                         accumulators' held copy a while longer): the scanner keeps an output's last item, silent,
+                         after its last event, and nothing behind it moves
       act_row, pixel, z_row
                          the rows: act_row at stage 2 (registered), pixel and z_row at stage 1 (the RAMs' outputs)
       take (out)         the issuer's item is taken in this cycle (the issuer steps when it has one)
@@ -45,16 +52,17 @@ class RowPipeline(wiring.Component):
       event_valid, event_index, event_onehot, event_word, event_wrow (out)
                          the current event: the set bit (index, one-hot) of its row's mask, the spike word of that
                          lane (source SPIKES), the item's weight row
-      drained (out)      a register: the issuer has nothing left and stages 1 to 3 are empty, so the scanner's item
-                         (if any) is the output's last; with `take` it marks the last cycle of the output's scan
-      advance (out)      the scanner is done with its item: while running, the pipeline takes the next (`take`)
-      ending (out)       advance and drained: while running, the last cycle of the output's scan. Both come from
-                         this component's registers alone (not from `run`), so the controller's end-of-output
+      advance (out)      the scanner is done with its item (and not held): while running, the pipeline takes the next
+                         (`take`)
+      ending (out)       the scanner holds its output's last item and has no event after the current one: while
+                         running and not held, the last cycle of the output's scan. Both come from registers alone
+                         (this component's and the caller's `hold`, not `run`), so the controller's end-of-output
                          decision has no path out to the row pipeline and back
 
     Latency: an item issued in cycle c (take, issue_valid) reaches the scanner at the edge after c + 3; its first
     event is in c + 4 when the pipeline has not stalled in between. Throughput: one item per cycle, and item k holds
-    the scanner max(1, nnz_k) cycles, so n items issued from cycle r on end in cycle r + 3 + Σ_k max(1, nnz_k).
+    the scanner max(1, nnz_k) cycles (an empty slot 1), so n items issued from cycle r on end in cycle
+    r + 3 + Σ_k max(1, nnz_k); an output's end waits in its last item while `hold` is high.
     """
 
     def __init__(self, lanes: int, T: int, mask_width: int, weight_address_width: int, pixel_width: int,
@@ -62,13 +70,14 @@ class RowPipeline(wiring.Component):
         self.lanes, self.T, self.z_width = lanes, T, z_width
         super().__init__({
             "clear": In(1), "run": In(1), "source": In(RowSource),
-            "issue_valid": In(1), "issue_bubble": In(1), "issue_wrow": In(weight_address_width),
+            "issue_valid": In(1), "issue_bubble": In(1), "issue_last": In(1), "issue_wrow": In(weight_address_width),
+            "hold": In(1),
             "issue_lane": In(bits(max(1, lanes - 1))),
             "act_row": In(lanes * T), "pixel": In(pixel_width), "z_row": In(lanes * z_width),
             "take": Out(1), "stall": Out(1),
             "event_valid": Out(1), "event_index": Out(bits(mask_width - 1)), "event_onehot": Out(mask_width),
             "event_word": Out(T), "event_wrow": Out(weight_address_width),
-            "drained": Out(1), "advance": Out(1), "ending": Out(1),
+            "advance": Out(1), "ending": Out(1),
         })
         self.mask_width = mask_width
 
@@ -77,19 +86,23 @@ class RowPipeline(wiring.Component):
         P, T, ZW = self.lanes, self.T, self.z_width
         ADW = len(self.issue_wrow)
         m.submodules.scanner = scanner = RowScanner(self.mask_width)
-        s1_valid, s1_bubble = Signal(name="s1_valid"), Signal(name="s1_bubble")
+        s1_valid, s1_bubble, s1_last = Signal(name="s1_valid"), Signal(name="s1_bubble"), Signal(name="s1_last")
         s1_wrow, s1_lane = Signal(ADW, name="s1_wrow"), Signal.like(self.issue_lane, name="s1_lane")
         s2_valid, s2_bubble, s2_wrow = Signal(name="s2_valid"), Signal(name="s2_bubble"), Signal(ADW, name="s2_wrow")
+        s2_last, s3_last, scan_last = Signal(name="s2_last"), Signal(name="s3_last"), Signal(name="scan_last")
         pixel_q = Signal.like(self.pixel, name="pixel_q", reset_less=True)
         z_q = Signal(ZW, name="z_q")
         s3_valid, s3_wrow = Signal(name="s3_valid"), Signal(ADW, name="s3_wrow")
         s3_row, s3_mask = Signal(P * T, name="s3_row"), Signal(self.mask_width, name="s3_mask")
         scan_valid, scan_row = Signal(name="scan_valid"), Signal(P * T, name="scan_row")
 
-        advance = Signal()
-        m.d.comb += advance.eq(~scan_valid | ~scanner.more)
+        advance, ending = Signal(), Signal()
+        # an output's last item stays in the scanner while `hold`; its events are out by then (`next` drops the
+        # last one), so it waits silent
+        m.d.comb += [ending.eq(scan_valid & scan_last & ~scanner.more),
+                     advance.eq(~scan_valid | (~scanner.more & ~(scan_last & self.hold)))]
         m.d.comb += [self.take.eq(self.run & advance), self.stall.eq(self.run & ~advance),
-                     self.advance.eq(advance), self.ending.eq(advance & self.drained)]
+                     self.advance.eq(advance), self.ending.eq(ending)]
         m.d.comb += [self.event_valid.eq(scan_valid & scanner.valid), self.event_index.eq(scanner.index),
                      self.event_onehot.eq(scanner.onehot)]
         words = [scan_row[l * T:(l + 1) * T] for l in range(P)]
@@ -99,25 +112,23 @@ class RowPipeline(wiring.Component):
         act_words = [self.act_row[l * T:(l + 1) * T] for l in range(P)]
         z_lanes = Array(self.z_row[l * ZW:(l + 1) * ZW] for l in range(P))
         with m.If(self.clear):
-            m.d.sync += [s1_valid.eq(0), s2_valid.eq(0), s3_valid.eq(0), scan_valid.eq(0), self.drained.eq(0)]
+            m.d.sync += [s1_valid.eq(0), s2_valid.eq(0), s3_valid.eq(0), scan_valid.eq(0)]
         with m.Elif(self.run):
             with m.If(advance):
                 # the scanner takes stage 3's item (or idles), each stage the one before's, stage 1 the issuer's
-                m.d.sync += [scan_valid.eq(s3_valid), scan_row.eq(s3_row), self.event_wrow.eq(s3_wrow)]
+                m.d.sync += [scan_valid.eq(s3_valid), scan_last.eq(s3_valid & s3_last), scan_row.eq(s3_row),
+                             self.event_wrow.eq(s3_wrow)]
                 m.d.comb += [scanner.load.eq(1), scanner.row_mask.eq(s3_mask)]
                 mask = Mux(self.source == RowSource.PIXEL, pixel_q,
                            Mux(self.source == RowSource.Z, z_q, Cat(w != 0 for w in act_words)))
-                m.d.sync += [s3_valid.eq(s2_valid), s3_wrow.eq(s2_wrow), s3_row.eq(self.act_row),
+                m.d.sync += [s3_valid.eq(s2_valid), s3_last.eq(s2_last), s3_wrow.eq(s2_wrow), s3_row.eq(self.act_row),
                              s3_mask.eq(Mux(s2_bubble, 0, mask))]
-                m.d.sync += [s2_valid.eq(s1_valid), s2_bubble.eq(s1_bubble), s2_wrow.eq(s1_wrow),
+                m.d.sync += [s2_valid.eq(s1_valid), s2_bubble.eq(s1_bubble), s2_last.eq(s1_last), s2_wrow.eq(s1_wrow),
                              pixel_q.eq(self.pixel), z_q.eq(z_lanes[s1_lane] if P > 1 else z_lanes[0])]
                 m.d.sync += s1_valid.eq(self.issue_valid)
                 with m.If(self.issue_valid):
-                    m.d.sync += [s1_bubble.eq(self.issue_bubble), s1_wrow.eq(self.issue_wrow),
-                                 s1_lane.eq(self.issue_lane)]
-                # kept as a register so the end of an output is decided by one flag, not by the issuer and three
-                # stage flags in front of the output loop's wide fan-out
-                m.d.sync += self.drained.eq(~self.issue_valid & ~s1_valid & ~s2_valid)
+                    m.d.sync += [s1_bubble.eq(self.issue_bubble), s1_last.eq(self.issue_last),
+                                 s1_wrow.eq(self.issue_wrow), s1_lane.eq(self.issue_lane)]
             with m.Else():
                 m.d.comb += scanner.next.eq(1)
         return m

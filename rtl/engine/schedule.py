@@ -43,6 +43,14 @@ def output_spacing(T):
     return max([ACC_LATENCY] + [OutputEpilogue.cycles(kind, T) for kind in EpilogueKind])
 
 
+def output_seam():
+    """Empty slots in the row pipeline between the last item of an accumulating output and the next output's first:
+    one for the issue side's output loop to step, one for the tap walker to start from it. Two slots also keep the
+    next output's first event (the earliest, two cycles after the end) a slot behind the end-of-output marker, whose
+    snapshot initialises the accumulators."""
+    return 2
+
+
 def timing(T):
     """The schedule's cycle costs (manifest.json -> `timing`; hls_models/engine_cycles.py builds the exact cycle
     count of an inference from these and the image's events, and the tests compare it with the RTL's counter).
@@ -51,9 +59,10 @@ def timing(T):
         "acc_latency": ACC_LATENCY,            # SCAN cycle of an event -> first cycle its addend is in the acc
         "drain": DRAIN,                        # wait between the cycle after an output's last SCAN and its epilogue
         "layer_fetch": 2,                      # FETCH, LOAD
-        "output_start": 1,                     # OUT_INIT
+        "output_start": 1,                     # OUT_INIT (a pooled output; an accumulating layer's first)
         "row_fill": 4,                         # ROWS: issue, RAM read, row register, mask register before the
-                                               # first scan
+                                               # layer's first scan
+        "output_seam": output_seam(),          # empty slots between two accumulating outputs' items
         "row_min": 1,                          # a row (or a bubble) holds the scanner max(row_min, events) cycles
         "tap_outside": 1,                      # a kernel tap outside the input map: one bubble item
         "pool_row": 2,                         # pooling: ROW_RD, LATCH (the OR needs no scan)
