@@ -405,7 +405,8 @@ LAYER_CONTROLLER_OUTPUTS = ("layer", "busy", "done", "cycles", "begin", "load", 
 def layer_controller_init() -> dict:
     """LayerController's registers after reset (see layer_controller_step)."""
     return {"state": "IDLE", "layer": 0, "layer_last": False, "gap": 0, "kidx": 0, "busy": False, "done": False,
-            "cycles": 0, "first_output": False, "logit_rotate": False, "seam": 0, "fetch_next": False}
+            "cycles": 0, "first_output": False, "logit_rotate": False, "seam": 0, "fetch_next": False,
+            "issue_step": False}
 
 
 def layer_controller_step(r: dict, x: dict, layers: int, classes: int, spacing: int, param_wait: int,
@@ -415,8 +416,9 @@ def layer_controller_step(r: dict, x: dict, layers: int, classes: int, spacing: 
     rows_ending, last_output, issue_last_output, stream_lif_done, kv_done, head_z_done, pipeline_idle) returns (this
     cycle's outputs, the registers after the clock edge). Outputs: the strobes named in LAYER_CONTROLLER_OUTPUTS,
     the registers as they are in this cycle, and the state. An accumulating layer's outputs after the first follow
-    the previous one's last item through the row pipeline after `seam` empty slots: the first steps the issue
-    side's output loop (issue_next), the last starts the tap walker (walk_start)."""
+    the previous one's last item through the row pipeline after `seam` empty slots: the issue side's output loop
+    steps the cycle after the last item was taken (issue_next, from a register), the seam's last slot starts the
+    tap walker (walk_start)."""
     s, n = r["state"], dict(r)
     o = {k: False for k in LAYER_CONTROLLER_OUTPUTS}
     o.update({k: r[k] for k in ("layer", "busy", "done", "cycles", "first_output", "logit_rotate", "fetch_next",
@@ -426,7 +428,8 @@ def layer_controller_step(r: dict, x: dict, layers: int, classes: int, spacing: 
         n["cycles"] = (r["cycles"] + 1) & 0xFFFFFFFF
     if r["gap"]:
         n["gap"] = r["gap"] - 1
-    n["fetch_next"] = False
+    n["fetch_next"] = n["issue_step"] = False
+    o["issue_next"] = r["issue_step"]
 
     def next_layer(may_be_last=False):
         if may_be_last and r["layer_last"]:
@@ -460,8 +463,7 @@ def layer_controller_step(r: dict, x: dict, layers: int, classes: int, spacing: 
         o["rows_run"], o["tap_step"], o["rows_hold"] = True, x["rows_advance"] and not x["tap_done"], r["gap"] != 0
         if x["rows_advance"]:
             if not x["tap_done"] and x["tap_last"] and not x["issue_last_output"]:
-                n["seam"] = 1
-            o["issue_next"] = r["seam"] == 1
+                n["seam"] = n["issue_step"] = 1
             if r["seam"] == seam:
                 o["walk_start"], n["seam"] = True, 0
             elif r["seam"]:

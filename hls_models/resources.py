@@ -228,6 +228,10 @@ def engine_blocks(manifest: dict, target: str = "ecp5") -> list[dict]:
     counters = [field["Wo"], field["Ho"], field["DP"], field["Gout"], field["Gin"], 2, 2] + [16] * 5
     controller = add(_engine_memory(mems["layer_table"], target), register(lt_bits),
                      *[add(adder(c), scale(register(c), 2)) for c in counters[:4]],  # output loop: current, next
+                     # the end side's copy of the output loop (the issue side runs an output ahead): its column, row
+                     # and group counters and its parameter and stream rows, current and next
+                     *[add(adder(c), scale(register(c), 2)) for c in counters[:2] + counters[3:4]],
+                     scale(add(adder(addr), scale(register(addr), 2)), 2),
                      *[add(adder(c), register(c)) for c in counters[4:]],            # other loop counters
                      scale(add(adder(position), scale(register(position), 2)), 2),   # tap positions ix, iy
                      scale(add(adder(addr), register(addr)), 20),      # address registers and their updates

@@ -16,9 +16,9 @@ class LayerController(wiring.Component):
     the layer's loop), then
       - accumulating layers (CONV_IN, ACC, ATTN, HEAD): OUT_INIT starts the layer's first output, then ROWS for
         all of them. The issue side runs ahead of the scan: when the row pipeline takes an output's last item, the
-        next output's walk follows after `seam` empty slots (the first of them steps the issue side's output loop,
-        `issue_next`; the last starts the tap walker, `walk_start`), so the outputs' items enter the pipeline back
-        to back. The end side: an output ends in the cycle the scanner is done with its last item (`rows_ending`),
+        next output's walk follows after `seam` empty slots (the issue side's output loop steps the cycle after the
+        last item was taken, `issue_next`; the seam's last slot starts the tap walker, `walk_start`), so the
+        outputs' items enter the pipeline back to back. The end side: an output ends in the cycle the scanner is done with its last item (`rows_ending`),
         at least `spacing` cycles after the previous output ended (its epilogue must finish first: until then
         `rows_hold` keeps the item in the scanner); `fetch_next` then reads the next output's parameters. After
         the last output, LAYER_WAIT until the event pipeline, the Kᵀ·V sequencer and the epilogue are idle;
@@ -79,12 +79,16 @@ class LayerController(wiring.Component):
         gap_zero = Signal(init=1)                     # gap == 0, kept as a flag: it steers the whole loop nest
         kidx = Signal(range(K + 1))
         seam = Signal(range(self.seam + 1))           # empty slots of the seam taken so far (0: no seam)
+        # the issue loop steps the cycle after an output's last row was taken: from a register, so that no take
+        # decision reaches the loop's enables (it has a cycle: the walker reads it at the seam's last slot)
+        issue_step = Signal()
+        m.d.comb += self.issue_next.eq(issue_step)
         m.d.comb += self.argmax_index.eq(kidx[:len(self.argmax_index)])
         with m.If(self.busy):
             m.d.sync += self.cycles.eq(self.cycles + 1)
         with m.If(gap != 0):
             m.d.sync += [gap.eq(gap - 1), gap_zero.eq(gap == 1)]
-        m.d.sync += self.fetch_next.eq(0)
+        m.d.sync += [self.fetch_next.eq(0), issue_step.eq(0)]
 
         def next_layer(may_be_last=False):
             # only LAYER_WAIT may end the model (the plan ends with the head), so no sequencer's state decode
@@ -151,9 +155,7 @@ class LayerController(wiring.Component):
                              self.rows_hold.eq(~gap_zero)]
                 with m.If(self.rows_advance):
                     with m.If(~self.tap_done & self.tap_last & ~self.issue_last_output):
-                        m.d.sync += seam.eq(1)
-                    with m.If(seam == 1):
-                        m.d.comb += self.issue_next.eq(1)
+                        m.d.sync += [seam.eq(1), issue_step.eq(1)]
                     with m.If(seam == self.seam):
                         m.d.comb += self.walk_start.eq(1)
                         m.d.sync += seam.eq(0)

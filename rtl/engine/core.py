@@ -11,7 +11,9 @@ one shared loop nest: output position → output lane group → kernel tap → i
 spike words, one pixel, or one Z value) is scanned by a priority encoder that emits one event per cycle for every
 non-zero word (or set bit, in the bit-serial layers), so a silent row costs one cycle. A row issuer reads the next
 rows while one is scanned (ROWS state: issuer, RAM read, row register, scanner; the whole pipeline stalls while the
-scanner holds a row with events left), so a row costs max(1, events) cycles.
+scanner holds a row with events left), so a row costs max(1, events) cycles, and the next output's rows follow the
+current one's through the pipeline (the tap walker and its copy of the output loop run an output ahead of the
+scanner, the epilogue and theirs).
 An event reads one weight row (P weights) and adds it into the T accumulators of every lane where the word's bit
 t is set (time-inner dataflow). The epilogue then runs the LIF over the T sums (no membrane memory), adds them into
 the residual-stream RAM, or writes the logits. It runs beside the next output's scan: an end-of-output marker
@@ -28,9 +30,10 @@ Overflow checks use a guard bit and run a cycle behind.
 
 Cycle cost (exact): `timing()` (schedule.py) lists every fixed cost; gen-rtl writes it into manifest.json and
 `hls_models/engine_cycles.py` composes it with the image's events (the tests compare it with the RTL):
-  per layer: 2 (fetch) ; per output (position, group) of an accumulating layer, its span 1 + 4 (row pipeline
-  fill) + Σ_taps [1 if out of bounds else Σ_rows max(1, nnz(row))], and max(output_spacing(T), span) for every
-  output after the layer's first; then the layer's tail (ACC_LATENCY + T + 3 LIF | ACC_LATENCY + T + 4 stream add |
+  per layer: 2 (fetch) ; per output (position, group) of an accumulating layer its scan Σ_taps [1 if out of
+  bounds else Σ_rows max(1, nnz(row))]: the layer's first output 1 + 4 (row pipeline fill) + scan, every later one
+  max(output_spacing(T), 2 + scan) (its rows follow the previous output's through the row pipeline after a 2-slot
+  seam); then the layer's tail (ACC_LATENCY + T + 3 LIF | ACC_LATENCY + T + 4 stream add |
   ACC_LATENCY + 2 head write). pooling outputs: 1 + Σ_taps [1 | 2 per row] + 1. stream LIF: T + 1 per output
   (back to back) + 4 per layer. KV: N + 6 per (group, K row block), 1 + max(1, tokens with a non-zero K word) per
   (group, K channel) (channels back to back), KV_ACC_LATENCY per layer. head Z: (N·T + DRAIN + 2) per group.
