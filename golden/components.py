@@ -398,7 +398,7 @@ def stream_add(stream, branch, init: bool, width: int):
 
 LAYER_CONTROLLER_OUTPUTS = ("layer", "busy", "done", "cycles", "begin", "load", "kv_start", "stream_lif_start",
                             "head_z_start", "output_start", "first_output", "rows_run", "rows_hold", "tap_step",
-                            "walk_start", "issue_next", "fetch_next", "pool_latch", "pool_write", "end_output",
+                            "issue_open", "walk_start", "issue_next", "fetch_next", "pool_latch", "pool_write", "end_output",
                             "next_output", "argmax_valid", "argmax_index", "logit_rotate", "state")
 
 
@@ -406,7 +406,7 @@ def layer_controller_init() -> dict:
     """LayerController's registers after reset (see layer_controller_step)."""
     return {"state": "IDLE", "layer": 0, "layer_last": False, "gap": 0, "kidx": 0, "busy": False, "done": False,
             "cycles": 0, "first_output": False, "logit_rotate": False, "seam": 0, "fetch_next": False,
-            "issue_step": False}
+            "issue_step": False, "walk_start": False, "issue_open": True}
 
 
 def layer_controller_step(r: dict, x: dict, layers: int, classes: int, spacing: int, param_wait: int,
@@ -417,8 +417,8 @@ def layer_controller_step(r: dict, x: dict, layers: int, classes: int, spacing: 
     cycle's outputs, the registers after the clock edge). Outputs: the strobes named in LAYER_CONTROLLER_OUTPUTS,
     the registers as they are in this cycle, and the state. An accumulating layer's outputs after the first follow
     the previous one's last item through the row pipeline after `seam` empty slots: the issue side's output loop
-    steps the cycle after the last item was taken (issue_next, from a register), the seam's last slot starts the
-    tap walker (walk_start)."""
+    steps the cycle after the last item was taken (issue_next) and the tap walker starts the cycle after that
+    (walk_start), both registers; the walker's items wait (issue_open low) until the seam's slots are taken."""
     s, n = r["state"], dict(r)
     o = {k: False for k in LAYER_CONTROLLER_OUTPUTS}
     o.update({k: r[k] for k in ("layer", "busy", "done", "cycles", "first_output", "logit_rotate", "fetch_next",
@@ -429,7 +429,8 @@ def layer_controller_step(r: dict, x: dict, layers: int, classes: int, spacing: 
     if r["gap"]:
         n["gap"] = r["gap"] - 1
     n["fetch_next"] = n["issue_step"] = False
-    o["issue_next"] = r["issue_step"]
+    n["walk_start"] = r["issue_step"]
+    o.update(issue_next=r["issue_step"], walk_start=r["walk_start"], issue_open=r["issue_open"])
 
     def next_layer(may_be_last=False):
         if may_be_last and r["layer_last"]:
@@ -451,7 +452,7 @@ def layer_controller_step(r: dict, x: dict, layers: int, classes: int, spacing: 
     elif s == "FETCH":
         n.update(layer_last=r["layer"] == layers - 1, state="LOAD")
     elif s == "LOAD":
-        o["load"], n["first_output"], n["seam"] = True, True, 0
+        o["load"], n["first_output"], n["seam"], n["issue_open"] = True, True, 0, True
         op = x["entry_op"]
         o["kv_start"] = op == "kv"
         n["state"] = {"kv": "KV_RUN", "head_z": "HZ_START",
@@ -460,12 +461,13 @@ def layer_controller_step(r: dict, x: dict, layers: int, classes: int, spacing: 
         o["output_start"] = True
         n["state"] = "ROW_RD" if x["pooling"] else "ROWS"
     elif s == "ROWS":
-        o["rows_run"], o["tap_step"], o["rows_hold"] = True, x["rows_advance"] and not x["tap_done"], r["gap"] != 0
+        o["rows_run"], o["rows_hold"] = True, r["gap"] != 0
+        o["tap_step"] = x["rows_advance"] and not x["tap_done"] and r["issue_open"]
         if x["rows_advance"]:
-            if not x["tap_done"] and x["tap_last"] and not x["issue_last_output"]:
-                n["seam"] = n["issue_step"] = 1
+            if o["tap_step"] and x["tap_last"] and not x["issue_last_output"]:
+                n.update(seam=1, issue_step=True, issue_open=False)
             if r["seam"] == seam:
-                o["walk_start"], n["seam"] = True, 0
+                n.update(seam=0, issue_open=True)
             elif r["seam"]:
                 n["seam"] = r["seam"] + 1
         if x["rows_ending"] and r["gap"] == 0:

@@ -16,9 +16,11 @@ class LayerController(wiring.Component):
     the layer's loop), then
       - accumulating layers (CONV_IN, ACC, ATTN, HEAD): OUT_INIT starts the layer's first output, then ROWS for
         all of them. The issue side runs ahead of the scan: when the row pipeline takes an output's last item, the
-        next output's walk follows after `seam` empty slots (the issue side's output loop steps the cycle after the
-        last item was taken, `issue_next`; the seam's last slot starts the tap walker, `walk_start`), so the
-        outputs' items enter the pipeline back to back. The end side: an output ends in the cycle the scanner is done with its last item (`rows_ending`),
+        next output's walk follows after `seam` empty slots: the issue side's output loop steps the cycle after the
+        last item was taken (`issue_next`) and the tap walker starts from it the cycle after that (`walk_start`),
+        both from registers, whatever the pipeline takes meanwhile; the walker's items are held back
+        (`issue_open` low) until the pipeline has taken the seam's empty slots. So the outputs' items enter the
+        pipeline back to back, `seam` slots apart. The end side: an output ends in the cycle the scanner is done with its last item (`rows_ending`),
         at least `spacing` cycles after the previous output ended (its epilogue must finish first: until then
         `rows_hold` keeps the item in the scanner); `fetch_next` then reads the next output's parameters. After
         the last output, LAYER_WAIT until the event pipeline, the Kᵀ·V sequencer and the epilogue are idle;
@@ -43,8 +45,9 @@ class LayerController(wiring.Component):
       sequencers' last cycles); pipeline_idle.
     Ports (out): layer (the table index), busy, done, cycles (since start); begin (the start cycle); load;
       kv_start, stream_lif_start, head_z_start; output_start (OUT_INIT); first_output (a register: no output of
-      this layer has ended); rows_run; rows_hold; tap_step; walk_start (the tap walker starts the issue side's
-      output); issue_next (the issue side's output loop steps); fetch_next (a register: read the end side's
+      this layer has ended); rows_run; rows_hold; tap_step; issue_open (a register: the walker's item may be
+      issued, low during a seam); walk_start (a register: the tap walker starts the issue side's output);
+      issue_next (the issue side's output loop steps); fetch_next (a register: read the end side's
       parameter row); pool_latch; pool_write; end_output (the output's marker enters the event pipeline);
       next_output (the end side's output loop steps; pooling steps both loops); argmax_valid, argmax_index;
       logit_rotate.
@@ -54,7 +57,7 @@ class LayerController(wiring.Component):
         self.layers, self.K = layers, classes
         self.spacing = output_spacing(T)
         self.seam = output_seam()
-        assert self.seam >= 2, "the walker reads the issue side's loop a cycle after it stepped"
+        assert self.seam >= 2, "the walker starts two cycles after the last item was taken, ready for the third take"
         self.param_wait = stream_lif_param_wait(T)
         assert self.param_wait <= 1, "the stream LIF waits at most one cycle for its thresholds"
         super().__init__({
@@ -66,7 +69,8 @@ class LayerController(wiring.Component):
             "begin": Out(1), "load": Out(1),
             "kv_start": Out(1), "stream_lif_start": Out(1), "head_z_start": Out(1),
             "output_start": Out(1), "first_output": Out(1), "rows_run": Out(1), "rows_hold": Out(1),
-            "tap_step": Out(1), "walk_start": Out(1), "issue_next": Out(1), "fetch_next": Out(1),
+            "tap_step": Out(1), "issue_open": Out(1, init=1), "walk_start": Out(1), "issue_next": Out(1),
+            "fetch_next": Out(1),
             "pool_latch": Out(1), "pool_write": Out(1), "end_output": Out(1), "next_output": Out(1),
             "argmax_valid": Out(1), "argmax_index": Out(range(max(2, classes))), "logit_rotate": Out(1),
         })
@@ -79,8 +83,9 @@ class LayerController(wiring.Component):
         gap_zero = Signal(init=1)                     # gap == 0, kept as a flag: it steers the whole loop nest
         kidx = Signal(range(K + 1))
         seam = Signal(range(self.seam + 1))           # empty slots of the seam taken so far (0: no seam)
-        # the issue loop steps the cycle after an output's last row was taken: from a register, so that no take
-        # decision reaches the loop's enables (it has a cycle: the walker reads it at the seam's last slot)
+        # the issue loop steps the cycle after an output's last row was taken and the walker starts from it the
+        # cycle after that, both from registers: no take decision reaches the loop's or the walker's enables (the
+        # start loads the walker's tap-position compares, the 8-lane core's worst path when the seam's take drove it)
         issue_step = Signal()
         m.d.comb += self.issue_next.eq(issue_step)
         m.d.comb += self.argmax_index.eq(kidx[:len(self.argmax_index)])
@@ -88,7 +93,7 @@ class LayerController(wiring.Component):
             m.d.sync += self.cycles.eq(self.cycles + 1)
         with m.If(gap != 0):
             m.d.sync += [gap.eq(gap - 1), gap_zero.eq(gap == 1)]
-        m.d.sync += [self.fetch_next.eq(0), issue_step.eq(0)]
+        m.d.sync += [self.fetch_next.eq(0), issue_step.eq(0), self.walk_start.eq(issue_step)]
 
         def next_layer(may_be_last=False):
             # only LAYER_WAIT may end the model (the plan ends with the head), so no sequencer's state decode
@@ -128,7 +133,7 @@ class LayerController(wiring.Component):
 
             with m.State("LOAD"):
                 m.d.comb += self.load.eq(1)
-                m.d.sync += [self.first_output.eq(1), seam.eq(0)]
+                m.d.sync += [self.first_output.eq(1), seam.eq(0), self.issue_open.eq(1)]
                 with m.Switch(self.entry_op):
                     with m.Case(Opcode.KV):
                         m.d.comb += self.kv_start.eq(1)
@@ -151,14 +156,14 @@ class LayerController(wiring.Component):
             # accumulating layers: issuer, pipeline stages and scanner all work in this one state, the issue side
             # (walker, issue loop) up to an output ahead of the end side (scanner, epilogue, end loop)
             with m.State("ROWS"):
-                m.d.comb += [self.rows_run.eq(1), self.tap_step.eq(self.rows_advance & ~self.tap_done),
+                m.d.comb += [self.rows_run.eq(1),
+                             self.tap_step.eq(self.rows_advance & ~self.tap_done & self.issue_open),
                              self.rows_hold.eq(~gap_zero)]
                 with m.If(self.rows_advance):
-                    with m.If(~self.tap_done & self.tap_last & ~self.issue_last_output):
-                        m.d.sync += [seam.eq(1), issue_step.eq(1)]
+                    with m.If(~self.tap_done & self.tap_last & self.issue_open & ~self.issue_last_output):
+                        m.d.sync += [seam.eq(1), issue_step.eq(1), self.issue_open.eq(0)]
                     with m.If(seam == self.seam):
-                        m.d.comb += self.walk_start.eq(1)
-                        m.d.sync += seam.eq(0)
+                        m.d.sync += [seam.eq(0), self.issue_open.eq(1)]
                     with m.Elif(seam != 0):
                         m.d.sync += seam.eq(seam + 1)
                 with m.If(self.rows_ending & gap_zero):

@@ -208,7 +208,7 @@ class SpikeEngine(wiring.Component):
         # the row pipeline (ROWS): the walker's items (a row read, or a bubble for a tap outside the map) through
         # the RAMs and three stages into the scanner, one event per cycle; it holds the RAMs' reads while it stalls
         m.submodules.rows = rows = RowPipeline(P, T, MASKW, ADW, W["pixel"], ZW)
-        m.d.comb += [rows.issue_valid.eq(~walker.done), rows.issue_bubble.eq(~walker.in_bounds),
+        m.d.comb += [rows.issue_valid.eq(~walker.done & ctrl.issue_open), rows.issue_bubble.eq(~walker.in_bounds),
                      rows.issue_last.eq(walker.last), rows.hold.eq(ctrl.rows_hold),
                      rows.issue_wrow.eq(walker.weight_row), rows.issue_lane.eq(walker.group[:lp] if lp else 0)]
         pool_pend = Signal()   # act_q holds a pooled row still to be OR-ed into pool_row
