@@ -171,11 +171,18 @@ def head_z_schedule(tokens: int, T: int, groups: int, drain: int, s: int, token_
     return out
 
 
+def tap_flags(first: int, size: int) -> int:
+    """Bit k: tap column (or kernel row) k of an output whose tap (0, 0) lies at input position `first` is inside a
+    map of `size` (0 <= first + k < size); OutputLoop keeps these for the TapWalker."""
+    return sum(1 << k for k in range(3) if 0 <= first + k < size)
+
+
 def output_walk(e: dict, T: int) -> list[dict]:
     """OutputLoop (rtl/engine/output_loop.py): a layer's outputs in the order the core computes them (output lane
     group innermost, then column, then row), from its layer-table entry `e` (Ho, Wo, Gout, k3, s2, a0, XSTEP, YSTEP,
-    hoff, DP, R, out_base, w_base, p_base). Each output: out_row, stream_row, group, weight_base, param_row, pos
-    (its first input row), ix, iy (the input column and row of tap (0, 0))."""
+    hoff, DP, R, out_base, w_base, p_base, and Wi, Hi for the in-bounds flags). Each output: out_row, stream_row,
+    group, weight_base, param_row, pos (its first input row), ix, iy (the input column and row of tap (0, 0)), xok,
+    yok (tap_flags of ix in Wi, iy in Hi)."""
     pad, stride = (1 if e["k3"] else 0), (2 if e["s2"] else 1)
     groups = max(1, e["Gout"])
     outs = []
@@ -188,7 +195,9 @@ def output_walk(e: dict, T: int) -> list[dict]:
                 outs.append({"out_row": e["out_base"] + n, "stream_row": n * T, "group": g,
                              "weight_base": e["w_base"] + g * e["R"], "param_row": e["p_base"] + g,
                              "pos": e["a0"] + y * e["YSTEP"] + x * e["XSTEP"] + moved,
-                             "ix": -pad + x * stride, "iy": -pad + y * stride})
+                             "ix": -pad + x * stride, "iy": -pad + y * stride,
+                             "xok": tap_flags(-pad + x * stride, e["Wi"]),
+                             "yok": tap_flags(-pad + y * stride, e["Hi"])})
     return outs
 
 

@@ -15,7 +15,7 @@ from golden.components import (EPILOGUE_CYCLES, LAYER_CONTROLLER_OUTPUTS, addend
                                decode_layer_word, epilogue_schedule, event_pipeline_stages, group_walk,
                                head_z_schedule, kv_channel_tokens, kv_layer, kv_shift_words, lane_accumulators_step,
                                lane_inputs_step, layer_controller_init, replicated_register_step, layer_controller_step, lif_lanes,
-                               logit_bank_step, output_walk, param_reads, ram_step, row_mask, row_pipeline_events,
+                               logit_bank_step, output_walk, param_reads, tap_flags, ram_step, row_mask, row_pipeline_events,
                                scan_row, stream_add, stream_lif_schedule, tap_walk)
 from golden.primitives import argmax_lowest, attention
 from rtl.engine.accumulators import LaneAccumulators
@@ -1751,8 +1751,10 @@ def run_tap_walker(outputs, rng):
             for f in WALK_GEOMETRY:
                 ctx.set(getattr(dut.layer, f), out[f])
             ctx.set(dut.start, 1)
-            for port in ("pos", "weight_base", "ix", "iy"):
+            for port in ("pos", "weight_base"):
                 ctx.set(getattr(dut, port), out[port])
+            ctx.set(dut.xok, tap_flags(out["ix"], out["Wi"]))
+            ctx.set(dut.yok, tap_flags(out["iy"], out["Hi"]))
             await ctx.tick()
             ctx.set(dut.start, 0)
             seen = []
@@ -1839,10 +1841,11 @@ def test_tap_walker_edge_cases():
 # ---------------------------------------------------------------------------------------------------- output loop
 
 LOOP_LAYOUT = data.StructLayout({"Ho": 5, "Wo": 5, "Gout": 5, "k3": 1, "s2": 1, "a0": signed(10), "XSTEP": 8,
-                                 "YSTEP": 9, "hoff": 2, "DP": 4, "R": 8, "out_base": 10, "w_base": 10, "p_base": 8})
+                                 "YSTEP": 9, "hoff": 2, "DP": 4, "R": 8, "out_base": 10, "w_base": 10, "p_base": 8,
+                                 "Wi": 5, "Hi": 5})
 LOOP_FIELDS = ("Ho", "Wo", "Gout", "k3", "s2", "a0", "XSTEP", "YSTEP", "hoff", "DP", "R", "out_base", "w_base",
-               "p_base")
-LOOP_VALUES = ("out_row", "stream_row", "group", "weight_base", "param_row", "pos", "ix", "iy")
+               "p_base", "Wi", "Hi")
+LOOP_VALUES = ("out_row", "stream_row", "group", "weight_base", "param_row", "pos", "ix", "iy", "xok", "yok")
 
 
 def run_output_loop(layers, T, rng, mode):
@@ -1864,10 +1867,13 @@ def run_output_loop(layers, T, rng, mode):
                 ctx.set(getattr(dut.layer, f), e[f])
                 ctx.set(getattr(dut.entry, f), 0)
             total = max(1, e["Ho"]) * (max(1, e["Wo"]) if mode == "outputs" else 1) * max(1, e["Gout"])
-            # the contract: no command in the cycle after load or after a command that moved the same values
+            # the contract: no command in the cycle after load or after a command that moved the same values; the
+            # in-bounds flags (read by the issue side only, "outputs") need three cycles after a command or load
             seen, steps, last_step, last_row_step = [], 0, True, True
+            since = 1
             while steps < total:
-                step = int(not last_step and rng.random() < 0.6)
+                step = int(not last_step and rng.random() < 0.6 and (mode == "groups" or since >= 3))
+                since = 1 if step else since + 1
                 row_step = int(mode == "groups" and not step and not last_row_step and rng.random() < 0.5)
                 last_step, last_row_step = bool(step), bool(row_step or (mode == "outputs" and step))
                 ctx.set(dut.next_output if mode == "outputs" else dut.next_group, step)
@@ -1916,7 +1922,7 @@ def group_loop_check(layers, runs, names=None):
 
 def random_loop_layer(rng):
     hoff = int(rng.integers(0, 3))
-    return {"Ho": int(rng.integers(0, 5)), "Wo": int(rng.integers(0, 5)), "Gout": int(rng.integers(0, 6)),
+    return {"Wi": int(rng.integers(0, 12)), "Hi": int(rng.integers(0, 12)),"Ho": int(rng.integers(0, 5)), "Wo": int(rng.integers(0, 5)), "Gout": int(rng.integers(0, 6)),
             "k3": int(rng.integers(0, 2)), "s2": int(rng.integers(0, 2)), "a0": int(rng.integers(-100, 300)),
             "XSTEP": int(rng.integers(0, 40)), "YSTEP": int(rng.integers(0, 300)), "hoff": hoff,
             "DP": int(rng.integers(1, 4)), "R": int(rng.integers(0, 100)), "out_base": int(rng.integers(0, 900)),
@@ -1941,7 +1947,7 @@ def test_output_loop_group_steps_equal_golden():
 
 
 LOOP_BASE = {"Ho": 3, "Wo": 3, "Gout": 2, "k3": 1, "s2": 0, "a0": -5, "XSTEP": 4, "YSTEP": 12, "hoff": 0, "DP": 1,
-             "R": 9, "out_base": 40, "w_base": 100, "p_base": 20}
+             "R": 9, "out_base": 40, "w_base": 100, "p_base": 20, "Wi": 3, "Hi": 3}
 OUTPUT_LOOP_EDGES = {
     "one output": {**LOOP_BASE, "Ho": 1, "Wo": 1, "Gout": 1},
     "zero sizes count as one": {**LOOP_BASE, "Ho": 0, "Wo": 0, "Gout": 0},

@@ -202,7 +202,7 @@ class SpikeEngine(wiring.Component):
         m.d.comb += [outputs.layer.eq(L), outputs.entry.eq(lt_fields),
                      issue_outputs.layer.eq(L), issue_outputs.entry.eq(lt_fields)]
         # the input rows of the current output, tap by tap and input lane group by group
-        m.submodules.tap_walker = walker = TapWalker(layer_table.layout, ADW + 2, ADW, position_width)
+        m.submodules.tap_walker = walker = TapWalker(layer_table.layout, ADW + 2, ADW)
         m.d.comb += walker.layer.eq(L)
         row_addr = walker.row_addr
         # the row pipeline (ROWS): the walker's items (a row read, or a bubble for a tap outside the map) through
@@ -404,8 +404,8 @@ class SpikeEngine(wiring.Component):
         # seam behind the previous output's last item
         with m.If(ctrl.output_start | ctrl.walk_start):
             m.d.comb += [walker.start.eq(1), walker.pos.eq(issue_outputs.pos),
-                         walker.weight_base.eq(issue_outputs.weight_base), walker.ix.eq(issue_outputs.ix),
-                         walker.iy.eq(issue_outputs.iy)]
+                         walker.weight_base.eq(issue_outputs.weight_base), walker.xok.eq(issue_outputs.xok),
+                         walker.yok.eq(issue_outputs.yok)]
         # the next output to end reads its parameters the cycle after the previous one ended, as an output that
         # OUT_INIT starts does
         with m.If(ctrl.fetch_next):

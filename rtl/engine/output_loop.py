@@ -2,7 +2,7 @@
 golden.components.output_walk)."""
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -32,6 +32,12 @@ class OutputLoop(wiring.Component):
                        group is the last group of the last output row)
       group_steps      the layer steps with next_group (stream LIF, head Z), not next_output: steady from the cycle
                        after load
+    xok, yok (3 bits each): tap column / kernel row k of the current output lies inside the input map (Wi, Hi),
+    for the tap walker, whose start then loads flags instead of comparing positions (those compares behind the
+    start were the 4- and 8-lane cores' worst paths). They are registers too, computed from the next output's ix
+    and iy a cycle after those, so they need a command spacing of three cycles (the issue side's commands are at
+    least three apart: an output's last row, two seam slots, its first row; a pooled output takes at least three
+    cycles); after load they are ready at once.
     Latency: one cycle: a command in cycle c → the next output's values in c + 1. The next output's values wait in
     registers of their own, computed from the current output's a cycle after it changed, so a command only copies
     them (one enable on every register; the loop decisions never sit between the controller's end-of-output
@@ -56,6 +62,7 @@ class OutputLoop(wiring.Component):
             "param_row": Out(ADW), "pos": Out(signed(ADW + 2)),
             "ix": Out(signed(position_width)), "iy": Out(signed(position_width)),
             "group_last": Out(1), "last_output": Out(1), "rows_last": Out(1),
+            "xok": Out(3), "yok": Out(3),
         })
 
     def elaborate(self, platform):
@@ -112,8 +119,17 @@ class OutputLoop(wiring.Component):
                                  nxt["iy"].eq(cur["iy"] + stride), nxt["row_pos"].eq(cur["row_pos"] + L.YSTEP)]
         m.d.sync += nxt["stream_row"].eq(Mux(self.group_steps, cur["stream_row"], cur["stream_row"] + self.T))
 
+        # the next output's in-bounds flags, a cycle behind its position (short compares of a register)
+        next_xok, next_yok = Signal(3), Signal(3)
+        m.d.sync += [next_xok.eq(Cat(((nxt["ix"] + k) >= 0) & ((nxt["ix"] + k) < L.Wi) for k in range(3))),
+                     next_yok.eq(Cat(((nxt["iy"] + k) >= 0) & ((nxt["iy"] + k) < L.Hi) for k in range(3)))]
+
         # the commands copy it
         with m.If(self.load):
+            # the layer's first output: tap (0, 0) at -pad
+            def first_ok(size):     # tap k at k - pad: inside when 0 <= k - pad < size
+                return Cat(Mux(E.k3, (size > k - 1) if k >= 1 else 0, size > k) for k in range(3))
+            m.d.sync += [self.xok.eq(first_ok(E.Wi)), self.yok.eq(first_ok(E.Hi))]
             pad_e = Mux(E.k3, 1, 0)
             init = {"x": 0, "y": 0, "column_last": E.Wo <= 1, "row_last": E.Ho <= 1, "column_base": 0,
                     "row_pos": E.a0, "col_pos": 0, "dp_count": 0, "group": 0, "group_last": E.Gout <= 1,
@@ -122,6 +138,7 @@ class OutputLoop(wiring.Component):
             m.d.sync += self.out_row.eq(E.out_base)
         with m.Elif(self.next_output | self.next_group):
             m.d.sync += [cur[k].eq(nxt[k]) for k in shapes]
+            m.d.sync += [self.xok.eq(next_xok), self.yok.eq(next_yok)]
         with m.If(~self.load & (self.next_output | self.next_out_row)):
             m.d.sync += self.out_row.eq(next_out_row)
         return m

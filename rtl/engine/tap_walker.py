@@ -21,9 +21,10 @@ class TapWalker(wiring.Component):
     GS (to the next input lane group), WTS / WGS (weight-row step to the next tap / input lane group).
 
     Ports:
-      start, pos, weight_base, ix, iy
+      start, pos, weight_base, xok, yok
                        begin an output: its first row is `pos` (tap (0, 0), group 0), its first weight row
-                       `weight_base`, tap (0, 0) lies at input column ix, row iy (negative in the padding)
+                       `weight_base`; bit k of xok / yok: tap column / kernel row k lies inside the input map (the
+                       output loop keeps them ready, so the start loads flags and compares nothing)
       step             the current item is taken: the walk moves to the next group, or the next tap
       load, load_addr  set row_addr alone (Kᵀ·V walks its K rows through this register)
       row_addr, weight_row, group, in_bounds
@@ -35,12 +36,12 @@ class TapWalker(wiring.Component):
     loop decision reads a flag register (group_last) or a 2-bit tap counter, not a compare on a counter.
     """
 
-    def __init__(self, layer_layout, address_width: int, weight_address_width: int, position_width: int = 18):
+    def __init__(self, layer_layout, address_width: int, weight_address_width: int):
         self.layer_layout = layer_layout
         super().__init__({
             "layer": In(layer_layout),
             "start": In(1), "pos": In(signed(address_width)), "weight_base": In(weight_address_width),
-            "ix": In(signed(position_width)), "iy": In(signed(position_width)),
+            "xok": In(3), "yok": In(3),
             "step": In(1), "load": In(1), "load_addr": In(signed(address_width)),
             "row_addr": Out(signed(address_width)), "weight_row": Out(weight_address_width),
             "group": Out(layer_layout["Gin"].width),
@@ -55,7 +56,7 @@ class TapWalker(wiring.Component):
         tap_addr = Signal.like(self.row_addr)   # row of group 0 in the current tap
         tap_row = Signal.like(self.row_addr)    # row of group 0, tap column 0, in the current kernel row
         weight_tap = Signal.like(self.weight_row)
-        # tap column / kernel row k lies inside the input map (set at start from ix, iy)
+        # tap column / kernel row k lies inside the input map (loaded at start)
         xok = [Signal(name=f"xok_{k}") for k in range(3)]
         yok = [Signal(name=f"yok_{k}") for k in range(3)]
         kmax = Mux(L.k3, 2, 0)
@@ -64,9 +65,8 @@ class TapWalker(wiring.Component):
                      self.last.eq((~self.in_bounds | group_last) & ~more_columns & ~more_rows)]
 
         with m.If(self.start):
-            for k in range(3):
-                m.d.sync += [xok[k].eq((self.ix + k >= 0) & (self.ix + k < L.Wi)),
-                             yok[k].eq((self.iy + k >= 0) & (self.iy + k < L.Hi))]
+            m.d.sync += [xok[k].eq(self.xok[k]) for k in range(3)]
+            m.d.sync += [yok[k].eq(self.yok[k]) for k in range(3)]
             m.d.sync += [ky.eq(0), kx.eq(0), self.group.eq(0), group_last.eq(L.Gin <= 1), self.done.eq(0),
                          self.row_addr.eq(self.pos), tap_addr.eq(self.pos), tap_row.eq(self.pos),
                          self.weight_row.eq(self.weight_base), weight_tap.eq(self.weight_base)]
