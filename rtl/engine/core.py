@@ -341,6 +341,12 @@ class SpikeEngine(wiring.Component):
 
         # only LAYER_WAIT may end the model (LayerController), so the plan must end with an accumulating layer
         assert plan.layers[-1]["op"] == Opcode.HEAD.value, "the plan must end with the head"
+        # LAYER_WAIT reads the pipelines' and the epilogue's idle flags from one register (IDLE_FLAG_LATENCY): their
+        # busy bits sit across the die and fed the controller's next-state logic (the 16-lane worst path of the
+        # overlap branch); an end-of-output marker entering, or Kᵀ·V's last channel scanned, in this cycle counts as
+        # busy (their busy flags rise a cycle later)
+        pipeline_idle = Signal()
+        m.d.sync += pipeline_idle.eq(~(events.busy | kv_seq.busy | events.mark | kv_seq.done) & epilogue.idle)
         m.d.comb += [ctrl.start.eq(self.start), ctrl.entry_op.eq(lt_fields["op"]), ctrl.pooling.eq(op == Opcode.POOL),
                      ctrl.tap_in_bounds.eq(walker.in_bounds), ctrl.tap_last.eq(walker.last),
                      ctrl.tap_done.eq(walker.done), ctrl.rows_advance.eq(rows.advance), ctrl.rows_ending.eq(rows.ending),
@@ -348,7 +354,7 @@ class SpikeEngine(wiring.Component):
                      ctrl.stream_lif_done.eq(stream_lif.done),
                      ctrl.kv_done.eq(kv_seq.done), ctrl.head_z_done.eq(head_z.done),
                      # (KV_NEXT's two cycles hold the last K channel's marker until it has left the token scanner)
-                     ctrl.pipeline_idle.eq(~(events.busy | kv_seq.busy) & epilogue.idle)]
+                     ctrl.pipeline_idle.eq(pipeline_idle)]
         m.d.comb += [walker.step.eq(ctrl.tap_step), rows.run.eq(ctrl.rows_run), outputs.next_output.eq(ctrl.next_output),
                      issue_outputs.next_output.eq(ctrl.issue_next),
                      stream_lif.start.eq(ctrl.stream_lif_start), head_z.start.eq(ctrl.head_z_start),

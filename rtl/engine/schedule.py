@@ -18,6 +18,9 @@ ACC_LATENCY = 2 + BankedRom.LATENCY + AddendShifter.LATENCY + 2
 # Cycles the controller waits between the cycle after the last SCAN of an output and its epilogue.
 DRAIN = ACC_LATENCY - 2
 
+# LAYER_WAIT sees the pipelines idle a cycle after they are (a register: core.py)
+IDLE_FLAG_LATENCY = 1
+
 DEBUG_READ_LATENCY = 3      # dbg_addr register, the RAM's synchronous read, the data register (shared with Kᵀ·V)
 # Kᵀ·V, from the cycle its token scanner names a token to the first cycle the token's counts are in the accumulators
 KV_ACC_LATENCY = KvSequencer.ACC_LATENCY
@@ -71,9 +74,10 @@ def timing(T):
         # accumulating layers: an output's epilogue runs beside the next output's scan (see the docstring)
         "output_spacing": output_spacing(T),   # cycles from an output's last SCAN cycle to the next one's, at least
         # the last output's snapshot, its epilogue (OutputEpilogue's schedule), then FETCH
-        "layer_tail": {"lif": ACC_LATENCY + OutputEpilogue.cycles(EpilogueKind.LIF, T),
-                       "stream_add": ACC_LATENCY + OutputEpilogue.cycles(EpilogueKind.STREAM_ADD, T),
-                       "head_write": ACC_LATENCY + OutputEpilogue.cycles(EpilogueKind.HEAD, T)},
+        "layer_tail": {"lif": ACC_LATENCY + OutputEpilogue.cycles(EpilogueKind.LIF, T) + IDLE_FLAG_LATENCY,
+                       "stream_add": ACC_LATENCY + OutputEpilogue.cycles(EpilogueKind.STREAM_ADD, T)
+                       + IDLE_FLAG_LATENCY,
+                       "head_write": ACC_LATENCY + OutputEpilogue.cycles(EpilogueKind.HEAD, T) + IDLE_FLAG_LATENCY},
         "stream_lif_output": StreamLifSequencer.period(T),    # the outputs back to back
         # start, the first read, the last output's write, and a wait for the first output's thresholds
         "stream_lif_fixed": StreamLifSequencer.FIXED_CYCLES + stream_lif_param_wait(T),
@@ -81,7 +85,7 @@ def timing(T):
         "kv_block_fixed": 6,                   # KV_INIT, KVA_WAIT (3), KV_NEXT (2) per (lane group, K row block)
         "kv_channel_fixed": 1,                 # KV_CH per K channel; KV_SCAN holds max(row_min, tokens with a
                                                # non-zero K word) cycles; the channel's write overlaps the next
-        "kv_tail": KV_ACC_LATENCY,             # LAYER_WAIT: the last channel's snapshot and write (its marker
+        "kv_tail": KV_ACC_LATENCY + IDLE_FLAG_LATENCY,             # LAYER_WAIT: the last channel's snapshot and write (its marker
                                                # is two stages on when the last block's KV_NEXT ends)
         "head_z_value": 1,                     # HeadZSequencer: a stream row read per (token, timestep)
         "head_z_group_fixed": HeadZSequencer.group_cycles(0, T, DRAIN),   # its init, drain and Z write per group
