@@ -168,9 +168,10 @@ def test_lif_lanes_edge_case(case):
 SCAN_WIDTH = 10
 
 
-def run_scanner(masks, rng, hold_rate=0.1):
+def run_scanner(masks, rng, hold_rate=0.1, empties=()):
     """Feed rows as the core does (load when the current row has no further event, else next; random holds with
-    neither); returns per row (events as indices, cycles it held the scanner)."""
+    neither; the rows numbered in `empties` loaded with `empty`); returns per row (events as indices, cycles it held
+    the scanner)."""
     dut = RowScanner(SCAN_WIDTH)
 
     async def bench(ctx):
@@ -193,6 +194,7 @@ def run_scanner(masks, rng, hold_rate=0.1):
             elif i < len(masks):
                 ctx.set(dut.load, 1)
                 ctx.set(dut.row_mask, masks[i])
+                ctx.set(dut.empty, i in empties)
                 current = [[], 0]
                 rows.append(current)
                 i += 1
@@ -203,11 +205,11 @@ def run_scanner(masks, rng, hold_rate=0.1):
     return simulate(dut, bench)
 
 
-def scanner_check(masks, rows, names=None):
+def scanner_check(masks, rows, names=None, empties=()):
     assert len(rows) == len(masks)
     for k, (mask, (events, cycles)) in enumerate(zip(masks, rows)):
-        label = names[k] if names else f"row {k} ({mask:0{SCAN_WIDTH}b})"
-        want = scan_row(mask)
+        label = names[k] if names else f"row {k} ({mask:0{SCAN_WIDTH}b}{', empty' if k in empties else ''})"
+        want = scan_row(0 if k in empties else mask)
         assert events == want, f"{label}: events {events}, golden {want}"
         assert cycles == max(1, len(want)), f"{label}: held {cycles} cycles, expected max(1, {len(want)})"
 
@@ -216,7 +218,8 @@ def test_row_scanner_random_rows_equal_golden():
     rng = np.random.default_rng(2)
     masks = [int(sum(1 << b for b in range(SCAN_WIDTH) if rng.random() < d))
              for d in rng.choice([0.0, 0.1, 0.3, 0.6, 1.0], size=TRANSACTIONS)]
-    scanner_check(masks, run_scanner(masks, rng))
+    empties = {k for k in range(len(masks)) if rng.random() < 0.1}
+    scanner_check(masks, run_scanner(masks, rng, empties=empties), empties=empties)
 
 
 SCAN_EDGES = {

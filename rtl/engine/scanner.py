@@ -15,6 +15,8 @@ class RowScanner(wiring.Component):
 
     Ports:
       load, row_mask    take a new row (priority over next)
+      empty             with load: take an empty row whatever row_mask holds (a caller that must not scan its row
+                        twice; a separate input so the count tree behind `more` never waits for the caller's choice)
       next              drop the current event (the row's next set bit becomes current)
       valid             the current row has an event: onehot / index name it
       more              the row has another event after the current one (the caller keeps the row: next)
@@ -34,7 +36,7 @@ class RowScanner(wiring.Component):
     def __init__(self, width: int):
         self.width = width
         super().__init__({
-            "load": In(1), "row_mask": In(width), "next": In(1),
+            "load": In(1), "row_mask": In(width), "empty": In(1), "next": In(1),
             "valid": Out(1), "more": Out(1), "onehot": Out(width), "index": Out(bits(width - 1)),
         })
 
@@ -50,7 +52,8 @@ class RowScanner(wiring.Component):
                                       for k in range(len(self.index))))
         new = self.row_mask
         with m.If(self.load):
-            m.d.sync += [mask.eq(new), valid.eq(new != 0), more.eq(at_least(m, new, 2))]
+            m.d.sync += [mask.eq(Mux(self.empty, 0, new)), valid.eq(~self.empty & (new != 0)),
+                         more.eq(~self.empty & at_least(m, new, 2))]
         with m.Elif(self.next):
             m.d.sync += [mask.eq(mask & below), valid.eq(more), more.eq(at_least(m, mask, 3))]
         m.d.comb += [self.valid.eq(valid), self.more.eq(more)]
