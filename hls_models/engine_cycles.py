@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from golden import graph
+from golden.errors import ArtifactError
 from golden.inference import InferenceResult, run
 from golden.intmodel import IntModel
 from golden.primitives import pack_words
@@ -153,11 +154,19 @@ def _layer_work(model: IntModel, golden: InferenceResult, image: int, P: int,
     return layers
 
 
+class _Timing(dict):
+    """manifest.json -> timing, refusing in one sentence a figure that an older gen-rtl did not write."""
+
+    def __missing__(self, key):
+        raise ArtifactError(f"the core's manifest.json has no timing figure {key!r} (an older gen-rtl wrote it); "
+                            f"rerun `python flow.py gen-rtl` with the same --preset and --lanes.")
+
+
 def layer_cycles(model: IntModel, golden: InferenceResult, image: int, manifest: dict,
                  widths: dict | None = None) -> dict[str, int]:
     """Cycles per engine layer for one image of a golden run (keys as in the layer table), for the core that
     `manifest` (gen-rtl's manifest.json, as a dict) describes (`widths`: see _layer_work)."""
-    tm = manifest["timing"]
+    tm = _Timing(manifest["timing"])
     P = int(manifest["parameters"]["lanes"])
     cyc: dict[str, int] = {}
     for layer in _layer_work(model, golden, image, P, widths):

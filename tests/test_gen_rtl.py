@@ -140,6 +140,18 @@ def test_cycle_model_reads_every_timing_figure_from_the_manifest(tmp_path):
         assert engine_cycles.exp_cycles(model, ref, 0, altered) > base, path
 
 
+def test_cycle_model_refuses_a_manifest_from_an_older_generator(tmp_path):
+    """A build/ core from before a timing figure existed: one sentence that names the figure and gen-rtl."""
+    from golden.errors import ArtifactError
+    from hls_models import engine_cycles
+    model = im.random_intmodel(seed=5, firing=0.3)
+    manifest = generate(model, 8, str(tmp_path))
+    del manifest["timing"]["output_seam"]
+    images = np.random.default_rng(0).integers(0, 1 << model.input_bits, size=(1, *model.input_shape))
+    with pytest.raises(ArtifactError, match=r"no timing figure 'output_seam'.*rerun `python flow.py gen-rtl`"):
+        engine_cycles.exp_cycles(model, run(model, images, trace=True), 0, manifest)
+
+
 def test_event_bound_counts_the_events_entering_the_lanes(tmp_path):
     """layer_events against a direct count from the golden trace, and no layer faster than its event bound."""
     from golden.primitives import pack_words

@@ -85,8 +85,9 @@ def timing(T):
         "kv_block_fixed": 6,                   # KV_INIT, KVA_WAIT (3), KV_NEXT (2) per (lane group, K row block)
         "kv_channel_fixed": 1,                 # KV_CH per K channel; KV_SCAN holds max(row_min, tokens with a
                                                # non-zero K word) cycles; the channel's write overlaps the next
-        "kv_tail": KV_ACC_LATENCY + IDLE_FLAG_LATENCY,             # LAYER_WAIT: the last channel's snapshot and write (its marker
-                                               # is two stages on when the last block's KV_NEXT ends)
+        # LAYER_WAIT: the last channel's snapshot and write (its marker is two stages on when the last block's
+        # KV_NEXT ends), then the registered idle flag
+        "kv_tail": KV_ACC_LATENCY + IDLE_FLAG_LATENCY,
         "head_z_value": 1,                     # HeadZSequencer: a stream row read per (token, timestep)
         "head_z_group_fixed": HeadZSequencer.group_cycles(0, T, DRAIN),   # its init, drain and Z write per group
         "argmax_class": 1, "argmax_fixed": 2,  # ARGMAX per class, ARGMAX's last cycle, ARGMAX_DONE
