@@ -34,9 +34,9 @@ Cycle cost (exact): `timing()` (schedule.py) lists every fixed cost; gen-rtl wri
   bounds else Σ_rows max(1, nnz(row))]: the layer's first output 1 + 4 (row pipeline fill) + scan, every later one
   max(output_spacing(T), 2 + scan) (its rows follow the previous output's through the row pipeline after a 2-slot
   seam); then the layer's tail (ACC_LATENCY + T + 3 LIF | ACC_LATENCY + T + 4 stream add |
-  ACC_LATENCY + 2 head write). pooling outputs: 1 + Σ_taps [1 | 2 per row] + 1. stream LIF: T + 1 per output
+  ACC_LATENCY + 2 head write, each + 1 for LAYER_WAIT's registered idle flag). pooling outputs: 1 + Σ_taps [1 | 2 per row] + 1. stream LIF: T + 1 per output
   (back to back) + 4 per layer. KV: N + 6 per (group, K row block), 1 + max(1, tokens with a non-zero K word) per
-  (group, K channel) (channels back to back), KV_ACC_LATENCY per layer. head Z: (N·T + DRAIN + 2) per group.
+  (group, K channel) (channels back to back), KV_ACC_LATENCY + 1 per layer. head Z: (N·T + DRAIN + 2) per group.
   argmax: K + 2 cycles.
 There is no multiplier: the bit-serial layers (first conv over pixel bits, head over the bits of Z) shift-add.
 """
@@ -342,8 +342,8 @@ class SpikeEngine(wiring.Component):
         # only LAYER_WAIT may end the model (LayerController), so the plan must end with an accumulating layer
         assert plan.layers[-1]["op"] == Opcode.HEAD.value, "the plan must end with the head"
         # LAYER_WAIT reads the pipelines' and the epilogue's idle flags from one register (IDLE_FLAG_LATENCY): their
-        # busy bits sit across the die and fed the controller's next-state logic (the 16-lane worst path of the
-        # overlap branch); an end-of-output marker entering, or Kᵀ·V's last channel scanned, in this cycle counts as
+        # busy bits sit across the die and, read directly, were the 16-lane core's worst path into the controller's
+        # next-state logic; an end-of-output marker entering, or Kᵀ·V's last channel scanned, in this cycle counts as
         # busy (their busy flags rise a cycle later)
         pipeline_idle = Signal()
         m.d.sync += pipeline_idle.eq(~(events.busy | kv_seq.busy | events.mark | kv_seq.done) & epilogue.idle)
@@ -395,7 +395,8 @@ class SpikeEngine(wiring.Component):
         with m.If(ctrl.load):
             m.d.sync += [L.eq(lt_fields), lif_from_stream.eq(lt_fields["op"] == Opcode.STREAM_LIF),
                          hz_step.eq(lt_fields["RS"] - (T - 1))]
-            m.d.comb += [outputs.load.eq(1), issue_outputs.load.eq(1), kv_seq.tokens.eq(lt_fields["N"]), kv_seq.channels.eq(lt_fields["d"]),
+            m.d.comb += [outputs.load.eq(1), issue_outputs.load.eq(1),
+                         kv_seq.tokens.eq(lt_fields["N"]), kv_seq.channels.eq(lt_fields["d"]),
                          kv_seq.groups.eq(lt_fields["Gout"]), kv_seq.dp.eq(lt_fields["DP"]),
                          kv_seq.k_base.eq(lt_fields["k_base"]), kv_seq.v_base.eq(lt_fields["v_base"])]
         with m.If(ctrl.kv_start | ctrl.head_z_start):
