@@ -93,15 +93,17 @@ def test_manifest_memories_are_the_memories_in_the_verilog(tmp_path):
 
 def test_manifest_layer_fields_are_the_widths_in_the_verilog(tmp_path):
     """The resource model reads the layer-table field widths and the tap positions' width from the manifest: they
-    must be what the generated tap walker declares, and wide enough for every layer's values."""
+    must be what the generated output loops declare for tap (0, 0)'s column and row, and wide enough for every
+    layer's values."""
     manifest = generate(im.random_intmodel(seed=22), 8, str(tmp_path))
     text = (tmp_path / "core.v").read_text()
     fields = manifest["layer_fields"]
-    walker = text[text.index("module \\spikingformer_core.tap_walker"):]
-    walker = walker[:walker.index("endmodule")]
-    for port in ("ix", "iy"):
-        (msb,) = re.findall(rf"^\s*input (?:signed )?\[(\d+):0\] {port};", walker, flags=re.M)
-        assert int(msb) + 1 == fields["position_width"]
+    for loop in ("issue_loop", "output_loop"):
+        module = text[text.index(f"module \\spikingformer_core.{loop} "):]
+        module = module[:module.index("endmodule")]
+        for register in ("ix", "iy"):
+            (msb,) = re.findall(rf"^\s*reg (?:signed )?\[(\d+):0\] {register} = ", module, flags=re.M)
+            assert int(msb) + 1 == fields["position_width"], (loop, register)
     for layer in manifest["layer_table"]:
         for f in ("Wi", "Hi", "Wo", "Ho", "DP", "Gout", "Gin"):
             assert layer[f] < 2 ** fields["widths"][f]
