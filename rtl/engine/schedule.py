@@ -73,11 +73,11 @@ def timing(T):
         "epilogue": {"pool_write": 1},         # WRITE
         # accumulating layers: an output's epilogue runs beside the next output's scan (see the docstring)
         "output_spacing": output_spacing(T),   # cycles from an output's last SCAN cycle to the next one's, at least
-        # the last output's snapshot, its epilogue (OutputEpilogue's schedule), then FETCH
-        "layer_tail": {"lif": ACC_LATENCY + OutputEpilogue.cycles(EpilogueKind.LIF, T) + IDLE_FLAG_LATENCY,
-                       "stream_add": ACC_LATENCY + OutputEpilogue.cycles(EpilogueKind.STREAM_ADD, T)
-                       + IDLE_FLAG_LATENCY,
-                       "head_write": ACC_LATENCY + OutputEpilogue.cycles(EpilogueKind.HEAD, T) + IDLE_FLAG_LATENCY},
+        # the last output's snapshot, its epilogue (OutputEpilogue's schedule), LAYER_WAIT's registered idle flag,
+        # then FETCH
+        "layer_tail": {name: ACC_LATENCY + OutputEpilogue.cycles(kind, T) + IDLE_FLAG_LATENCY
+                       for name, kind in (("lif", EpilogueKind.LIF), ("stream_add", EpilogueKind.STREAM_ADD),
+                                          ("head_write", EpilogueKind.HEAD))},
         "stream_lif_output": StreamLifSequencer.period(T),    # the outputs back to back
         # start, the first read, the last output's write, and a wait for the first output's thresholds
         "stream_lif_fixed": StreamLifSequencer.FIXED_CYCLES + stream_lif_param_wait(T),
