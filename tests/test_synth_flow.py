@@ -280,7 +280,11 @@ def _stall_seeds(monkeypatch, stalled):
             seed = int(cmd[cmd.index("--seed") + 1])
             started.append(seed)
             if seed in stalled:
-                cmd = [sys.executable, "-c", "import time; time.sleep(120)"]
+                # a router that stops converging: its progress rows in the log (nextpnr's format), then no end
+                rows = "".join(f"Info: {i:10d} |  {i // 4:7d}  {i:9d} |  400   600 |  {left:8d}|  20.00  {t:9.2f}|\n"
+                               for i, left, t in ((143000, 2607, 566.54), (144000, 2585, 587.53)))
+                cmd = [sys.executable, "-c", f"import time; open('nextpnr.log', 'w').write({rows!r}); "
+                       "time.sleep(120)"]
         return real_run(cmd, log_path, what, cwd, progress, limit_s)
     monkeypatch.setattr(synth, "_run", run)
     return started
@@ -296,7 +300,8 @@ def test_a_seed_past_the_timeout_is_replaced_by_the_next_seed(tmp_path, monkeypa
     assert started == [1, 2, 3]
     assert report["seeds_used"] == [1, 3] and report["seeds_timed_out"] == [2]
     assert len(report["fmax_per_seed"]) == 2 and all(f > 30 for f in report["fmax_per_seed"])
-    assert any("seed 2) was stopped after" in m for m in messages)
+    assert any("seed 2) was stopped after" in m and "router1 still had 2,585 arcs to route after 588 s" in m
+               for m in messages), messages
     assert synth.seed_summary(report).endswith("(seed 3); seed 2 timed out and was replaced")
 
     # A rerun under the same limit neither retries the stalled seed nor reruns the finished ones.
@@ -304,6 +309,23 @@ def test_a_seed_past_the_timeout_is_replaced_by_the_next_seed(tmp_path, monkeypa
     again = synth.synthesise(v, "rom_acc", "ecp5", seeds=2, out_dir=str(tmp_path / "out"),
                              progress=lambda m: None, seed_timeout_s=20)
     assert started == [] and again == report
+
+
+# rows of router1's table as nextpnr-ecp5 0.11.1 wrote them for a 16-lane digits seed that did not converge
+ROUTER1_LOG = """Info: Routing 80108 arcs.
+Info:            |   (re-)routed arcs  |   delta    | remaining|       time spent     |
+Info:    IterCnt |  w/ripup   wo/ripup |  w/r  wo/r |      arcs| batch(sec) total(sec)|
+Info:       1000 |       93        906 |   93   906 |     79306|       1.86       1.86|
+Info:     155000 |    39211     112536 |  494   505 |      1130|      39.21     994.98|
+"""
+
+
+@pytest.mark.unit
+def test_router_progress_reads_router1s_last_row():
+    assert synth.router_progress(ROUTER1_LOG) == (1130, 994.98)
+    assert synth.router_progress(ROUTER1_LOG.rsplit("Info:     155000", 1)[0]) == (79306, 1.86)
+    # before routing, or another router's log: nothing to report
+    assert synth.router_progress("Info: Running placer...\nInfo: HeAP Placer Time: 40.66s\n") is None
 
 
 @pytest.mark.unit

@@ -503,6 +503,21 @@ def _ice40_fit(cells: dict, port_bits: int) -> list[str]:
     return problems
 
 
+# router1's progress table in nextpnr's log: "IterCnt | w/ripup wo/ripup | w/r wo/r | remaining arcs | batch total"
+_ROUTER1_ROW = re.compile(r"^Info:\s+\d+\s+\|\s+\d+\s+\d+\s+\|\s+\d+\s+\d+\s+\|\s+(\d+)\|\s+[\d.]+\s+([\d.]+)\|\s*$",
+                          re.M)
+
+
+def router_progress(log_text: str):
+    """(arcs still to route, seconds of routing) from router1's last progress row in a nextpnr log, or None when
+    the log has none (placement not finished, or router2, whose log reads differently)."""
+    rows = _ROUTER1_ROW.findall(log_text)
+    if not rows:
+        return None
+    arcs, seconds = rows[-1]
+    return int(arcs), float(seconds)
+
+
 def place_and_route(seed: int, out_dir: str, target: str, freq: float, synth_key: str, versions: dict,
                 seed_timeout_s: float | None, progress=None, router: str | None = None):
     """The seed's nextpnr report path, or None when the seed ran past seed_timeout_s (recorded, so a rerun
@@ -537,8 +552,14 @@ def place_and_route(seed: int, out_dir: str, target: str, freq: float, synth_key
         _run(cmd, os.path.join(seed_dir, "nextpnr.out"), f"nextpnr ({target}, seed {seed})", seed_dir, progress,
              limit_s=seed_timeout_s)
     except ToolTimeout as exc:
-        progress(f"synth: {exc}; the router did not converge in time, so another seed takes its place")
-        _atomic_json(seed_stamp, {"key": pnr_key, "timed_out": True, "seconds": round(time.time() - t0, 1)})
+        # how far the router got says whether a longer limit would help: a few arcs left, or thousands
+        log_path = os.path.join(seed_dir, "nextpnr.log")
+        routed = router_progress(Path(log_path).read_text(errors="replace")) if os.path.exists(log_path) else None
+        where = (f" (router1 still had {routed[0]:,} arcs to route after {routed[1]:.0f} s of routing)"
+                 if routed else "")
+        progress(f"synth: {exc}{where}; the router did not converge in time, so another seed takes its place")
+        _atomic_json(seed_stamp, {"key": pnr_key, "timed_out": True, "seconds": round(time.time() - t0, 1),
+                                  **({"arcs_left": routed[0]} if routed else {})})
         return None
     _atomic_json(seed_stamp, {"key": pnr_key, "seconds": round(time.time() - t0, 1)})
     return rpt_path
