@@ -35,9 +35,9 @@ Cycle cost (exact): `timing()` (schedule.py) lists every fixed cost; gen-rtl wri
   max(output_spacing(T), 2 + scan) (its rows follow the previous output's through the row pipeline after a 2-slot
   seam); then the layer's tail (ACC_LATENCY + T + 3 LIF | ACC_LATENCY + T + 4 stream add |
   ACC_LATENCY + 2 head write, each + 1 for LAYER_WAIT's registered idle flag). pooling outputs:
-  1 + Σ_taps [1 | 2 per row] + 1. stream LIF: T + 1 per output (back to back) + 4 per layer. KV: N + 6 per (group, K row block), 1 + max(1, tokens with a non-zero K word) per
-  (group, K channel) (channels back to back), KV_ACC_LATENCY + 1 per layer. head Z: (N·T + DRAIN + 2) per group.
-  argmax: K + 2 cycles.
+  1 + Σ_taps [1 | 2 per row] + 1. stream LIF: T + 1 per output (back to back) + 4 per layer. KV: N + 6 per
+  (group, K row block), 1 + max(1, tokens with a non-zero K word) per (group, K channel) (channels back to back),
+  KV_ACC_LATENCY + 1 per layer. head Z: (N·T + DRAIN + 2) per group. argmax: K + 2 cycles.
 There is no multiplier: the bit-serial layers (first conv over pixel bits, head over the bits of Z) shift-add.
 """
 from __future__ import annotations
