@@ -546,8 +546,10 @@ def place_and_route(seed: int, out_dir: str, target: str, freq: float, synth_key
     cmd = [_tool(t["pnr"]), *t["pnr_args"], "--json", "../netlist.json", "--freq", f"{freq:g}",
            "--seed", str(seed), "--timing-allow-fail", "--report", "nextpnr_report.json",
            "-l", "nextpnr.log", "-q", *(["--router", router] if router else [])]
-    if os.path.exists(rpt_path):
-        os.remove(rpt_path)
+    # neither a previous run's report nor its log may pass for this run's (the log gives a timeout's router progress)
+    for stale in (rpt_path, os.path.join(seed_dir, "nextpnr.log")):
+        if os.path.exists(stale):
+            os.remove(stale)
     try:
         _run(cmd, os.path.join(seed_dir, "nextpnr.out"), f"nextpnr ({target}, seed {seed})", seed_dir, progress,
              limit_s=seed_timeout_s)
